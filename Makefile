@@ -1,0 +1,36 @@
+# The two commands of README.md, and the steps they are made of.
+# Every target that builds or tests first runs scripts/setup.sh, which is idempotent and quick when done.
+
+SWIFT ?= swift
+BUILD_FLAGS ?=
+BIN := .build/debug
+
+.PHONY: run test setup build check unit fixtures clean
+
+## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
+run: setup build
+	$(BIN)/bpfman serve
+
+## Set up what is missing, build, and run every test suite; non-zero exit on any failure.
+test: setup check build fixtures unit
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	$(SWIFT) build $(BUILD_FLAGS)
+
+## Static checks: the module graph.
+check:
+	bash scripts/check-imports.sh
+
+## eBPF objects the tests load, compiled from Tests/Fixtures/bpf/*.bpf.c.
+fixtures:
+	bash scripts/build-fixtures.sh
+
+## Unit and kernel-A tests (swift test). Kernel tests need root; without it they are skipped with a reason.
+unit: build
+	$(SWIFT) test $(BUILD_FLAGS)
+
+clean:
+	rm -rf .build .build-* .venv

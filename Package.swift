@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+// The bpfman daemon, its CLI and its loader engine. See README.md for the module graph.
+import PackageDescription
+
+/// One settings array for every Swift target (STYLE.md convention 1).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "swift-bpfman",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "bpfman", targets: ["bpfman"]),
+        .executable(name: "protocat", targets: ["protocat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C system libraries: each is a module map over one shim header.
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // The wire contract: generated messages plus a hand-written codec. No dependencies at all.
+        .target(name: "Proto", swiftSettings: swiftSettings),
+        // Turns proto/*.proto into Sources/Proto/Generated. A leaf nothing imports.
+        .executableTarget(name: "ProtoGen", swiftSettings: swiftSettings),
+        // Binary protobuf <-> canonical JSON on stdin/stdout, for people and tests.
+        .executableTarget(name: "protocat", dependencies: ["Proto"], swiftSettings: swiftSettings),
+
+        // gRPC over HTTP/2 on libnghttp2. Knows nothing of bpfman.
+        .target(name: "H2Transport", dependencies: ["CNghttp2", logging], swiftSettings: swiftSettings),
+
+        // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
+        .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),
+
+        // The daemon and the CLI: joins Proto, H2Transport and BpfmanEngine.
+        .target(
+            name: "BpfmanServer",
+            dependencies: [
+                "Proto", "H2Transport", "BpfmanEngine", logging,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "bpfman", dependencies: ["BpfmanServer"], swiftSettings: swiftSettings),
+
+        // Tests. TestSupport holds helpers and the eBPF fixture sources shared by every suite.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoTests", dependencies: ["Proto", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "H2TransportTests",
+            dependencies: ["H2Transport", "CNghttp2", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BpfmanEngineTests",
+            dependencies: ["BpfmanEngine", "CBPF", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BpfmanServerTests",
+            dependencies: [
+                "BpfmanServer", "Proto", "BpfmanEngine", "H2Transport", "TestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,63 @@
+public import ArgumentParser
+
+/// The `bpfman` command: `bpfman serve` is the daemon, every other subcommand is a client of it.
+public struct BpfmanCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bpfman",
+        abstract: "Load, attach and manage eBPF programs.",
+        version: BpfmanVersion.string,
+        subcommands: [Serve.self, Version.self]
+    )
+
+    public init() {}
+
+    /// The flags that, in first position, mean `serve` (SPEC §1.2).
+    static let serveFlags: Set<String> = [
+        "--socket-path", "--runtime-dir", "--image-cache-dir", "--csi-support", "--timeout", "--config",
+    ]
+
+    /// Rewrites the process arguments into the shape ArgumentParser expects.
+    ///
+    /// `bpfman-rpc ...` and `bpfman --csi-support ...` (any serve flag first) both mean `bpfman serve ...`.
+    /// - Parameters:
+    ///   - executableName: the last path component of argv[0].
+    ///   - arguments: argv without argv[0].
+    /// - Returns: the arguments to parse.
+    public static func normalizedArguments(executableName: String, arguments: [String]) -> [String] {
+        if executableName == "bpfman-rpc" {
+            return ["serve"] + arguments
+        }
+        if let first = arguments.first {
+            let flag = first.split(separator: "=", maxSplits: 1).first.map(String.init) ?? first
+            if serveFlags.contains(flag) {
+                return ["serve"] + arguments
+            }
+        }
+        return arguments
+    }
+}
+
+/// The version this build reports.
+public enum BpfmanVersion {
+    public static let string = "0.1.0-dev"
+}
+
+extension BpfmanCommand {
+    /// `bpfman version`: prints the version.
+    struct Version: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the bpfman version.")
+
+        func run() {
+            print("bpfman \(BpfmanVersion.string)")
+        }
+    }
+}
+
+extension BpfmanCommand {
+    /// Runs the command for this process's arguments: the executable's whole `main`.
+    public static func runMain(argv: [String]) async {
+        let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
+        let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
+        await main(arguments)
+    }
+}
