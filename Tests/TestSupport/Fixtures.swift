@@ -39,13 +39,14 @@ public enum BPFFixtures {
             return output
         }
         try fm.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        // A per-process temporary name: several test processes may compile the same fixture at once.
+        let temporary = "\(output).\(getpid()).tmp"
         let result = try run(
             "clang",
-            ["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", source, "-o", output + ".tmp"]
+            ["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", source, "-o", temporary]
         )
         guard result.status == 0 else { throw FixtureError("clang failed for \(name):\n\(result.output)") }
-        try? fm.removeItem(atPath: output)
-        try fm.moveItem(atPath: output + ".tmp", toPath: output)
+        guard rename(temporary, output) == 0 else { throw FixtureError("cannot rename \(temporary) to \(output)") }
         return output
     }
 }
