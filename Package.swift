@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(
             name: "BpfmanServerTests",
             dependencies: [
-                "BpfmanServer", "Proto", "BpfmanEngine", "H2Transport", "TestSupport",
+                "BpfmanServer", "Proto", "BpfmanEngine", "H2Transport", "TestSupport", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
