@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import BpfmanServer
+
+@Suite struct ProcessSetupTests {
+    @Test func raisesMemlockOrExplainsWhyItNeedNot() throws {
+        try #require(geteuid() == 0, "raising RLIMIT_MEMLOCK needs root")
+        let outcome = try ProcessSetup.raiseMemlockLimit()
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit)
+        switch outcome {
+        case .unlimited:
+            #expect(limit.rlim_cur == rlim_t.max)  // RLIM_INFINITY
+        case .notNeeded(let hard):
+            // Some machines (this project's among them) withhold CAP_SYS_RESOURCE even from root.
+            #expect(limit.rlim_cur == hard && limit.rlim_max == hard)
+            #expect(ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: ProcessSetup.kernelRelease()))
+        }
+    }
+
+    @Test func onlyKernelsBefore511NeedTheMemlockLimit() throws {
+        #expect(ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "6.18.44-fc-v595"))
+        #expect(ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "5.11.0"))
+        #expect(!ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "5.10.209-1"))
+        #expect(!ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "4.19.0"))
+    }
+
+    /// Whether this process may raise its hard memlock limit (it holds CAP_SYS_RESOURCE).
+    static let mayRaiseHardMemlock: Bool = {
+        var current = rlimit()
+        getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &current)
+        var probe = rlimit(rlim_cur: current.rlim_cur, rlim_max: rlim_t.max)
+        return current.rlim_max == rlim_t.max || setrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &probe) == 0
+    }()
+
+    @Test(.enabled(if: !mayRaiseHardMemlock, "this process holds CAP_SYS_RESOURCE, so the raise cannot fail"))
+    func unraisableLimitOnAnOldKernelIsTheSPECStartupError() {
+        #expect(throws: StartupError("must be privileged to run bpfman")) {
+            _ = try ProcessSetup.raiseMemlockLimit(kernelRelease: "5.10.0")
+        }
+    }
+
+    @Test func secondLockOnTheSameRuntimeDirectoryFailsWithSPECMessage() throws {
+        let dir = NSTemporaryDirectory() + "rd-lock-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/nested"
+        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        let first = try RuntimeDirectoryLock(directory: dir, retries: 0, delayMilliseconds: 0)
+        var attributes = stat()
+        #expect(stat(dir, &attributes) == 0 && attributes.st_mode & 0o777 == 0o755)
+
+        // flock locks belong to the open file description, so a second open in this process conflicts too;
+        // a separate process (flock(1)) proves it the way a second daemon would meet it.
+        let contender = try run("flock", ["--nonblock", dir + "/.lock", "true"])
+        #expect(contender.status != 0)
+        #expect(throws: StartupError("another bpfman daemon is using \(dir)")) {
+            _ = try RuntimeDirectoryLock(directory: dir, retries: 2, delayMilliseconds: 1)
+        }
+        _ = consume first
+        let again = try RuntimeDirectoryLock(directory: dir, retries: 0, delayMilliseconds: 0)
+        _ = consume again
+        #expect(try run("flock", ["--nonblock", dir + "/.lock", "true"]).status == 0)
+    }
+}
