@@ -51,4 +51,20 @@ static inline int cbpf_vformat(char *buf, size_t len, const char *fmt, va_list a
     return vsnprintf(buf, len, fmt, args);
 }
 
+
+// ---- dispatcher helpers (BpfmanEngine/Dispatch) ----
+#include <sys/ioctl.h>
+/// setns(2) into a network namespace (CLONE_NEWNET = 0x40000000) for the calling thread only.
+/// Returns 0, or -1 with errno set. Glibc's setns needs _GNU_SOURCE, hence the raw syscall.
+static inline int cbpf_setns_net(int fd) {
+    return (int)syscall(__NR_setns, fd, 0x40000000);
+}
+/// The namespace type of a namespace file (ioctl NS_GET_NSTYPE), or -1 with errno set.
+static inline int cbpf_ns_type(int fd) {
+    return ioctl(fd, 0xb703);
+}
+/// 1 when `type` (from cbpf_ns_type) is a network namespace.
+static inline int cbpf_ns_is_net(int type) { return type == 0x40000000; }
+// ---- end dispatcher helpers ----
+
 #endif

@@ -1,0 +1,65 @@
+internal import CBPF
+internal import Glibc
+
+/// A file descriptor owned for the length of one dispatcher operation, closed in `deinit`.
+///
+/// Dispatch code hands no fds out: pins keep kernel objects alive between requests (SPEC §6.5), so every
+/// fd opened here is closed before the public function returns.
+// Kept apart from the engine's OwnedFD so this directory builds on its own; the two can merge later.
+struct ScopedFD: ~Copyable {
+    let raw: CInt
+
+    init(taking raw: CInt) {
+        precondition(raw >= 0, "ScopedFD needs a valid descriptor, got \(raw)")
+        self.raw = raw
+    }
+
+    deinit { close(raw) }
+}
+
+/// The bpf(2)/libbpf calls dispatch code needs, each decoding libbpf's `-errno` convention in one place
+/// (STYLE convention 4): a negative result becomes `DispatchError` `.internal` naming the C function and
+/// the subject; EBADF/EFAULT are our bugs and trap.
+enum DispatchBPF {
+    /// Turns a libbpf `int` result (`-errno`, or -1 with errno) into a value or an error.
+    @inline(never)
+    static func check(_ result: Int32, _ what: @autoclosure () -> String) throws(DispatchError) -> Int32 {
+        if result >= 0 { return result }
+        let code = result == -1 ? errno : -result
+        precondition(code != EBADF && code != EFAULT, "\(what()): \(code) is a dispatch bug")
+        throw DispatchError(.internal, "\(what()): \(String(cString: strerror(code)))", errno: code)
+    }
+
+    /// Opens a pinned object. The corresponding C function is `bpf_obj_get`.
+    static func open(pin path: String) throws(DispatchError) -> ScopedFD {
+        ScopedFD(taking: try check(bpf_obj_get(path), "open pin \(path)"))
+    }
+
+    /// Pins `fd` at `path`. The corresponding C function is `bpf_obj_pin`.
+    static func pin(_ fd: borrowing ScopedFD, at path: String) throws(DispatchError) {
+        _ = try check(bpf_obj_pin(fd.raw, path), "pin \(path)")
+    }
+
+    /// Kernel id of a program fd.
+    static func programID(_ fd: borrowing ScopedFD) throws(DispatchError) -> UInt32 {
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        _ = try check(bpf_obj_get_info_by_fd(fd.raw, &info, &length), "read program info")
+        return info.id
+    }
+
+    /// Kernel id and program id of a link fd.
+    static func linkInfo(_ fd: borrowing ScopedFD) throws(DispatchError) -> (id: UInt32, programID: UInt32) {
+        var info = bpf_link_info()
+        var length = UInt32(MemoryLayout<bpf_link_info>.size)
+        _ = try check(bpf_obj_get_info_by_fd(fd.raw, &info, &length), "read link info")
+        return (info.id, info.prog_id)
+    }
+
+    /// Removes a pin or empty directory; a missing one is fine.
+    static func remove(_ path: String) {
+        if unlink(path) != 0, errno == EISDIR || errno == EPERM {
+            _ = rmdir(path)
+        }
+    }
+}
