@@ -104,6 +104,10 @@ func makeServerSession(owner: Connection, settings: GRPCServer.Configuration) ->
     nghttp2_option_set_max_outbound_ack(option, 1000)
     nghttp2_option_set_max_settings(option, 32)
     nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+    // grpc-go sends the Unix socket path as :authority ("/run/bpfman-sock/bpfman.sock"), which
+    // nghttp2's HTTP checks reject with RST_STREAM. gRPC needs none of those checks (the transport
+    // validates :method, :path, content-type and te itself), so they are off.
+    nghttp2_option_set_no_http_messaging(option, 1)
 
     var session: OpaquePointer?
     let userData = Unmanaged.passUnretained(owner).toOpaque()
