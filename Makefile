@@ -5,14 +5,14 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build check unit fixtures clean
+.PHONY: run test setup build check unit fixtures clean kernel-b
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
 	$(BIN)/bpfman serve
 
 ## Set up what is missing, build, and run every test suite; non-zero exit on any failure.
-test: setup check build fixtures unit
+test: setup check build fixtures unit kernel-b
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,11 @@ fixtures:
 ## Unit and kernel-A tests (swift test). Kernel tests need root; without it they are skipped with a reason.
 unit: build
 	$(SWIFT) test $(BUILD_FLAGS)
+
+## Kernel-B tests: every suite whose name ends in KernelB, run inside Debian's stock kernel under qemu
+## (scripts/run-kernel-b.sh; the first run downloads the kernel package into .cache/kernel-b).
+kernel-b: setup
+	bash scripts/run-kernel-b.sh
 
 clean:
 	rm -rf .build .build-* .venv
