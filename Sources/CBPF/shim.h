@@ -51,6 +51,57 @@ static inline int cbpf_vformat(char *buf, size_t len, const char *fmt, va_list a
     return vsnprintf(buf, len, fmt, args);
 }
 
+// ---- engine helpers (BpfmanEngine/Kernel) ----
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+
+/// perf_event_open(2) for a tracepoint id (PERF_TYPE_TRACEPOINT), all processes, close-on-exec.
+/// Returns the fd, or -1 with errno set.
+static inline int cbpf_perf_open_tracepoint(unsigned long long id) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.type = PERF_TYPE_TRACEPOINT;
+    attr.size = sizeof(attr);
+    attr.config = id;
+    return (int)syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+/// perf_event_open(2) on a dynamic probe PMU (kprobe or uprobe): `type` from
+/// /sys/bus/event_source/devices/<pmu>/type, `config` carries the retprobe bit, `name` is the function
+/// (kprobe) or file path (uprobe), `offset` the offset within it. pid > 0 limits a uprobe to that process.
+static inline int cbpf_perf_open_probe(unsigned int type, unsigned long long config, const char *name,
+                                       unsigned long long offset, int pid) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.type = type;
+    attr.size = sizeof(attr);
+    attr.config = config;
+    attr.config1 = (unsigned long long)(unsigned long)name;
+    attr.config2 = offset;
+    return (int)syscall(__NR_perf_event_open, &attr, pid > 0 ? pid : -1, pid > 0 ? -1 : 0, -1,
+                        PERF_FLAG_FD_CLOEXEC);
+}
+
+/// Options for opening an object: libbpf's pin root for PIN_BY_NAME maps. LIBBPF_OPTS does not import.
+static inline struct bpf_object *cbpf_object_open_pinned(const char *path, const char *pin_root) {
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+    struct bpf_object *obj = bpf_object__open_file(path, &opts);
+    long err = libbpf_get_error(obj);
+    if (err) {
+        errno = (int)-err;
+        return NULL;
+    }
+    return obj;
+}
+#include <sys/vfs.h>
+
+/// 1 when `path` is on a bpffs mount (statfs magic 0xcafe4a11), 0 when not, -1 with errno on error.
+static inline int cbpf_is_bpffs(const char *path) {
+    struct statfs st;
+    if (statfs(path, &st) != 0) return -1;
+    return st.f_type == 0xcafe4a11 ? 1 : 0;
+}
+// ---- end engine helpers ----
 
 // ---- dispatcher helpers (BpfmanEngine/Dispatch) ----
 #include <sys/ioctl.h>
@@ -66,5 +117,6 @@ static inline int cbpf_ns_type(int fd) {
 /// 1 when `type` (from cbpf_ns_type) is a network namespace.
 static inline int cbpf_ns_is_net(int type) { return type == 0x40000000; }
 // ---- end dispatcher helpers ----
+
 
 #endif

@@ -1,0 +1,372 @@
+internal import CBPF
+internal import Glibc
+internal import Logging
+
+extension Engine {
+    /// Loads the requested programs of one object (SPEC §3.1): one kernel load, every program pinned at
+    /// `fs/prog_<id>`, maps pinned per owner, one transaction of records. All or nothing.
+    ///
+    /// - Returns: one entry per requested program, in request order, with `info` and `kernelInfo` set.
+    /// - Throws: `EngineError` with the §3.1 code and message of the first failing check.
+    package func load(_ request: LoadRequest) throws(EngineError) -> [ProgramDetails] {
+        let validated = try validate(request)
+        dropStaleRecords()
+        let mapOwner = try checkMapOwner(request.mapOwnerID ?? 0)
+        let (objectPath, location) = try resolveBytecode(request.bytecode!)
+        try checkObjectFile(objectPath)
+        let pinRoot = paths.sharedMapsDirectory
+        let object = try converting({ () throws(BPFError) in try BPFObject.open(path: objectPath, pinRoot: pinRoot) }) {
+            .invalidArgument("object file \(objectPath) is not a BPF object: \($0.errno)")
+        }
+        // Programs by name; unrequested ones are not loaded.
+        let declared = object.programs
+        let missing = validated.map(\.info.name).filter { name in !declared.contains { $0.name == name } }
+        guard missing.isEmpty else {
+            throw .invalidArgument(
+                "program(s) not found in object file: [\(missing.joined(separator: ", "))]; available programs: "
+                    + "[\(declared.map(\.name).joined(separator: ", "))]")
+        }
+        var chosen: [(name: String, kind: ProgramKind, handle: OpaquePointer, target: LoadTarget?)] = []
+        for item in validated {
+            let program = declared.first { $0.name == item.info.name }!
+            guard let kind = Engine.kind(section: program.section, requested: item.type) else {
+                let family = Engine.sectionFamily(program.section) ?? "unknown"
+                throw .invalidArgument(
+                    "program type mismatch: \(item.info.name) was requested as \(item.type.name) but its ELF section "
+                        + "\"\(program.section)\" is a \(family) section")
+            }
+            chosen.append((item.info.name, kind, program.handle, item.info.target))
+        }
+        for program in declared where !chosen.contains(where: { $0.name == program.name }) {
+            bpf_program__set_autoload(program.handle, false)
+        }
+        try applyGlobalData(request.globalData, to: object)
+        // Map sharing: reuse the owner's pinned maps (SPEC §5.2).
+        if let mapOwner {
+            try reuseOwnerMaps(of: object, owner: mapOwner)
+        }
+        // Kernel types and load-time targets (SPEC §4.1, §4.15).
+        var loadMode: [String: LoadMode] = [:]
+        // Fds libbpf needs until the load (EXT targets); closed when this call returns.
+        var heldUntilLoad: [CInt] = []
+        defer { heldUntilLoad.forEach { _ = Glibc.close($0) } }
+        for program in chosen {
+            loadMode[program.name] = try configure(
+                program.handle, kind: program.kind, target: program.target, holding: &heldUntilLoad)
+        }
+        // Verifier logs, one buffer per requested program; libbpf retries with log level 1 on failure.
+        let logSize = 1 << 20
+        let logs = chosen.map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: logSize) }
+        defer { logs.forEach { $0.deallocate() } }
+        for (index, program) in chosen.enumerated() {
+            logs[index].initialize(to: 0)
+            bpf_program__set_log_buf(program.handle, logs[index], logSize)
+        }
+        let sharedBefore = Set(Syscalls.listDirectory(paths.sharedMapsDirectory))
+        if case .failure(let error) = object.load() {
+            let failed = chosen.indices.first { logs[$0][0] != 0 } ?? 0
+            var message = "failed to load program \(chosen[failed].name): \(error.errno)"
+            let log = String(cString: logs[failed])
+            if !log.isEmpty {
+                let tail = log.utf8.count > 16384 ? "...(truncated)" + String(decoding: log.utf8.suffix(16384), as: UTF8.self) : log
+                message += "\nverifier log:\n" + tail
+            }
+            throw .internal(message, errno: error.errno)
+        }
+
+        // Pin programs and maps, then commit. Anything created is removed again on failure.
+        var createdPins: [String] = []
+        var createdDirectories: [String] = []
+        let sharedCreated = Set(Syscalls.listDirectory(paths.sharedMapsDirectory)).subtracting(sharedBefore)
+        func rollback() {
+            createdPins.reversed().forEach { removePin($0) }
+            createdDirectories.forEach { removeDirectory($0) }
+            sharedCreated.forEach { removePin(paths.sharedMapsDirectory + "/" + $0) }
+        }
+        let publicMaps = object.maps.filter { !$0.isInternal }
+        let sharedNames = publicMaps.compactMap { map -> String? in
+            guard let pin = map.pinPath, pin.hasPrefix(paths.sharedMapsDirectory + "/") else { return nil }
+            return String(pin.dropFirst(paths.sharedMapsDirectory.count + 1))
+        }
+        var records: [ProgramRecord] = []
+        do throws(EngineError) {
+            for program in chosen {
+                let fd = bpf_program__fd(program.handle)
+                var info = bpf_prog_info()
+                var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+                guard bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else {
+                    throw .internal("failed to read the id for program \(program.name): \(Errno.current)")
+                }
+                let id = info.id
+                let pin = paths.programPin(id)
+                if bpf_obj_pin(fd, pin) != 0 {
+                    let error = Errno.current
+                    throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
+                }
+                createdPins.append(pin)
+                if mapOwner == nil {
+                    let directory = paths.mapSetDirectory(id)
+                    if case .failure(let error) = Syscalls.mkdir(directory, 0o755) {
+                        throw .internal("failed to create map directory for program \(program.name): \(error.errno)")
+                    }
+                    createdDirectories.append(directory)
+                    for map in publicMaps {
+                        let mapPin = paths.mapPin(owner: id, map: map.name)
+                        if bpf_obj_pin(map.fd, mapPin) != 0 {
+                            let error = Errno.current
+                            throw .internal("failed to pin map \(map.name) for program \(program.name): \(error)")
+                        }
+                        _ = Syscalls.chmod(mapPin, mode_t(BpfmanPaths.mapPinMode))
+                    }
+                }
+                let storedLocation: BytecodeLocation =
+                    switch location {
+                    case .file: location
+                    case .image(let image): .image(image.withoutCredentials)
+                    }
+                records.append(
+                    ProgramRecord(
+                        id: id, name: program.name, kind: program.kind, loadMode: loadMode[program.name] ?? .native,
+                        location: storedLocation, metadata: request.metadata, globalData: request.globalData,
+                        mapOwnerID: mapOwner, mapSetID: mapOwner ?? id, attachTarget: program.target?.targetName,
+                        sharedMaps: sharedNames))
+            }
+            crashPoint("load.beforeCommit")
+            try db { () throws(SQLiteError) in
+                try store.transaction { () throws(SQLiteError) in
+                    for record in records where record.mapOwnerID == nil {
+                        try store.insertMapSet(id: record.id, pinDirectory: paths.mapSetDirectory(record.id))
+                    }
+                    for record in records { try store.insertProgram(record) }
+                }
+            }
+        } catch {
+            rollback()
+            throw error
+        }
+        crashPoint("load.afterCommit")
+        logger.info("loaded programs", metadata: ["program_ids": "\(records.map(\.id))"])
+        // Responses in request order, kernel info read while the object still holds the fds.
+        var results: [ProgramDetails] = []
+        for (index, record) in records.enumerated() {
+            let fd = OwnedFD(taking: dup(bpf_program__fd(chosen[index].handle)))
+            guard let kernel = KernelProgramInfo.read(fd: fd, reportedType: record.kind.reportedKernelType) else {
+                throw .internal("failed to read kernel info for program \(record.name)")
+            }
+            results.append(ProgramDetails(info: try programInfo(record), kernelInfo: kernel))
+        }
+        return results
+    }
+
+    /// The checks of SPEC §3.1 that need no file or kernel, in table order.
+    private func validate(_ request: LoadRequest) throws(EngineError) -> [(info: ProgramLoadInfo, type: BpfmanProgramType)]
+    {
+        guard let bytecode = request.bytecode else { throw .invalidArgument("bytecode location is required") }
+        switch bytecode {
+        case .file(let path):
+            guard path.hasPrefix("/") else { throw .invalidArgument("bytecode file path must be absolute, got \"\(path)\"") }
+        case .image(let image):
+            guard !image.url.isEmpty else { throw .invalidArgument("image url is required") }
+            guard (0...2).contains(image.pullPolicy) else {
+                throw .invalidArgument("invalid pull policy: unknown pull policy: \(image.pullPolicy)")
+            }
+        }
+        guard !request.programs.isEmpty else { throw .invalidArgument("at least one program info is required") }
+        var seen: Set<String> = []
+        var result: [(ProgramLoadInfo, BpfmanProgramType)] = []
+        for (index, info) in request.programs.enumerated() {
+            guard !info.name.isEmpty else { throw .invalidArgument("program name is required (info[\(index)])") }
+            guard seen.insert(info.name).inserted else {
+                throw .invalidArgument("program \(info.name) is listed more than once")
+            }
+            guard let type = BpfmanProgramType(rawValue: info.programType) else {
+                throw .invalidArgument("invalid program type for \(info.name): unknown program type: \(info.programType)")
+            }
+            switch (type, info.target) {
+            case (.fentry, .fentry(let name)?) where !name.isEmpty, (.fexit, .fexit(let name)?) where !name.isEmpty,
+                (.lsm, .lsm(let name)?) where !name.isEmpty:
+                break
+            case (.fentry, nil), (.fentry, .fentry?), (.fexit, nil), (.fexit, .fexit?):
+                throw .invalidArgument("fn_name is required for \(type.name) program \(info.name)")
+            case (.lsm, nil), (.lsm, .lsm?):
+                throw .invalidArgument("hook_name is required for lsm program \(info.name)")
+            case (_, nil):
+                break
+            case (_, let target?):
+                throw .invalidArgument(
+                    "program \(info.name): \(target.variantName) does not apply to a \(type.name) program")
+            }
+            result.append((info, type))
+        }
+        return result
+    }
+
+    /// The owner id when `id` is a live map-set owner; nil for 0.
+    private func checkMapOwner(_ id: UInt32) throws(EngineError) -> UInt32? {
+        guard id != 0 else { return nil }
+        let owner = try db { () throws(SQLiteError) in try store.program(id) }
+        guard let owner, owner.mapOwnerID == nil, BPF.programExists(id: id) else {
+            throw .invalidArgument("map_owner_id \(id) does not exist: map owner not found")
+        }
+        return id
+    }
+
+    private func resolveBytecode(_ location: BytecodeLocation) throws(EngineError) -> (String, BytecodeLocation) {
+        switch location {
+        case .file(let path): return (path, location)
+        case .image(let image):
+            guard let imageResolver else {
+                throw .failedPrecondition("bytecode images are not supported by this daemon (no image cache configured)")
+            }
+            return (try imageResolver.objectPath(for: image), location)
+        }
+    }
+
+    /// Opens the file and checks its ELF header (SPEC §3.1).
+    private func checkObjectFile(_ path: String) throws(EngineError) {
+        let fd = try converting({ () throws(SyscallError) in try Syscalls.open(path, O_RDONLY) }) {
+            .invalidArgument("object file \(path): \($0.errno)")
+        }
+        var header = [UInt8](repeating: 0, count: 64)
+        let count = header.withUnsafeMutableBytes { read(fd.rawValue, $0.baseAddress, 64) }
+        if count < 0 { throw .invalidArgument("object file \(path): \(Errno.current)") }
+        if let problem = ELFFile.bpfObjectProblem(header: Array(header.prefix(max(count, 0)))) {
+            throw .invalidArgument("object file \(path) is not a BPF object: \(problem)")
+        }
+    }
+
+    /// The section family of SPEC §4.2, for messages.
+    static func sectionFamily(_ section: String) -> String? {
+        func matches(_ names: String...) -> Bool {
+            names.contains { section == $0 || section.hasPrefix($0 + "/") }
+        }
+        if matches("xdp", "xdp.frags") { return "xdp" }
+        if matches("classifier", "tc") || section.hasPrefix("tcx/") { return "tc" }
+        if section.hasPrefix("tracepoint/") || section.hasPrefix("tp/") { return "tracepoint" }
+        if section.hasPrefix("kprobe/") { return "kprobe" }
+        if section.hasPrefix("kretprobe/") { return "kretprobe" }
+        if section.hasPrefix("uprobe/") || section.hasPrefix("uprobe.s/") { return "uprobe" }
+        if section.hasPrefix("uretprobe/") || section.hasPrefix("uretprobe.s/") { return "uretprobe" }
+        if section.hasPrefix("fentry/") || section.hasPrefix("fentry.s/") { return "fentry" }
+        if section.hasPrefix("fexit/") || section.hasPrefix("fexit.s/") { return "fexit" }
+        if section.hasPrefix("lsm/") || section.hasPrefix("lsm.s/") { return "lsm" }
+        return nil
+    }
+
+    /// The kind recorded for a program of ELF `section` requested as `type`, or nil on a mismatch.
+    static func kind(section: String, requested type: BpfmanProgramType) -> ProgramKind? {
+        switch (sectionFamily(section), type) {
+        case ("xdp", .xdp): .xdp
+        case ("tc", .tc): .tc
+        case ("tc", .tcx): .tcx
+        case ("tracepoint", .tracepoint): .tracepoint
+        case ("kprobe", .kprobe): .kprobe
+        case ("kretprobe", .kprobe): .kretprobe
+        case ("uprobe", .uprobe): .uprobe
+        case ("uretprobe", .uprobe): .uretprobe
+        case ("fentry", .fentry): .fentry
+        case ("fexit", .fexit): .fexit
+        case ("lsm", .lsm): .lsm
+        default: nil
+        }
+    }
+
+    /// Writes `globalData` over the variables' initial values (SPEC §5.4).
+    private func applyGlobalData(_ globalData: [String: [UInt8]], to object: borrowing BPFObject) throws(EngineError) {
+        guard !globalData.isEmpty else { return }
+        let variables = object.globalVariables
+        var images: [OpaquePointer: [UInt8]] = [:]
+        for (name, value) in globalData.sorted(by: { $0.key < $1.key }) {
+            guard let variable = variables.first(where: { $0.name == name }) else {
+                throw .invalidArgument(
+                    "global variable \"\(name)\" not found in object; available: "
+                        + "[\(variables.map(\.name).sorted().joined(separator: ", "))]")
+            }
+            guard variable.size == value.count else {
+                throw .invalidArgument(
+                    "global variable \"\(name)\" is \(variable.size) bytes but \(value.count) bytes were given")
+            }
+            var image = images[variable.map.pointer] ?? variable.map.initialValue ?? []
+            guard variable.offset + variable.size <= image.count else {
+                throw .internal("global variable \"\(name)\" lies outside its section")
+            }
+            image.replaceSubrange(variable.offset..<(variable.offset + variable.size), with: value)
+            images[variable.map.pointer] = image
+        }
+        for (pointer, image) in images {
+            if case .failure(let error) = BPFMapHandle(pointer: pointer).setInitialValue(image) {
+                throw .internal("failed to set global data: \(error)", errno: error.errno)
+            }
+        }
+    }
+
+    /// Points every non-internal map at the owner's pinned map after checking the definitions match.
+    private func reuseOwnerMaps(of object: borrowing BPFObject, owner: UInt32) throws(EngineError) {
+        for map in object.maps where !map.isInternal {
+            let pin = paths.mapPin(owner: owner, map: map.name)
+            let fd = try converting({ () throws(BPFError) in try BPF.objectGet(pin) }) { _ in
+                .invalidArgument("map \"\(map.name)\" is not in the map set of owner \(owner)")
+            }
+            guard case .success(let info) = BPF.mapInfo(fd) else {
+                throw .internal("cannot read map \"\(map.name)\" of owner \(owner)")
+            }
+            let fields: [(String, UInt32, UInt32)] = [
+                ("type", map.type, info.type), ("key size", map.keySize, info.key_size),
+                ("value size", map.valueSize, info.value_size), ("max entries", map.maxEntries, info.max_entries),
+                ("flags", map.flags, info.map_flags),
+            ]
+            if let (field, mine, theirs) = fields.first(where: { $0.1 != $0.2 }) {
+                throw .invalidArgument(
+                    "map \"\(map.name)\" of owner \(owner) does not match this object (\(field): \(mine) vs \(theirs))")
+            }
+            if case .failure(let error) = map.reuse(fd) {
+                throw .internal("failed to reuse map \"\(map.name)\" of owner \(owner): \(error.errno)")
+            }
+        }
+    }
+
+    /// Sets the kernel program type and load-time target; returns the load mode.
+    private func configure(
+        _ program: OpaquePointer, kind: ProgramKind, target: LoadTarget?, holding held: inout [CInt]
+    ) throws(EngineError) -> LoadMode {
+        switch kind {
+        case .xdp, .tc:
+            if let hooks, hooks.loadMode == .ext, let testPin = hooks.testDispatcherPin(for: kind) {
+                let dispatcher = try converting({ () throws(BPFError) in try BPF.objectGet(testPin) }) {
+                    .internal("cannot open the test dispatcher \(testPin): \($0.errno)")
+                }
+                bpf_program__set_type(program, BPF_PROG_TYPE_EXT)
+                let rc = bpf_program__set_attach_target(program, dispatcher.rawValue, "compat_test")
+                if rc != 0 { throw .internal("cannot target the test dispatcher: \(Errno(rawValue: -rc))") }
+                // libbpf passes attach_prog_fd to the kernel at load: keep it open until then.
+                held.append(dispatcher.take())
+                return .ext
+            }
+            bpf_program__set_type(program, kind == .xdp ? BPF_PROG_TYPE_XDP : BPF_PROG_TYPE_SCHED_CLS)
+        case .tcx:
+            bpf_program__set_type(program, BPF_PROG_TYPE_SCHED_CLS)
+        case .tracepoint:
+            bpf_program__set_type(program, BPF_PROG_TYPE_TRACEPOINT)
+        case .kprobe, .kretprobe, .uprobe, .uretprobe:
+            bpf_program__set_type(program, BPF_PROG_TYPE_KPROBE)
+        case .fentry, .fexit, .lsm:
+            let (type, attach): (bpf_prog_type, bpf_attach_type) =
+                switch kind {
+                case .fentry: (BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY)
+                case .fexit: (BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT)
+                default: (BPF_PROG_TYPE_LSM, BPF_LSM_MAC)
+                }
+            bpf_program__set_type(program, type)
+            bpf_program__set_expected_attach_type(program, attach)
+            if let target {
+                let rc = bpf_program__set_attach_target(program, 0, target.targetName)
+                if rc != 0 {
+                    throw .internal(
+                        "failed to load program \(String(cString: bpf_program__name(program))): "
+                            + "\(target.targetName): \(Errno(rawValue: -rc))", errno: Errno(rawValue: -rc))
+                }
+            }
+        }
+        return .native
+    }
+}

@@ -1,0 +1,227 @@
+internal import CBPF
+internal import Glibc
+
+/// Kernel attach-type numbers the engine uses (SPEC §4.1). Debian's UAPI headers predate TCX, so these are
+/// spelled out rather than imported.
+package enum BPFAttachType {
+    package static let traceFentry: UInt32 = 24
+    package static let traceFexit: UInt32 = 25
+    package static let lsmMac: UInt32 = 27
+    package static let xdp: UInt32 = 37
+    package static let perfEvent: UInt32 = 41
+    package static let tcxIngress: UInt32 = 46
+    package static let tcxEgress: UInt32 = 47
+}
+
+/// `BPF_LINK_CREATE`/`BPF_PROG_QUERY` flags for multi-program attach points (TCX).
+package enum BPFMultiProgFlag {
+    package static let replace: UInt32 = 4
+    package static let before: UInt32 = 8
+    package static let after: UInt32 = 16
+    package static let id: UInt32 = 32
+    package static let link: UInt32 = 64
+}
+
+/// Typed wrappers over the bpf(2) commands the engine needs. Each returns `Result` or throws `BPFError`;
+/// every fd comes back owned.
+package enum BPF {
+    /// Opens a pinned object. The corresponding C function is `bpf_obj_get`.
+    package static func objectGet(_ path: String) throws(BPFError) -> OwnedFD {
+        try BPFError.fd("bpf_obj_get") { bpf_obj_get(path) }
+    }
+
+    /// Pins `fd` at `path` in bpffs. The corresponding C function is `bpf_obj_pin`.
+    package static func pin(_ fd: borrowing OwnedFD, at path: String) -> Result<Void, BPFError> {
+        let raw = fd.rawValue
+        return BPFError.call("bpf_obj_pin") { bpf_obj_pin(raw, path) }
+    }
+
+    /// The corresponding C function is `bpf_prog_get_fd_by_id`.
+    package static func programFD(id: UInt32) throws(BPFError) -> OwnedFD {
+        try BPFError.fd("bpf_prog_get_fd_by_id") { bpf_prog_get_fd_by_id(id) }
+    }
+
+    /// The corresponding C function is `bpf_link_get_fd_by_id`.
+    package static func linkFD(id: UInt32) throws(BPFError) -> OwnedFD {
+        try BPFError.fd("bpf_link_get_fd_by_id") { bpf_link_get_fd_by_id(id) }
+    }
+
+    /// The corresponding C function is `bpf_map_get_fd_by_id`.
+    package static func mapFD(id: UInt32) throws(BPFError) -> OwnedFD {
+        try BPFError.fd("bpf_map_get_fd_by_id") { bpf_map_get_fd_by_id(id) }
+    }
+
+    /// True when a program with kernel id `id` exists.
+    package static func programExists(id: UInt32) -> Bool {
+        do { _ = try programFD(id: id) } catch { return error.errno != .noSuchFileOrDirectory }
+        return true
+    }
+
+    /// True when a link with kernel id `id` exists.
+    package static func linkExists(id: UInt32) -> Bool {
+        do { _ = try linkFD(id: id) } catch { return error.errno != .noSuchFileOrDirectory }
+        return true
+    }
+
+    /// All kernel program ids, ascending. The corresponding C function is `bpf_prog_get_next_id`.
+    package static func allProgramIDs() -> [UInt32] {
+        var ids: [UInt32] = []
+        var current: UInt32 = 0
+        while true {
+            var next: UInt32 = 0
+            if bpf_prog_get_next_id(current, &next) != 0 { break }
+            ids.append(next)
+            current = next
+        }
+        return ids
+    }
+
+    /// `struct bpf_prog_info` of `fd`, with up to 64 map ids. The corresponding C function is
+    /// `bpf_obj_get_info_by_fd`.
+    static func programInfo(_ fd: borrowing OwnedFD) -> Result<(bpf_prog_info, [UInt32]), BPFError> {
+        var mapIDs = [UInt32](repeating: 0, count: 64)
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        let raw = fd.rawValue
+        let result = mapIDs.withUnsafeMutableBufferPointer { buffer in
+            info.nr_map_ids = UInt32(buffer.count)
+            info.map_ids = UInt64(UInt(bitPattern: buffer.baseAddress))
+            return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }
+        }
+        if case .failure(let error) = result { return .failure(error) }
+        let count = Int(info.nr_map_ids)
+        if count > mapIDs.count {
+            // More maps than the first buffer: ask again with the exact size.
+            mapIDs = [UInt32](repeating: 0, count: count)
+            var again = bpf_prog_info()
+            length = UInt32(MemoryLayout<bpf_prog_info>.size)
+            let second = mapIDs.withUnsafeMutableBufferPointer { buffer in
+                again.nr_map_ids = UInt32(buffer.count)
+                again.map_ids = UInt64(UInt(bitPattern: buffer.baseAddress))
+                return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &again, &length) }
+            }
+            if case .failure(let error) = second { return .failure(error) }
+            info = again
+        }
+        info.map_ids = 0
+        return .success((info, Array(mapIDs.prefix(min(count, mapIDs.count)))))
+    }
+
+    /// `struct bpf_map_info` of `fd`.
+    static func mapInfo(_ fd: borrowing OwnedFD) -> Result<bpf_map_info, BPFError> {
+        var info = bpf_map_info()
+        var length = UInt32(MemoryLayout<bpf_map_info>.size)
+        let raw = fd.rawValue
+        return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }.map { info }
+    }
+
+    /// `(kernel link id, program id)` of a link fd.
+    package static func linkInfo(_ fd: borrowing OwnedFD) -> Result<(id: UInt32, programID: UInt32), BPFError> {
+        var info = bpf_link_info()
+        var length = UInt32(MemoryLayout<bpf_link_info>.size)
+        let raw = fd.rawValue
+        return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }
+            .map { (info.id, info.prog_id) }
+    }
+
+    /// Kernel id of a program fd.
+    package static func programID(_ fd: borrowing OwnedFD) -> Result<UInt32, BPFError> {
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        let raw = fd.rawValue
+        return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }.map { info.id }
+    }
+
+    /// Detaches a link (`BPF_LINK_DETACH`). Link types without detach support fail with EOPNOTSUPP or EINVAL.
+    package static func linkDetach(_ fd: borrowing OwnedFD) -> Result<Void, BPFError> {
+        let raw = fd.rawValue
+        return BPFError.call("bpf_link_detach") { bpf_link_detach(raw) }
+    }
+
+    /// `BPF_LINK_CREATE` through the raw syscall, with the multi-program fields libbpf 1.1 cannot set.
+    ///
+    /// Layout of `attr.link_create` (UAPI): prog_fd @0, target_fd/ifindex @4, attach_type @8, flags @12,
+    /// then for TCX `relative_fd|relative_id` @16 and `expected_revision` @24.
+    package static func linkCreate(
+        programFD: borrowing OwnedFD, target: UInt32, attachType: UInt32, flags: UInt32 = 0, relativeID: UInt32 = 0
+    ) throws(BPFError) -> OwnedFD {
+        var attr = bpf_attr()
+        let program = UInt32(bitPattern: programFD.rawValue)
+        withUnsafeMutableBytes(of: &attr) { bytes in
+            bytes.storeBytes(of: program, toByteOffset: 0, as: UInt32.self)
+            bytes.storeBytes(of: target, toByteOffset: 4, as: UInt32.self)
+            bytes.storeBytes(of: attachType, toByteOffset: 8, as: UInt32.self)
+            bytes.storeBytes(of: flags, toByteOffset: 12, as: UInt32.self)
+            bytes.storeBytes(of: relativeID, toByteOffset: 16, as: UInt32.self)
+        }
+        return try BPFError.fd("bpf(BPF_LINK_CREATE)") {
+            cbpf_sys_bpf(Int32(BPF_LINK_CREATE.rawValue), &attr, UInt32(MemoryLayout<bpf_attr>.size))
+        }
+    }
+
+    /// `BPF_PROG_QUERY` of a multi-program hook by ifindex: program ids and link ids in execution order.
+    ///
+    /// Layout of `attr.query` (UAPI 6.6): target_ifindex @0, attach_type @4, query_flags @8, attach_flags @12,
+    /// prog_ids @16, count @24, prog_attach_flags @32, link_ids @40, link_attach_flags @48, revision @56.
+    package static func query(ifindex: UInt32, attachType: UInt32) -> Result<[(program: UInt32, link: UInt32)], BPFError>
+    {
+        var programs = [UInt32](repeating: 0, count: 64)
+        var links = [UInt32](repeating: 0, count: 64)
+        var attr = bpf_attr()
+        var count: UInt32 = 0
+        let result = programs.withUnsafeMutableBufferPointer { programBuffer in
+            links.withUnsafeMutableBufferPointer { linkBuffer in
+                withUnsafeMutableBytes(of: &attr) { bytes in
+                    bytes.storeBytes(of: ifindex, toByteOffset: 0, as: UInt32.self)
+                    bytes.storeBytes(of: attachType, toByteOffset: 4, as: UInt32.self)
+                    bytes.storeBytes(
+                        of: UInt64(UInt(bitPattern: programBuffer.baseAddress)), toByteOffset: 16, as: UInt64.self)
+                    bytes.storeBytes(of: UInt32(programBuffer.count), toByteOffset: 24, as: UInt32.self)
+                    bytes.storeBytes(
+                        of: UInt64(UInt(bitPattern: linkBuffer.baseAddress)), toByteOffset: 40, as: UInt64.self)
+                }
+                let outcome = BPFError.call("bpf(BPF_PROG_QUERY)") {
+                    cbpf_sys_bpf(Int32(BPF_PROG_QUERY.rawValue), &attr, UInt32(MemoryLayout<bpf_attr>.size))
+                }
+                count = withUnsafeBytes(of: &attr) { $0.load(fromByteOffset: 24, as: UInt32.self) }
+                return outcome
+            }
+        }
+        if case .failure(let error) = result { return .failure(error) }
+        let n = min(Int(count), programs.count)
+        return .success((0..<n).map { (programs[$0], links[$0]) })
+    }
+
+    /// Attaches a tracing or LSM program (fentry, fexit, lsm) to its load-time target.
+    /// The corresponding C function is `bpf_raw_tracepoint_open` with a NULL name.
+    package static func tracingAttach(programFD: borrowing OwnedFD) throws(BPFError) -> OwnedFD {
+        let raw = programFD.rawValue
+        return try BPFError.fd("bpf_raw_tracepoint_open") { bpf_raw_tracepoint_open(nil, raw) }
+    }
+
+    /// Creates a perf-event link (`BPF_LINK_CREATE`, attach type `BPF_PERF_EVENT`).
+    package static func perfLink(programFD: borrowing OwnedFD, perfFD: borrowing OwnedFD) throws(BPFError) -> OwnedFD {
+        let program = programFD.rawValue
+        let perf = perfFD.rawValue
+        return try BPFError.fd("bpf_link_create") { bpf_link_create(program, perf, BPF_PERF_EVENT, nil) }
+    }
+
+    /// `memlock:` of `/proc/self/fdinfo/<fd>`, or 0.
+    package static func memlock(_ fd: borrowing OwnedFD) -> UInt32 {
+        guard let bytes = Syscalls.readFile("/proc/self/fdinfo/\(fd.rawValue)") else { return 0 }
+        let text = String(decoding: bytes, as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("memlock:") {
+            let value = line.dropFirst("memlock:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+            return UInt32(clamping: UInt64(value) ?? 0)
+        }
+        return 0
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
+        var s = self
+        while let first = s.first, predicate(first) { s.removeFirst() }
+        return s
+    }
+}

@@ -1,0 +1,64 @@
+internal import CBPF
+internal import Glibc
+
+/// A failed libbpf or bpf(2) call, decoded in this one file (STYLE convention 4).
+///
+/// Conventions of the C side:
+/// - libbpf functions returning `int` return `-errno` (libbpf 1.x also sets `errno`); `>= 0` is success.
+/// - libbpf functions returning pointers return `NULL` and set `errno` (libbpf 1.x "strict" mode).
+/// - the raw `bpf(2)` syscall returns `-1` and sets `errno`.
+/// `EBADF`/`EFAULT` from any of them is an engine bug and traps.
+package struct BPFError: Error, Sendable, CustomStringConvertible {
+    /// The C function that failed, e.g. `bpf_obj_pin`.
+    package var function: String
+    package var errno: Errno
+
+    package var description: String { "\(function): \(errno)" }
+
+    /// Decodes a libbpf `int` result.
+    @inline(never)
+    package static func check(_ function: StaticString, _ result: Int32) -> Result<Int32, BPFError> {
+        if result >= 0 { return .success(result) }
+        let error = Errno(rawValue: -result)
+        precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
+        return .failure(BPFError(function: "\(function)", errno: error))
+    }
+
+    /// Runs a libbpf call that returns `-errno` (retrying EINTR) and wraps a returned fd.
+    @inline(never)
+    package static func fd(_ function: StaticString, _ body: () -> Int32) throws(BPFError) -> OwnedFD {
+        while true {
+            let result = body()
+            if result >= 0 { return OwnedFD(taking: result) }
+            // libbpf returns -errno; a raw syscall wrapper may return -1 with errno set.
+            let error = result == -1 ? Errno.current : Errno(rawValue: -result)
+            if error == .interrupted { continue }
+            precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
+            throw BPFError(function: "\(function)", errno: error)
+        }
+    }
+
+    /// Runs a libbpf call that returns `-errno` or `0`, retrying EINTR.
+    @inline(never)
+    package static func call(_ function: StaticString, _ body: () -> Int32) -> Result<Void, BPFError> {
+        while true {
+            let result = body()
+            if result >= 0 { return .success(()) }
+            let error = result == -1 ? Errno.current : Errno(rawValue: -result)
+            if error == .interrupted { continue }
+            precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
+            return .failure(BPFError(function: "\(function)", errno: error))
+        }
+    }
+
+    /// Decodes a libbpf pointer result (`NULL` + errno).
+    @inline(never)
+    package static func pointer<T>(_ function: StaticString, _ value: T?) -> Result<T, BPFError> {
+        if let value { return .success(value) }
+        return .failure(BPFError(function: "\(function)", errno: Errno.current))
+    }
+}
+
+extension SyscallError {
+    package var asBPFError: BPFError { BPFError(function: function, errno: errno) }
+}

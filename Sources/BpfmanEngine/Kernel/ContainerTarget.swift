@@ -1,0 +1,90 @@
+internal import Glibc
+
+/// Opens a uprobe target inside a container's mount namespace through the single-threaded `bpfman-ns`
+/// helper (SPEC §4.14): `setns(CLONE_NEWNS)` is impossible in this multi-threaded process.
+package enum ContainerTarget {
+    /// The resolved path (as seen in the container) and an fd of the file, received over SCM_RIGHTS.
+    package struct Opened: ~Copyable {
+        package var path: String
+        package var fd: OwnedFD
+    }
+
+    /// Runs `bpfman-ns open-target --container-pid <c> --target <t> [--pid <p>] --sock-fd 3`, waits at most
+    /// 10 s, and returns what it sent.
+    /// - Throws: INTERNAL `unable to attach uprobe in container with pid <c>: <reason>`.
+    package static func open(containerPid: Int32, target: String, pid: Int32, helper: String) throws(EngineError)
+        -> Opened
+    {
+        func failure(_ reason: String) -> EngineError {
+            .internal("unable to attach uprobe in container with pid \(containerPid): \(reason)")
+        }
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw failure("socketpair: \(Errno.current)")
+        }
+        let ours = OwnedFD(taking: pair[0])
+        let theirs = OwnedFD(taking: pair[1])
+        // stderr of the helper comes back through a pipe for the error message.
+        var errorPipe: [Int32] = [-1, -1]
+        guard pipe(&errorPipe) == 0 else { throw failure("pipe: \(Errno.current)") }
+        let errorRead = OwnedFD(taking: errorPipe[0])
+        let errorWrite = OwnedFD(taking: errorPipe[1])
+        _ = fcntl(errorRead.rawValue, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(errorWrite.rawValue, F_SETFD, FD_CLOEXEC)
+
+        var arguments = ["bpfman-ns", "open-target", "--container-pid", "\(containerPid)", "--target", target]
+        if pid > 0 { arguments += ["--pid", "\(pid)"] }
+        arguments += ["--sock-fd", "3"]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, theirs.rawValue, 3)
+        posix_spawn_file_actions_adddup2(&actions, errorWrite.rawValue, 2)
+        var child: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&child, helper, &actions, nil, argv, environ)
+        guard rc == 0 else { throw failure("cannot run \(helper): \(Errno(rawValue: rc))") }
+        _ = consume theirs
+        _ = consume errorWrite
+
+        // Wait for the message (10 s), then reap the helper.
+        var poll = pollfd(fd: ours.rawValue, events: Int16(POLLIN), revents: 0)
+        let ready = Glibc.poll(&poll, 1, 10_000)
+        if ready <= 0 {
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+            throw failure("the helper did not answer within 10 s")
+        }
+        var pathBuffer = [UInt8](repeating: 0, count: 4096)
+        // struct cmsghdr { size_t len; int level; int type; } + one int, padded: CMSG_SPACE(4) = 24.
+        var control = [UInt8](repeating: 0, count: 24)
+        let received = pathBuffer.withUnsafeMutableBytes { data in
+            control.withUnsafeMutableBytes { controlBytes in
+                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr()
+                    message.msg_iov = vectorPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = controlBytes.baseAddress
+                    message.msg_controllen = controlBytes.count
+                    return recvmsg(ours.rawValue, &message, Int32(MSG_CMSG_CLOEXEC))
+                }
+            }
+        }
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        let level = control.withUnsafeBytes { $0.load(fromByteOffset: 8, as: Int32.self) }
+        let type = control.withUnsafeBytes { $0.load(fromByteOffset: 12, as: Int32.self) }
+        guard received > 0, level == SOL_SOCKET, type == Int32(SCM_RIGHTS) else {
+            let stderrText = Syscalls.readAll(errorRead.rawValue).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            var reason = stderrText.trimmingWhitespace()
+            if reason.isEmpty { reason = "the helper exited with status \(status)" }
+            throw failure(reason)
+        }
+        let fd = control.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) }
+        let path = String(decoding: pathBuffer.prefix(received).prefix { $0 != 0 }, as: UTF8.self)
+        return Opened(path: path, fd: OwnedFD(taking: fd))
+    }
+}

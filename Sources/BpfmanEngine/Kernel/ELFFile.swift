@@ -1,0 +1,105 @@
+internal import Glibc
+
+/// Minimal ELF64 reading for what libbpf does not do for us: checking that a file is a BPF object before
+/// opening it (SPEC §3.1) and resolving uprobe symbols to file offsets (SPEC §4.13).
+package enum ELFFile {
+    /// Why a file is not a loadable BPF object, or nil when it is one (ELF64, ET_REL, EM_BPF, host endian).
+    package static func bpfObjectProblem(header bytes: [UInt8]) -> String? {
+        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46 else {
+            return "not an ELF file"
+        }
+        guard bytes[4] == 2 else { return "not a 64-bit ELF file" }
+        let hostLittle = 1.littleEndian == 1
+        guard bytes[5] == (hostLittle ? 1 : 2) else { return "byte order differs from the host's" }
+        let type = read16(bytes, 16, little: hostLittle)
+        let machine = read16(bytes, 18, little: hostLittle)
+        guard type == 1 else { return "ELF type \(type) is not a relocatable object (ET_REL)" }
+        guard machine == 247 else { return "ELF machine \(machine) is not BPF (247)" }
+        return nil
+    }
+
+    private static func read16(_ b: [UInt8], _ at: Int, little: Bool) -> UInt16 {
+        little ? UInt16(b[at]) | UInt16(b[at + 1]) << 8 : UInt16(b[at]) << 8 | UInt16(b[at + 1])
+    }
+
+    /// The file offset of `symbol` in the ELF open at `fd`: `.symtab` first, then `.dynsym`;
+    /// `st_value - p_vaddr + p_offset` of the PT_LOAD segment containing it.
+    /// - Returns: nil when the symbol is absent or the file is not a readable ELF64.
+    package static func fileOffset(of symbol: String, in fd: borrowing OwnedFD) -> UInt64? {
+        var st = Glibc.stat()
+        guard fstat(fd.rawValue, &st) == 0, st.st_size >= 64 else { return nil }
+        let size = Int(st.st_size)
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd.rawValue, 0), base != MAP_FAILED else {
+            return nil
+        }
+        defer { munmap(base, size) }
+        let image = UnsafeRawBufferPointer(start: base, count: size)
+        return ELFImage(image)?.fileOffset(of: symbol)
+    }
+}
+
+/// A little-endian ELF64 image in memory.
+private struct ELFImage {
+    let bytes: UnsafeRawBufferPointer
+
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[4] == 2, bytes[5] == 1 else { return nil }
+        self.bytes = bytes
+    }
+
+    func u16(_ at: Int) -> Int { at + 2 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : 0 }
+    func u32(_ at: Int) -> Int { at + 4 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : 0 }
+    func u64(_ at: Int) -> UInt64 { at + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) : 0 }
+
+    func cString(at offset: Int) -> Substring? {
+        guard offset >= 0, offset < bytes.count else { return nil }
+        var end = offset
+        while end < bytes.count && bytes[end] != 0 { end += 1 }
+        return Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), as: UTF8.self)
+    }
+
+    func fileOffset(of symbol: String) -> UInt64? {
+        let sectionHeaders = Int(u64(0x28))
+        let sectionSize = u16(0x3a)
+        let sectionCount = u16(0x3c)
+        guard sectionSize >= 64 else { return nil }
+        // Section types: SHT_SYMTAB = 2, SHT_DYNSYM = 11.
+        var value: UInt64?
+        for wanted in [2, 11] where value == nil {
+            for i in 0..<sectionCount {
+                let header = sectionHeaders + i * sectionSize
+                guard u32(header + 4) == wanted else { continue }
+                let offset = Int(u64(header + 0x18))
+                let size = Int(u64(header + 0x20))
+                let link = u32(header + 0x28)
+                let entrySize = max(Int(u64(header + 0x38)), 24)
+                let stringsHeader = sectionHeaders + link * sectionSize
+                let strings = Int(u64(stringsHeader + 0x18))
+                var entry = offset
+                while entry + 24 <= offset + size && entry + 24 <= bytes.count {
+                    let nameOffset = u32(entry)
+                    let symbolValue = u64(entry + 8)
+                    if symbolValue != 0, let name = cString(at: strings + nameOffset), name == symbol {
+                        value = symbolValue
+                        break
+                    }
+                    entry += entrySize
+                }
+                if value != nil { break }
+            }
+        }
+        guard let value else { return nil }
+        let programHeaders = Int(u64(0x20))
+        let programSize = u16(0x36)
+        let programCount = u16(0x38)
+        for i in 0..<programCount {
+            let header = programHeaders + i * programSize
+            guard u32(header) == 1 else { continue }  // PT_LOAD
+            let fileOffset = u64(header + 0x08)
+            let vaddr = u64(header + 0x10)
+            let memorySize = u64(header + 0x28)
+            if value >= vaddr && value < vaddr + memorySize { return value - vaddr + fileOffset }
+        }
+        return value
+    }
+}

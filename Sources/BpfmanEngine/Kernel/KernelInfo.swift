@@ -1,0 +1,47 @@
+internal import CBPF
+internal import Glibc
+
+extension KernelProgramInfo {
+    /// Reads a program's information live (SPEC §3.8): `BPF_PROG_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD`,
+    /// `/proc/self/fdinfo/<fd>` for memlock; the fd is closed on return.
+    /// - Returns: nil when the program no longer exists.
+    package static func read(id: UInt32, reportedType: UInt32? = nil) -> KernelProgramInfo? {
+        guard let fd = try? BPF.programFD(id: id) else { return nil }
+        return read(fd: fd, reportedType: reportedType)
+    }
+
+    /// Same from an fd the caller owns.
+    package static func read(fd: borrowing OwnedFD, reportedType: UInt32? = nil) -> KernelProgramInfo? {
+        guard case .success(let (info, mapIDs)) = BPF.programInfo(fd) else { return nil }
+        let name = withUnsafeBytes(of: info.name) { bytes in
+            String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let tag = withUnsafeBytes(of: info.tag) { bytes in
+            bytes.map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+            }.joined()
+        }
+        return KernelProgramInfo(
+            id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
+            loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
+            mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
+            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(fd), verifiedInsns: info.verified_insns)
+    }
+
+    /// Boot time + `load_time` (ns since boot), local time, `%Y-%m-%dT%H:%M:%S%z`.
+    static func formatLoadTime(_ loadTime: UInt64) -> String {
+        var now = timespec()
+        var boot = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        let nowNanos = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        let bootNanos = Int64(boot.tv_sec) * 1_000_000_000 + Int64(boot.tv_nsec)
+        var seconds = time_t((nowNanos - bootNanos + Int64(loadTime)) / 1_000_000_000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,85 @@
+internal import Glibc
+
+/// Every path and environment name of the daemon in one place (STYLE convention 10, SPEC §2).
+///
+/// `init(root:)` relocates the runtime directory so tests run under a temp dir with a private bpffs.
+package struct BpfmanPaths: Sendable, Hashable {
+    /// Upstream's runtime directory.
+    package static let defaultRuntimeDirectory = "/run/bpfman"
+    /// Upstream's main socket.
+    package static let defaultSocketPath = "/run/bpfman-sock/bpfman.sock"
+    /// The bpffs statfs magic.
+    package static let bpffsMagic: Int = 0xcafe_4a11
+    /// Mode of map pins.
+    package static let mapPinMode: UInt32 = 0o660
+    /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
+    package static let nsHelperEnvironmentKey = "BPFMAN_NS_PATH"
+
+    /// The `bpfman-ns` helper: `$BPFMAN_NS_PATH`, else `bpfman-ns` next to the running executable, else on PATH.
+    package static var nsHelperPath: String {
+        if let path = environment(nsHelperEnvironmentKey), !path.isEmpty { return path }
+        if let executable = executablePath() {
+            let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+                .joined(separator: "/")
+            for candidate in [directory + "/bpfman-ns", directory + "/../bpfman-ns"] where Syscalls.exists(candidate) {
+                return candidate
+            }
+        }
+        return "bpfman-ns"
+    }
+
+    /// The runtime directory `<rd>`.
+    package var root: String
+
+    package init(root: String = BpfmanPaths.defaultRuntimeDirectory) {
+        var root = root
+        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
+        self.root = root
+    }
+
+    /// `<rd>/.lock`
+    package var lockFile: String { root + "/.lock" }
+    /// `<rd>/db`
+    package var databaseDirectory: String { root + "/db" }
+    /// `<rd>/db/store.db`
+    package var database: String { databaseDirectory + "/store.db" }
+    /// `<rd>/fs`, the bpffs holding every pin.
+    package var bpffs: String { root + "/fs" }
+    /// `<rd>/fs/prog_<id>`
+    package func programPin(_ id: UInt32) -> String { bpffs + "/prog_\(id)" }
+    /// `<rd>/fs/maps`
+    package var mapsDirectory: String { bpffs + "/maps" }
+    /// `<rd>/fs/maps/<owner id>`
+    package func mapSetDirectory(_ ownerID: UInt32) -> String { mapsDirectory + "/\(ownerID)" }
+    /// `<rd>/fs/maps/<owner id>/<map name>`
+    package func mapPin(owner: UInt32, map: String) -> String { mapSetDirectory(owner) + "/" + map }
+    /// `<rd>/fs/shared`, libbpf's pin root for PIN_BY_NAME maps.
+    package var sharedMapsDirectory: String { bpffs + "/shared" }
+    /// `<rd>/fs/links`
+    package var linksDirectory: String { bpffs + "/links" }
+    /// `<rd>/fs/links/<link id>`
+    package func linkPin(_ id: UInt32) -> String { linksDirectory + "/\(id)" }
+    /// `<rd>/fs/xdp`
+    package var xdpDirectory: String { bpffs + "/xdp" }
+    /// `<rd>/fs/tc-ingress`
+    package var tcIngressDirectory: String { bpffs + "/tc-ingress" }
+    /// `<rd>/fs/tc-egress`
+    package var tcEgressDirectory: String { bpffs + "/tc-egress" }
+    /// `<rd>/fs/dispatcher-test`
+    package var dispatcherTestDirectory: String { bpffs + "/dispatcher-test" }
+    /// `<rd>/csi`
+    package var csiDirectory: String { root + "/csi" }
+    /// `<rd>/tuf`
+    package var tufDirectory: String { root + "/tuf" }
+}
+
+private func environment(_ key: String) -> String? {
+    getenv(key).map { String(cString: $0) }
+}
+
+private func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

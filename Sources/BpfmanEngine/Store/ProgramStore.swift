@@ -1,0 +1,284 @@
+internal import CSQLite
+internal import Foundation
+
+/// The engine's records (SPEC §6.1): every SQL statement of the engine lives in this file.
+///
+/// One `ProgramStore` per `Engine`; the engine actor serialises access, so the class is not `Sendable`.
+package final class ProgramStore {
+    package let database: Database
+
+    /// Opens the store at `path` with WAL, `synchronous=FULL` and foreign keys, and migrates it.
+    package init(path: String) throws(SQLiteError) {
+        database = try Database(path: path)
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        try Schema.migrate(database)
+    }
+
+    package func close() { database.close() }
+
+    /// `BEGIN IMMEDIATE … COMMIT` around `body`.
+    package func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+        try database.transaction(body)
+    }
+
+    // MARK: programs
+
+    /// Inserts a program with its metadata, global data and shared-map references.
+    package func insertProgram(_ p: ProgramRecord) throws(SQLiteError) {
+        let (locationKind, location, policy): (String, String, Int32) =
+            switch p.location {
+            case .file(let path): ("file", path, 0)
+            case .image(let image): ("image", image.url, image.pullPolicy)
+            }
+        try database.prepare(
+            """
+            INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
+                map_set_id, attach_target, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)
+            """
+        ).bind(
+            p.id, p.name, p.kind.rawValue, p.loadMode.rawValue, locationKind, location, policy, p.mapOwnerID,
+            p.mapSetID, p.attachTarget, Int64(time(nil))
+        ).run()
+        let metadata = try database.prepare("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
+        for (key, value) in p.metadata { try metadata.bind(p.id, key, value).run() }
+        let global = try database.prepare("INSERT INTO program_global_data(program_id, name, value) VALUES(?,?,?)")
+        for (name, value) in p.globalData { try global.bind(p.id, name, value).run() }
+        let shared = try database.prepare("INSERT INTO program_shared_maps(program_id, name) VALUES(?,?)")
+        let count = try database.prepare(
+            "INSERT INTO shared_maps(name, refcount) VALUES(?, 1) ON CONFLICT(name) DO UPDATE SET refcount = refcount + 1"
+        )
+        for name in p.sharedMaps {
+            try shared.bind(p.id, name).run()
+            try count.bind(name).run()
+        }
+    }
+
+    /// Deletes a program's record, its links' records and its shared-map references.
+    /// - Returns: shared-map names whose reference count dropped to zero (their pins may go).
+    @discardableResult
+    package func deleteProgram(_ id: UInt32) throws(SQLiteError) -> [String] {
+        var released: [String] = []
+        let names = try database.prepare("SELECT name FROM program_shared_maps WHERE program_id = ?").bind(id)
+        var shared: [String] = []
+        while try names.step() { shared.append(names.text(0)) }
+        let decrement = try database.prepare("UPDATE shared_maps SET refcount = refcount - 1 WHERE name = ?")
+        let remaining = try database.prepare("SELECT refcount FROM shared_maps WHERE name = ?")
+        let drop = try database.prepare("DELETE FROM shared_maps WHERE name = ? AND refcount <= 0")
+        for name in shared {
+            try decrement.bind(name).run()
+            try remaining.bind(name)
+            if try remaining.step(), remaining.int64(0) <= 0 {
+                released.append(name)
+                try drop.bind(name).run()
+            }
+        }
+        try database.prepare("DELETE FROM links WHERE program_id = ?").bind(id).run()
+        try database.prepare("DELETE FROM programs WHERE id = ?").bind(id).run()
+        return released
+    }
+
+    private static let programColumns =
+        "id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id, map_set_id, attach_target"
+
+    private func programs(where clause: String, _ values: (any SQLValue)?...) throws(SQLiteError) -> [ProgramRecord] {
+        let statement = try database.prepare("SELECT \(Self.programColumns) FROM programs \(clause) ORDER BY id")
+        switch values.count {
+        case 0: try statement.bind()
+        default: try statement.bind(values[0])
+        }
+        var records: [ProgramRecord] = []
+        var index: [UInt32: Int] = [:]
+        while try statement.step() {
+            let id = statement.uint32(0)
+            let location: BytecodeLocation =
+                statement.text(4) == "image"
+                ? .image(BytecodeImage(url: statement.text(5), pullPolicy: Int32(statement.int64(6))))
+                : .file(statement.text(5))
+            index[id] = records.count
+            records.append(
+                ProgramRecord(
+                    id: id, name: statement.text(1), kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
+                    loadMode: LoadMode(rawValue: statement.text(3)) ?? .native, location: location, metadata: [:],
+                    globalData: [:], mapOwnerID: statement.optionalUInt32(7), mapSetID: statement.uint32(8),
+                    attachTarget: statement.optionalText(9), sharedMaps: []))
+        }
+        if records.isEmpty { return records }
+        let filter = records.count == 1 ? "WHERE program_id = \(records[0].id)" : ""
+        let metadata = try database.prepare("SELECT program_id, key, value FROM program_metadata \(filter)")
+        while try metadata.step() {
+            if let i = index[metadata.uint32(0)] { records[i].metadata[metadata.text(1)] = metadata.text(2) }
+        }
+        let global = try database.prepare("SELECT program_id, name, value FROM program_global_data \(filter)")
+        while try global.step() {
+            if let i = index[global.uint32(0)] { records[i].globalData[global.text(1)] = global.blob(2) }
+        }
+        let shared = try database.prepare("SELECT program_id, name FROM program_shared_maps \(filter) ORDER BY name")
+        while try shared.step() {
+            if let i = index[shared.uint32(0)] { records[i].sharedMaps.append(shared.text(1)) }
+        }
+        return records
+    }
+
+    /// The record of program `id`, if managed.
+    package func program(_ id: UInt32) throws(SQLiteError) -> ProgramRecord? {
+        try programs(where: "WHERE id = ?", id).first
+    }
+
+    /// Every program record, ascending id.
+    package func allPrograms() throws(SQLiteError) -> [ProgramRecord] {
+        try programs(where: "")
+    }
+
+    /// Ids of all managed programs, ascending.
+    package func programIDs() throws(SQLiteError) -> [UInt32] {
+        let statement = try database.prepare("SELECT id FROM programs ORDER BY id")
+        var ids: [UInt32] = []
+        while try statement.step() { ids.append(statement.uint32(0)) }
+        return ids
+    }
+
+    // MARK: map sets
+
+    package func insertMapSet(id: UInt32, pinDirectory: String) throws(SQLiteError) {
+        try database.prepare("INSERT INTO map_sets(id, pin_dir) VALUES(?, ?)").bind(id, pinDirectory).run()
+    }
+
+    package func deleteMapSet(_ id: UInt32) throws(SQLiteError) {
+        try database.prepare("DELETE FROM map_sets WHERE id = ?").bind(id).run()
+    }
+
+    /// Ids of every map set.
+    package func mapSetIDs() throws(SQLiteError) -> [UInt32] {
+        let statement = try database.prepare("SELECT id FROM map_sets ORDER BY id")
+        var ids: [UInt32] = []
+        while try statement.step() { ids.append(statement.uint32(0)) }
+        return ids
+    }
+
+    /// Program ids recorded as members of map set `id`, ascending.
+    package func mapSetMembers(_ id: UInt32) throws(SQLiteError) -> [UInt32] {
+        let statement = try database.prepare("SELECT id FROM programs WHERE map_set_id = ? ORDER BY id").bind(id)
+        var ids: [UInt32] = []
+        while try statement.step() { ids.append(statement.uint32(0)) }
+        return ids
+    }
+
+    /// Map-set id → member ids (ascending), for every set.
+    package func allMapSetMembers() throws(SQLiteError) -> [UInt32: [UInt32]] {
+        let statement = try database.prepare("SELECT map_set_id, id FROM programs ORDER BY id")
+        var result: [UInt32: [UInt32]] = [:]
+        while try statement.step() { result[statement.uint32(0), default: []].append(statement.uint32(1)) }
+        return result
+    }
+
+    /// Shared-map names with a positive reference count.
+    package func sharedMapNames() throws(SQLiteError) -> Set<String> {
+        let statement = try database.prepare("SELECT name FROM shared_maps WHERE refcount > 0")
+        var names: Set<String> = []
+        while try statement.step() { names.insert(statement.text(0)) }
+        return names
+    }
+
+    // MARK: links
+
+    private static let encoder = JSONEncoder()
+    private static let decoder = JSONDecoder()
+
+    /// Inserts a `pending` link row in its own transaction and returns the new link id (SPEC §6.2).
+    package func insertPendingLink(programID: UInt32, kind: ProgramKind, spec: AttachSpec) throws(SQLiteError) -> UInt32
+    {
+        let json = Self.encodeSpec(spec)
+        return try transaction { () throws(SQLiteError) -> UInt32 in
+            try database.prepare("INSERT INTO links(program_id, kind, state, spec_json) VALUES(?, ?, 'pending', ?)")
+                .bind(programID, kind.rawValue, json).run()
+            return UInt32(truncatingIfNeeded: database.lastInsertRowID)
+        }
+    }
+
+    /// Writes every field of `link` and marks it `active`.
+    package func activateLink(_ link: LinkRecord) throws(SQLiteError) {
+        try database.prepare(
+            """
+            UPDATE links SET state = 'active', spec_json = ?, nsid = ?, ifindex = ?, direction = ?, priority = ?,
+                position = ?, dispatcher_id = ?, kernel_link_id = ?, pin_path = ?, tc_handle = ?, tc_priority = ?,
+                resolved_target = ? WHERE id = ?
+            """
+        ).bind(
+            Self.encodeSpec(link.spec), link.nsid, link.ifindex, link.direction, link.priority, link.position,
+            link.dispatcherID, link.kernelLinkID, link.pinPath, link.tcHandle, link.tcPriority, link.resolvedTarget,
+            link.id
+        ).run()
+    }
+
+    package func deleteLink(_ id: UInt32) throws(SQLiteError) {
+        try database.prepare("DELETE FROM links WHERE id = ?").bind(id).run()
+    }
+
+    package func updatePosition(link id: UInt32, position: Int32?) throws(SQLiteError) {
+        try database.prepare("UPDATE links SET position = ? WHERE id = ?").bind(position, id).run()
+    }
+
+    private static let linkColumns = """
+        id, program_id, kind, state, spec_json, nsid, ifindex, direction, priority, position, dispatcher_id,
+        kernel_link_id, pin_path, tc_handle, tc_priority, resolved_target
+        """
+
+    private func links(where clause: String, _ value: (any SQLValue)? = nil) throws(SQLiteError) -> [LinkRecord] {
+        let statement = try database.prepare("SELECT \(Self.linkColumns) FROM links \(clause) ORDER BY id")
+        if let value { try statement.bind(value) }
+        var result: [LinkRecord] = []
+        while try statement.step() {
+            guard let spec = Self.decodeSpec(statement.text(4)) else { continue }
+            result.append(
+                LinkRecord(
+                    id: statement.uint32(0), programID: statement.uint32(1),
+                    kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
+                    state: LinkState(rawValue: statement.text(3)) ?? .pending, spec: spec,
+                    nsid: statement.optionalInt64(5).map { UInt64(bitPattern: $0) },
+                    ifindex: statement.optionalUInt32(6), direction: statement.optionalText(7),
+                    priority: statement.optionalInt64(8).map { Int32(truncatingIfNeeded: $0) },
+                    position: statement.optionalInt64(9).map { Int32(truncatingIfNeeded: $0) },
+                    dispatcherID: statement.optionalInt64(10), kernelLinkID: statement.optionalUInt32(11),
+                    pinPath: statement.optionalText(12), tcHandle: statement.optionalUInt32(13),
+                    tcPriority: statement.optionalUInt32(14), resolvedTarget: statement.optionalText(15)))
+        }
+        return result
+    }
+
+    package func link(_ id: UInt32) throws(SQLiteError) -> LinkRecord? {
+        try links(where: "WHERE id = ?", id).first
+    }
+
+    /// Active and pending links of a program, ascending id.
+    package func links(ofProgram id: UInt32) throws(SQLiteError) -> [LinkRecord] {
+        try links(where: "WHERE program_id = ?", id)
+    }
+
+    package func allLinks() throws(SQLiteError) -> [LinkRecord] { try links(where: "") }
+
+    package func pendingLinks() throws(SQLiteError) -> [LinkRecord] { try links(where: "WHERE state = 'pending'") }
+
+    /// Active TCX links on one hook.
+    package func tcxLinks(nsid: UInt64, ifindex: UInt32, direction: String) throws(SQLiteError) -> [LinkRecord] {
+        try links(where: "WHERE state = 'active' AND kind = 'tcx'").filter {
+            $0.nsid == nsid && $0.ifindex == ifindex && $0.direction == direction
+        }
+    }
+
+    /// Program id → active link ids ascending, for every program with links.
+    package func activeLinkIDsByProgram() throws(SQLiteError) -> [UInt32: [UInt32]] {
+        let statement = try database.prepare("SELECT program_id, id FROM links WHERE state = 'active' ORDER BY id")
+        var result: [UInt32: [UInt32]] = [:]
+        while try statement.step() { result[statement.uint32(0), default: []].append(statement.uint32(1)) }
+        return result
+    }
+
+    private static func encodeSpec(_ spec: AttachSpec) -> String {
+        // Encoding a value type of strings and integers cannot fail.
+        String(decoding: (try? encoder.encode(spec)) ?? Data(), as: UTF8.self)
+    }
+
+    private static func decodeSpec(_ json: String) -> AttachSpec? {
+        try? decoder.decode(AttachSpec.self, from: Data(json.utf8))
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+@testable import BpfmanEngine
+
+extension KernelTests {
+    /// Tracepoint attach and detach proven by a counter (SPEC §4.11).
+    @Suite struct EngineTracepointTests {
+        @Test func tracepointCounterRisesAfterTheSyscall() async throws {
+            try await withTestEngine("tp") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill", metadata: ["k": "v"])))
+                #expect(FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
+                let before = try h.counter(program: id, map: "counter")
+                for _ in 0..<5 { kill(getpid(), 0) }
+                let after = try h.counter(program: id, map: "counter")
+                #expect(after >= before + 5)
+                let record = try await h.engine.link(id: link)
+                #expect(record.metadata == ["k": "v"])
+                #expect(record.kernelLinkID != nil)
+                let got = try await h.engine.get(id: id)
+                #expect(got.info?.links == [link])
+
+                try await h.engine.detach(linkID: link)
+                #expect(!FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
+                #expect(!BPF.linkExists(id: try #require(record.kernelLinkID)), "kernel link gone when Detach returns")
+                let again = await engineError { try await h.engine.detach(linkID: link) }
+                #expect(again?.code == .notFound)
+                #expect(again?.message == "link \(link) does not exist")
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        @Test func unloadDetachesEveryLinkFirst() async throws {
+            try await withTestEngine("cascade") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let links = [
+                    try await h.engine.attach(
+                        programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))),
+                    try await h.engine.attach(
+                        programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))),
+                ]
+                let kernelIDs = try await links.asyncMap { try await h.engine.link(id: $0).kernelLinkID }
+                try await h.engine.unload(id: id)
+                for kernelID in kernelIDs { #expect(!BPF.linkExists(id: try #require(kernelID))) }
+                for link in links {
+                    let error = await engineError { try await h.engine.detach(linkID: link) }
+                    #expect(error?.code == .notFound)
+                }
+            }
+        }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
