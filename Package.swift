@@ -38,6 +38,8 @@ let package = Package(
 
         // gRPC over HTTP/2 on libnghttp2. Knows nothing of bpfman.
         .target(name: "H2Transport", dependencies: ["CNghttp2", logging], swiftSettings: swiftSettings),
+        // A one-method echo server on H2Transport for Interop/bench.
+        .executableTarget(name: "h2-echo-server", dependencies: ["H2Transport", logging], swiftSettings: swiftSettings),
 
         // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
         .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),

@@ -17,6 +17,7 @@ declare -A allow=(
     [BpfmanServer]="Proto H2Transport BpfmanEngine Logging ArgumentParser Glibc Synchronization Dispatch Foundation"
     [bpfman]="BpfmanServer ArgumentParser Logging"
     [bpfman-ns]="Glibc"
+    [h2-echo-server]="H2Transport Glibc Logging"
 )
 
 status=0

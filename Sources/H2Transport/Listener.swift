@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
+internal import CNghttp2
 
 /// Where a server listens.
 package enum GRPCBindTarget: Sendable {
