@@ -2,8 +2,8 @@
 # The kernel-B lane: runs the Swift test suites that need Debian's stock kernel (freplace, fentry/fexit,
 # kprobes, LSM, XDP/TC dispatchers) inside that kernel, booted with qemu (see ../shared/KERNEL.md).
 #
-#   bash scripts/run-kernel-b.sh [FILTER]     swift-testing filter regex; default `KernelB`, which selects
-#                                             every suite whose name ends in KernelB
+#   bash scripts/run-kernel-b.sh [FILTER [ARG...]]  swift-testing filter regex, default `KernelB` (every
+#                                             suite whose name ends in KernelB); ARGs go to the test bundle
 #   bash scripts/run-kernel-b.sh --cmd 'CMD'  runs a shell command in the guest instead (debugging)
 #
 # Steps: (1) the first run resolves `linux-image-amd64` to its versioned package, fetches it with
@@ -36,6 +36,7 @@ die() { say "$*"; exit 1; }
 
 mode=test
 filter=KernelB
+extra=()
 case "${1:-}" in
     --cmd)
         [ $# -ge 2 ] || die "usage: $0 --cmd 'COMMAND'"
@@ -47,7 +48,11 @@ case "${1:-}" in
         exit 0
         ;;
     "") ;;
-    *) filter=$1 ;;
+    *)
+        filter=$1
+        shift
+        extra=("$@")   # further arguments go to the test bundle as they are, e.g. --skip REGEX
+        ;;
 esac
 
 [ "$(id -u)" = 0 ] || die "must run as root (qemu reads the whole host filesystem over 9p)"
@@ -68,25 +73,30 @@ flock 9
 current="$CACHE/current"   # names the unpacked kernel version once it is complete
 if [ -n "${KERNEL_B_REFRESH:-}" ] || [ ! -s "$current" ] || [ ! -e "$CACHE/$(cat "$current")/.ready" ]; then
     resolve() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'; }
-    package=$(resolve || true)
-    if [ -z "$package" ]; then
-        say "apt lists lack linux-image-amd64; running apt-get update"
-        apt-get update -qq
-        package=$(resolve || true)
-    fi
-    [ -n "$package" ] || die "cannot resolve linux-image-amd64 with apt-cache depends"
-    version=${package#linux-image-}
-    dir="$CACHE/$version"
-    if [ ! -e "$dir/.ready" ]; then
+    # Fetches and unpacks $1 into .cache/kernel-b/<version>; fails when the mirror no longer has it.
+    fetch() {
+        local package=$1 version=${1#linux-image-}
+        local dir="$CACHE/$version"
+        [ -e "$dir/.ready" ] && return 0
         say "fetching $package"
         rm -rf "$dir"
         mkdir -p "$dir/deb" "$dir/root"
-        (cd "$dir/deb" && apt-get download -q -o APT::Sandbox::User=root "$package" >&2)
+        (cd "$dir/deb" && apt-get download -q -o APT::Sandbox::User=root "$package" >&2) || return 1
         dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
         rm -rf "$dir/deb"
         depmod -b "$dir/root" "$version"
         touch "$dir/.ready"
+    }
+    package=$(resolve || true)
+    if [ -z "$package" ] || ! fetch "$package"; then
+        # Missing or stale apt lists (a fresh CI image): refresh them once and try again.
+        say "refreshing apt lists (apt-get update)"
+        apt-get update -qq
+        package=$(resolve || true)
+        [ -n "$package" ] || die "cannot resolve linux-image-amd64 with apt-cache depends"
+        fetch "$package" || die "cannot download $package"
     fi
+    version=${package#linux-image-}
     echo "$version" >"$current"
 fi
 exec 9>&-
@@ -106,7 +116,7 @@ if [ "$mode" = test ]; then
     [ -x "$bundle" ] || die "no test bundle at $bundle: run swift build --build-tests --scratch-path $BUILD_DIR"
     # The guest could compile fixtures itself, but clang under TCG is slow: compile them here.
     bash scripts/build-fixtures.sh >&2
-    command="$(printf '%q ' "$bundle" --testing-library swift-testing --filter "$filter")"
+    command="$(printf '%q ' "$bundle" --testing-library swift-testing --filter "$filter" ${extra[@]+"${extra[@]}"})"
 fi
 
 # ---- (2) the initramfs --------------------------------------------------------------------------------
