@@ -121,12 +121,7 @@ fi
 
 # ---- (2) the initramfs --------------------------------------------------------------------------------
 work=$(mktemp -d "$CACHE/run.XXXXXX")
-qemu_pid=
-cleanup() {
-    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 initdir="$work/initramfs"
@@ -142,7 +137,7 @@ order=$(awk -v wanted="$wanted" '
     function name(p) { sub(/.*\//, "", p); sub(/\.ko(\.[a-z]+)?$/, "", p); gsub(/-/, "_", p); return p }
     function add(m,   i, n, d) {
         if (m in seen) return
-        if (!(m in file)) { print "no module " m " in modules.dep"; failed = 1; exit 1 }
+        if (!(m in file)) { print "no module " m " in modules.dep"; exit 1 }
         n = split(deps[m], d, " ")
         for (i = n; i >= 1; i--) add(name(d[i]))
         seen[m] = 1
@@ -154,7 +149,6 @@ order=$(awk -v wanted="$wanted" '
         for (i = 2; i <= NF; i++) deps[m] = deps[m] " " $i
     }
     END {
-        if (failed) exit 1
         n = split(wanted, w, "\n")
         for (i = 1; i <= n; i++) { gsub(/-/, "_", w[i]); add(w[i]) }
     }
