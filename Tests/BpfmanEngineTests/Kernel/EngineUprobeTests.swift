@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+@testable import BpfmanEngine
+
+/// A function of the test process for uprobes to hit; `@_cdecl` keeps its symbol name in `.symtab`.
+@_cdecl("bpfman_engine_uprobe_target")
+@inline(never)
+public func bpfmanEngineUprobeTarget(_ value: Int32) -> Int32 {
+    value &+ 1
+}
+
+/// Calls the target through an opaque pointer so the optimiser cannot drop the calls.
+private let uprobeTargetPointer: @convention(c) (Int32) -> Int32 = bpfmanEngineUprobeTarget
+
+private var testExecutable: String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+}
+
+extension KernelTests {
+    /// uprobe/uretprobe attach proven by counters in this process (SPEC §4.13).
+    @Suite struct EngineUprobeTests {
+        @Test func uprobeAndUretprobeCountCallsOfAFunctionInThisProcess() async throws {
+            try await withTestEngine("uprobe") { h in
+                let loaded = try await h.load(
+                    LoadRequest(
+                        bytecode: .file(try BPFFixtures.object("uprobe_counter")),
+                        programs: [
+                            ProgramLoadInfo(name: "count_call", type: .uprobe),
+                            ProgramLoadInfo(name: "count_return", type: .uprobe),
+                        ]))
+                let call = loaded[0].kernelInfo.id
+                let ret = loaded[1].kernelInfo.id
+                #expect(loaded[0].info?.kind == .uprobe)
+                #expect(loaded[1].info?.kind == .uretprobe, "ret-ness comes from the section")
+                let target = testExecutable
+                let entry = try await h.engine.attach(
+                    programID: call,
+                    spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target, pid: getpid())))
+                let exit = try await h.engine.attach(
+                    programID: ret, spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target)))
+                var sum: Int32 = 0
+                for i in 0..<7 { sum &+= uprobeTargetPointer(Int32(i)) }
+                #expect(sum == 28)
+                #expect(try h.counter(program: call, map: "calls", index: 0) == 7)
+                #expect(try h.counter(program: call, map: "calls", index: 1) == 7)
+                let record = try await h.engine.link(id: entry)
+                #expect(record.resolvedTarget == target)
+                try await h.engine.detach(linkID: entry)
+                try await h.engine.detach(linkID: exit)
+                _ = uprobeTargetPointer(1)
+                #expect(try h.counter(program: call, map: "calls", index: 0) == 7, "detached: no more counts")
+                try await h.engine.unload(id: call)
+                try await h.engine.unload(id: ret)
+            }
+        }
+
+        @Test func libraryNameResolvesThroughTheLinkerCacheAndPidFilters() async throws {
+            try await withTestEngine("libc") { h in
+                let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
+                let link = try await h.engine.attach(
+                    programID: id, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc", pid: getpid())))
+                let record = try await h.engine.link(id: link)
+                let resolved = try #require(record.resolvedTarget)
+                #expect(resolved.hasSuffix("/libc.so.6"))
+                for _ in 0..<3 { _ = getpid() }
+                #expect(try h.counter(program: id, map: "calls") >= 3)
+                try await h.engine.unload(id: id)
+            }
+        }
+    }
+}
