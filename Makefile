@@ -20,9 +20,11 @@ setup:
 build:
 	$(SWIFT) build $(BUILD_FLAGS)
 
-## Static checks: the module graph.
+## Static checks: the module graph, the proto contract against reference-proto, fresh generated code.
 check:
 	bash scripts/check-imports.sh
+	bash scripts/check-proto-contract.sh
+	bash scripts/check-generated.sh
 
 ## eBPF objects the tests load, compiled from Tests/Fixtures/bpf/*.bpf.c.
 fixtures:
