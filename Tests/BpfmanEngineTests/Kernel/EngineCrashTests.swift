@@ -1,0 +1,152 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+@testable import BpfmanEngine
+
+/// Environment of the crash child: the runtime directory and the operation to run.
+private enum CrashChildEnvironment {
+    static let root = "BPFMAN_ENGINE_TEST_CHILD_ROOT"
+    static let operation = "BPFMAN_ENGINE_TEST_CHILD_OP"
+    static var isChild: Bool { ProcessInfo.processInfo.environment[root] != nil }
+}
+
+/// The child half of the crash tests: this test bundle re-executed with a filter, an engine on the parent's
+/// runtime directory, one operation, and `BPFMAN_ENGINE_TEST_CRASH_AT` making the engine SIGKILL itself
+/// at the named step. Skipped in every normal run.
+@Suite(.enabled(if: CrashChildEnvironment.isChild, "runs only as the child process of EngineCrashTests"))
+struct EngineCrashChild {
+    @Test func runOperationUntilTheInjectedCrash() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let paths = BpfmanPaths(root: try #require(environment[CrashChildEnvironment.root]))
+        let operation = try #require(environment[CrashChildEnvironment.operation]).split(separator: ":")
+        let engine = try await Engine(paths: paths)
+        let argument = operation.count > 1 ? UInt32(operation[1]) ?? 0 : 0
+        switch operation[0] {
+        case "load":
+            _ = try await engine.load(
+                LoadRequest(
+                    bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
+                    programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+        case "attach":
+            _ = try await engine.attach(
+                programID: argument, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+        case "detach":
+            try await engine.detach(linkID: argument)
+        case "unload":
+            try await engine.unload(id: argument)
+        default:
+            Issue.record("unknown operation \(operation)")
+        }
+        Issue.record("the engine should have been killed before finishing \(operation)")
+    }
+}
+
+extension KernelTests {
+    /// SIGKILL at injected points of Load, Attach, Detach and Unload; a new engine reconciles without leaks
+    /// (SPEC §6.2, §6.3).
+    @Suite struct EngineCrashTests {
+        /// Runs the child with `operation`, expecting it to die of SIGKILL at `step`.
+        func crashChild(_ paths: BpfmanPaths, _ operation: String, at step: String) throws {
+            let bundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let result = try run(
+                bundle, ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"],
+                environment: [
+                    CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation,
+                    Engine.crashStepEnvironmentKey: step,
+                ])
+            #expect(result.status == SIGKILL, "the child died at \(step): \(result.output.suffix(2000))")
+        }
+
+        /// Opens a new engine on `paths` (reconciling), runs `body`, closes it.
+        func withEngine(_ paths: BpfmanPaths, _ body: (Engine) async throws -> Void) async throws {
+            let engine = try await Engine(paths: paths)
+            try await body(engine)
+            await engine.close()
+        }
+
+        @Test func crashBeforeTheLoadCommitLeavesNothingAfterReconcile() async throws {
+            let paths = try makeTestRuntime("crash-load")
+            defer { removeTestRuntime(paths) }
+            try crashChild(paths, "load", at: "load.beforeCommit")
+            let pinned = filesUnder(paths.bpffs)
+            #expect(pinned.contains { $0.hasPrefix("prog_") }, "the child had pinned its program: \(pinned)")
+            let id = try #require(pinned.first { $0.hasPrefix("prog_") }.flatMap { UInt32($0.dropFirst(5)) })
+            try await withEngine(paths) { (engine: Engine) async throws in
+                #expect(filesUnder(paths.bpffs) == [], "orphan program and map pins removed")
+                #expect(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty)
+            }
+            #expect(await eventually { !BPF.programExists(id: id) }, "the program left the kernel")
+        }
+
+        @Test func crashAfterTheLoadCommitKeepsAManagedProgram() async throws {
+            let paths = try makeTestRuntime("crash-loaded")
+            defer { removeTestRuntime(paths) }
+            try crashChild(paths, "load", at: "load.afterCommit")
+            try await withEngine(paths) { (engine: Engine) async throws in
+                let programs = try await engine.list(ListFilter(bpfmanProgramsOnly: true))
+                #expect(programs.count == 1)
+                let id = try #require(programs.first?.kernelInfo.id)
+                #expect(filesUnder(paths.bpffs) == ["maps/\(id)/counter", "prog_\(id)"])
+                try await engine.unload(id: id)
+                #expect(filesUnder(paths.bpffs) == [])
+            }
+        }
+
+        @Test func crashesDuringAttachDetachAndUnloadAreReconciled() async throws {
+            let paths = try makeTestRuntime("crash-link")
+            defer { removeTestRuntime(paths) }
+            var id: UInt32 = 0
+            var firstLink: UInt32 = 0
+            try await withEngine(paths) { (engine: Engine) async throws in
+                id = try await engine.load(
+                    LoadRequest(
+                        bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
+                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))[0].kernelInfo.id
+                firstLink = try await engine.attach(
+                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid")))
+            }
+            // Attach: killed after the pending row, then after the link pin.
+            for step in ["attach.afterPending", "attach.afterPin"] {
+                try crashChild(paths, "attach:\(id)", at: step)
+                try await withEngine(paths) { (engine: Engine) async throws in
+                    #expect(try await engine.links().map(\.id) == [firstLink], "\(step): no pending link survives")
+                    #expect(filesUnder(paths.linksDirectory) == ["\(firstLink)"], "\(step): no orphan link pin")
+                }
+            }
+            // Detach: killed after the record is deleted, before the kernel link goes.
+            let kernelLink = try await { () async throws -> UInt32? in
+                let engine = try await Engine(paths: paths)
+                defer { Task { await engine.close() } }
+                return try await engine.link(id: firstLink).kernelLinkID
+            }()
+            try crashChild(paths, "detach:\(firstLink)", at: "detach.afterCommit")
+            try await withEngine(paths) { (engine: Engine) async throws in
+                #expect(try await engine.links().isEmpty)
+                #expect(filesUnder(paths.linksDirectory) == [])
+                // A new link gets an id above every id handed out so far, including the crashed attaches'.
+                let next = try await engine.attach(
+                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                #expect(next > firstLink + 2)
+            }
+            #expect(await eventually { !BPF.linkExists(id: kernelLink ?? 0) }, "the detached kernel link is gone")
+            // Unload: killed after the records are deleted, before the pins go.
+            try crashChild(paths, "unload:\(id)", at: "unload.afterCommit")
+            try await withEngine(paths) { (engine: Engine) async throws in
+                #expect(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty)
+                #expect(filesUnder(paths.bpffs) == [], "program, map and link pins removed")
+            }
+            #expect(await eventually { !BPF.programExists(id: id) })
+        }
+    }
+}
+
+/// Polls `condition` every 5 ms for up to 2 s.
+func eventually(_ condition: () -> Bool) async -> Bool {
+    for _ in 0..<400 {
+        if condition() { return true }
+        try? await Task.sleep(nanoseconds: 5_000_000)
+    }
+    return condition()
+}
