@@ -16,7 +16,7 @@ public enum TestKernel {
     /// True inside the qemu kernel-B lane.
     public static let isKernelBLane: Bool = {
         let cmdline = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
-        return cmdline.split(separator: " ").contains("bpfman.lane=kernel-b")
+        return cmdline.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("bpfman.lane=kernel-b")
     }()
 
     /// True when kprobes are compiled in (kernel B; not kernel A).
