@@ -1,4 +1,8 @@
 internal import ArgumentParser
+internal import Dispatch
+internal import Foundation
+internal import Logging
+internal import Synchronization
 
 /// Default locations, as upstream bpfman names them (SPEC §0.2).
 package enum ServeDefaults {
@@ -30,8 +34,8 @@ extension BpfmanCommand {
         @Option(help: "Exit after this many idle seconds; 0 never exits.")
         var timeout: UInt64?
 
-        @Option(help: "Configuration file.")
-        var config: String = ServeDefaults.configPath
+        @Option(help: "Configuration file (default \(ServeDefaults.configPath)).")
+        var config: String?
 
         func validate() throws {
             guard socketPath.utf8.count <= 107 else {
@@ -40,14 +44,96 @@ extension BpfmanCommand {
         }
 
         func run() async throws {
-            // The daemon itself is built by the BpfmanServer issue; until then say so plainly.
-            print(
-                """
-                bpfman serve: would serve bpfman.v1.Bpfman on \(socketPath) with runtime dir \(runtimeDirectory).
-                The gRPC daemon is not implemented yet in this build; see README.md for what works today.
-                """
-            )
-            throw ExitCode.failure
+            do {
+                try await serve()
+            } catch let error as StartupError {
+                FileHandle.standardError.write(Data("bpfman: \(error.message)\n".utf8))
+                throw ExitCode.failure
+            }
         }
+
+        /// SPEC §1.3, in order; any failure is a `StartupError` (exit 1).
+        private func serve() async throws {
+            // 1. Flags, config, logging.
+            let config = try Self.loadConfig(explicit: config)
+            let logger = Self.bootstrapLogging(config)
+            for warning in config.warnings { logger.warning("config: unknown setting ignored: \(warning)") }
+            // 2. RLIMIT_MEMLOCK.
+            if case .notNeeded(let hard) = try ProcessSetup.raiseMemlockLimit() {
+                logger.warning("cannot raise RLIMIT_MEMLOCK (hard limit \(hard)); this kernel charges BPF memory to the cgroup")
+            }
+            ProcessSetup.ignoreSIGPIPE()
+            // 3. The runtime-dir lock, held until this function returns.
+            let lock = try RuntimeDirectoryLock(
+                directory: runtimeDirectory, retries: config.lockMaxRetries,
+                delayMilliseconds: config.lockRetryDelayMilliseconds)
+            // 4-10. Engine, sockets, services.
+            let options = DaemonOptions(
+                socketPath: socketPath, runtimeDirectory: runtimeDirectory, imageCacheDirectory: imageCacheDirectory,
+                csiSupport: csiSupport, timeout: timeout)
+            if csiSupport { logger.warning("--csi-support: the CSI node plugin is not part of this build yet") }
+            let daemon = try await Daemon.start(options: options, config: config, logger: logger)
+            let signals = SignalWatcher { name in daemon.requestShutdown(name) }
+            let reason = await daemon.waitForShutdownRequest()
+            await daemon.shutdown(reason: reason)
+            withExtendedLifetime(signals) {}
+            _ = consume lock
+        }
+
+        /// The config file: a missing default file means defaults; a missing explicit one is an error.
+        static func loadConfig(explicit: String?) throws(StartupError) -> DaemonConfig {
+            let path = explicit ?? ServeDefaults.configPath
+            guard FileManager.default.fileExists(atPath: path) else {
+                if explicit != nil { throw StartupError("config file \(path) does not exist") }
+                return DaemonConfig()
+            }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw StartupError("cannot read config file \(path)")
+            }
+            do {
+                return try DaemonConfig.parse(text, file: path)
+            } catch {
+                throw StartupError(error.message)
+            }
+        }
+
+        /// Logs to stderr at the configured level; `RUST_LOG` wins over `[logging] level` (SPEC §1.9).
+        static func bootstrapLogging(_ config: DaemonConfig) -> Logger {
+            var level = config.logLevel
+            if let rust = ProcessInfo.processInfo.environment["RUST_LOG"], let parsed = logLevel(fromRustLog: rust) {
+                level = parsed
+            }
+            let format: DaemonLogHandler.Format = config.logFormat == .json ? .json : .text
+            let loggerLevel = level.loggerLevel
+            LoggingSystem.bootstrap { label in DaemonLogHandler(label: label, level: loggerLevel, format: format) }
+            return Logger(label: "bpfman")
+        }
+    }
+}
+
+/// SIGTERM and SIGINT: the first asks for a graceful shutdown, the second exits at once (SPEC §1.6).
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ onFirst: @escaping @Sendable (String) -> Void) {
+        let seen = Mutex(false)
+        sources = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { number, name in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let again = seen.withLock { s in
+                    defer { s = true }
+                    return s
+                }
+                if again { _exit(0) }
+                onFirst(name)
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
     }
 }

@@ -23,7 +23,7 @@ import Testing
         #expect(serve.socketPath == "/run/bpfman-sock/bpfman.sock")
         #expect(serve.runtimeDirectory == "/run/bpfman")
         #expect(serve.imageCacheDirectory == "/var/cache/bpfman")
-        #expect(serve.config == "/etc/bpfman/bpfman.toml")
+        #expect(serve.config == nil)  // the default path, /etc/bpfman/bpfman.toml, where a missing file means defaults
         #expect(serve.csiSupport == false)
         #expect(serve.timeout == nil)
     }

@@ -1,0 +1,179 @@
+package import BpfmanEngine
+package import H2Transport
+package import Logging
+internal import Glibc
+internal import Synchronization
+
+/// Where and how `bpfman serve` runs (SPEC §1.2), after flag parsing.
+package struct DaemonOptions: Sendable {
+    package var socketPath: String
+    package var runtimeDirectory: String
+    package var imageCacheDirectory: String
+    package var csiSupport: Bool
+    /// `--timeout` as given; nil when absent (the default then depends on activation and CSI, §0.2).
+    package var timeout: UInt64?
+    /// Adopt a socket-activated fd when systemd passed one (tests turn this off).
+    package var allowSocketActivation: Bool
+
+    package init(
+        socketPath: String, runtimeDirectory: String, imageCacheDirectory: String = "/var/cache/bpfman",
+        csiSupport: Bool = false, timeout: UInt64? = nil, allowSocketActivation: Bool = true
+    ) {
+        self.socketPath = socketPath
+        self.runtimeDirectory = runtimeDirectory
+        self.imageCacheDirectory = imageCacheDirectory
+        self.csiSupport = csiSupport
+        self.timeout = timeout
+        self.allowSocketActivation = allowSocketActivation
+    }
+
+    /// The idle timeout in seconds (SPEC §0.2): `--timeout` if given, else 0 with CSI, 15 when activated, else 0.
+    package func idleTimeout(socketActivated: Bool) -> UInt64 {
+        if let timeout { return timeout }
+        if csiSupport { return 0 }
+        return socketActivated ? 15 : 0
+    }
+}
+
+/// A running daemon: engine, gRPC server and health, from SPEC §1.3 step 4 on.
+///
+/// `start` runs the engine start-up (bpffs, database, reconciliation), binds the socket and reports
+/// SERVING. `shutdown` is graceful (§1.6); `waitForShutdownRequest` returns when a signal, the idle timer
+/// or a caller asked for one.
+package final class Daemon: Sendable {
+    package let engine: Engine
+    package let server: GRPCServer
+    package let health: HealthService
+    package let facts: DaemonFacts
+    private let logger: Logger
+    private let requests: AsyncStream<String>
+    private let requestContinuation: AsyncStream<String>.Continuation
+    private let idleTimer = Mutex<IdleTimer?>(nil)
+    private let stopped = Mutex(false)
+
+    /// Names the health service reports on the main socket (SPEC §1.5).
+    package static let healthNames = ["", "bpfman.v1.Bpfman", "bpfman.ext.v1.Inspect"]
+
+    private init(
+        engine: Engine, server: GRPCServer, health: HealthService, facts: DaemonFacts, logger: Logger,
+        requests: (AsyncStream<String>, AsyncStream<String>.Continuation)
+    ) {
+        self.engine = engine
+        self.server = server
+        self.health = health
+        self.facts = facts
+        self.logger = logger
+        (self.requests, self.requestContinuation) = requests
+    }
+
+    /// SPEC §1.3 steps 4-10: engine start-up, services, socket, SERVING.
+    /// - Throws: `StartupError` with a one-line reason.
+    package static func start(
+        options: DaemonOptions, config: DaemonConfig = DaemonConfig(), logger: Logger
+    ) async throws(StartupError) -> Daemon {
+        let engine: Engine
+        do {
+            engine = try await Engine(
+                paths: BpfmanPaths(root: options.runtimeDirectory), logger: logger, hookAttacher: nil)
+        } catch {
+            throw StartupError(error.message)
+        }
+        // The dispatcher (freplace) path is not wired into this build yet, so XDP/TC run natively.
+        if config.attachMode == .dispatcher {
+            await engine.close()
+            throw StartupError("[engine] attach_mode = \"dispatcher\" but this build has no XDP/TC dispatcher")
+        }
+        let attachMode = "native"
+        let reason =
+            config.attachMode == .native
+            ? "configured in [engine] attach_mode" : "dispatcher not available in this build"
+        logger.info("XDP/TC attach mode: \(attachMode) (\(reason)); one XDP program per interface")
+
+        // Socket activation (§1.4): LISTEN_PID/LISTEN_FDS name fd 3, else bind the path.
+        var activatedFD: CInt?
+        if options.allowSocketActivation, let activation = GRPCServer.socketActivatedFD() {
+            switch activation {
+            case .success(let fd): activatedFD = fd
+            case .failure(let error): logger.warning("ignoring socket activation: \(error); binding \(options.socketPath)")
+            }
+        }
+        let idleSeconds = options.idleTimeout(socketActivated: activatedFD != nil)
+        let facts = DaemonFacts(
+            version: BpfmanVersion.string, attachMode: attachMode, attachModeReason: reason,
+            runtimeDirectory: options.runtimeDirectory, socketPath: options.socketPath,
+            csiEnabled: false, csiSocketPath: "", idleTimeoutSeconds: UInt32(clamping: idleSeconds),
+            socketActivated: activatedFD != nil, kernelFeatures: KernelFacts.features(freplace: false))
+
+        let health = HealthService(services: healthNames)
+        let context = ServiceContext(engine: engine, logger: logger, facts: facts)
+        var router = GRPCRouter()
+        BpfmanService(context: context).register(on: &router)
+        InspectService(context: context).register(on: &router)
+        health.register(on: &router)
+        ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
+
+        let idle = Mutex<IdleTimer?>(nil)
+        var configuration = GRPCServer.Configuration()
+        configuration.onInFlightChange = { count in idle.withLock { $0 }?.inFlightChanged(count) }
+        let server: GRPCServer
+        do {
+            server = try GRPCServer(router: router, configuration: configuration, logger: logger)
+            if let activatedFD {
+                try server.bind(.adopted(fd: activatedFD))
+            } else {
+                try server.bind(.unix(path: options.socketPath, mode: 0o660))
+            }
+        } catch {
+            await engine.close()
+            throw StartupError("cannot listen on \(options.socketPath): \(error)")
+        }
+        let daemon = Daemon(
+            engine: engine, server: server, health: health, facts: facts, logger: logger,
+            requests: AsyncStream<String>.makeStream())
+        if idleSeconds > 0 {
+            let timer = IdleTimer(timeout: .seconds(idleSeconds)) { [weak daemon] in
+                daemon?.requestShutdown("idle for \(idleSeconds) s")
+            }
+            idle.withLock { $0 = timer }
+            daemon.idleTimer.withLock { $0 = timer }
+        }
+        health.setAll(.serving)
+        logger.info(
+            "serving",
+            metadata: [
+                "socket": "\(activatedFD != nil ? "fd 3 (socket activation)" : options.socketPath)",
+                "runtime_dir": "\(options.runtimeDirectory)", "idle_timeout": "\(idleSeconds)",
+            ])
+        return daemon
+    }
+
+    /// Asks the daemon to shut down (signal, idle timer, test). Only the first request counts.
+    package func requestShutdown(_ reason: String) {
+        requestContinuation.yield(reason)
+    }
+
+    /// Waits until someone requests a shutdown; returns the first reason.
+    package func waitForShutdownRequest() async -> String {
+        for await reason in requests { return reason }
+        return "stream ended"
+    }
+
+    /// Graceful shutdown (SPEC §1.6): NOT_SERVING to watchers, stop accepting, let in-flight RPCs finish,
+    /// close sockets (unlinking the path we bound), close the database.
+    package func shutdown(reason: String) async {
+        let first = stopped.withLock { s in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        logger.info("shutting down", metadata: ["reason": "\(reason)"])
+        health.setAll(.notServing)
+        // Give Watch streams a moment to carry NOT_SERVING out before they end.
+        try? await Task.sleep(for: .milliseconds(20))
+        health.finishWatchers()
+        await server.shutdown(gracePeriod: .seconds(10))
+        await engine.close()
+        requestContinuation.finish()
+        idleTimer.withLock { $0 = nil }
+    }
+}

@@ -1,0 +1,71 @@
+internal import BpfmanEngine
+package import H2Transport
+internal import Proto
+
+/// `bpfman.v1.Bpfman` (SPEC §3.1-3.7): decode, check, call the engine, encode.
+package struct BpfmanService: Sendable {
+    let context: ServiceContext
+
+    package init(context: ServiceContext) {
+        self.context = context
+    }
+
+    package func register(on router: inout GRPCRouter) {
+        typealias M = Bpfman_V1_Bpfman.Method
+        let c = context
+        router.register(
+            M.load.path,
+            c.unary("Load", mutating: true) { call, bytes in
+                let request = try LoadRequest(validating: try decode(Bpfman_V1_LoadRequest.self, bytes))
+                let loaded = try await c.mutate(call) { engine throws(EngineError) in try await engine.load(request) }
+                var response = Bpfman_V1_LoadResponse()
+                response.programs = loaded.map(Bpfman_V1_LoadResponseInfo.init)
+                return response.serializedBytes()
+            })
+        router.register(
+            M.unload.path,
+            c.unary("Unload", mutating: true) { call, bytes in
+                let id = try IDValidation.programID(try decode(Bpfman_V1_UnloadRequest.self, bytes).id)
+                try await c.mutate(call) { engine throws(EngineError) in try await engine.unload(id: id) }
+                return Bpfman_V1_UnloadResponse().serializedBytes()
+            })
+        router.register(
+            M.attach.path,
+            c.unary("Attach", mutating: true) { call, bytes in
+                let request = try AttachCall(validating: try decode(Bpfman_V1_AttachRequest.self, bytes))
+                let linkID = try await c.mutate(call) { engine throws(EngineError) in
+                    try await engine.attach(programID: request.programID, spec: request.spec)
+                }
+                var response = Bpfman_V1_AttachResponse()
+                response.linkID = linkID
+                return response.serializedBytes()
+            })
+        router.register(
+            M.detach.path,
+            c.unary("Detach", mutating: true) { call, bytes in
+                let id = try IDValidation.linkID(try decode(Bpfman_V1_DetachRequest.self, bytes).linkID)
+                try await c.mutate(call) { engine throws(EngineError) in try await engine.detach(linkID: id) }
+                return Bpfman_V1_DetachResponse().serializedBytes()
+            })
+        router.register(
+            M.list.path,
+            c.unary("List") { _, bytes in
+                let filter = ListFilter(try decode(Bpfman_V1_ListRequest.self, bytes))
+                var response = Bpfman_V1_ListResponse()
+                response.results = try await c.engine.list(filter).map(Bpfman_V1_ListResponse.ListResult.init)
+                return response.serializedBytes()
+            })
+        router.register(
+            M.get.path,
+            c.unary("Get") { _, bytes in
+                let id = try IDValidation.programID(try decode(Bpfman_V1_GetRequest.self, bytes).id)
+                return Bpfman_V1_GetResponse(try await c.engine.get(id: id)).serializedBytes()
+            })
+        router.register(
+            M.pullBytecode.path,
+            c.unary("PullBytecode", mutating: true) { _, bytes in
+                _ = try BytecodeImage(validatingPull: try decode(Bpfman_V1_PullBytecodeRequest.self, bytes))
+                throw ErrorMapping.pullBytecodeUnavailable
+            })
+    }
+}

@@ -1,0 +1,92 @@
+package import BpfmanEngine
+internal import H2Transport
+package import Logging
+
+/// What the daemon's services share: the engine, the writer lock, a logger and the facts `Status` reports.
+package struct ServiceContext: Sendable {
+    package var engine: Engine
+    package var writerLock: WriterLock
+    package var logger: Logger
+    package var facts: DaemonFacts
+
+    package init(engine: Engine, writerLock: WriterLock = WriterLock(), logger: Logger, facts: DaemonFacts) {
+        self.engine = engine
+        self.writerLock = writerLock
+        self.logger = logger
+        self.facts = facts
+    }
+
+    /// A unary method that logs one debug line per call (SPEC §1.10), and one info line when a mutating
+    /// call fails (successful mutations are logged by the engine with their ids).
+    func unary(
+        _ name: String, mutating: Bool = false,
+        _ body: @escaping @Sendable (GRPCServerContext, [UInt8]) async throws -> [UInt8]
+    ) -> GRPCMethod {
+        let logger = logger
+        return .unary { context, bytes in
+            let start = ContinuousClock.now
+            do {
+                let reply = try await body(context, bytes)
+                logger.debug(
+                    "rpc", metadata: ["rpc": "\(name)", "status": "OK", "elapsed": "\(ContinuousClock.now - start)"])
+                return reply
+            } catch {
+                let status = (error as? any GRPCStatusConvertible)?.grpcStatus ?? GRPCStatus(.unknown, "\(error)")
+                let metadata: Logger.Metadata = [
+                    "rpc": "\(name)", "status": "\(status.code)", "message": "\(status.message)",
+                    "elapsed": "\(ContinuousClock.now - start)",
+                ]
+                if mutating { logger.info("rpc failed", metadata: metadata) } else { logger.debug("rpc", metadata: metadata) }
+                throw error
+            }
+        }
+    }
+
+    /// Runs a mutation under the writer lock (SPEC §1.7).
+    func mutate<R: Sendable>(
+        _ context: GRPCServerContext, _ body: @Sendable (Engine) async throws(EngineError) -> R
+    ) async throws -> R {
+        // Give up a moment before the transport's own deadline fires, so the caller reads our message.
+        let deadline = context.deadline.map { $0 - .milliseconds(2) }
+        do {
+            try await writerLock.acquire(deadline: deadline)
+        } catch WriterLock.WaitError.deadlineExceeded {
+            throw ErrorMapping.writerLockTimeout
+        } catch {
+            throw ErrorMapping.writerLockCancelled
+        }
+        defer { writerLock.release() }
+        return try await body(engine)
+    }
+}
+
+/// Daemon facts reported by `bpfman.ext.v1.Inspect/Status` (SPEC §3.9).
+package struct DaemonFacts: Sendable {
+    package var version: String
+    package var attachMode: String
+    package var attachModeReason: String
+    package var runtimeDirectory: String
+    package var socketPath: String
+    package var csiEnabled: Bool
+    package var csiSocketPath: String
+    package var idleTimeoutSeconds: UInt32
+    package var socketActivated: Bool
+    package var kernelFeatures: [String: Bool]
+
+    package init(
+        version: String, attachMode: String, attachModeReason: String, runtimeDirectory: String, socketPath: String,
+        csiEnabled: Bool = false, csiSocketPath: String = "", idleTimeoutSeconds: UInt32 = 0,
+        socketActivated: Bool = false, kernelFeatures: [String: Bool] = [:]
+    ) {
+        self.version = version
+        self.attachMode = attachMode
+        self.attachModeReason = attachModeReason
+        self.runtimeDirectory = runtimeDirectory
+        self.socketPath = socketPath
+        self.csiEnabled = csiEnabled
+        self.csiSocketPath = csiSocketPath
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.socketActivated = socketActivated
+        self.kernelFeatures = kernelFeatures
+    }
+}
