@@ -54,6 +54,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "bpfman", dependencies: ["BpfmanServer"], swiftSettings: swiftSettings),
+        // The single-threaded container_pid helper (SPEC §4.14): enters a mount namespace, sends an fd back.
+        .executableTarget(name: "bpfman-ns", dependencies: ["CBPF"], swiftSettings: swiftSettings),
+        // Engine benchmark (load+pin vs plain libbpf, List, TCX attach+detach); not a test.
+        .executableTarget(name: "bpfman-engine-bench", dependencies: ["BpfmanEngine", "CBPF"], swiftSettings: swiftSettings),
 
         // Tests. TestSupport holds helpers and the eBPF fixture sources shared by every suite.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),

@@ -16,7 +16,8 @@ declare -A allow=(
     [BpfmanEngine]="CBPF CSQLite Logging Glibc Synchronization Dispatch Foundation"
     [BpfmanServer]="Proto H2Transport BpfmanEngine Logging ArgumentParser Glibc Synchronization Dispatch Foundation"
     [bpfman]="BpfmanServer ArgumentParser Logging"
-    [bpfman-ns]="Glibc"
+    [bpfman-ns]="Glibc CBPF"
+    [bpfman-engine-bench]="BpfmanEngine CBPF Glibc Foundation Logging"
     [h2-echo-server]="H2Transport Glibc Logging"
 )
 

@@ -72,13 +72,14 @@ extension Engine {
         crashPoint("detach.afterCommit")
         let pin = link.pinPath ?? paths.linkPin(link.id)
         var kernelID = link.kernelLinkID
+        var detached = false
         if let fd = try? BPF.objectGet(pin) {
             if case .success(let info) = BPF.linkInfo(fd) { kernelID = info.id }
             // Perf-event links have no BPF_LINK_DETACH (EOPNOTSUPP/EINVAL): they go with their last reference.
-            _ = BPF.linkDetach(fd)
+            if case .success = BPF.linkDetach(fd) { detached = true }
         }
         removePin(pin)
-        if let kernelID { waitUntilLinkGone(kernelID) }
+        if !detached, let kernelID { waitUntilLinkGone(kernelID) }
         if link.kind == .tcx, let hook = tcxHook(of: link) { try? recomputeTCXPositions(hook) }
     }
 

@@ -153,7 +153,13 @@ extension Engine {
             guard let kernel = KernelProgramInfo.read(fd: fd, reportedType: record.kind.reportedKernelType) else {
                 throw .internal("failed to read kernel info for program \(record.name)")
             }
-            results.append(ProgramDetails(info: try programInfo(record), kernelInfo: kernel))
+            // A fresh owner is the only member of its own set and has no links yet.
+            let info =
+                record.mapOwnerID == nil
+                ? ProgramInfo(
+                    record: record, links: [], mapPinPath: paths.mapSetDirectory(record.id), mapUsedBy: ["\(record.id)"])
+                : try programInfo(record)
+            results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }
         return results
     }

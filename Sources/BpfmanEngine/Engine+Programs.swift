@@ -63,8 +63,10 @@ extension Engine {
 
     /// Drops every record whose program vanished from the kernel (SPEC §6.4), dependants before owners.
     func dropStaleRecords() {
-        guard let records = try? store.allPrograms() else { return }
-        let stale = records.filter { !isAlive($0) }
+        guard let ids = try? store.programIDs(), !ids.isEmpty else { return }
+        // One walk of the kernel's ids (no fds) instead of opening every program.
+        let live = Set(BPF.allProgramIDs())
+        let stale = ids.filter { !live.contains($0) }.compactMap { try? store.program($0) }
         for record in stale where record.mapOwnerID != nil { try? forget(record, stale: true) }
         for record in stale where record.mapOwnerID == nil { try? forget(record, stale: true) }
     }
@@ -72,8 +74,7 @@ extension Engine {
     /// `ProgramInfo` of a record: links, map pin path and map-set members from the store.
     func programInfo(_ record: ProgramRecord) throws(EngineError) -> ProgramInfo {
         let (links, members) = try db { () throws(SQLiteError) in
-            (try store.links(ofProgram: record.id).filter { $0.state == .active }.map(\.id),
-             try store.mapSetMembers(record.mapSetID))
+            (try store.activeLinkIDs(ofProgram: record.id), try store.mapSetMembers(record.mapSetID))
         }
         return ProgramInfo(
             record: record, links: links, mapPinPath: paths.mapSetDirectory(record.mapSetID),

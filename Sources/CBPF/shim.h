@@ -101,6 +101,10 @@ static inline int cbpf_is_bpffs(const char *path) {
     if (statfs(path, &st) != 0) return -1;
     return st.f_type == 0xcafe4a11 ? 1 : 0;
 }
+
+/// setns(2) for any namespace type (the bpfman-ns helper enters mount namespaces with it).
+#define CBPF_CLONE_NEWNS 0x00020000
+static inline int cbpf_setns(int fd, int nstype) { return (int)syscall(__NR_setns, fd, nstype); }
 // ---- end engine helpers ----
 
 // ---- dispatcher helpers (BpfmanEngine/Dispatch) ----

@@ -206,22 +206,34 @@ package enum BPF {
         return try BPFError.fd("bpf_link_create") { bpf_link_create(program, perf, BPF_PERF_EVENT, nil) }
     }
 
-    /// `memlock:` of `/proc/self/fdinfo/<fd>`, or 0.
+    /// `memlock:` of `/proc/self/fdinfo/<fd>`, or 0. One read into a stack buffer, parsed as bytes.
     package static func memlock(_ fd: borrowing OwnedFD) -> UInt32 {
-        guard let bytes = Syscalls.readFile("/proc/self/fdinfo/\(fd.rawValue)") else { return 0 }
-        let text = String(decoding: bytes, as: UTF8.self)
-        for line in text.split(separator: "\n") where line.hasPrefix("memlock:") {
-            let value = line.dropFirst("memlock:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
-            return UInt32(clamping: UInt64(value) ?? 0)
+        let info = Glibc.open("/proc/self/fdinfo/\(fd.rawValue)", O_RDONLY | O_CLOEXEC)
+        guard info >= 0 else { return 0 }
+        defer { Glibc.close(info) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> UInt32 in
+            let count = Glibc.read(info, buffer.baseAddress, buffer.count)
+            guard count > 0 else { return 0 }
+            let key = Array("memlock:".utf8)
+            var i = 0
+            while i + key.count <= count {
+                // At the start of a line?
+                if (i == 0 || buffer[i - 1] == 10) && buffer[i] == key[0]
+                    && (0..<key.count).allSatisfy({ buffer[i + $0] == key[$0] })
+                {
+                    var j = i + key.count
+                    var value: UInt64 = 0
+                    while j < count && (buffer[j] == 32 || buffer[j] == 9) { j += 1 }
+                    while j < count && buffer[j] >= 48 && buffer[j] <= 57 {
+                        value = value &* 10 &+ UInt64(buffer[j] - 48)
+                        j += 1
+                    }
+                    return UInt32(clamping: value)
+                }
+                i += 1
+            }
+            return 0
         }
-        return 0
     }
 }
 
-extension Substring {
-    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
-        var s = self
-        while let first = s.first, predicate(first) { s.removeFirst() }
-        return s
-    }
-}

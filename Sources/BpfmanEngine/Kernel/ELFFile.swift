@@ -36,6 +36,15 @@ package enum ELFFile {
         let image = UnsafeRawBufferPointer(start: base, count: size)
         return ELFImage(image)?.fileOffset(of: symbol)
     }
+
+    /// The file offset of the entry point (`e_entry`) of the ELF at `path`, for offset-only uprobes.
+    package static func entryPointFileOffset(path: String) -> UInt64? {
+        guard let bytes = Syscalls.readFile(path) else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            guard let image = ELFImage(raw) else { return nil }
+            return image.fileOffset(ofAddress: image.u64(0x18))
+        }
+    }
 }
 
 /// A little-endian ELF64 image in memory.
@@ -89,6 +98,11 @@ private struct ELFImage {
             }
         }
         guard let value else { return nil }
+        return fileOffset(ofAddress: value)
+    }
+
+    /// Maps a virtual address to a file offset through the PT_LOAD segment containing it.
+    func fileOffset(ofAddress value: UInt64) -> UInt64? {
         let programHeaders = Int(u64(0x20))
         let programSize = u16(0x36)
         let programCount = u16(0x38)

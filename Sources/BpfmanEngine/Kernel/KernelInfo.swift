@@ -17,10 +17,13 @@ extension KernelProgramInfo {
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
         let tag = withUnsafeBytes(of: info.tag) { bytes in
-            bytes.map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
-            }.joined()
+            var hex: [UInt8] = []
+            hex.reserveCapacity(16)
+            for byte in bytes {
+                hex.append(hexDigits[Int(byte >> 4)])
+                hex.append(hexDigits[Int(byte & 0xf)])
+            }
+            return String(decoding: hex, as: UTF8.self)
         }
         return KernelProgramInfo(
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
@@ -45,3 +48,5 @@ extension KernelProgramInfo {
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+private let hexDigits = Array("0123456789abcdef".utf8)

@@ -108,6 +108,12 @@ package final class Statement {
         return self
     }
 
+    /// Rewinds the statement and clears its bindings (ends any read it had in progress).
+    package func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
     /// Advances; true while a row is available.
     package func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(handle)

@@ -6,6 +6,8 @@ internal import Foundation
 /// One `ProgramStore` per `Engine`; the engine actor serialises access, so the class is not `Sendable`.
 package final class ProgramStore {
     package let database: Database
+    /// Prepared statements by SQL text, reused across calls (preparing dominates small queries).
+    private var statements: [String: Statement] = [:]
 
     /// Opens the store at `path` with WAL, `synchronous=FULL` and foreign keys, and migrates it.
     package init(path: String) throws(SQLiteError) {
@@ -14,7 +16,21 @@ package final class ProgramStore {
         try Schema.migrate(database)
     }
 
-    package func close() { database.close() }
+    package func close() {
+        statements.removeAll()
+        database.close()
+    }
+
+    /// A prepared statement for `sql`, from the cache; reset, with bindings cleared.
+    private func cached(_ sql: String) throws(SQLiteError) -> Statement {
+        if let cached = statements[sql] {
+            cached.reset()
+            return cached
+        }
+        let prepared = try database.prepare(sql)
+        statements[sql] = prepared
+        return prepared
+    }
 
     /// `BEGIN IMMEDIATE … COMMIT` around `body`.
     package func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
@@ -30,7 +46,7 @@ package final class ProgramStore {
             case .file(let path): ("file", path, 0)
             case .image(let image): ("image", image.url, image.pullPolicy)
             }
-        try database.prepare(
+        try cached(
             """
             INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
                 map_set_id, attach_target, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)
@@ -39,12 +55,12 @@ package final class ProgramStore {
             p.id, p.name, p.kind.rawValue, p.loadMode.rawValue, locationKind, location, policy, p.mapOwnerID,
             p.mapSetID, p.attachTarget, Int64(time(nil))
         ).run()
-        let metadata = try database.prepare("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
+        let metadata = try cached("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
         for (key, value) in p.metadata { try metadata.bind(p.id, key, value).run() }
-        let global = try database.prepare("INSERT INTO program_global_data(program_id, name, value) VALUES(?,?,?)")
+        let global = try cached("INSERT INTO program_global_data(program_id, name, value) VALUES(?,?,?)")
         for (name, value) in p.globalData { try global.bind(p.id, name, value).run() }
-        let shared = try database.prepare("INSERT INTO program_shared_maps(program_id, name) VALUES(?,?)")
-        let count = try database.prepare(
+        let shared = try cached("INSERT INTO program_shared_maps(program_id, name) VALUES(?,?)")
+        let count = try cached(
             "INSERT INTO shared_maps(name, refcount) VALUES(?, 1) ON CONFLICT(name) DO UPDATE SET refcount = refcount + 1"
         )
         for name in p.sharedMaps {
@@ -58,34 +74,35 @@ package final class ProgramStore {
     @discardableResult
     package func deleteProgram(_ id: UInt32) throws(SQLiteError) -> [String] {
         var released: [String] = []
-        let names = try database.prepare("SELECT name FROM program_shared_maps WHERE program_id = ?").bind(id)
+        let names = try cached("SELECT name FROM program_shared_maps WHERE program_id = ?").bind(id)
         var shared: [String] = []
         while try names.step() { shared.append(names.text(0)) }
-        let decrement = try database.prepare("UPDATE shared_maps SET refcount = refcount - 1 WHERE name = ?")
-        let remaining = try database.prepare("SELECT refcount FROM shared_maps WHERE name = ?")
-        let drop = try database.prepare("DELETE FROM shared_maps WHERE name = ? AND refcount <= 0")
+        let decrement = try cached("UPDATE shared_maps SET refcount = refcount - 1 WHERE name = ?")
+        let remaining = try cached("SELECT refcount FROM shared_maps WHERE name = ?")
+        let drop = try cached("DELETE FROM shared_maps WHERE name = ? AND refcount <= 0")
         for name in shared {
             try decrement.bind(name).run()
             try remaining.bind(name)
-            if try remaining.step(), remaining.int64(0) <= 0 {
+            let exhausted = try remaining.step() && remaining.int64(0) <= 0
+            remaining.reset()
+            if exhausted {
                 released.append(name)
                 try drop.bind(name).run()
             }
         }
-        try database.prepare("DELETE FROM links WHERE program_id = ?").bind(id).run()
-        try database.prepare("DELETE FROM programs WHERE id = ?").bind(id).run()
+        try cached("DELETE FROM links WHERE program_id = ?").bind(id).run()
+        try cached("DELETE FROM programs WHERE id = ?").bind(id).run()
         return released
     }
 
     private static let programColumns =
         "id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id, map_set_id, attach_target"
 
-    private func programs(where clause: String, _ values: (any SQLValue)?...) throws(SQLiteError) -> [ProgramRecord] {
-        let statement = try database.prepare("SELECT \(Self.programColumns) FROM programs \(clause) ORDER BY id")
-        switch values.count {
-        case 0: try statement.bind()
-        default: try statement.bind(values[0])
-        }
+    /// Program records, all of them or the one with `id`, with metadata, global data and shared maps.
+    private func programs(id: UInt32?) throws(SQLiteError) -> [ProgramRecord] {
+        let filter = id == nil ? "" : "WHERE id = ?1"
+        let statement = try cached("SELECT \(Self.programColumns) FROM programs \(filter) ORDER BY id")
+        if let id { try statement.bind(id) }
         var records: [ProgramRecord] = []
         var index: [UInt32: Int] = [:]
         while try statement.step() {
@@ -103,16 +120,19 @@ package final class ProgramStore {
                     attachTarget: statement.optionalText(9), sharedMaps: []))
         }
         if records.isEmpty { return records }
-        let filter = records.count == 1 ? "WHERE program_id = \(records[0].id)" : ""
-        let metadata = try database.prepare("SELECT program_id, key, value FROM program_metadata \(filter)")
+        let programFilter = id == nil ? "" : "WHERE program_id = ?1"
+        let metadata = try cached("SELECT program_id, key, value FROM program_metadata \(programFilter)")
+        if let id { try metadata.bind(id) }
         while try metadata.step() {
             if let i = index[metadata.uint32(0)] { records[i].metadata[metadata.text(1)] = metadata.text(2) }
         }
-        let global = try database.prepare("SELECT program_id, name, value FROM program_global_data \(filter)")
+        let global = try cached("SELECT program_id, name, value FROM program_global_data \(programFilter)")
+        if let id { try global.bind(id) }
         while try global.step() {
             if let i = index[global.uint32(0)] { records[i].globalData[global.text(1)] = global.blob(2) }
         }
-        let shared = try database.prepare("SELECT program_id, name FROM program_shared_maps \(filter) ORDER BY name")
+        let shared = try cached("SELECT program_id, name FROM program_shared_maps \(programFilter) ORDER BY name")
+        if let id { try shared.bind(id) }
         while try shared.step() {
             if let i = index[shared.uint32(0)] { records[i].sharedMaps.append(shared.text(1)) }
         }
@@ -121,17 +141,17 @@ package final class ProgramStore {
 
     /// The record of program `id`, if managed.
     package func program(_ id: UInt32) throws(SQLiteError) -> ProgramRecord? {
-        try programs(where: "WHERE id = ?", id).first
+        try programs(id: id).first
     }
 
     /// Every program record, ascending id.
     package func allPrograms() throws(SQLiteError) -> [ProgramRecord] {
-        try programs(where: "")
+        try programs(id: nil)
     }
 
     /// Ids of all managed programs, ascending.
     package func programIDs() throws(SQLiteError) -> [UInt32] {
-        let statement = try database.prepare("SELECT id FROM programs ORDER BY id")
+        let statement = try cached("SELECT id FROM programs ORDER BY id")
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids
@@ -140,16 +160,16 @@ package final class ProgramStore {
     // MARK: map sets
 
     package func insertMapSet(id: UInt32, pinDirectory: String) throws(SQLiteError) {
-        try database.prepare("INSERT INTO map_sets(id, pin_dir) VALUES(?, ?)").bind(id, pinDirectory).run()
+        try cached("INSERT INTO map_sets(id, pin_dir) VALUES(?, ?)").bind(id, pinDirectory).run()
     }
 
     package func deleteMapSet(_ id: UInt32) throws(SQLiteError) {
-        try database.prepare("DELETE FROM map_sets WHERE id = ?").bind(id).run()
+        try cached("DELETE FROM map_sets WHERE id = ?").bind(id).run()
     }
 
     /// Ids of every map set.
     package func mapSetIDs() throws(SQLiteError) -> [UInt32] {
-        let statement = try database.prepare("SELECT id FROM map_sets ORDER BY id")
+        let statement = try cached("SELECT id FROM map_sets ORDER BY id")
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids
@@ -157,7 +177,7 @@ package final class ProgramStore {
 
     /// Program ids recorded as members of map set `id`, ascending.
     package func mapSetMembers(_ id: UInt32) throws(SQLiteError) -> [UInt32] {
-        let statement = try database.prepare("SELECT id FROM programs WHERE map_set_id = ? ORDER BY id").bind(id)
+        let statement = try cached("SELECT id FROM programs WHERE map_set_id = ? ORDER BY id").bind(id)
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids
@@ -165,7 +185,7 @@ package final class ProgramStore {
 
     /// Map-set id → member ids (ascending), for every set.
     package func allMapSetMembers() throws(SQLiteError) -> [UInt32: [UInt32]] {
-        let statement = try database.prepare("SELECT map_set_id, id FROM programs ORDER BY id")
+        let statement = try cached("SELECT map_set_id, id FROM programs ORDER BY id")
         var result: [UInt32: [UInt32]] = [:]
         while try statement.step() { result[statement.uint32(0), default: []].append(statement.uint32(1)) }
         return result
@@ -173,7 +193,7 @@ package final class ProgramStore {
 
     /// Shared-map names with a positive reference count.
     package func sharedMapNames() throws(SQLiteError) -> Set<String> {
-        let statement = try database.prepare("SELECT name FROM shared_maps WHERE refcount > 0")
+        let statement = try cached("SELECT name FROM shared_maps WHERE refcount > 0")
         var names: Set<String> = []
         while try statement.step() { names.insert(statement.text(0)) }
         return names
@@ -189,7 +209,7 @@ package final class ProgramStore {
     {
         let json = Self.encodeSpec(spec)
         return try transaction { () throws(SQLiteError) -> UInt32 in
-            try database.prepare("INSERT INTO links(program_id, kind, state, spec_json) VALUES(?, ?, 'pending', ?)")
+            try cached("INSERT INTO links(program_id, kind, state, spec_json) VALUES(?, ?, 'pending', ?)")
                 .bind(programID, kind.rawValue, json).run()
             return UInt32(truncatingIfNeeded: database.lastInsertRowID)
         }
@@ -197,7 +217,7 @@ package final class ProgramStore {
 
     /// Writes every field of `link` and marks it `active`.
     package func activateLink(_ link: LinkRecord) throws(SQLiteError) {
-        try database.prepare(
+        try cached(
             """
             UPDATE links SET state = 'active', spec_json = ?, nsid = ?, ifindex = ?, direction = ?, priority = ?,
                 position = ?, dispatcher_id = ?, kernel_link_id = ?, pin_path = ?, tc_handle = ?, tc_priority = ?,
@@ -211,11 +231,11 @@ package final class ProgramStore {
     }
 
     package func deleteLink(_ id: UInt32) throws(SQLiteError) {
-        try database.prepare("DELETE FROM links WHERE id = ?").bind(id).run()
+        try cached("DELETE FROM links WHERE id = ?").bind(id).run()
     }
 
     package func updatePosition(link id: UInt32, position: Int32?) throws(SQLiteError) {
-        try database.prepare("UPDATE links SET position = ? WHERE id = ?").bind(position, id).run()
+        try cached("UPDATE links SET position = ? WHERE id = ?").bind(position, id).run()
     }
 
     private static let linkColumns = """
@@ -224,7 +244,7 @@ package final class ProgramStore {
         """
 
     private func links(where clause: String, _ value: (any SQLValue)? = nil) throws(SQLiteError) -> [LinkRecord] {
-        let statement = try database.prepare("SELECT \(Self.linkColumns) FROM links \(clause) ORDER BY id")
+        let statement = try cached("SELECT \(Self.linkColumns) FROM links \(clause) ORDER BY id")
         if let value { try statement.bind(value) }
         var result: [LinkRecord] = []
         while try statement.step() {
@@ -265,9 +285,17 @@ package final class ProgramStore {
         }
     }
 
+    /// Active link ids of one program, ascending.
+    package func activeLinkIDs(ofProgram id: UInt32) throws(SQLiteError) -> [UInt32] {
+        let statement = try cached("SELECT id FROM links WHERE program_id = ? AND state = 'active' ORDER BY id").bind(id)
+        var ids: [UInt32] = []
+        while try statement.step() { ids.append(statement.uint32(0)) }
+        return ids
+    }
+
     /// Program id → active link ids ascending, for every program with links.
     package func activeLinkIDsByProgram() throws(SQLiteError) -> [UInt32: [UInt32]] {
-        let statement = try database.prepare("SELECT program_id, id FROM links WHERE state = 'active' ORDER BY id")
+        let statement = try cached("SELECT program_id, id FROM links WHERE state = 'active' ORDER BY id")
         var result: [UInt32: [UInt32]] = [:]
         while try statement.step() { result[statement.uint32(0), default: []].append(statement.uint32(1)) }
         return result

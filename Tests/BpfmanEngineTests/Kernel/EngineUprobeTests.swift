@@ -70,5 +70,45 @@ extension KernelTests {
                 try await h.engine.unload(id: id)
             }
         }
+    
+        /// A program mounted only inside a container's mount namespace: resolved and opened by `bpfman-ns`,
+        /// probed at its entry point, counted when run inside that namespace.
+        @Test func containerPidAttachesInsideTheContainersMountNamespace() async throws {
+            let directory = "/tmp/eng-ctr-\(getpid())"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let container = Process()
+            container.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            container.arguments = [
+                "--mount", "--propagation", "private", "sh", "-c",
+                "mount -t tmpfs none \(directory) && cp /bin/busybox \(directory)/busybox && touch \(directory)/ready && exec sleep 60",
+            ]
+            try container.run()
+            defer { container.terminate(); container.waitUntilExit() }
+            let pid = container.processIdentifier
+            #expect(await eventually { FileManager.default.fileExists(atPath: "/proc/\(pid)/root\(directory)/ready") })
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/busybox"), "invisible on the host")
+            let entry = try #require(ELFFile.entryPointFileOffset(path: "/bin/busybox"))
+            try await withTestEngine("container") { h in
+                let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .uprobe(UprobeAttach(offset: entry, target: "\(directory)/busybox", containerPid: pid)))
+                #expect(try await h.engine.link(id: link).resolvedTarget == "\(directory)/busybox")
+                for _ in 0..<3 {
+                    let result = try run("nsenter", ["-t", "\(pid)", "-m", "\(directory)/busybox", "true"])
+                    #expect(result.status == 0, "\(result.output)")
+                }
+                #expect(try h.counter(program: id, map: "calls") >= 3)
+                let missing = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: id, spec: .uprobe(UprobeAttach(target: "/nonexistent/x", containerPid: pid)))
+                }
+                #expect(missing?.code == .internal)
+                #expect(missing?.message == "unable to attach uprobe in container with pid \(pid): uprobe target \"/nonexistent/x\" could not be resolved: no such file")
+                try await h.engine.detach(linkID: link)
+                try await h.engine.unload(id: id)
+            }
+        }
     }
 }
