@@ -97,7 +97,13 @@ final class SymbolTable {
             for k in s.methods.indices {
                 guard let i = resolve(s.methods[k].inputType, scope: file.package),
                     let o = resolve(s.methods[k].outputType, scope: file.package)
-                else { throw ParseError(file: file.name, line: 0, message: "unknown type in \(s.name).\(s.methods[k].name)") }
+                else {
+                    throw ParseError(
+                        file: file.name,
+                        line: 0,
+                        message: "unknown type in \(s.name).\(s.methods[k].name)"
+                    )
+                }
                 s.methods[k].resolvedInput = "." + i
                 s.methods[k].resolvedOutput = "." + o
             }
@@ -190,7 +196,9 @@ struct DescriptorBuilder {
                 "JS_NORMAL": 0, "JS_STRING": 1, "JS_NUMBER": 2, "IDEMPOTENCY_UNKNOWN": 0, "NO_SIDE_EFFECTS": 1,
                 "IDEMPOTENT": 2,
             ]
-            guard let e = enums[v.text] else { throw ParseError(file: file.name, line: 0, message: "bad option value \(v.text)") }
+            guard let e = enums[v.text] else {
+                throw ParseError(file: file.name, line: 0, message: "bad option value \(v.text)")
+            }
             w.int(n, e)
         }
     }
@@ -199,7 +207,8 @@ struct DescriptorBuilder {
         "java_package": (1, "string"), "java_outer_classname": (8, "string"), "java_multiple_files": (10, "bool"),
         "java_generate_equals_and_hash": (20, "bool"), "java_string_check_utf8": (27, "bool"),
         "optimize_for": (9, "enum"), "go_package": (11, "string"), "cc_generic_services": (16, "bool"),
-        "java_generic_services": (17, "bool"), "py_generic_services": (18, "bool"), "php_generic_services": (42, "bool"),
+        "java_generic_services": (17, "bool"), "py_generic_services": (18, "bool"),
+        "php_generic_services": (42, "bool"),
         "deprecated": (23, "bool"), "cc_enable_arenas": (31, "bool"), "objc_class_prefix": (36, "string"),
         "csharp_namespace": (37, "string"), "swift_prefix": (39, "string"), "php_class_prefix": (40, "string"),
         "php_namespace": (41, "string"), "php_metadata_namespace": (44, "string"), "ruby_package": (45, "string"),
@@ -222,11 +231,12 @@ struct DescriptorBuilder {
         w.string(1, f.name)
         if let e = f.extendee { w.string(2, e) }
         w.int(3, f.number)
-        let label: Int = switch f.label {
-        case .none, .optional: 1
-        case .required: 2
-        case .repeated: 3
-        }
+        let label: Int =
+            switch f.label {
+            case .none, .optional: 1
+            case .required: 2
+            case .repeated: 3
+            }
         w.int(4, label)
         if let s = scalarTypes[f.typeName], f.mapEntry == nil {
             w.int(5, s)
@@ -316,7 +326,9 @@ struct DescriptorBuilder {
                 if m.serverStreaming { mw.bool(6, true) }
                 sw.data(2, mw.bytes)
             }
-            if let o = try options(s.options, known: DescriptorBuilder.serviceOptions, scope: file.package) { sw.data(3, o) }
+            if let o = try options(s.options, known: DescriptorBuilder.serviceOptions, scope: file.package) {
+                sw.data(3, o)
+            }
             w.data(6, sw.bytes)
         }
         for x in file.extensions { w.data(7, try field(x, scope: file.package)) }

@@ -56,7 +56,9 @@ struct Lexer {
             skipSpaceAndComments()
             guard i < chars.count else { return out }
             let c = chars[i]
-            if c.isLetter || c == "_" || (c == "." && i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1] == "_")) {
+            if c.isLetter || c == "_"
+                || (c == "." && i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1] == "_"))
+            {
                 var s = ""
                 while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "." {
                     s.append(chars[i])
@@ -460,16 +462,33 @@ struct Parser {
                 let num = try number()
                 let opts = try fieldOptions()
                 try expect(";")
-                let f = FieldDef(name: fname, number: num, label: .repeated, typeName: "", options: opts, scope: m.fullName)
+                let f = FieldDef(
+                    name: fname,
+                    number: num,
+                    label: .repeated,
+                    typeName: "",
+                    options: opts,
+                    scope: m.fullName
+                )
                 f.mapKey = k
                 f.mapValue = v
                 // The synthesized entry message sits among the nested types where the field is declared.
-                let entry = MessageDef(name: Parser.camelEntryName(fname), fullName: m.fullName + "." + Parser.camelEntryName(fname))
+                let entry = MessageDef(
+                    name: Parser.camelEntryName(fname),
+                    fullName: m.fullName + "." + Parser.camelEntryName(fname)
+                )
                 entry.isMapEntry = true
                 entry.options = [ParsedOption(name: "map_entry", value: OptionValue(kind: .bool, text: "true"))]
                 entry.fields = [
                     FieldDef(name: "key", number: 1, label: .optional, typeName: k, options: [], scope: entry.fullName),
-                    FieldDef(name: "value", number: 2, label: .optional, typeName: v, options: [], scope: entry.fullName),
+                    FieldDef(
+                        name: "value",
+                        number: 2,
+                        label: .optional,
+                        typeName: v,
+                        options: [],
+                        scope: entry.fullName
+                    ),
                 ]
                 f.mapEntry = entry
                 f.typeName = "." + entry.fullName
@@ -584,7 +603,17 @@ struct Parser {
             } else {
                 try expect(";")
             }
-            s.methods.append(MethodDef(name: mname, inputType: input, outputType: output, clientStreaming: cs, serverStreaming: ss, options: opts, hasBody: hasBody))
+            s.methods.append(
+                MethodDef(
+                    name: mname,
+                    inputType: input,
+                    outputType: output,
+                    clientStreaming: cs,
+                    serverStreaming: ss,
+                    options: opts,
+                    hasBody: hasBody
+                )
+            )
         }
         return s
     }

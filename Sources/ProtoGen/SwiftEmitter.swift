@@ -80,21 +80,202 @@ struct ScalarInfo {
 }
 
 let scalarInfo: [String: ScalarInfo] = [
-    "double": .init(swiftType: "Double", defaultValue: "0", wireType: 1, read: "readDouble", write: "writeDouble", size: nil, fixedSize: 8, packedReader: "readPackedFixed64", packedConvert: "Double(bitPattern: $0)", jsonWrite: "double", jsonRead: "double"),
-    "float": .init(swiftType: "Float", defaultValue: "0", wireType: 5, read: "readFloat", write: "writeFloat", size: nil, fixedSize: 4, packedReader: "readPackedFixed32", packedConvert: "Float(bitPattern: $0)", jsonWrite: "float", jsonRead: "float"),
-    "int64": .init(swiftType: "Int64", defaultValue: "0", wireType: 0, read: "readInt64", write: "writeInt64", size: "int64", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "Int64(bitPattern: $0)", jsonWrite: "int64", jsonRead: "int64"),
-    "uint64": .init(swiftType: "UInt64", defaultValue: "0", wireType: 0, read: "readUInt64", write: "writeUInt64", size: "uint64", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "$0", jsonWrite: "uint64", jsonRead: "uint64"),
-    "int32": .init(swiftType: "Int32", defaultValue: "0", wireType: 0, read: "readInt32", write: "writeInt32", size: "int32", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "Int32(truncatingIfNeeded: $0)", jsonWrite: "int32", jsonRead: "int32"),
-    "fixed64": .init(swiftType: "UInt64", defaultValue: "0", wireType: 1, read: "readFixed64", write: "writeFixed64Value", size: nil, fixedSize: 8, packedReader: "readPackedFixed64", packedConvert: "$0", jsonWrite: "uint64", jsonRead: "uint64"),
-    "fixed32": .init(swiftType: "UInt32", defaultValue: "0", wireType: 5, read: "readFixed32", write: "writeFixed32Value", size: nil, fixedSize: 4, packedReader: "readPackedFixed32", packedConvert: "$0", jsonWrite: "uint32", jsonRead: "uint32"),
-    "bool": .init(swiftType: "Bool", defaultValue: "false", wireType: 0, read: "readBool", write: "writeBool", size: nil, fixedSize: 1, packedReader: "readPackedVarints", packedConvert: "$0 != 0", jsonWrite: "bool", jsonRead: "bool"),
-    "string": .init(swiftType: "String", defaultValue: "\"\"", wireType: 2, read: "readString", write: "writeString", size: "string", fixedSize: 0, packedReader: nil, packedConvert: "", jsonWrite: "string", jsonRead: "string"),
-    "bytes": .init(swiftType: "[UInt8]", defaultValue: "[]", wireType: 2, read: "readBytes", write: "writeBytes", size: "bytes", fixedSize: 0, packedReader: nil, packedConvert: "", jsonWrite: "bytesValue", jsonRead: "bytes"),
-    "uint32": .init(swiftType: "UInt32", defaultValue: "0", wireType: 0, read: "readUInt32", write: "writeUInt32", size: "uint32", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "UInt32(truncatingIfNeeded: $0)", jsonWrite: "uint32", jsonRead: "uint32"),
-    "sfixed32": .init(swiftType: "Int32", defaultValue: "0", wireType: 5, read: "readSFixed32", write: "writeSFixed32", size: nil, fixedSize: 4, packedReader: "readPackedFixed32", packedConvert: "Int32(bitPattern: $0)", jsonWrite: "int32", jsonRead: "int32"),
-    "sfixed64": .init(swiftType: "Int64", defaultValue: "0", wireType: 1, read: "readSFixed64", write: "writeSFixed64", size: nil, fixedSize: 8, packedReader: "readPackedFixed64", packedConvert: "Int64(bitPattern: $0)", jsonWrite: "int64", jsonRead: "int64"),
-    "sint32": .init(swiftType: "Int32", defaultValue: "0", wireType: 0, read: "readSInt32", write: "writeSInt32", size: "sint32", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "{ let v = UInt32(truncatingIfNeeded: $0); return Int32(bitPattern: v >> 1) ^ -Int32(bitPattern: v & 1) }()", jsonWrite: "int32", jsonRead: "int32"),
-    "sint64": .init(swiftType: "Int64", defaultValue: "0", wireType: 0, read: "readSInt64", write: "writeSInt64", size: "sint64", fixedSize: 0, packedReader: "readPackedVarints", packedConvert: "Varint.unzigzag($0)", jsonWrite: "int64", jsonRead: "int64"),
+    "double": .init(
+        swiftType: "Double",
+        defaultValue: "0",
+        wireType: 1,
+        read: "readDouble",
+        write: "writeDouble",
+        size: nil,
+        fixedSize: 8,
+        packedReader: "readPackedFixed64",
+        packedConvert: "Double(bitPattern: $0)",
+        jsonWrite: "double",
+        jsonRead: "double"
+    ),
+    "float": .init(
+        swiftType: "Float",
+        defaultValue: "0",
+        wireType: 5,
+        read: "readFloat",
+        write: "writeFloat",
+        size: nil,
+        fixedSize: 4,
+        packedReader: "readPackedFixed32",
+        packedConvert: "Float(bitPattern: $0)",
+        jsonWrite: "float",
+        jsonRead: "float"
+    ),
+    "int64": .init(
+        swiftType: "Int64",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readInt64",
+        write: "writeInt64",
+        size: "int64",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert: "Int64(bitPattern: $0)",
+        jsonWrite: "int64",
+        jsonRead: "int64"
+    ),
+    "uint64": .init(
+        swiftType: "UInt64",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readUInt64",
+        write: "writeUInt64",
+        size: "uint64",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert: "$0",
+        jsonWrite: "uint64",
+        jsonRead: "uint64"
+    ),
+    "int32": .init(
+        swiftType: "Int32",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readInt32",
+        write: "writeInt32",
+        size: "int32",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert: "Int32(truncatingIfNeeded: $0)",
+        jsonWrite: "int32",
+        jsonRead: "int32"
+    ),
+    "fixed64": .init(
+        swiftType: "UInt64",
+        defaultValue: "0",
+        wireType: 1,
+        read: "readFixed64",
+        write: "writeFixed64Value",
+        size: nil,
+        fixedSize: 8,
+        packedReader: "readPackedFixed64",
+        packedConvert: "$0",
+        jsonWrite: "uint64",
+        jsonRead: "uint64"
+    ),
+    "fixed32": .init(
+        swiftType: "UInt32",
+        defaultValue: "0",
+        wireType: 5,
+        read: "readFixed32",
+        write: "writeFixed32Value",
+        size: nil,
+        fixedSize: 4,
+        packedReader: "readPackedFixed32",
+        packedConvert: "$0",
+        jsonWrite: "uint32",
+        jsonRead: "uint32"
+    ),
+    "bool": .init(
+        swiftType: "Bool",
+        defaultValue: "false",
+        wireType: 0,
+        read: "readBool",
+        write: "writeBool",
+        size: nil,
+        fixedSize: 1,
+        packedReader: "readPackedVarints",
+        packedConvert: "$0 != 0",
+        jsonWrite: "bool",
+        jsonRead: "bool"
+    ),
+    "string": .init(
+        swiftType: "String",
+        defaultValue: "\"\"",
+        wireType: 2,
+        read: "readString",
+        write: "writeString",
+        size: "string",
+        fixedSize: 0,
+        packedReader: nil,
+        packedConvert: "",
+        jsonWrite: "string",
+        jsonRead: "string"
+    ),
+    "bytes": .init(
+        swiftType: "[UInt8]",
+        defaultValue: "[]",
+        wireType: 2,
+        read: "readBytes",
+        write: "writeBytes",
+        size: "bytes",
+        fixedSize: 0,
+        packedReader: nil,
+        packedConvert: "",
+        jsonWrite: "bytesValue",
+        jsonRead: "bytes"
+    ),
+    "uint32": .init(
+        swiftType: "UInt32",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readUInt32",
+        write: "writeUInt32",
+        size: "uint32",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert: "UInt32(truncatingIfNeeded: $0)",
+        jsonWrite: "uint32",
+        jsonRead: "uint32"
+    ),
+    "sfixed32": .init(
+        swiftType: "Int32",
+        defaultValue: "0",
+        wireType: 5,
+        read: "readSFixed32",
+        write: "writeSFixed32",
+        size: nil,
+        fixedSize: 4,
+        packedReader: "readPackedFixed32",
+        packedConvert: "Int32(bitPattern: $0)",
+        jsonWrite: "int32",
+        jsonRead: "int32"
+    ),
+    "sfixed64": .init(
+        swiftType: "Int64",
+        defaultValue: "0",
+        wireType: 1,
+        read: "readSFixed64",
+        write: "writeSFixed64",
+        size: nil,
+        fixedSize: 8,
+        packedReader: "readPackedFixed64",
+        packedConvert: "Int64(bitPattern: $0)",
+        jsonWrite: "int64",
+        jsonRead: "int64"
+    ),
+    "sint32": .init(
+        swiftType: "Int32",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readSInt32",
+        write: "writeSInt32",
+        size: "sint32",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert:
+            "{ let v = UInt32(truncatingIfNeeded: $0); return Int32(bitPattern: v >> 1) ^ -Int32(bitPattern: v & 1) }()",
+        jsonWrite: "int32",
+        jsonRead: "int32"
+    ),
+    "sint64": .init(
+        swiftType: "Int64",
+        defaultValue: "0",
+        wireType: 0,
+        read: "readSInt64",
+        write: "writeSInt64",
+        size: "sint64",
+        fixedSize: 0,
+        packedReader: "readPackedVarints",
+        packedConvert: "Varint.unzigzag($0)",
+        jsonWrite: "int64",
+        jsonRead: "int64"
+    ),
 ]
 
 func varintSize(_ v: Int) -> Int {
@@ -234,7 +415,12 @@ struct SwiftEmitter {
 
     func codec(type: String, resolved: String, isEnum: Bool) -> ValueCodec {
         if let s = scalarInfo[type], resolved.isEmpty {
-            return ValueCodec(swiftType: s.swiftType, defaultValue: s.defaultValue, wireType: s.wireType, kind: .scalar(type))
+            return ValueCodec(
+                swiftType: s.swiftType,
+                defaultValue: s.defaultValue,
+                wireType: s.wireType,
+                kind: .scalar(type)
+            )
         }
         let name = swiftName(resolved)
         if isEnum { return ValueCodec(swiftType: name, defaultValue: "\(name)()", wireType: 0, kind: .enumeration) }
@@ -266,7 +452,9 @@ struct SwiftEmitter {
         o.line("// DO NOT EDIT.")
         o.line("// swift-format-ignore-file")
         o.line("//")
-        o.line("// Generated by ProtoGen from \(file.name). Regenerate with `swift run ProtoGen` (see scripts/check-generated.sh).")
+        o.line(
+            "// Generated by ProtoGen from \(file.name). Regenerate with `swift run ProtoGen` (see scripts/check-generated.sh)."
+        )
         o.line()
         for e in file.enums { emitEnum(&o, e) }
         for m in file.messages { emitMessage(&o, m) }
@@ -415,7 +603,9 @@ struct SwiftEmitter {
                 let c = codec(f)
                 o.line("/// `\(f.name)` = \(f.number), a member of `\(one.name)`.")
                 o.open("package var \(declProp(f)): \(c.swiftType) {")
-                o.line("get { if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { return v }; return \(c.defaultValue) }")
+                o.line(
+                    "get { if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { return v }; return \(c.defaultValue) }"
+                )
                 o.line("set { \(oneofProp(m, k)) = .\(declProp(f))(newValue) }")
                 o.close()
             }
@@ -603,7 +793,9 @@ struct SwiftEmitter {
                 o.line("w.writeLength(since: end); w.writeTag(\(tag(f.number, 2)))")
                 o.close()
             } else if let k = realOneof(f) {
-                o.line("if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { \(c.write("w", "v")); w.writeTag(\(t)) }")
+                o.line(
+                    "if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { \(c.write("w", "v")); w.writeTag(\(t)) }"
+                )
             } else if f.label == .repeated {
                 if isPacked(f) {
                     o.open("if !\(fieldProp(f)).isEmpty {")
@@ -650,7 +842,9 @@ struct SwiftEmitter {
                 let (kc, vc) = mapTypes(f)
                 o.open("if !\(fieldProp(f)).isEmpty {")
                 o.line("\(key); w.beginObject()")
-                o.line("for (k, v) in \(fieldProp(f)).sorted(by: { $0.key < $1.key }) { w.mapKey(\(mapKeyText(kc, "k"))); \(vc.jsonWrite("w", "v")) }")
+                o.line(
+                    "for (k, v) in \(fieldProp(f)).sorted(by: { $0.key < $1.key }) { w.mapKey(\(mapKeyText(kc, "k"))); \(vc.jsonWrite("w", "v")) }"
+                )
                 o.line("w.endObject()")
                 o.close()
             } else if let k = realOneof(f) {
@@ -686,7 +880,9 @@ struct SwiftEmitter {
                 let (kc, vc) = mapTypes(f)
                 o.line("var d: \(swiftFieldType(f)) = [:]")
                 o.open("if !v.isNull {")
-                o.line("for e in try v.objectMembers(\"\(fname)\") { d[\(mapKeyParse(kc, "e.key", fname))] = \(vc.jsonRead("e.value", fname)) }")
+                o.line(
+                    "for e in try v.objectMembers(\"\(fname)\") { d[\(mapKeyParse(kc, "e.key", fname))] = \(vc.jsonRead("e.value", fname)) }"
+                )
                 o.close()
                 o.line("\(fieldProp(f)) = d")
             } else if let k = realOneof(f) {
@@ -713,13 +909,19 @@ struct SwiftEmitter {
     func emitTimestampJSON(_ o: inout Out) {
         o.line()
         o.open("package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {")
-        o.line("// Out-of-range values have no RFC 3339 form; they are written as a plain string that decoding rejects.")
-        o.line("let text = (try? ProtoTimestampText.format(seconds: seconds, nanos: nanos, field: Self.protoMessageName)) ?? \"invalid:\\(seconds).\\(nanos)\"")
+        o.line(
+            "// Out-of-range values have no RFC 3339 form; they are written as a plain string that decoding rejects."
+        )
+        o.line(
+            "let text = (try? ProtoTimestampText.format(seconds: seconds, nanos: nanos, field: Self.protoMessageName)) ?? \"invalid:\\(seconds).\\(nanos)\""
+        )
         o.line("w.string(text)")
         o.close()
         o.line()
         o.open("package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {")
-        o.line("(seconds, nanos) = try ProtoTimestampText.parse(try value.string(Self.protoMessageName), field: Self.protoMessageName)")
+        o.line(
+            "(seconds, nanos) = try ProtoTimestampText.parse(try value.string(Self.protoMessageName), field: Self.protoMessageName)"
+        )
         o.close()
     }
 
@@ -738,7 +940,9 @@ struct SwiftEmitter {
     // MARK: Services
 
     func emitService(_ o: inout Out, _ s: ServiceDef) {
-        let prefix = file.package.split(separator: ".").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: "_")
+        let prefix = file.package.split(separator: ".").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(
+            separator: "_"
+        )
         let name = (prefix.isEmpty ? "" : prefix + "_") + s.name
         o.line()
         o.line("/// The service `\(s.fullName)`: its name and the gRPC paths of its methods.")

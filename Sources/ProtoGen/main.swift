@@ -158,7 +158,9 @@ func generate() {
     d.line()
     d.line("/// Extension numbers declared in these files, by the fully-qualified name of the extended message.")
     d.open("package static let extensionNumbers: [String: [Int]] = [")
-    for k in extensionNumbers.keys.sorted() { d.line("\"\(k)\": [\(extensionNumbers[k]!.sorted().map(String.init).joined(separator: ", "))],") }
+    for k in extensionNumbers.keys.sorted() {
+        d.line("\"\(k)\": [\(extensionNumbers[k]!.sorted().map(String.init).joined(separator: ", "))],")
+    }
     d.close("]")
     d.close()
     d.line()
@@ -176,7 +178,8 @@ func generate() {
     do {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         // Remove stale generated files, then write the current set.
-        for existing in try FileManager.default.contentsOfDirectory(atPath: outDir) where existing.hasSuffix(".pb.swift") {
+        for existing in try FileManager.default.contentsOfDirectory(atPath: outDir)
+        where existing.hasSuffix(".pb.swift") {
             if outputs[existing] == nil { try FileManager.default.removeItem(atPath: outDir + "/" + existing) }
         }
         for (name, text) in outputs.sorted(by: { $0.key < $1.key }) {

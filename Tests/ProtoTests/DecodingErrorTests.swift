@@ -16,17 +16,37 @@ import Testing
         Case(name: "varint cut short", bytes: [0x08, 0x80], error: .truncated),
         Case(name: "fixed32 cut short", bytes: [0x15, 0x01, 0x02], error: .truncated),
         Case(name: "fixed64 cut short", bytes: [0x11, 0x01], error: .truncated),
-        Case(name: "eleven-byte varint", bytes: [0x08] + Array(repeating: 0xFF, count: 10) + [0x01], error: .malformedVarint),
-        Case(name: "tenth varint byte above 1", bytes: [0x08] + Array(repeating: 0xFF, count: 9) + [0x02], error: .malformedVarint),
-        Case(name: "known field, fixed32 wire type", bytes: [0x0D, 0, 0, 0, 0], error: .wrongWireType(fieldNumber: 1, wireType: 5)),
-        Case(name: "known field, length-delimited", bytes: [0x0A, 0x00], error: .wrongWireType(fieldNumber: 1, wireType: 2)),
+        Case(
+            name: "eleven-byte varint",
+            bytes: [0x08] + Array(repeating: 0xFF, count: 10) + [0x01],
+            error: .malformedVarint
+        ),
+        Case(
+            name: "tenth varint byte above 1",
+            bytes: [0x08] + Array(repeating: 0xFF, count: 9) + [0x02],
+            error: .malformedVarint
+        ),
+        Case(
+            name: "known field, fixed32 wire type",
+            bytes: [0x0D, 0, 0, 0, 0],
+            error: .wrongWireType(fieldNumber: 1, wireType: 5)
+        ),
+        Case(
+            name: "known field, length-delimited",
+            bytes: [0x0A, 0x00],
+            error: .wrongWireType(fieldNumber: 1, wireType: 2)
+        ),
         Case(name: "length beyond the buffer", bytes: [0x12, 0x05, 0x61], error: .lengthBeyondBuffer),
         Case(name: "start group", bytes: [0x1B], error: .groupWireType),
         Case(name: "end group", bytes: [0x1C], error: .groupWireType),
         Case(name: "wire type 6", bytes: [0x1E], error: .invalidWireType(6)),
         Case(name: "wire type 7", bytes: [0x1F, 0x00], error: .invalidWireType(7)),
         Case(name: "field number 0", bytes: [0x00, 0x01], error: .invalidFieldNumber),
-        Case(name: "field number above 2^29-1", bytes: [0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00], error: .invalidFieldNumber),
+        Case(
+            name: "field number above 2^29-1",
+            bytes: [0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00],
+            error: .invalidFieldNumber
+        ),
     ]
 
     @Test(arguments: cases)
@@ -71,10 +91,14 @@ import Testing
     }
 
     @Test func nestingLimit() throws {
-        let ok = try Google_Protobuf_DescriptorProto(serializedBytes: Self.nestedDescriptor(levels: ProtoReader.maxDepth))
+        let ok = try Google_Protobuf_DescriptorProto(
+            serializedBytes: Self.nestedDescriptor(levels: ProtoReader.maxDepth)
+        )
         #expect(ok.nestedType.count == 1)
         #expect(throws: ProtoDecodingError.depthLimitExceeded) {
-            try Google_Protobuf_DescriptorProto(serializedBytes: Self.nestedDescriptor(levels: ProtoReader.maxDepth + 1))
+            try Google_Protobuf_DescriptorProto(
+                serializedBytes: Self.nestedDescriptor(levels: ProtoReader.maxDepth + 1)
+            )
         }
     }
 

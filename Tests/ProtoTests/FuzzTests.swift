@@ -52,7 +52,9 @@ struct RandomEncoder {
 
     func randomString<R: RandomNumberGenerator>(_ rng: inout R) -> [UInt8] {
         let pieces = ["a", "Z", "é", "中", "😀", " ", "\n", "/"]
-        return Array((0..<Int.random(in: 0..<8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined().utf8)
+        return Array(
+            (0..<Int.random(in: 0..<8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined().utf8
+        )
     }
 
     /// The wire value (without tag) of one field of `type`, and its wire type.
@@ -66,7 +68,8 @@ struct RandomEncoder {
             return (0, out)
         case .enum:
             let known = enumNumbers[f.typeName] ?? [0]
-            let n = Bool.random(using: &rng) ? known.randomElement(using: &rng)! : Int32.random(in: -5..<100, using: &rng)
+            let n =
+                Bool.random(using: &rng) ? known.randomElement(using: &rng)! : Int32.random(in: -5..<100, using: &rng)
             varint(UInt64(bitPattern: Int64(n)), &out)
             return (0, out)
         case .fixed32, .sfixed32, .float:
@@ -79,7 +82,10 @@ struct RandomEncoder {
             lengthDelimited(randomString(&rng), &out)
             return (2, out)
         case .bytes:
-            lengthDelimited((0..<Int.random(in: 0..<12, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, &out)
+            lengthDelimited(
+                (0..<Int.random(in: 0..<12, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                &out
+            )
             return (2, out)
         default:  // message (maps are repeated entry messages)
             lengthDelimited(message(f.typeName, depth: depth + 1, &rng), &out)
@@ -92,7 +98,8 @@ struct RandomEncoder {
         var out: [UInt8] = []
         for f in m.field where Int.random(in: 0..<3, using: &rng) != 0 {
             let count = f.label == .repeated ? Int.random(in: 0..<4, using: &rng) : 1
-            let scalarPacked = f.label == .repeated && ![.string, .bytes, .message].contains(f.type) && Bool.random(using: &rng)
+            let scalarPacked =
+                f.label == .repeated && ![.string, .bytes, .message].contains(f.type) && Bool.random(using: &rng)
             if scalarPacked {
                 var body: [UInt8] = []
                 for _ in 0..<count { body += value(f, depth: depth, &rng).1 }
@@ -126,10 +133,16 @@ struct RandomEncoder {
                 let i = Int.random(in: 0..<b.count, using: &rng)
                 b[i] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
             case 1 where !b.isEmpty:  // replace a byte with an interesting one
-                b[Int.random(in: 0..<b.count, using: &rng)] = [0x00, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x1B, 0x0F].randomElement(using: &rng)!
+                b[Int.random(in: 0..<b.count, using: &rng)] = [0x00, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x1B, 0x0F]
+                    .randomElement(using: &rng)!
             case 2:  // insert random bytes
                 let at = Int.random(in: 0...b.count, using: &rng)
-                b.insert(contentsOf: (0..<Int.random(in: 1...4, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: at)
+                b.insert(
+                    contentsOf: (0..<Int.random(in: 1...4, using: &rng)).map { _ in
+                        UInt8.random(in: 0...255, using: &rng)
+                    },
+                    at: at
+                )
             case 3 where !b.isEmpty:  // delete a range
                 let i = Int.random(in: 0..<b.count, using: &rng)
                 b.removeSubrange(i..<min(b.count, i + Int.random(in: 1...4, using: &rng)))
@@ -140,7 +153,10 @@ struct RandomEncoder {
                 let j = min(b.count, i + Int.random(in: 1...8, using: &rng))
                 b.insert(contentsOf: b[i..<j], at: Int.random(in: 0...b.count, using: &rng))
             default:  // a huge length prefix
-                b.insert(contentsOf: [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], at: Int.random(in: 0...b.count, using: &rng))
+                b.insert(
+                    contentsOf: [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F],
+                    at: Int.random(in: 0...b.count, using: &rng)
+                )
             }
         }
         return b
@@ -204,7 +220,11 @@ struct RandomEncoder {
                 check(type, valid, &stats)
                 for _ in 0..<8 { check(type, mutate(valid, &rng), &stats) }
                 // Pure noise too.
-                check(type, (0..<Int.random(in: 0..<24, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, &stats)
+                check(
+                    type,
+                    (0..<Int.random(in: 0..<24, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                    &stats
+                )
             }
             round += 1
         }
@@ -219,12 +239,16 @@ struct RandomEncoder {
     }
 
     /// PROTO_FUZZ_SECONDS=60 swift test --filter FuzzTests/longRun: runs for that long and prints the count.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["PROTO_FUZZ_SECONDS"] != nil, "set PROTO_FUZZ_SECONDS to run"))
+    @Test(
+        .enabled(if: ProcessInfo.processInfo.environment["PROTO_FUZZ_SECONDS"] != nil, "set PROTO_FUZZ_SECONDS to run")
+    )
     func longRun() throws {
         let seconds = Int(ProcessInfo.processInfo.environment["PROTO_FUZZ_SECONDS"]!) ?? 60
         let seed = UInt64(ProcessInfo.processInfo.environment["PROTO_FUZZ_SEED"] ?? "") ?? 0x5EED
         let stats = try Self.fuzz(seed: seed, rounds: 0, deadline: .now + .seconds(seconds))
-        print("fuzz: \(stats.inputs) inputs in \(seconds) s (seed \(seed)), \(stats.decoded) decoded, rejected: \(stats.rejected.sorted { $0.key < $1.key })")
+        print(
+            "fuzz: \(stats.inputs) inputs in \(seconds) s (seed \(seed)), \(stats.decoded) decoded, rejected: \(stats.rejected.sorted { $0.key < $1.key })"
+        )
         #expect(stats.inputs > 0)
     }
 }

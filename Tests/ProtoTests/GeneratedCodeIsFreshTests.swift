@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Sources/Proto/Generated is exactly what ProtoGen makes from proto/ today.
 @Suite struct GeneratedCodeIsFreshTests {
@@ -22,6 +22,9 @@ import TestSupport
         let gen = try run(Self.protoGen!, ["--proto-dir", Repository.path("proto"), "--out", dir])
         try #require(gen.status == 0, "\(gen.output)")
         let diff = try run("diff", ["-ru", Repository.path("Sources/Proto/Generated"), dir])
-        #expect(diff.status == 0, "stale generated code; run scripts/check-generated.sh --fix\n\(diff.output.prefix(4000))")
+        #expect(
+            diff.status == 0,
+            "stale generated code; run scripts/check-generated.sh --fix\n\(diff.output.prefix(4000))"
+        )
     }
 }

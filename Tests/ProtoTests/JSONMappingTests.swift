@@ -15,7 +15,10 @@ import Testing
         info.name = "p"
         info.programType = .kprobe
         m.info = [info, Bpfman_V1_LoadInfo()]
-        #expect(m.jsonString() == #"{"bytecode":{"image":{"url":"quay.io/x:latest"}},"metadata":{"a":"1","b":"2"},"globalData":{"g":"/wBB"},"uuid":"","info":[{"name":"p","programType":"KPROBE"},{}]}"#)
+        #expect(
+            m.jsonString()
+                == #"{"bytecode":{"image":{"url":"quay.io/x:latest"}},"metadata":{"a":"1","b":"2"},"globalData":{"g":"/wBB"},"uuid":"","info":[{"name":"p","programType":"KPROBE"},{}]}"#
+        )
     }
 
     @Test func integersEnumsAndEscapes() throws {
@@ -23,7 +26,9 @@ import Testing
         k.fnName = "do_\"sys\"\n\u{1}é"
         k.offset = .max
         k.containerPid = -5
-        #expect(k.jsonString() == #"{"fnName":"do_\"sys\"\n\u0001é","offset":"18446744073709551615","containerPid":-5}"#)
+        #expect(
+            k.jsonString() == #"{"fnName":"do_\"sys\"\n\u0001é","offset":"18446744073709551615","containerPid":-5}"#
+        )
         var l = Bpfman_V1_LoadInfo()
         l.programType = .UNRECOGNIZED(77)
         #expect(l.jsonString() == #"{"programType":77}"#)
@@ -38,7 +43,9 @@ import Testing
         var p = Csi_V1_ProbeResponse()
         p.ready.value = false
         #expect(p.jsonString() == #"{"ready":false}"#)
-        let back = try Csi_V1_Snapshot(jsonString: #"{"creationTime":"1972-01-01T12:00:20.021+02:00","size_bytes":"-1"}"#)
+        let back = try Csi_V1_Snapshot(
+            jsonString: #"{"creationTime":"1972-01-01T12:00:20.021+02:00","size_bytes":"-1"}"#
+        )
         #expect(back == s)
         var g = Csi_V1_GetCapacityResponse()
         g.maximumVolumeSize.value = 1 << 40
@@ -47,7 +54,8 @@ import Testing
 
     @Test func decodesLenientForms() throws {
         let m = try Bpfman_V1_KprobeAttachInfo(
-            jsonString: #" { "fn_name" : "f", "offset": 12, "containerPid": "7", "metadata": {"k": "v"} } "#)
+            jsonString: #" { "fn_name" : "f", "offset": 12, "containerPid": "7", "metadata": {"k": "v"} } "#
+        )
         #expect(m.fnName == "f")
         #expect(m.offset == 12)
         #expect(m.containerPid == 7)
@@ -87,7 +95,9 @@ import Testing
     @Test func rejectsBadValues() {
         #expect(throws: ProtoJSONError.self) { try Bpfman_V1_ProgramInfo(jsonString: #"{"globalData": {"a": "!!"}}"#) }
         #expect(throws: ProtoJSONError.self) { try Bpfman_V1_LoadInfo(jsonString: #"{"programType": "NOPE"}"#) }
-        #expect(throws: ProtoJSONError.self) { try Csi_V1_Snapshot(jsonString: #"{"creationTime": "1972-13-01T00:00:00Z"}"#) }
+        #expect(throws: ProtoJSONError.self) {
+            try Csi_V1_Snapshot(jsonString: #"{"creationTime": "1972-13-01T00:00:00Z"}"#)
+        }
         #expect(throws: ProtoJSONError.depthLimitExceeded) {
             try Bpfman_V1_GetRequest(jsonString: String(repeating: "[", count: 200))
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Proto
 
@@ -61,7 +61,10 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cases = dir + "/cases.tsv", ours = dir + "/ours.tsv"
 
-        let gen = try run(Self.python, [Self.script, "generate", "--seed", "20261121", "--count", "30", "--out", cases])
+        let gen = try run(
+            Self.python,
+            [Self.script, "generate", "--seed", "20261121", "--count", "30", "--out", cases]
+        )
         try #require(gen.status == 0, "\(gen.output)")
 
         var answers = ""

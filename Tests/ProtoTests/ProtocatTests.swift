@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The protocat executable, driven as a user would, through a shell pipe.
 @Suite struct ProtocatTests {
@@ -26,11 +26,20 @@ import TestSupport
         #expect(decoded.output == "{\"id\":7}\n")
         let encoded = try sh(#"echo '{"id": 7}' | "$PROTOCAT" --type bpfman.v1.GetRequest --encode | od -An -tx1"#)
         #expect(encoded.status == 0)
-        #expect(encoded.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } == ["08", "07"])
+        #expect(
+            encoded.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } == [
+                "08", "07",
+            ]
+        )
         let round = try sh(
             #"echo '{"bytecode":{"file":"/a.o"},"metadata":{"k":"v"},"info":[{"name":"p","programType":"TCX"}]}' | "#
-                + #""$PROTOCAT" -t bpfman.v1.LoadRequest -e | "$PROTOCAT" -t bpfman.v1.LoadRequest -d"#)
-        #expect(round.output == #"{"bytecode":{"file":"/a.o"},"metadata":{"k":"v"},"info":[{"name":"p","programType":"TCX"}]}"# + "\n")
+                + #""$PROTOCAT" -t bpfman.v1.LoadRequest -e | "$PROTOCAT" -t bpfman.v1.LoadRequest -d"#
+        )
+        #expect(
+            round.output
+                == #"{"bytecode":{"file":"/a.o"},"metadata":{"k":"v"},"info":[{"name":"p","programType":"TCX"}]}"#
+                + "\n"
+        )
     }
 
     @Test(.enabled(if: protocat != nil, "the protocat executable was not built next to the tests"))

@@ -117,14 +117,16 @@ func bench<O: Proto.ProtoMessage, T: SwiftProtobuf.Message>(_ name: String, _ ou
             pad(name, 28) + pad(op, 8) + lpad(String(bytes.count), 7)
                 + lpad(fmt(o * size / 1e6), 11) + lpad(String(Int(o)), 12)
                 + lpad(fmt(t * size / 1e6), 11) + lpad(String(Int(t)), 12)
-                + lpad(fmt(o / t, 2), 8))
+                + lpad(fmt(o / t, 2), 8)
+        )
     }
 }
 
 print("seconds per measurement: \(secondsPerRun) (best of 3)")
 print(
     pad("message", 28) + pad("op", 8) + lpad("bytes", 7) + lpad("ours MB/s", 11) + lpad("ours msg/s", 12)
-        + lpad("spb MB/s", 11) + lpad("spb msg/s", 12) + lpad("ratio", 8))
+        + lpad("spb MB/s", 11) + lpad("spb msg/s", 12) + lpad("ratio", 8)
+)
 try bench("ListResponse (100 results)", listResponse(), SwiftProtobufMessages.Bpfman_V1_ListResponse.self)
 try bench("LoadRequest (global data)", loadRequest(), SwiftProtobufMessages.Bpfman_V1_LoadRequest.self)
 try bench("GetRequest", getRequest(), SwiftProtobufMessages.Bpfman_V1_GetRequest.self)

@@ -300,14 +300,26 @@ package struct ProtoJSONWriter {
     package mutating func int64(_ v: Int64) { string(String(v)) }
     package mutating func uint64(_ v: UInt64) { string(String(v)) }
     package mutating func double(_ v: Double) {
-        if v.isNaN { string("NaN") } else if v == .infinity { string("Infinity") } else if v == -.infinity {
+        if v.isNaN {
+            string("NaN")
+        } else if v == .infinity {
+            string("Infinity")
+        } else if v == -.infinity {
             string("-Infinity")
-        } else { raw(ProtoJSONWriter.formatFinite(v.description)) }
+        } else {
+            raw(ProtoJSONWriter.formatFinite(v.description))
+        }
     }
     package mutating func float(_ v: Float) {
-        if v.isNaN { string("NaN") } else if v == .infinity { string("Infinity") } else if v == -.infinity {
+        if v.isNaN {
+            string("NaN")
+        } else if v == .infinity {
+            string("Infinity")
+        } else if v == -.infinity {
             string("-Infinity")
-        } else { raw(ProtoJSONWriter.formatFinite(v.description)) }
+        } else {
+            raw(ProtoJSONWriter.formatFinite(v.description))
+        }
     }
     package mutating func string(_ v: String) {
         separatorIfInArray()
@@ -406,7 +418,9 @@ extension ProtoJSONValue {
             }
         }
         let text = try numberText(field)
-        guard let d = Double(text), d.isFinite else { throw .invalidValue(field: field, reason: "not a double: \(text)") }
+        guard let d = Double(text), d.isFinite else {
+            throw .invalidValue(field: field, reason: "not a double: \(text)")
+        }
         return d
     }
 
@@ -439,7 +453,9 @@ extension ProtoJSONValue {
     package func enumValue<E: ProtoEnum>(_ field: String, as: E.Type) throws(ProtoJSONError) -> E {
         switch self {
         case .string(let name):
-            guard let v = E(protoName: name) else { throw .invalidValue(field: field, reason: "unknown enum value \(name)") }
+            guard let v = E(protoName: name) else {
+                throw .invalidValue(field: field, reason: "unknown enum value \(name)")
+            }
             return v
         case .number:
             return E(rawValue: try int32(field))
@@ -455,7 +471,9 @@ extension ProtoJSONValue {
     }
 
     /// Map keys arrive as strings; these parse them as the declared key type.
-    package static func mapKey<T: FixedWidthInteger>(_ key: String, _ field: String, as: T.Type) throws(ProtoJSONError) -> T {
+    package static func mapKey<T: FixedWidthInteger>(_ key: String, _ field: String, as: T.Type) throws(ProtoJSONError)
+        -> T
+    {
         guard let v = T(key) else { throw .invalidValue(field: field, reason: "bad map key \(key)") }
         return v
     }
@@ -577,7 +595,8 @@ package enum ProtoTimestampText {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secOfDay = seconds - days * 86400
         let (y, mo, d) = civil(fromDays: days)
-        var s = "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2))"
+        var s =
+            "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2))"
         if nanos != 0 {
             if nanos % 1_000_000 == 0 {
                 s += "." + pad(Int64(nanos / 1_000_000), 3)

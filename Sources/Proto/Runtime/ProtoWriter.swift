@@ -131,5 +131,7 @@ package enum ProtoSize {
     @inline(__always) package static func lengthDelimited(_ n: Int) -> Int { n + Varint.encodedSize(of: UInt64(n)) }
     @inline(__always) package static func string(_ s: String) -> Int { lengthDelimited(s.utf8.count) }
     @inline(__always) package static func bytes(_ b: [UInt8]) -> Int { lengthDelimited(b.count) }
-    @inline(__always) package static func message<M: ProtoMessage>(_ m: M) -> Int { lengthDelimited(m._protoEncodedSize()) }
+    @inline(__always) package static func message<M: ProtoMessage>(_ m: M) -> Int {
+        lengthDelimited(m._protoEncodedSize())
+    }
 }
