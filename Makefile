@@ -19,6 +19,7 @@ setup:
 
 build:
 	$(SWIFT) build $(BUILD_FLAGS)
+	bash scripts/build-bpf.sh
 
 ## Static checks: the module graph, the proto contract against reference-proto, fresh generated code.
 check:

@@ -50,7 +50,7 @@ enum XDPLink {
     ///   after the retries); `.internal` with the errno otherwise.
     ///   The corresponding C function is `bpf_link_create`.
     static func create(
-        programFD: borrowing ScopedFD, ifindex: UInt32, iface: String, mode: XDPMode, usedMode: inout XDPMode
+        programFD: Int32, ifindex: UInt32, iface: String, mode: XDPMode, usedMode: inout XDPMode
     ) throws(DispatchError) -> ScopedFD {
         var modes = [mode]
         if mode != .skb { modes.append(.skb) }
@@ -62,7 +62,7 @@ enum XDPLink {
                 withUnsafeMutableBytes(of: &opts) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
                 opts.sz = MemoryLayout<bpf_link_create_opts>.size
                 opts.flags = candidate.flags
-                let result = bpf_link_create(programFD.raw, Int32(ifindex), BPF_XDP, &opts)
+                let result = bpf_link_create(programFD, Int32(ifindex), BPF_XDP, &opts)
                 if result >= 0 {
                     usedMode = candidate
                     return ScopedFD(taking: result)
@@ -109,9 +109,9 @@ package enum NativeXDP {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             var used = mode
             let link = try XDPLink.create(
-                programFD: program, ifindex: ifindex, iface: iface, mode: mode, usedMode: &used)
-            let info = try DispatchBPF.linkInfo(link)
-            try DispatchBPF.pin(link, at: linkPin)  // on failure `link` closes and the kernel drops the link
+                programFD: program.raw, ifindex: ifindex, iface: iface, mode: mode, usedMode: &used)
+            let info = try DispatchBPF.linkInfo(link.raw)
+            try DispatchBPF.pin(link.raw, at: linkPin)  // on failure `link` closes and the kernel drops the link
             return NativeXDPAttachment(ifindex: ifindex, kernelLinkID: info.id, mode: used)
         }
     }
@@ -189,7 +189,7 @@ enum TCFilters {
     /// - Throws: `.failedPrecondition` when a non-bpf filter holds that priority; `.internal` otherwise.
     ///   The corresponding C function is `bpf_tc_attach`.
     static func add(
-        programFD: borrowing ScopedFD, ifindex: UInt32, iface: String, direction: TCDirection, priority: UInt16
+        programFD: Int32, ifindex: UInt32, iface: String, direction: TCDirection, priority: UInt16
     ) throws(DispatchError) -> TCFilterHandle {
         let foreign = try TCNetlink.filters(ifindex: ifindex, parent: direction.parent).contains {
             $0.priority == priority && ($0.kind != "bpf" || $0.protocolNumber != TCNetlink.ethPAll)
@@ -204,7 +204,7 @@ enum TCFilters {
         var opts = bpf_tc_opts()
         zero(&opts)
         opts.sz = MemoryLayout<bpf_tc_opts>.size
-        opts.prog_fd = programFD.raw
+        opts.prog_fd = programFD
         opts.priority = UInt32(priority)
         let result = bpf_tc_attach(&hook, &opts)
         guard result == 0 else {
@@ -300,7 +300,7 @@ package enum NativeTC {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             try TCFilters.ensureClsact(ifindex: ifindex, iface: iface)
             return try TCFilters.add(
-                programFD: program, ifindex: ifindex, iface: iface, direction: direction, priority: netlinkPriority)
+                programFD: program.raw, ifindex: ifindex, iface: iface, direction: direction, priority: netlinkPriority)
         }
     }
 

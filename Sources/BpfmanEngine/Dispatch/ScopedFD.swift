@@ -35,24 +35,24 @@ enum DispatchBPF {
         ScopedFD(taking: try check(bpf_obj_get(path), "open pin \(path)"))
     }
 
-    /// Pins `fd` at `path`. The corresponding C function is `bpf_obj_pin`.
-    static func pin(_ fd: borrowing ScopedFD, at path: String) throws(DispatchError) {
-        _ = try check(bpf_obj_pin(fd.raw, path), "pin \(path)")
+    /// Pins `fd` (borrowed, not closed) at `path`. The corresponding C function is `bpf_obj_pin`.
+    static func pin(_ fd: Int32, at path: String) throws(DispatchError) {
+        _ = try check(bpf_obj_pin(fd, path), "pin \(path)")
     }
 
     /// Kernel id of a program fd.
-    static func programID(_ fd: borrowing ScopedFD) throws(DispatchError) -> UInt32 {
+    static func programID(_ fd: Int32) throws(DispatchError) -> UInt32 {
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        _ = try check(bpf_obj_get_info_by_fd(fd.raw, &info, &length), "read program info")
+        _ = try check(bpf_obj_get_info_by_fd(fd, &info, &length), "read program info")
         return info.id
     }
 
     /// Kernel id and program id of a link fd.
-    static func linkInfo(_ fd: borrowing ScopedFD) throws(DispatchError) -> (id: UInt32, programID: UInt32) {
+    static func linkInfo(_ fd: Int32) throws(DispatchError) -> (id: UInt32, programID: UInt32) {
         var info = bpf_link_info()
         var length = UInt32(MemoryLayout<bpf_link_info>.size)
-        _ = try check(bpf_obj_get_info_by_fd(fd.raw, &info, &length), "read link info")
+        _ = try check(bpf_obj_get_info_by_fd(fd, &info, &length), "read link info")
         return (info.id, info.prog_id)
     }
 

@@ -123,11 +123,12 @@ enum DispatchTestSupport {
         }
     }
 
-    /// Loads `function` from fixture `fixture` (map named `mapName`) and pins it under `root`.
+    /// Loads `function` from fixture `fixture` (map named `mapName`) and pins it under `root`, at
+    /// `<root>/<pinName>` or, without a name, at `<root>/prog_<id>` as the daemon pins programs.
     /// - Parameter extensionTarget: when set, the program is loaded as `BPF_PROG_TYPE_EXT` against the
     ///   program pinned at that path (its `prog0` function), as dispatcher members are.
     static func loadPinned(
-        fixture: String, function: String, mapName: String, root: String, pinName: String,
+        fixture: String, function: String, mapName: String, root: String, pinName: String? = nil,
         extensionTarget: String? = nil
     ) throws -> PinnedProgram {
         let path = try BPFFixtures.object(fixture)
@@ -151,16 +152,17 @@ enum DispatchTestSupport {
         defer { if targetFD >= 0 { close(targetFD) } }
         let loaded = bpf_object__load(object)
         guard loaded == 0 else { throw FixtureError("load \(function): \(String(cString: strerror(-loaded)))") }
-        let programPin = "\(root)/\(pinName)"
-        let mapPin = "\(root)/\(pinName)_hits"
-        guard bpf_program__pin(chosen, programPin) == 0 else { throw FixtureError("pin \(programPin)") }
-        guard let map = bpf_object__find_map_by_name(object, mapName), bpf_map__pin(map, mapPin) == 0 else {
-            throw FixtureError("pin \(mapPin)")
-        }
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
         guard bpf_obj_get_info_by_fd(bpf_program__fd(chosen), &info, &length) == 0 else {
             throw FixtureError("prog info")
+        }
+        let name = pinName ?? "prog_\(info.id)"
+        let programPin = "\(root)/\(name)"
+        let mapPin = "\(root)/\(name)_hits"
+        guard bpf_program__pin(chosen, programPin) == 0 else { throw FixtureError("pin \(programPin)") }
+        guard let map = bpf_object__find_map_by_name(object, mapName), bpf_map__pin(map, mapPin) == 0 else {
+            throw FixtureError("pin \(mapPin)")
         }
         return PinnedProgram(programPin: programPin, mapPin: mapPin, programID: info.id, name: function)
     }
@@ -179,5 +181,16 @@ enum DispatchTestSupport {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns)
             return try TCNetlink.filters(ifindex: ifindex, parent: direction.parent)
         }
+    }
+}
+
+extension DispatchTestSupport {
+    /// The compiled dispatcher objects, built from `bpf/` by `scripts/build-bpf.sh` into `.build/bpf`
+    /// (a no-op when up to date; the kernel-B lane builds them on the host first).
+    static func dispatcherObjects() throws -> DispatcherObjects {
+        let directory = Repository.path(".build/bpf")
+        let result = try run("bash", [Repository.path("scripts/build-bpf.sh"), directory])
+        guard result.status == 0 else { throw FixtureError("build-bpf.sh failed: \(result.output)") }
+        return DispatcherObjects(directory: directory)
     }
 }
