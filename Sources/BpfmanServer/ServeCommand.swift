@@ -71,7 +71,6 @@ extension BpfmanCommand {
             let options = DaemonOptions(
                 socketPath: socketPath, runtimeDirectory: runtimeDirectory, imageCacheDirectory: imageCacheDirectory,
                 csiSupport: csiSupport, timeout: timeout)
-            if csiSupport { logger.warning("--csi-support: the CSI node plugin is not part of this build yet") }
             let daemon = try await Daemon.start(options: options, config: config, logger: logger)
             let signals = SignalWatcher { name in daemon.requestShutdown(name) }
             let reason = await daemon.waitForShutdownRequest()

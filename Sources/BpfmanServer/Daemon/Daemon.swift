@@ -45,6 +45,8 @@ package final class Daemon: Sendable {
     package let server: GRPCServer
     package let health: HealthService
     package let facts: DaemonFacts
+    /// The CSI socket, with `--csi-support` (see `CSIEndpoint`).
+    package let csi: CSIEndpoint?
     private let logger: Logger
     private let requests: AsyncStream<String>
     private let requestContinuation: AsyncStream<String>.Continuation
@@ -55,9 +57,10 @@ package final class Daemon: Sendable {
     package static let healthNames = ["", "bpfman.v1.Bpfman", "bpfman.ext.v1.Inspect"]
 
     private init(
-        engine: Engine, server: GRPCServer, health: HealthService, facts: DaemonFacts, logger: Logger,
-        requests: (AsyncStream<String>, AsyncStream<String>.Continuation)
+        engine: Engine, server: GRPCServer, health: HealthService, facts: DaemonFacts, csi: CSIEndpoint?,
+        logger: Logger, requests: (AsyncStream<String>, AsyncStream<String>.Continuation)
     ) {
+        self.csi = csi
         self.engine = engine
         self.server = server
         self.health = health
@@ -101,7 +104,8 @@ package final class Daemon: Sendable {
         let facts = DaemonFacts(
             version: BpfmanVersion.string, attachMode: attachMode, attachModeReason: reason,
             runtimeDirectory: options.runtimeDirectory, socketPath: options.socketPath,
-            csiEnabled: false, csiSocketPath: "", idleTimeoutSeconds: UInt32(clamping: idleSeconds),
+            csiEnabled: options.csiSupport,
+            csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "", idleTimeoutSeconds: UInt32(clamping: idleSeconds),
             socketActivated: activatedFD != nil, kernelFeatures: KernelFacts.features(freplace: false))
 
         let health = HealthService(services: healthNames)
@@ -113,8 +117,18 @@ package final class Daemon: Sendable {
         ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
 
         let idle = Mutex<IdleTimer?>(nil)
+        // In-flight RPCs per socket (main, CSI); the idle timer sees their sum (SPEC §1.6: both sockets).
+        let inFlight = Mutex<(main: Int, csi: Int)>((0, 0))
         var configuration = GRPCServer.Configuration()
-        configuration.onInFlightChange = { count in idle.withLock { $0 }?.inFlightChanged(count) }
+        configuration.onInFlightChange = { count in
+            let total = inFlight.withLock { $0.main = count; return $0.main + $0.csi }
+            idle.withLock { $0 }?.inFlightChanged(total)
+        }
+        var csiConfiguration = configuration
+        csiConfiguration.onInFlightChange = { count in
+            let total = inFlight.withLock { $0.csi = count; return $0.main + $0.csi }
+            idle.withLock { $0 }?.inFlightChanged(total)
+        }
         let server: GRPCServer
         do {
             server = try GRPCServer(router: router, configuration: configuration, logger: logger)
@@ -127,8 +141,20 @@ package final class Daemon: Sendable {
             await engine.close()
             throw StartupError("cannot listen on \(options.socketPath): \(error)")
         }
+        var csi: CSIEndpoint?
+        if options.csiSupport {
+            do {
+                csi = try CSIEndpoint.start(
+                    engine: engine, runtimeDirectory: options.runtimeDirectory, serverConfiguration: csiConfiguration,
+                    logger: logger)
+            } catch {
+                await server.shutdown(gracePeriod: .zero)
+                await engine.close()
+                throw error
+            }
+        }
         let daemon = Daemon(
-            engine: engine, server: server, health: health, facts: facts, logger: logger,
+            engine: engine, server: server, health: health, facts: facts, csi: csi, logger: logger,
             requests: AsyncStream<String>.makeStream())
         if idleSeconds > 0 {
             let timer = IdleTimer(timeout: .seconds(idleSeconds)) { [weak daemon] in
@@ -138,6 +164,7 @@ package final class Daemon: Sendable {
             daemon.idleTimer.withLock { $0 = timer }
         }
         health.setAll(.serving)
+        csi?.health.setAll(.serving)
         logger.info(
             "serving",
             metadata: [
@@ -171,6 +198,7 @@ package final class Daemon: Sendable {
         // Give Watch streams a moment to carry NOT_SERVING out before they end.
         try? await Task.sleep(for: .milliseconds(20))
         health.finishWatchers()
+        await csi?.shutdown()
         await server.shutdown(gracePeriod: .seconds(10))
         await engine.close()
         requestContinuation.finish()

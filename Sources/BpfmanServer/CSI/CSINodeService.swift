@@ -1,0 +1,268 @@
+internal import BpfmanEngine
+internal import H2Transport
+internal import Logging
+internal import Proto
+internal import Synchronization
+#if canImport(Glibc)
+@preconcurrency internal import Glibc
+#endif
+
+/// `csi.v1.Node` (SPEC §7.2-7.4): publishes a managed program's maps into a pod as a bind-mounted bpffs.
+///
+/// Publish builds `<rd>/csi/fs/<volume_id>` (a bpffs of its own holding second pins of the program's maps) and
+/// bind-mounts it at the kubelet's `target_path`; unpublish undoes both. Operations on one volume id never
+/// overlap: a second one arriving while the first runs gets ABORTED, as the CSI spec asks.
+package final class CSINodeService: Sendable {
+    package let paths: CSIPaths
+    package let nodeID: String
+    let engine: Engine
+    let podsRoot: String?
+    let logger: Logger
+    let records: CSIVolumeRecords
+    /// Volume ids with an operation in flight.
+    private let busy = Mutex<Set<String>>([])
+
+    /// Entries the kernel puts in every new bpffs (preloaded iterators); not ours.
+    static let kernelEntries: Set<String> = ["maps.debug", "progs.debug"]
+
+    init(engine: Engine, paths: CSIPaths, nodeID: String, podsRoot: String?, logger: Logger) {
+        self.engine = engine
+        self.paths = paths
+        self.nodeID = nodeID
+        self.podsRoot = podsRoot
+        self.logger = logger
+        self.records = CSIVolumeRecords(directory: paths.volumeRecords)
+    }
+
+    // MARK: - Info and capabilities
+
+    func getInfo(_ request: Csi_V1_NodeGetInfoRequest) -> Csi_V1_NodeGetInfoResponse {
+        var response = Csi_V1_NodeGetInfoResponse()
+        response.nodeID = nodeID
+        response.maxVolumesPerNode = 0
+        return response
+    }
+
+    func getCapabilities(_ request: Csi_V1_NodeGetCapabilitiesRequest) -> Csi_V1_NodeGetCapabilitiesResponse {
+        var rpc = Csi_V1_NodeServiceCapability.RPC()
+        rpc.type = .volumeMountGroup
+        var capability = Csi_V1_NodeServiceCapability()
+        capability.rpc = rpc
+        var response = Csi_V1_NodeGetCapabilitiesResponse()
+        response.capabilities = [capability]
+        return response
+    }
+
+    // MARK: - Publish
+
+    /// NodePublishVolume (SPEC §7.3).
+    /// - Throws: `GRPCStatus` INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION, ALREADY_EXISTS, NOT_FOUND or
+    ///   INTERNAL; after a failure nothing of this call is left mounted or pinned.
+    func publish(_ request: Csi_V1_NodePublishVolumeRequest) async throws -> Csi_V1_NodePublishVolumeResponse {
+        let plan = try CSIPublishRequest(validating: request, podsRoot: podsRoot)
+        try await withVolumeLock(plan.volumeID) { () async throws in
+            try await publishLocked(plan)
+        }
+        return Csi_V1_NodePublishVolumeResponse()
+    }
+
+    private func publishLocked(_ plan: CSIPublishRequest) async throws {
+        var log = logger
+        log[metadataKey: "volume_id"] = "\(plan.volumeID)"
+        log[metadataKey: "target_path"] = "\(plan.targetPath)"
+        let target = CSISyscalls.canonicalPath(plan.targetPath)
+
+        // Step 3: a repeat of an earlier publish.
+        if let top = MountEntry.mounts(at: target).last {
+            guard top.filesystemType == "bpf" else {
+                throw GRPCStatus(
+                    .failedPrecondition,
+                    "target path \(plan.targetPath) is already mounted with filesystem \(top.filesystemType)")
+            }
+            let entries = Set(CSISyscalls.listDirectory(target)).subtracting(Self.kernelEntries)
+            guard entries == Set(plan.maps), top.isReadOnly == plan.readOnly else {
+                throw GRPCStatus(
+                    .alreadyExists,
+                    "target path \(plan.targetPath) is already published with different maps or access mode")
+            }
+            log.info("volume already published", metadata: ["rpc": "NodePublishVolume"])
+            return
+        }
+
+        // Step 4: the program.
+        let source: CSIMapSource
+        do {
+            source = try await engine.csiMapSource(programName: plan.programName)
+        } catch {
+            throw ErrorMapping.status(for: error)
+        }
+        log[metadataKey: "program_id"] = "\(source.programID)"
+
+        // Steps 5-8, rolled back as one.
+        try ensureDirectory(paths.directory, mode: 0o755)
+        try ensureDirectory(paths.filesystems, mode: 0o755)
+        try ensureDirectory(paths.volumeRecords, mode: 0o700)
+        let volume = paths.volumeFilesystem(plan.volumeID)
+        try removeStaleVolumeFilesystem(volume)
+        var mountedVolume = false
+        var mountedTarget = false
+        do {
+            try Self.internalOnFailure("cannot create \(volume)") { CSISyscalls.mkdir(volume, mode: 0o750) }
+            try Self.internalOnFailure("cannot mount bpffs at \(volume)") { CSISyscalls.mountBPFFS(at: volume) }
+            mountedVolume = true
+            guard Engine.csiIsBPFFS(volume) else {
+                throw GRPCStatus(.internal, "\(volume) is not a bpffs after mounting one (statfs magic)")
+            }
+            try Self.internalOnFailure("cannot set the mode of \(volume)") { CSISyscalls.chmod(volume, mode: 0o750) }
+            if let group = plan.group {
+                try Self.internalOnFailure("cannot set the group of \(volume)") {
+                    CSISyscalls.changeGroup(volume, to: gid_t(group))
+                }
+            }
+            for map in plan.maps {
+                let pin = volume + "/" + map
+                do {
+                    try Engine.csiRepinMap(map, from: source, to: pin, programName: plan.programName)
+                } catch {
+                    throw ErrorMapping.status(for: error)
+                }
+                try Self.internalOnFailure("cannot set the mode of \(pin)") { CSISyscalls.chmod(pin, mode: 0o660) }
+                if let group = plan.group {
+                    try Self.internalOnFailure("cannot set the group of \(pin)") {
+                        CSISyscalls.changeGroup(pin, to: gid_t(group))
+                    }
+                }
+            }
+            if !CSISyscalls.isDirectory(plan.targetPath) {
+                try Self.internalOnFailure("cannot create target path \(plan.targetPath)") {
+                    CSISyscalls.mkdir(plan.targetPath, mode: 0o755)
+                }
+            }
+            try Self.internalOnFailure("cannot bind-mount \(volume) at \(plan.targetPath)") {
+                CSISyscalls.bindMount(volume, onto: plan.targetPath)
+            }
+            mountedTarget = true
+            if plan.readOnly {
+                try Self.internalOnFailure("cannot make \(plan.targetPath) read-only") {
+                    CSISyscalls.remountReadOnly(plan.targetPath)
+                }
+            }
+            let record = CSIVolumeRecord(
+                volumeID: plan.volumeID, targetPath: plan.targetPath, programName: plan.programName,
+                programID: source.programID, maps: plan.maps, readOnly: plan.readOnly, group: plan.group)
+            do {
+                try records.save(record)
+            } catch {
+                throw GRPCStatus(.internal, "cannot record volume \(plan.volumeID): \(error)")
+            }
+        } catch {
+            // Step 9: undo everything but the target directory (the CO owns it).
+            if mountedTarget { unmountAll(plan.targetPath) }
+            if mountedVolume { unmountAll(volume) }
+            _ = CSISyscalls.rmdir(volume)
+            log.info(
+                "publish failed, rolled back", metadata: ["rpc": "NodePublishVolume", "error": "\(error)"])
+            throw error
+        }
+        log.info(
+            "published volume",
+            metadata: [
+                "rpc": "NodePublishVolume", "program": "\(plan.programName)", "maps": "\(plan.maps.joined(separator: ","))",
+                "readonly": "\(plan.readOnly)", "group": "\(plan.group.map { String($0) } ?? "")",
+            ])
+    }
+
+    /// A per-volume directory left by a crashed attempt: unmount whatever is there and remove it.
+    private func removeStaleVolumeFilesystem(_ volume: String) throws {
+        unmountAll(volume)
+        if CSISyscalls.status(volume) != nil {
+            // An unmounted leftover is an empty directory (pins only ever live inside the bpffs).
+            try Self.internalOnFailure("cannot remove stale \(volume)") { CSISyscalls.rmdir(volume) }
+        }
+    }
+
+    // MARK: - Unpublish
+
+    /// NodeUnpublishVolume (SPEC §7.4): unmounts and removes the target, then the per-volume bpffs. Idempotent.
+    /// - Throws: `GRPCStatus` INVALID_ARGUMENT, ABORTED, or INTERNAL when the target cannot be unmounted/removed.
+    func unpublish(_ request: Csi_V1_NodeUnpublishVolumeRequest) async throws -> Csi_V1_NodeUnpublishVolumeResponse {
+        let volumeID = try CSIPublishRequest.validVolumeID(request.volumeID)
+        let targetPath = try CSIPublishRequest.validTargetPath(request.targetPath, podsRoot: podsRoot)
+        try await withVolumeLock(volumeID) { () async throws in
+            var log = logger
+            log[metadataKey: "volume_id"] = "\(volumeID)"
+            log[metadataKey: "target_path"] = "\(targetPath)"
+            let target = CSISyscalls.canonicalPath(targetPath)
+            var rounds = 0
+            while !MountEntry.mounts(at: target).isEmpty && rounds < 16 {
+                rounds += 1
+                switch CSISyscalls.unmount(target) {
+                case .success: break
+                case .failure(let error) where error.errno == EINVAL || error.errno == ENOENT: break
+                case .failure(let error) where error.errno == EBUSY:
+                    try Self.internalOnFailure("cannot unmount \(targetPath)") {
+                        CSISyscalls.unmount(target, detach: true)
+                    }
+                case .failure(let error):
+                    throw GRPCStatus(.internal, "cannot unmount \(targetPath): \(error)")
+                }
+            }
+            switch CSISyscalls.rmdir(targetPath) {
+            case .success: break
+            case .failure(let error) where error.errno == ENOENT: break
+            case .failure(let error): throw GRPCStatus(.internal, "cannot remove target path \(targetPath): \(error)")
+            }
+            let volume = paths.volumeFilesystem(volumeID)
+            unmountAll(volume)
+            _ = CSISyscalls.rmdir(volume)
+            records.remove(volumeID)
+            log.info("unpublished volume", metadata: ["rpc": "NodeUnpublishVolume", "rounds": "\(rounds)"])
+        }
+        return Csi_V1_NodeUnpublishVolumeResponse()
+    }
+
+    // MARK: - Helpers
+
+    /// Runs `body` holding the per-volume in-flight mark; ABORTED when another operation holds it.
+    private func withVolumeLock(_ volumeID: String, _ body: () async throws -> Void) async throws {
+        let acquired = busy.withLock { $0.insert(volumeID).inserted }
+        guard acquired else {
+            throw GRPCStatus(.aborted, "an operation is already in progress for volume \"\(volumeID)\"")
+        }
+        defer { _ = busy.withLock { $0.remove(volumeID) } }
+        try await body()
+    }
+
+    /// Unmounts everything stacked at `path` (lazily when busy); best effort.
+    private func unmountAll(_ path: String) {
+        let canonical = CSISyscalls.canonicalPath(path)
+        var rounds = 0
+        while !MountEntry.mounts(at: canonical).isEmpty && rounds < 16 {
+            rounds += 1
+            if case .failure(let error) = CSISyscalls.unmount(canonical) {
+                if case .failure = CSISyscalls.unmount(canonical, detach: true) {
+                    logger.warning("cannot unmount", metadata: ["path": "\(path)", "error": "\(error)"])
+                    return
+                }
+            }
+        }
+    }
+
+    private func ensureDirectory(_ path: String, mode: mode_t) throws {
+        if CSISyscalls.isDirectory(path) { return }
+        switch CSISyscalls.mkdir(path, mode: mode) {
+        case .success: return
+        case .failure(let error) where error.errno == EEXIST: return
+        case .failure(let error): throw GRPCStatus(.internal, "cannot create \(path): \(error)")
+        }
+    }
+
+    /// Runs a system call wrapper and turns its failure into INTERNAL `<what>: <errno text>`.
+    @discardableResult
+    private static func internalOnFailure<T>(_ what: String, _ body: () -> Result<T, CSISystemError>) throws -> T {
+        switch body() {
+        case .success(let value): return value
+        case .failure(let error): throw GRPCStatus(.internal, "\(what): \(String(cString: strerror(error.errno)))")
+        }
+    }
+}
