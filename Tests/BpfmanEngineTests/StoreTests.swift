@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@testable import BpfmanEngine
+
+/// The SQLite store without a kernel: schema versioning, records round-trip, link ids (SPEC §6.1).
+@Suite struct StoreTests {
+    func withStore(_ body: (String) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eng-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try body(directory + "/store.db")
+    }
+
+    func record(_ id: UInt32, owner: UInt32? = nil) -> ProgramRecord {
+        ProgramRecord(
+            id: id, name: "prog_\(id)", kind: .uprobe, loadMode: .native,
+            location: .image(BytecodeImage(url: "quay.io/x:1", pullPolicy: 2)), metadata: ["app": "a", "k": "v"],
+            globalData: ["g": [0xde, 0xad]], mapOwnerID: owner, mapSetID: owner ?? id, attachTarget: nil,
+            sharedMaps: ["shared_a"])
+    }
+
+    @Test func schemaIsVersionedAndMigrationIsIdempotent() throws {
+        try withStore { path in
+            let store = try ProgramStore(path: path)
+            #expect(try store.database.userVersion == Schema.currentVersion)
+            store.close()
+            let again = try ProgramStore(path: path)
+            #expect(try again.database.userVersion == Schema.currentVersion)
+            again.close()
+        }
+    }
+
+    @Test func newerSchemaIsRefused() throws {
+        try withStore { path in
+            let store = try ProgramStore(path: path)
+            try store.database.execute("PRAGMA user_version = \(Schema.currentVersion + 1)")
+            store.close()
+            #expect(throws: SQLiteError.self) { _ = try ProgramStore(path: path) }
+        }
+    }
+
+    @Test func programRecordsRoundTripWithMetadataGlobalDataAndMapSets() throws {
+        try withStore { path in
+            let store = try ProgramStore(path: path)
+            defer { store.close() }
+            try store.transaction { () throws(SQLiteError) in
+                try store.insertMapSet(id: 10, pinDirectory: "/rd/fs/maps/10")
+                try store.insertProgram(record(10))
+                try store.insertProgram(record(11, owner: 10))
+            }
+            #expect(try store.program(10) == record(10))
+            #expect(try store.program(11) == record(11, owner: 10))
+            #expect(try store.allPrograms().map(\.id) == [10, 11])
+            #expect(try store.mapSetMembers(10) == [10, 11])
+            #expect(try store.sharedMapNames() == ["shared_a"])
+            // The shared map is released with its last user.
+            #expect(try store.deleteProgram(10) == [])
+            #expect(try store.deleteProgram(11) == ["shared_a"])
+            #expect(try store.sharedMapNames().isEmpty)
+        }
+    }
+
+    @Test func linkIDsStartAtOneAndAreNeverReusedEvenAfterReopening() throws {
+        try withStore { path in
+            var store = try ProgramStore(path: path)
+            try store.transaction { () throws(SQLiteError) in
+                try store.insertMapSet(id: 10, pinDirectory: "/rd/fs/maps/10")
+                try store.insertProgram(record(10))
+            }
+            let spec = AttachSpec.tracepoint(TracepointAttach(tracepoint: "a/b", metadata: ["m": "1"]))
+            let first = try store.insertPendingLink(programID: 10, kind: .tracepoint, spec: spec)
+            let second = try store.insertPendingLink(programID: 10, kind: .tracepoint, spec: spec)
+            #expect(first == 1)
+            #expect(second == 2)
+            var link = try #require(try store.link(second))
+            #expect(link.state == .pending)
+            link.state = .active
+            link.kernelLinkID = 77
+            link.pinPath = "/rd/fs/links/2"
+            try store.activateLink(link)
+            #expect(try store.link(second) == link)
+            #expect(try store.pendingLinks().map(\.id) == [first])
+            try store.deleteLink(second)
+            store.close()
+            store = try ProgramStore(path: path)
+            defer { store.close() }
+            #expect(try store.insertPendingLink(programID: 10, kind: .tracepoint, spec: spec) == 3)
+        }
+    }
+}
+
+/// Pure helpers of the engine: section families, TCX anchors, ELF checks, ld.so.cache parsing, paths.
+@Suite struct EngineRulesTests {
+    @Test(arguments: [
+        ("xdp", BpfmanProgramType.xdp, ProgramKind?.some(.xdp)),
+        ("xdp.frags/x", .xdp, .xdp),
+        ("classifier", .tc, .tc),
+        ("tc/ingress", .tcx, .tcx),
+        ("tcx/ingress", .tcx, .tcx),
+        ("tp/sched/x", .tracepoint, .tracepoint),
+        ("kretprobe/do_x", .kprobe, .kretprobe),
+        ("uretprobe.s/x", .uprobe, .uretprobe),
+        ("uprobe/x", .kprobe, nil),
+        ("kprobe/x", .uprobe, nil),
+        ("fentry/x", .fexit, nil),
+        ("lsm.s/file_open", .lsm, .lsm),
+        ("socket", .xdp, nil),
+    ])
+    func sectionDecidesTheKind(_ section: String, _ type: BpfmanProgramType, _ kind: ProgramKind?) {
+        #expect(Engine.kind(section: section, requested: type) == kind)
+    }
+
+    /// SPEC §4.10's worked example: 11@100, 12@300; 13@200 before 12; 14@300 after 12; 15@0 before 11.
+    @Test func tcxAnchorsFollowTheSpecExample() {
+        let before = BPFMultiProgFlag.before | BPFMultiProgFlag.id
+        let after = BPFMultiProgFlag.after | BPFMultiProgFlag.id
+        #expect(Engine.tcxAnchor([], newPriority: 5) == (BPFMultiProgFlag.before, 0))
+        #expect(Engine.tcxAnchor([(100, 11), (300, 12)], newPriority: 200) == (before, 12))
+        #expect(Engine.tcxAnchor([(100, 11), (200, 13), (300, 12)], newPriority: 300) == (after, 12))
+        #expect(Engine.tcxAnchor([(100, 11), (200, 13), (300, 12), (300, 14)], newPriority: 0) == (before, 11))
+    }
+
+    @Test func elfHeaderChecks() {
+        var header = [UInt8](repeating: 0, count: 64)
+        header[0...3] = [0x7f, 0x45, 0x4c, 0x46]
+        header[4] = 2
+        header[5] = 1
+        header[16] = 1
+        header[18] = 247
+        #expect(ELFFile.bpfObjectProblem(header: header) == nil)
+        header[18] = 62
+        #expect(ELFFile.bpfObjectProblem(header: header) == "ELF machine 62 is not BPF (247)")
+        header[4] = 1
+        #expect(ELFFile.bpfObjectProblem(header: header) == "not a 64-bit ELF file")
+        #expect(ELFFile.bpfObjectProblem(header: Array("hello".utf8)) == "not an ELF file")
+    }
+
+    @Test func linkerCacheFindsLibc() throws {
+        let cache = try #require(FileManager.default.contents(atPath: "/etc/ld.so.cache"))
+        let path = try #require(LDSOCache.lookup("libc.so", in: Array(cache)))
+        #expect(path.hasSuffix("/libc.so.6"))
+        #expect(LDSOCache.lookup("libdefinitely-not-there.so", in: Array(cache)) == nil)
+    }
+
+    @Test func pathsFollowTheSpecLayout() {
+        let paths = BpfmanPaths(root: "/tmp/rd/")
+        #expect(BpfmanPaths().root == "/run/bpfman")
+        #expect(paths.database == "/tmp/rd/db/store.db")
+        #expect(paths.programPin(42) == "/tmp/rd/fs/prog_42")
+        #expect(paths.mapPin(owner: 42, map: "counter") == "/tmp/rd/fs/maps/42/counter")
+        #expect(paths.linkPin(7) == "/tmp/rd/fs/links/7")
+        #expect(paths.sharedMapsDirectory == "/tmp/rd/fs/shared")
+    }
+
+    @Test func errorCodesAreDistinct() {
+        let codes: [EngineError.Code] = [.invalidArgument, .notFound, .failedPrecondition, .internal, .unimplemented]
+        #expect(Set(codes).count == codes.count)
+        #expect(EngineError.notFound("x").description == "notFound: x")
+    }
+}
