@@ -19,6 +19,8 @@ enum LoopMessage: Sendable {
     case finish(StreamKey, [UInt8]?, GRPCStatus)
     /// Work that must run on the loop thread.
     case run(@Sendable (EventLoop) -> Void)
+    /// Graceful shutdown with a grace period in nanoseconds; resumed when the loop has stopped.
+    case shutdown(UInt64, CheckedContinuation<Void, Never>)
 }
 
 /// A listening socket registered with the loop.
@@ -49,6 +51,8 @@ final class EventLoop: @unchecked Sendable {
     private let wakeFD: CInt
     private let inbox = Mutex<(messages: [LoopMessage], stopped: Bool)>(([], false))
     private let wakePending = Atomic<Bool>(false)
+    /// The loop thread's `pthread_t`, 0 until it runs.
+    private let loopThread = Atomic<UInt>(0)
 
     // Loop-thread state.
     var readBuffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -112,9 +116,16 @@ final class EventLoop: @unchecked Sendable {
             return true
         }
         guard accepted else {
-            if case .message(_, _, let continuation) = message { continuation.resume(returning: false) }
+            switch message {
+            case .message(_, _, let continuation): continuation.resume(returning: false)
+            case .shutdown(_, let continuation): continuation.resume()
+            case .finish, .run: break
+            }
             return
         }
+        // On the loop thread itself (a handler that ran inline) the loop drains the inbox before it
+        // polls again, so no wake-up is needed.
+        if pthread_equal(pthread_self(), pthread_t(loopThread.load(ordering: .relaxed))) != 0 { return }
         if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
             var one: UInt64 = 1
             _ = Glibc.write(wakeFD, &one, 8)
@@ -124,6 +135,7 @@ final class EventLoop: @unchecked Sendable {
     // MARK: The loop
 
     private func run() {
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while running {
             let timeout = pollTimeout()
@@ -157,13 +169,14 @@ final class EventLoop: @unchecked Sendable {
         }
         inbox.withLock { $0.stopped = true }
         drainInbox()
+        for connection in Array(connections.values) { connection.close() }
         let waiters = shutdownWaiters
         shutdownWaiters.removeAll()
         for waiter in waiters { waiter.resume() }
     }
 
     private func pollTimeout() -> Int32 {
-        if !dirty.isEmpty { return 0 }
+        if !dirty.isEmpty || !inbox.withLock({ $0.messages.isEmpty }) { return 0 }
         let next = min(nextDeadline, drainDeadline ?? .max)
         if next == .max { return -1 }
         let now = monotonicNanoseconds()
@@ -192,6 +205,8 @@ final class EventLoop: @unchecked Sendable {
                 }
             case .run(let work):
                 work(self)
+            case .shutdown(let grace, let continuation):
+                beginShutdown(grace: grace, continuation: continuation)
             }
         }
     }

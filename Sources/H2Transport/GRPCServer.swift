@@ -25,11 +25,23 @@ package final class GRPCServer: Sendable {
         package var outputBufferLimit = 1024 * 1024
         /// Unsent response bytes per stream above which `GRPCResponseWriter.write` suspends.
         package var streamOutputHighWater = 256 * 1024
+        /// Where handlers start. `.inline` (the default) runs a handler on the loop thread until its first
+        /// suspension (`Task.immediate`), so a handler that answers at once costs no thread switch;
+        /// after any `await` that suspends, it continues on the global executor. Handlers must therefore
+        /// not do long synchronous work before their first `await` of an actor or other suspension.
+        /// `.globalExecutor` starts every handler as an ordinary task instead.
+        package var handlerStart: HandlerStart = .inline
         /// Called on the loop thread when the number of in-flight RPCs becomes 1 (from 0) or 0.
         /// The daemon's idle timer (SPEC.md §1.6) hangs off this.
         package var onInFlightChange: (@Sendable (Int) -> Void)?
 
         package init() {}
+    }
+
+    /// See `Configuration.handlerStart`.
+    package enum HandlerStart: Sendable {
+        case inline
+        case globalExecutor
     }
 
     private let loop: EventLoop
@@ -59,12 +71,12 @@ package final class GRPCServer: Sendable {
 
     /// Graceful shutdown: stop accepting (unlinking Unix socket paths we bound), send GOAWAY, let
     /// in-flight calls finish for up to `gracePeriod`, then cancel what is left and close everything.
-    /// Returns when the loop thread has stopped.
+    /// Returns when the loop thread has stopped; calling it again returns at once.
     package func shutdown(gracePeriod: Duration = .seconds(10)) async {
         let (seconds, attoseconds) = gracePeriod.components
         let nanoseconds = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            loop.post(.run { loop in loop.beginShutdown(grace: nanoseconds, continuation: continuation) })
+            loop.post(.shutdown(nanoseconds, continuation))
         }
     }
 

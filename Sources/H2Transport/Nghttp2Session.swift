@@ -450,8 +450,20 @@ final class Connection {
         let loop = self.loop
         let key = StreamKey(connection: id, stream: stream.id)
         let writer = GRPCResponseWriter(loop: loop, key: key)
-        stream.task = Task {
-            await runHandler(method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+        // The handler starts on the loop thread and runs there until its first real suspension (an
+        // actor hop, a sleep, a write that waits): a handler that answers at once costs no thread
+        // switch at all, and anything that waits continues on the global executor, off the loop.
+        switch loop.configuration.handlerStart {
+        case .inline:
+            stream.task = Task.immediate {
+                await runHandler(
+                    method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+            }
+        case .globalExecutor:
+            stream.task = Task {
+                await runHandler(
+                    method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+            }
         }
     }
 

@@ -130,8 +130,10 @@ final class RawHTTP2Connection: @unchecked Sendable {
     }
 
     deinit {
-        nghttp2_hd_inflate_del(inflater)
-        close(fd)
+        if let inflater {
+            nghttp2_hd_inflate_del(inflater)
+            close(fd)
+        }
     }
 
     func send(_ bytes: [UInt8]) {
