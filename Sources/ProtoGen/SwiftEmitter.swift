@@ -837,10 +837,14 @@ struct SwiftEmitter {
         o.line("w.beginObject()")
         for f in m.fields.sorted(by: { $0.number < $1.number }) {
             let c = codec(f)
-            let key = "w.key(\"\(jsonName(f.name))\")"
+            let key =
+                jsonName(f.name) == f.name
+                ? "w.key(\"\(f.name)\")" : "w.key(\"\(jsonName(f.name))\", proto: \"\(f.name)\")"
+            // Fields without presence are omitted at their default unless the options ask for them.
+            let always = "w.options.alwaysPrintFieldsWithoutPresence || "
             if f.isMap {
                 let (kc, vc) = mapTypes(f)
-                o.open("if !\(fieldProp(f)).isEmpty {")
+                o.open("if \(always)!\(fieldProp(f)).isEmpty {")
                 o.line("\(key); w.beginObject()")
                 o.line(
                     "for (k, v) in \(fieldProp(f)).sorted(by: { $0.key < $1.key }) { w.mapKey(\(mapKeyText(kc, "k"))); \(vc.jsonWrite("w", "v")) }"
@@ -850,7 +854,7 @@ struct SwiftEmitter {
             } else if let k = realOneof(f) {
                 o.line("if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { \(key); \(c.jsonWrite("w", "v")) }")
             } else if f.label == .repeated {
-                o.open("if !\(fieldProp(f)).isEmpty {")
+                o.open("if \(always)!\(fieldProp(f)).isEmpty {")
                 o.line("\(key); w.beginArray()")
                 o.line("for v in \(fieldProp(f)) { \(c.jsonWrite("w", "v")) }")
                 o.line("w.endArray()")
@@ -858,7 +862,7 @@ struct SwiftEmitter {
             } else if hasPresence(f) {
                 o.line("if let v = \(storage(f)) { \(key); \(c.jsonWrite("w", "v")) }")
             } else {
-                o.line("if \(c.isNonDefault(fieldProp(f))) { \(key); \(c.jsonWrite("w", fieldProp(f))) }")
+                o.line("if \(always)\(c.isNonDefault(fieldProp(f))) { \(key); \(c.jsonWrite("w", fieldProp(f))) }")
             }
         }
         o.line("w.endObject()")

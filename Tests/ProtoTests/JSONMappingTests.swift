@@ -115,3 +115,37 @@ import Testing
         }
     }
 }
+
+/// The options the CLI's `-o json` uses (SPEC.md section 9.3), and composing and printing values.
+@Suite struct JSONOptionsTests {
+    static let cli = ProtoJSONEncodingOptions(
+        preserveProtoFieldNames: true,
+        int64AsNumbers: true,
+        alwaysPrintFieldsWithoutPresence: true
+    )
+
+    @Test func protoNamesNumbersAndDefaults() throws {
+        var r = Bpfman_V1_GetResponse()
+        r.kernelInfo.id = 9
+        r.kernelInfo.mapIds = []
+        #expect(
+            r.jsonString(options: Self.cli)
+                == #"{"kernel_info":{"id":9,"name":"","program_type":0,"loaded_at":"","tag":"","gpl_compatible":false,"map_ids":[],"btf_id":0,"bytes_xlated":0,"jited":false,"bytes_jited":0,"bytes_memlock":0,"verified_insns":0}}"#
+        )
+        var k = Bpfman_V1_KprobeAttachInfo()
+        k.offset = 1 << 40
+        // `optional` container_pid stays out when unset; maps print as {}.
+        #expect(k.jsonString(options: Self.cli) == #"{"fn_name":"","offset":1099511627776,"metadata":{}}"#)
+        // What the CLI prints still decodes.
+        #expect(try Bpfman_V1_KprobeAttachInfo(jsonString: k.jsonString(options: Self.cli)) == k)
+    }
+
+    @Test func composedAndPretty() {
+        var g = Bpfman_V1_GetRequest()
+        g.id = 3
+        let doc = ProtoJSONValue.array([g.jsonValue(), .object([.init(key: "x", value: .string("a\"b"))])])
+        #expect(doc.text() == #"[{"id":3},{"x":"a\"b"}]"#)
+        #expect(doc.text(indent: 2) == "[\n  {\n    \"id\": 3\n  },\n  {\n    \"x\": \"a\\\"b\"\n  }\n]")
+        #expect(ProtoJSONValue.object([]).text(indent: 2) == "{}")
+    }
+}

@@ -157,8 +157,8 @@ package struct Bpfman_V1_BytecodeImage: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.url.isEmpty { w.key("url"); w.string(self.url) }
-        if self.imagePullPolicy != 0 { w.key("imagePullPolicy"); w.int32(self.imagePullPolicy) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.url.isEmpty { w.key("url"); w.string(self.url) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.imagePullPolicy != 0 { w.key("imagePullPolicy", proto: "image_pull_policy"); w.int32(self.imagePullPolicy) }
         if let v = self._username { w.key("username"); w.string(v) }
         if let v = self._password { w.key("password"); w.string(v) }
         w.endObject()
@@ -368,23 +368,23 @@ package struct Bpfman_V1_KernelProgramInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.id != 0 { w.key("id"); w.uint32(self.id) }
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if self.programType != 0 { w.key("programType"); w.uint32(self.programType) }
-        if !self.loadedAt.isEmpty { w.key("loadedAt"); w.string(self.loadedAt) }
-        if !self.tag.isEmpty { w.key("tag"); w.string(self.tag) }
-        if self.gplCompatible { w.key("gplCompatible"); w.bool(self.gplCompatible) }
-        if !self.mapIds.isEmpty {
-            w.key("mapIds"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || self.id != 0 { w.key("id"); w.uint32(self.id) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programType != 0 { w.key("programType", proto: "program_type"); w.uint32(self.programType) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.loadedAt.isEmpty { w.key("loadedAt", proto: "loaded_at"); w.string(self.loadedAt) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.tag.isEmpty { w.key("tag"); w.string(self.tag) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.gplCompatible { w.key("gplCompatible", proto: "gpl_compatible"); w.bool(self.gplCompatible) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mapIds.isEmpty {
+            w.key("mapIds", proto: "map_ids"); w.beginArray()
             for v in self.mapIds { w.uint32(v) }
             w.endArray()
         }
-        if self.btfID != 0 { w.key("btfId"); w.uint32(self.btfID) }
-        if self.bytesXlated != 0 { w.key("bytesXlated"); w.uint32(self.bytesXlated) }
-        if self.jited { w.key("jited"); w.bool(self.jited) }
-        if self.bytesJited != 0 { w.key("bytesJited"); w.uint32(self.bytesJited) }
-        if self.bytesMemlock != 0 { w.key("bytesMemlock"); w.uint32(self.bytesMemlock) }
-        if self.verifiedInsns != 0 { w.key("verifiedInsns"); w.uint32(self.verifiedInsns) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.btfID != 0 { w.key("btfId", proto: "btf_id"); w.uint32(self.btfID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.bytesXlated != 0 { w.key("bytesXlated", proto: "bytes_xlated"); w.uint32(self.bytesXlated) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.jited { w.key("jited"); w.bool(self.jited) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.bytesJited != 0 { w.key("bytesJited", proto: "bytes_jited"); w.uint32(self.bytesJited) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.bytesMemlock != 0 { w.key("bytesMemlock", proto: "bytes_memlock"); w.uint32(self.bytesMemlock) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.verifiedInsns != 0 { w.key("verifiedInsns", proto: "verified_insns"); w.uint32(self.verifiedInsns) }
         w.endObject()
     }
 
@@ -566,26 +566,26 @@ package struct Bpfman_V1_ProgramInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
         if let v = self._bytecode { w.key("bytecode"); w.message(v) }
-        if !self.links.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.links.isEmpty {
             w.key("links"); w.beginArray()
             for v in self.links { w.uint32(v) }
             w.endArray()
         }
-        if !self.globalData.isEmpty {
-            w.key("globalData"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.globalData.isEmpty {
+            w.key("globalData", proto: "global_data"); w.beginObject()
             for (k, v) in self.globalData.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.bytesValue(v) }
             w.endObject()
         }
-        if let v = self._mapOwnerID { w.key("mapOwnerId"); w.uint32(v) }
-        if !self.mapPinPath.isEmpty { w.key("mapPinPath"); w.string(self.mapPinPath) }
-        if !self.mapUsedBy.isEmpty {
-            w.key("mapUsedBy"); w.beginArray()
+        if let v = self._mapOwnerID { w.key("mapOwnerId", proto: "map_owner_id"); w.uint32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mapPinPath.isEmpty { w.key("mapPinPath", proto: "map_pin_path"); w.string(self.mapPinPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mapUsedBy.isEmpty {
+            w.key("mapUsedBy", proto: "map_used_by"); w.beginArray()
             for v in self.mapUsedBy { w.string(v) }
             w.endArray()
         }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -735,16 +735,16 @@ package struct Bpfman_V1_XDPAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.priority != 0 { w.key("priority"); w.int32(self.priority) }
-        if !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
-        if self.position != 0 { w.key("position"); w.int32(self.position) }
-        if !self.proceedOn.isEmpty {
-            w.key("proceedOn"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || self.priority != 0 { w.key("priority"); w.int32(self.priority) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.position != 0 { w.key("position"); w.int32(self.position) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.proceedOn.isEmpty {
+            w.key("proceedOn", proto: "proceed_on"); w.beginArray()
             for v in self.proceedOn { w.int32(v) }
             w.endArray()
         }
         if let v = self._netns { w.key("netns"); w.string(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -887,17 +887,17 @@ package struct Bpfman_V1_TCAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.priority != 0 { w.key("priority"); w.int32(self.priority) }
-        if !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
-        if self.position != 0 { w.key("position"); w.int32(self.position) }
-        if !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
-        if !self.proceedOn.isEmpty {
-            w.key("proceedOn"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || self.priority != 0 { w.key("priority"); w.int32(self.priority) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.position != 0 { w.key("position"); w.int32(self.position) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.proceedOn.isEmpty {
+            w.key("proceedOn", proto: "proceed_on"); w.beginArray()
             for v in self.proceedOn { w.int32(v) }
             w.endArray()
         }
         if let v = self._netns { w.key("netns"); w.string(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1028,12 +1028,12 @@ package struct Bpfman_V1_TCXAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.priority != 0 { w.key("priority"); w.int32(self.priority) }
-        if !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
-        if self.position != 0 { w.key("position"); w.int32(self.position) }
-        if !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.priority != 0 { w.key("priority"); w.int32(self.priority) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.position != 0 { w.key("position"); w.int32(self.position) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
         if let v = self._netns { w.key("netns"); w.string(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1132,8 +1132,8 @@ package struct Bpfman_V1_TracepointAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.tracepoint.isEmpty { w.key("tracepoint"); w.string(self.tracepoint) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.tracepoint.isEmpty { w.key("tracepoint"); w.string(self.tracepoint) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1240,10 +1240,10 @@ package struct Bpfman_V1_KprobeAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.fnName.isEmpty { w.key("fnName"); w.string(self.fnName) }
-        if self.offset != 0 { w.key("offset"); w.uint64(self.offset) }
-        if let v = self._containerPid { w.key("containerPid"); w.int32(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.fnName.isEmpty { w.key("fnName", proto: "fn_name"); w.string(self.fnName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.offset != 0 { w.key("offset"); w.uint64(self.offset) }
+        if let v = self._containerPid { w.key("containerPid", proto: "container_pid"); w.int32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1376,12 +1376,12 @@ package struct Bpfman_V1_UprobeAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._fnName { w.key("fnName"); w.string(v) }
-        if self.offset != 0 { w.key("offset"); w.uint64(self.offset) }
-        if !self.target.isEmpty { w.key("target"); w.string(self.target) }
+        if let v = self._fnName { w.key("fnName", proto: "fn_name"); w.string(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.offset != 0 { w.key("offset"); w.uint64(self.offset) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.target.isEmpty { w.key("target"); w.string(self.target) }
         if let v = self._pid { w.key("pid"); w.int32(v) }
-        if let v = self._containerPid { w.key("containerPid"); w.int32(v) }
-        if !self.metadata.isEmpty {
+        if let v = self._containerPid { w.key("containerPid", proto: "container_pid"); w.int32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1475,7 +1475,7 @@ package struct Bpfman_V1_FentryAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1559,7 +1559,7 @@ package struct Bpfman_V1_FexitAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1643,7 +1643,7 @@ package struct Bpfman_V1_LsmAttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1822,15 +1822,15 @@ package struct Bpfman_V1_AttachInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if case .xdpAttachInfo(let v)? = self.info { w.key("xdpAttachInfo"); w.message(v) }
-        if case .tcAttachInfo(let v)? = self.info { w.key("tcAttachInfo"); w.message(v) }
-        if case .tracepointAttachInfo(let v)? = self.info { w.key("tracepointAttachInfo"); w.message(v) }
-        if case .kprobeAttachInfo(let v)? = self.info { w.key("kprobeAttachInfo"); w.message(v) }
-        if case .uprobeAttachInfo(let v)? = self.info { w.key("uprobeAttachInfo"); w.message(v) }
-        if case .tcxAttachInfo(let v)? = self.info { w.key("tcxAttachInfo"); w.message(v) }
-        if case .fentryAttachInfo(let v)? = self.info { w.key("fentryAttachInfo"); w.message(v) }
-        if case .fexitAttachInfo(let v)? = self.info { w.key("fexitAttachInfo"); w.message(v) }
-        if case .lsmAttachInfo(let v)? = self.info { w.key("lsmAttachInfo"); w.message(v) }
+        if case .xdpAttachInfo(let v)? = self.info { w.key("xdpAttachInfo", proto: "xdp_attach_info"); w.message(v) }
+        if case .tcAttachInfo(let v)? = self.info { w.key("tcAttachInfo", proto: "tc_attach_info"); w.message(v) }
+        if case .tracepointAttachInfo(let v)? = self.info { w.key("tracepointAttachInfo", proto: "tracepoint_attach_info"); w.message(v) }
+        if case .kprobeAttachInfo(let v)? = self.info { w.key("kprobeAttachInfo", proto: "kprobe_attach_info"); w.message(v) }
+        if case .uprobeAttachInfo(let v)? = self.info { w.key("uprobeAttachInfo", proto: "uprobe_attach_info"); w.message(v) }
+        if case .tcxAttachInfo(let v)? = self.info { w.key("tcxAttachInfo", proto: "tcx_attach_info"); w.message(v) }
+        if case .fentryAttachInfo(let v)? = self.info { w.key("fentryAttachInfo", proto: "fentry_attach_info"); w.message(v) }
+        if case .fexitAttachInfo(let v)? = self.info { w.key("fexitAttachInfo", proto: "fexit_attach_info"); w.message(v) }
+        if case .lsmAttachInfo(let v)? = self.info { w.key("lsmAttachInfo", proto: "lsm_attach_info"); w.message(v) }
         w.endObject()
     }
 
@@ -1988,19 +1988,19 @@ package struct Bpfman_V1_LoadRequest: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._bytecode { w.key("bytecode"); w.message(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.globalData.isEmpty {
-            w.key("globalData"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.globalData.isEmpty {
+            w.key("globalData", proto: "global_data"); w.beginObject()
             for (k, v) in self.globalData.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.bytesValue(v) }
             w.endObject()
         }
         if let v = self._uuid { w.key("uuid"); w.string(v) }
-        if let v = self._mapOwnerID { w.key("mapOwnerId"); w.uint32(v) }
-        if !self.info.isEmpty {
+        if let v = self._mapOwnerID { w.key("mapOwnerId", proto: "map_owner_id"); w.uint32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.info.isEmpty {
             w.key("info"); w.beginArray()
             for v in self.info { w.message(v) }
             w.endArray()
@@ -2096,8 +2096,8 @@ package struct Bpfman_V1_LoadInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if self.programType.rawValue != 0 { w.key("programType"); w.enumValue(self.programType) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programType.rawValue != 0 { w.key("programType", proto: "program_type"); w.enumValue(self.programType) }
         if let v = self._info { w.key("info"); w.message(v) }
         w.endObject()
     }
@@ -2156,7 +2156,7 @@ package struct Bpfman_V1_FentryLoadInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.fnName.isEmpty { w.key("fnName"); w.string(self.fnName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.fnName.isEmpty { w.key("fnName", proto: "fn_name"); w.string(self.fnName) }
         w.endObject()
     }
 
@@ -2210,7 +2210,7 @@ package struct Bpfman_V1_FexitLoadInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.fnName.isEmpty { w.key("fnName"); w.string(self.fnName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.fnName.isEmpty { w.key("fnName", proto: "fn_name"); w.string(self.fnName) }
         w.endObject()
     }
 
@@ -2264,7 +2264,7 @@ package struct Bpfman_V1_LsmLoadInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.hookName.isEmpty { w.key("hookName"); w.string(self.hookName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.hookName.isEmpty { w.key("hookName", proto: "hook_name"); w.string(self.hookName) }
         w.endObject()
     }
 
@@ -2357,9 +2357,9 @@ package struct Bpfman_V1_ProgSpecificInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if case .fentryLoadInfo(let v)? = self.info { w.key("fentryLoadInfo"); w.message(v) }
-        if case .fexitLoadInfo(let v)? = self.info { w.key("fexitLoadInfo"); w.message(v) }
-        if case .lsmLoadInfo(let v)? = self.info { w.key("lsmLoadInfo"); w.message(v) }
+        if case .fentryLoadInfo(let v)? = self.info { w.key("fentryLoadInfo", proto: "fentry_load_info"); w.message(v) }
+        if case .fexitLoadInfo(let v)? = self.info { w.key("fexitLoadInfo", proto: "fexit_load_info"); w.message(v) }
+        if case .lsmLoadInfo(let v)? = self.info { w.key("lsmLoadInfo", proto: "lsm_load_info"); w.message(v) }
         w.endObject()
     }
 
@@ -2435,7 +2435,7 @@ package struct Bpfman_V1_LoadResponseInfo: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._info { w.key("info"); w.message(v) }
-        if let v = self._kernelInfo { w.key("kernelInfo"); w.message(v) }
+        if let v = self._kernelInfo { w.key("kernelInfo", proto: "kernel_info"); w.message(v) }
         w.endObject()
     }
 
@@ -2491,7 +2491,7 @@ package struct Bpfman_V1_LoadResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.programs.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programs.isEmpty {
             w.key("programs"); w.beginArray()
             for v in self.programs { w.message(v) }
             w.endArray()
@@ -2553,7 +2553,7 @@ package struct Bpfman_V1_UnloadRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.id != 0 { w.key("id"); w.uint32(self.id) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.id != 0 { w.key("id"); w.uint32(self.id) }
         w.endObject()
     }
 
@@ -2661,7 +2661,7 @@ package struct Bpfman_V1_AttachRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.id != 0 { w.key("id"); w.uint32(self.id) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.id != 0 { w.key("id"); w.uint32(self.id) }
         if let v = self._attach { w.key("attach"); w.message(v) }
         w.endObject()
     }
@@ -2718,7 +2718,7 @@ package struct Bpfman_V1_AttachResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.linkID != 0 { w.key("linkId"); w.uint32(self.linkID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkID != 0 { w.key("linkId", proto: "link_id"); w.uint32(self.linkID) }
         w.endObject()
     }
 
@@ -2772,7 +2772,7 @@ package struct Bpfman_V1_DetachRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.linkID != 0 { w.key("linkId"); w.uint32(self.linkID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkID != 0 { w.key("linkId", proto: "link_id"); w.uint32(self.linkID) }
         w.endObject()
     }
 
@@ -2913,10 +2913,10 @@ package struct Bpfman_V1_ListRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._programType { w.key("programType"); w.uint32(v) }
-        if let v = self._bpfmanProgramsOnly { w.key("bpfmanProgramsOnly"); w.bool(v) }
-        if !self.matchMetadata.isEmpty {
-            w.key("matchMetadata"); w.beginObject()
+        if let v = self._programType { w.key("programType", proto: "program_type"); w.uint32(v) }
+        if let v = self._bpfmanProgramsOnly { w.key("bpfmanProgramsOnly", proto: "bpfman_programs_only"); w.bool(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.matchMetadata.isEmpty {
+            w.key("matchMetadata", proto: "match_metadata"); w.beginObject()
             for (k, v) in self.matchMetadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -3009,7 +3009,7 @@ package struct Bpfman_V1_ListResponse: ProtoMessage {
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
             if let v = self._info { w.key("info"); w.message(v) }
-            if let v = self._kernelInfo { w.key("kernelInfo"); w.message(v) }
+            if let v = self._kernelInfo { w.key("kernelInfo", proto: "kernel_info"); w.message(v) }
             w.endObject()
         }
 
@@ -3055,7 +3055,7 @@ package struct Bpfman_V1_ListResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.results.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.results.isEmpty {
             w.key("results"); w.beginArray()
             for v in self.results { w.message(v) }
             w.endArray()
@@ -3220,7 +3220,7 @@ package struct Bpfman_V1_GetRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.id != 0 { w.key("id"); w.uint32(self.id) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.id != 0 { w.key("id"); w.uint32(self.id) }
         w.endObject()
     }
 
@@ -3292,7 +3292,7 @@ package struct Bpfman_V1_GetResponse: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._info { w.key("info"); w.message(v) }
-        if let v = self._kernelInfo { w.key("kernelInfo"); w.message(v) }
+        if let v = self._kernelInfo { w.key("kernelInfo", proto: "kernel_info"); w.message(v) }
         w.endObject()
     }
 

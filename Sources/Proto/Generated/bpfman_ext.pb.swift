@@ -42,7 +42,7 @@ package struct Bpfman_Ext_V1_GetLinkRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.linkID != 0 { w.key("linkId"); w.uint32(self.linkID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkID != 0 { w.key("linkId", proto: "link_id"); w.uint32(self.linkID) }
         w.endObject()
     }
 
@@ -167,15 +167,15 @@ package struct Bpfman_Ext_V1_ListLinksRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._programID { w.key("programId"); w.uint32(v) }
-        if let v = self._programType { w.key("programType"); w.uint32(v) }
-        if !self.matchMetadata.isEmpty {
-            w.key("matchMetadata"); w.beginObject()
+        if let v = self._programID { w.key("programId", proto: "program_id"); w.uint32(v) }
+        if let v = self._programType { w.key("programType", proto: "program_type"); w.uint32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.matchMetadata.isEmpty {
+            w.key("matchMetadata", proto: "match_metadata"); w.beginObject()
             for (k, v) in self.matchMetadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.matchLinkMetadata.isEmpty {
-            w.key("matchLinkMetadata"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.matchLinkMetadata.isEmpty {
+            w.key("matchLinkMetadata", proto: "match_link_metadata"); w.beginObject()
             for (k, v) in self.matchLinkMetadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -375,26 +375,26 @@ package struct Bpfman_Ext_V1_LinkInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.linkID != 0 { w.key("linkId"); w.uint32(self.linkID) }
-        if self.programID != 0 { w.key("programId"); w.uint32(self.programID) }
-        if !self.programName.isEmpty { w.key("programName"); w.string(self.programName) }
-        if !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkID != 0 { w.key("linkId", proto: "link_id"); w.uint32(self.linkID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programID != 0 { w.key("programId", proto: "program_id"); w.uint32(self.programID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programName.isEmpty { w.key("programName", proto: "program_name"); w.string(self.programName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
         if let v = self._attach { w.key("attach"); w.message(v) }
-        if !self.metadata.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.metadata.isEmpty {
             w.key("metadata"); w.beginObject()
             for (k, v) in self.metadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if let v = self._kernelLinkID { w.key("kernelLinkId"); w.uint32(v) }
-        if !self.pinPath.isEmpty { w.key("pinPath"); w.string(self.pinPath) }
-        if !self.programMetadata.isEmpty {
-            w.key("programMetadata"); w.beginObject()
+        if let v = self._kernelLinkID { w.key("kernelLinkId", proto: "kernel_link_id"); w.uint32(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.pinPath.isEmpty { w.key("pinPath", proto: "pin_path"); w.string(self.pinPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programMetadata.isEmpty {
+            w.key("programMetadata", proto: "program_metadata"); w.beginObject()
             for (k, v) in self.programMetadata.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
         if let v = self._nsid { w.key("nsid"); w.uint64(v) }
         if let v = self._ifindex { w.key("ifindex"); w.uint32(v) }
-        if let v = self._proceedOnMask { w.key("proceedOnMask"); w.uint32(v) }
+        if let v = self._proceedOnMask { w.key("proceedOnMask", proto: "proceed_on_mask"); w.uint32(v) }
         w.endObject()
     }
 
@@ -478,7 +478,7 @@ package struct Bpfman_Ext_V1_ListLinksResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.links.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.links.isEmpty {
             w.key("links"); w.beginArray()
             for v in self.links { w.message(v) }
             w.endArray()
@@ -625,12 +625,12 @@ package struct Bpfman_Ext_V1_DispatcherMember: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.linkID != 0 { w.key("linkId"); w.uint32(self.linkID) }
-        if self.programID != 0 { w.key("programId"); w.uint32(self.programID) }
-        if !self.programName.isEmpty { w.key("programName"); w.string(self.programName) }
-        if self.position != 0 { w.key("position"); w.uint32(self.position) }
-        if self.priority != 0 { w.key("priority"); w.int32(self.priority) }
-        if self.proceedOnMask != 0 { w.key("proceedOnMask"); w.uint32(self.proceedOnMask) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkID != 0 { w.key("linkId", proto: "link_id"); w.uint32(self.linkID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programID != 0 { w.key("programId", proto: "program_id"); w.uint32(self.programID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programName.isEmpty { w.key("programName", proto: "program_name"); w.string(self.programName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.position != 0 { w.key("position"); w.uint32(self.position) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.priority != 0 { w.key("priority"); w.int32(self.priority) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.proceedOnMask != 0 { w.key("proceedOnMask", proto: "proceed_on_mask"); w.uint32(self.proceedOnMask) }
         w.endObject()
     }
 
@@ -749,18 +749,18 @@ package struct Bpfman_Ext_V1_DispatcherInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
-        if !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
-        if self.ifindex != 0 { w.key("ifindex"); w.uint32(self.ifindex) }
-        if self.nsid != 0 { w.key("nsid"); w.uint64(self.nsid) }
-        if !self.netns.isEmpty { w.key("netns"); w.string(self.netns) }
-        if !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
-        if self.revision != 0 { w.key("revision"); w.uint32(self.revision) }
-        if self.programID != 0 { w.key("programId"); w.uint32(self.programID) }
-        if self.tcHandle != 0 { w.key("tcHandle"); w.uint32(self.tcHandle) }
-        if self.tcPriority != 0 { w.key("tcPriority"); w.uint32(self.tcPriority) }
-        if !self.pinDir.isEmpty { w.key("pinDir"); w.string(self.pinDir) }
-        if !self.members.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.iface.isEmpty { w.key("iface"); w.string(self.iface) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.ifindex != 0 { w.key("ifindex"); w.uint32(self.ifindex) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.nsid != 0 { w.key("nsid"); w.uint64(self.nsid) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.netns.isEmpty { w.key("netns"); w.string(self.netns) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.direction.isEmpty { w.key("direction"); w.string(self.direction) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.revision != 0 { w.key("revision"); w.uint32(self.revision) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programID != 0 { w.key("programId", proto: "program_id"); w.uint32(self.programID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.tcHandle != 0 { w.key("tcHandle", proto: "tc_handle"); w.uint32(self.tcHandle) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.tcPriority != 0 { w.key("tcPriority", proto: "tc_priority"); w.uint32(self.tcPriority) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.pinDir.isEmpty { w.key("pinDir", proto: "pin_dir"); w.string(self.pinDir) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.members.isEmpty {
             w.key("members"); w.beginArray()
             for v in self.members { w.message(v) }
             w.endArray()
@@ -844,7 +844,7 @@ package struct Bpfman_Ext_V1_ListDispatchersResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.dispatchers.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.dispatchers.isEmpty {
             w.key("dispatchers"); w.beginArray()
             for v in self.dispatchers { w.message(v) }
             w.endArray()
@@ -915,8 +915,8 @@ package struct Bpfman_Ext_V1_GetProgramDetailsRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.programIds.isEmpty {
-            w.key("programIds"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programIds.isEmpty {
+            w.key("programIds", proto: "program_ids"); w.beginArray()
             for v in self.programIds { w.uint32(v) }
             w.endArray()
         }
@@ -997,11 +997,11 @@ package struct Bpfman_Ext_V1_ProgramDetails: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.programID != 0 { w.key("programId"); w.uint32(self.programID) }
-        if !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
-        if !self.loadMode.isEmpty { w.key("loadMode"); w.string(self.loadMode) }
-        if !self.attachTarget.isEmpty { w.key("attachTarget"); w.string(self.attachTarget) }
-        if self.kernelType != 0 { w.key("kernelType"); w.uint32(self.kernelType) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programID != 0 { w.key("programId", proto: "program_id"); w.uint32(self.programID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.kind.isEmpty { w.key("kind"); w.string(self.kind) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.loadMode.isEmpty { w.key("loadMode", proto: "load_mode"); w.string(self.loadMode) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.attachTarget.isEmpty { w.key("attachTarget", proto: "attach_target"); w.string(self.attachTarget) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.kernelType != 0 { w.key("kernelType", proto: "kernel_type"); w.uint32(self.kernelType) }
         w.endObject()
     }
 
@@ -1063,7 +1063,7 @@ package struct Bpfman_Ext_V1_GetProgramDetailsResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.programs.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.programs.isEmpty {
             w.key("programs"); w.beginArray()
             for v in self.programs { w.message(v) }
             w.endArray()
@@ -1245,19 +1245,19 @@ package struct Bpfman_Ext_V1_StatusResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.version.isEmpty { w.key("version"); w.string(self.version) }
-        if !self.attachMode.isEmpty { w.key("attachMode"); w.string(self.attachMode) }
-        if !self.attachModeReason.isEmpty { w.key("attachModeReason"); w.string(self.attachModeReason) }
-        if !self.runtimeDir.isEmpty { w.key("runtimeDir"); w.string(self.runtimeDir) }
-        if !self.socketPath.isEmpty { w.key("socketPath"); w.string(self.socketPath) }
-        if self.csiEnabled { w.key("csiEnabled"); w.bool(self.csiEnabled) }
-        if !self.csiSocketPath.isEmpty { w.key("csiSocketPath"); w.string(self.csiSocketPath) }
-        if self.idleTimeoutSecs != 0 { w.key("idleTimeoutSecs"); w.uint32(self.idleTimeoutSecs) }
-        if self.socketActivated { w.key("socketActivated"); w.bool(self.socketActivated) }
-        if self.programCount != 0 { w.key("programCount"); w.uint32(self.programCount) }
-        if self.linkCount != 0 { w.key("linkCount"); w.uint32(self.linkCount) }
-        if !self.kernelFeatures.isEmpty {
-            w.key("kernelFeatures"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.version.isEmpty { w.key("version"); w.string(self.version) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.attachMode.isEmpty { w.key("attachMode", proto: "attach_mode"); w.string(self.attachMode) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.attachModeReason.isEmpty { w.key("attachModeReason", proto: "attach_mode_reason"); w.string(self.attachModeReason) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.runtimeDir.isEmpty { w.key("runtimeDir", proto: "runtime_dir"); w.string(self.runtimeDir) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.socketPath.isEmpty { w.key("socketPath", proto: "socket_path"); w.string(self.socketPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.csiEnabled { w.key("csiEnabled", proto: "csi_enabled"); w.bool(self.csiEnabled) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.csiSocketPath.isEmpty { w.key("csiSocketPath", proto: "csi_socket_path"); w.string(self.csiSocketPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.idleTimeoutSecs != 0 { w.key("idleTimeoutSecs", proto: "idle_timeout_secs"); w.uint32(self.idleTimeoutSecs) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.socketActivated { w.key("socketActivated", proto: "socket_activated"); w.bool(self.socketActivated) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.programCount != 0 { w.key("programCount", proto: "program_count"); w.uint32(self.programCount) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.linkCount != 0 { w.key("linkCount", proto: "link_count"); w.uint32(self.linkCount) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.kernelFeatures.isEmpty {
+            w.key("kernelFeatures", proto: "kernel_features"); w.beginObject()
             for (k, v) in self.kernelFeatures.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.bool(v) }
             w.endObject()
         }

@@ -117,9 +117,9 @@ package struct Csi_V1_GetPluginInfoResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if !self.vendorVersion.isEmpty { w.key("vendorVersion"); w.string(self.vendorVersion) }
-        if !self.manifest.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.vendorVersion.isEmpty { w.key("vendorVersion", proto: "vendor_version"); w.string(self.vendorVersion) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.manifest.isEmpty {
             w.key("manifest"); w.beginObject()
             for (k, v) in self.manifest.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -228,7 +228,7 @@ package struct Csi_V1_GetPluginCapabilitiesResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.capabilities.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.capabilities.isEmpty {
             w.key("capabilities"); w.beginArray()
             for v in self.capabilities { w.message(v) }
             w.endArray()
@@ -373,7 +373,7 @@ package struct Csi_V1_PluginCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
             w.endObject()
         }
 
@@ -479,7 +479,7 @@ package struct Csi_V1_PluginCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
             w.endObject()
         }
 
@@ -535,7 +535,7 @@ package struct Csi_V1_PluginCapability: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if case .service(let v)? = self.type { w.key("service"); w.message(v) }
-        if case .volumeExpansion(let v)? = self.type { w.key("volumeExpansion"); w.message(v) }
+        if case .volumeExpansion(let v)? = self.type { w.key("volumeExpansion", proto: "volume_expansion"); w.message(v) }
         w.endObject()
     }
 
@@ -813,27 +813,27 @@ package struct Csi_V1_CreateVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if let v = self._capacityRange { w.key("capacityRange"); w.message(v) }
-        if !self.volumeCapabilities.isEmpty {
-            w.key("volumeCapabilities"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if let v = self._capacityRange { w.key("capacityRange", proto: "capacity_range"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeCapabilities.isEmpty {
+            w.key("volumeCapabilities", proto: "volume_capabilities"); w.beginArray()
             for v in self.volumeCapabilities { w.message(v) }
             w.endArray()
         }
-        if !self.parameters.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
             w.key("parameters"); w.beginObject()
             for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if let v = self._volumeContentSource { w.key("volumeContentSource"); w.message(v) }
-        if let v = self._accessibilityRequirements { w.key("accessibilityRequirements"); w.message(v) }
-        if !self.mutableParameters.isEmpty {
-            w.key("mutableParameters"); w.beginObject()
+        if let v = self._volumeContentSource { w.key("volumeContentSource", proto: "volume_content_source"); w.message(v) }
+        if let v = self._accessibilityRequirements { w.key("accessibilityRequirements", proto: "accessibility_requirements"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mutableParameters.isEmpty {
+            w.key("mutableParameters", proto: "mutable_parameters"); w.beginObject()
             for (k, v) in self.mutableParameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -945,7 +945,7 @@ package struct Csi_V1_VolumeContentSource: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.snapshotID.isEmpty { w.key("snapshotId"); w.string(self.snapshotID) }
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotID.isEmpty { w.key("snapshotId", proto: "snapshot_id"); w.string(self.snapshotID) }
             w.endObject()
         }
 
@@ -999,7 +999,7 @@ package struct Csi_V1_VolumeContentSource: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
             w.endObject()
         }
 
@@ -1257,13 +1257,13 @@ package struct Csi_V1_VolumeCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.fsType.isEmpty { w.key("fsType"); w.string(self.fsType) }
-            if !self.mountFlags.isEmpty {
-                w.key("mountFlags"); w.beginArray()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.fsType.isEmpty { w.key("fsType", proto: "fs_type"); w.string(self.fsType) }
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.mountFlags.isEmpty {
+                w.key("mountFlags", proto: "mount_flags"); w.beginArray()
                 for v in self.mountFlags { w.string(v) }
                 w.endArray()
             }
-            if !self.volumeMountGroup.isEmpty { w.key("volumeMountGroup"); w.string(self.volumeMountGroup) }
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeMountGroup.isEmpty { w.key("volumeMountGroup", proto: "volume_mount_group"); w.string(self.volumeMountGroup) }
             w.endObject()
         }
 
@@ -1407,7 +1407,7 @@ package struct Csi_V1_VolumeCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.mode.rawValue != 0 { w.key("mode"); w.enumValue(self.mode) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.mode.rawValue != 0 { w.key("mode"); w.enumValue(self.mode) }
             w.endObject()
         }
 
@@ -1467,7 +1467,7 @@ package struct Csi_V1_VolumeCapability: ProtoMessage {
         w.beginObject()
         if case .block(let v)? = self.accessType { w.key("block"); w.message(v) }
         if case .mount(let v)? = self.accessType { w.key("mount"); w.message(v) }
-        if let v = self._accessMode { w.key("accessMode"); w.message(v) }
+        if let v = self._accessMode { w.key("accessMode", proto: "access_mode"); w.message(v) }
         w.endObject()
     }
 
@@ -1530,8 +1530,8 @@ package struct Csi_V1_CapacityRange: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.requiredBytes != 0 { w.key("requiredBytes"); w.int64(self.requiredBytes) }
-        if self.limitBytes != 0 { w.key("limitBytes"); w.int64(self.limitBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.requiredBytes != 0 { w.key("requiredBytes", proto: "required_bytes"); w.int64(self.requiredBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.limitBytes != 0 { w.key("limitBytes", proto: "limit_bytes"); w.int64(self.limitBytes) }
         w.endObject()
     }
 
@@ -1635,16 +1635,16 @@ package struct Csi_V1_Volume: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.capacityBytes != 0 { w.key("capacityBytes"); w.int64(self.capacityBytes) }
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.volumeContext.isEmpty {
-            w.key("volumeContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || self.capacityBytes != 0 { w.key("capacityBytes", proto: "capacity_bytes"); w.int64(self.capacityBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+            w.key("volumeContext", proto: "volume_context"); w.beginObject()
             for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if let v = self._contentSource { w.key("contentSource"); w.message(v) }
-        if !self.accessibleTopology.isEmpty {
-            w.key("accessibleTopology"); w.beginArray()
+        if let v = self._contentSource { w.key("contentSource", proto: "content_source"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.accessibleTopology.isEmpty {
+            w.key("accessibleTopology", proto: "accessible_topology"); w.beginArray()
             for v in self.accessibleTopology { w.message(v) }
             w.endArray()
         }
@@ -1722,12 +1722,12 @@ package struct Csi_V1_TopologyRequirement: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.requisite.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.requisite.isEmpty {
             w.key("requisite"); w.beginArray()
             for v in self.requisite { w.message(v) }
             w.endArray()
         }
-        if !self.preferred.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.preferred.isEmpty {
             w.key("preferred"); w.beginArray()
             for v in self.preferred { w.message(v) }
             w.endArray()
@@ -1817,7 +1817,7 @@ package struct Csi_V1_Topology: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.segments.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.segments.isEmpty {
             w.key("segments"); w.beginObject()
             for (k, v) in self.segments.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -1906,8 +1906,8 @@ package struct Csi_V1_DeleteVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -2089,17 +2089,17 @@ package struct Csi_V1_ControllerPublishVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.nodeID.isEmpty { w.key("nodeId"); w.string(self.nodeID) }
-        if let v = self._volumeCapability { w.key("volumeCapability"); w.message(v) }
-        if self.readonly { w.key("readonly"); w.bool(self.readonly) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nodeID.isEmpty { w.key("nodeId", proto: "node_id"); w.string(self.nodeID) }
+        if let v = self._volumeCapability { w.key("volumeCapability", proto: "volume_capability"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.readonly { w.key("readonly"); w.bool(self.readonly) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.volumeContext.isEmpty {
-            w.key("volumeContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+            w.key("volumeContext", proto: "volume_context"); w.beginObject()
             for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -2196,8 +2196,8 @@ package struct Csi_V1_ControllerPublishVolumeResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.publishContext.isEmpty {
-            w.key("publishContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.publishContext.isEmpty {
+            w.key("publishContext", proto: "publish_context"); w.beginObject()
             for (k, v) in self.publishContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -2290,9 +2290,9 @@ package struct Csi_V1_ControllerUnpublishVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.nodeID.isEmpty { w.key("nodeId"); w.string(self.nodeID) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nodeID.isEmpty { w.key("nodeId", proto: "node_id"); w.string(self.nodeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -2514,29 +2514,29 @@ package struct Csi_V1_ValidateVolumeCapabilitiesRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.volumeContext.isEmpty {
-            w.key("volumeContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+            w.key("volumeContext", proto: "volume_context"); w.beginObject()
             for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.volumeCapabilities.isEmpty {
-            w.key("volumeCapabilities"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeCapabilities.isEmpty {
+            w.key("volumeCapabilities", proto: "volume_capabilities"); w.beginArray()
             for v in self.volumeCapabilities { w.message(v) }
             w.endArray()
         }
-        if !self.parameters.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
             w.key("parameters"); w.beginObject()
             for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.mutableParameters.isEmpty {
-            w.key("mutableParameters"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mutableParameters.isEmpty {
+            w.key("mutableParameters", proto: "mutable_parameters"); w.beginObject()
             for (k, v) in self.mutableParameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -2722,23 +2722,23 @@ package struct Csi_V1_ValidateVolumeCapabilitiesResponse: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.volumeContext.isEmpty {
-                w.key("volumeContext"); w.beginObject()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+                w.key("volumeContext", proto: "volume_context"); w.beginObject()
                 for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
                 w.endObject()
             }
-            if !self.volumeCapabilities.isEmpty {
-                w.key("volumeCapabilities"); w.beginArray()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeCapabilities.isEmpty {
+                w.key("volumeCapabilities", proto: "volume_capabilities"); w.beginArray()
                 for v in self.volumeCapabilities { w.message(v) }
                 w.endArray()
             }
-            if !self.parameters.isEmpty {
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
                 w.key("parameters"); w.beginObject()
                 for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
                 w.endObject()
             }
-            if !self.mutableParameters.isEmpty {
-                w.key("mutableParameters"); w.beginObject()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.mutableParameters.isEmpty {
+                w.key("mutableParameters", proto: "mutable_parameters"); w.beginObject()
                 for (k, v) in self.mutableParameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
                 w.endObject()
             }
@@ -2811,7 +2811,7 @@ package struct Csi_V1_ValidateVolumeCapabilitiesResponse: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._confirmed { w.key("confirmed"); w.message(v) }
-        if !self.message.isEmpty { w.key("message"); w.string(self.message) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.message.isEmpty { w.key("message"); w.string(self.message) }
         w.endObject()
     }
 
@@ -2872,8 +2872,8 @@ package struct Csi_V1_ListVolumesRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.maxEntries != 0 { w.key("maxEntries"); w.int32(self.maxEntries) }
-        if !self.startingToken.isEmpty { w.key("startingToken"); w.string(self.startingToken) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.maxEntries != 0 { w.key("maxEntries", proto: "max_entries"); w.int32(self.maxEntries) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.startingToken.isEmpty { w.key("startingToken", proto: "starting_token"); w.string(self.startingToken) }
         w.endObject()
     }
 
@@ -2952,12 +2952,12 @@ package struct Csi_V1_ListVolumesResponse: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.publishedNodeIds.isEmpty {
-                w.key("publishedNodeIds"); w.beginArray()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.publishedNodeIds.isEmpty {
+                w.key("publishedNodeIds", proto: "published_node_ids"); w.beginArray()
                 for v in self.publishedNodeIds { w.string(v) }
                 w.endArray()
             }
-            if let v = self._volumeCondition { w.key("volumeCondition"); w.message(v) }
+            if let v = self._volumeCondition { w.key("volumeCondition", proto: "volume_condition"); w.message(v) }
             w.endObject()
         }
 
@@ -3084,12 +3084,12 @@ package struct Csi_V1_ListVolumesResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.entries.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.entries.isEmpty {
             w.key("entries"); w.beginArray()
             for v in self.entries { w.message(v) }
             w.endArray()
         }
-        if !self.nextToken.isEmpty { w.key("nextToken"); w.string(self.nextToken) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nextToken.isEmpty { w.key("nextToken", proto: "next_token"); w.string(self.nextToken) }
         w.endObject()
     }
 
@@ -3149,7 +3149,7 @@ package struct Csi_V1_ControllerGetVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
         w.endObject()
     }
 
@@ -3238,12 +3238,12 @@ package struct Csi_V1_ControllerGetVolumeResponse: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.publishedNodeIds.isEmpty {
-                w.key("publishedNodeIds"); w.beginArray()
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.publishedNodeIds.isEmpty {
+                w.key("publishedNodeIds", proto: "published_node_ids"); w.beginArray()
                 for v in self.publishedNodeIds { w.string(v) }
                 w.endArray()
             }
-            if let v = self._volumeCondition { w.key("volumeCondition"); w.message(v) }
+            if let v = self._volumeCondition { w.key("volumeCondition", proto: "volume_condition"); w.message(v) }
             w.endObject()
         }
 
@@ -3407,14 +3407,14 @@ package struct Csi_V1_ControllerModifyVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.mutableParameters.isEmpty {
-            w.key("mutableParameters"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.mutableParameters.isEmpty {
+            w.key("mutableParameters", proto: "mutable_parameters"); w.beginObject()
             for (k, v) in self.mutableParameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -3564,17 +3564,17 @@ package struct Csi_V1_GetCapacityRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeCapabilities.isEmpty {
-            w.key("volumeCapabilities"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeCapabilities.isEmpty {
+            w.key("volumeCapabilities", proto: "volume_capabilities"); w.beginArray()
             for v in self.volumeCapabilities { w.message(v) }
             w.endArray()
         }
-        if !self.parameters.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
             w.key("parameters"); w.beginObject()
             for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if let v = self._accessibleTopology { w.key("accessibleTopology"); w.message(v) }
+        if let v = self._accessibleTopology { w.key("accessibleTopology", proto: "accessible_topology"); w.message(v) }
         w.endObject()
     }
 
@@ -3662,9 +3662,9 @@ package struct Csi_V1_GetCapacityResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.availableCapacity != 0 { w.key("availableCapacity"); w.int64(self.availableCapacity) }
-        if let v = self._maximumVolumeSize { w.key("maximumVolumeSize"); w.message(v) }
-        if let v = self._minimumVolumeSize { w.key("minimumVolumeSize"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.availableCapacity != 0 { w.key("availableCapacity", proto: "available_capacity"); w.int64(self.availableCapacity) }
+        if let v = self._maximumVolumeSize { w.key("maximumVolumeSize", proto: "maximum_volume_size"); w.message(v) }
+        if let v = self._minimumVolumeSize { w.key("minimumVolumeSize", proto: "minimum_volume_size"); w.message(v) }
         w.endObject()
     }
 
@@ -3765,7 +3765,7 @@ package struct Csi_V1_ControllerGetCapabilitiesResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.capabilities.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.capabilities.isEmpty {
             w.key("capabilities"); w.beginArray()
             for v in self.capabilities { w.message(v) }
             w.endArray()
@@ -3970,7 +3970,7 @@ package struct Csi_V1_ControllerServiceCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
             w.endObject()
         }
 
@@ -4131,14 +4131,14 @@ package struct Csi_V1_CreateSnapshotRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId"); w.string(self.sourceVolumeID) }
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId", proto: "source_volume_id"); w.string(self.sourceVolumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.parameters.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
             w.key("parameters"); w.beginObject()
             for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -4301,12 +4301,12 @@ package struct Csi_V1_Snapshot: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.sizeBytes != 0 { w.key("sizeBytes"); w.int64(self.sizeBytes) }
-        if !self.snapshotID.isEmpty { w.key("snapshotId"); w.string(self.snapshotID) }
-        if !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId"); w.string(self.sourceVolumeID) }
-        if let v = self._creationTime { w.key("creationTime"); w.message(v) }
-        if self.readyToUse { w.key("readyToUse"); w.bool(self.readyToUse) }
-        if !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId"); w.string(self.groupSnapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.sizeBytes != 0 { w.key("sizeBytes", proto: "size_bytes"); w.int64(self.sizeBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotID.isEmpty { w.key("snapshotId", proto: "snapshot_id"); w.string(self.snapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId", proto: "source_volume_id"); w.string(self.sourceVolumeID) }
+        if let v = self._creationTime { w.key("creationTime", proto: "creation_time"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.readyToUse { w.key("readyToUse", proto: "ready_to_use"); w.bool(self.readyToUse) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId", proto: "group_snapshot_id"); w.string(self.groupSnapshotID) }
         w.endObject()
     }
 
@@ -4397,8 +4397,8 @@ package struct Csi_V1_DeleteSnapshotRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.snapshotID.isEmpty { w.key("snapshotId"); w.string(self.snapshotID) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotID.isEmpty { w.key("snapshotId", proto: "snapshot_id"); w.string(self.snapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -4547,11 +4547,11 @@ package struct Csi_V1_ListSnapshotsRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.maxEntries != 0 { w.key("maxEntries"); w.int32(self.maxEntries) }
-        if !self.startingToken.isEmpty { w.key("startingToken"); w.string(self.startingToken) }
-        if !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId"); w.string(self.sourceVolumeID) }
-        if !self.snapshotID.isEmpty { w.key("snapshotId"); w.string(self.snapshotID) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || self.maxEntries != 0 { w.key("maxEntries", proto: "max_entries"); w.int32(self.maxEntries) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.startingToken.isEmpty { w.key("startingToken", proto: "starting_token"); w.string(self.startingToken) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.sourceVolumeID.isEmpty { w.key("sourceVolumeId", proto: "source_volume_id"); w.string(self.sourceVolumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotID.isEmpty { w.key("snapshotId", proto: "snapshot_id"); w.string(self.snapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -4686,12 +4686,12 @@ package struct Csi_V1_ListSnapshotsResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.entries.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.entries.isEmpty {
             w.key("entries"); w.beginArray()
             for v in self.entries { w.message(v) }
             w.endArray()
         }
-        if !self.nextToken.isEmpty { w.key("nextToken"); w.string(self.nextToken) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nextToken.isEmpty { w.key("nextToken", proto: "next_token"); w.string(self.nextToken) }
         w.endObject()
     }
 
@@ -4800,14 +4800,14 @@ package struct Csi_V1_ControllerExpandVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if let v = self._capacityRange { w.key("capacityRange"); w.message(v) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if let v = self._capacityRange { w.key("capacityRange", proto: "capacity_range"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if let v = self._volumeCapability { w.key("volumeCapability"); w.message(v) }
+        if let v = self._volumeCapability { w.key("volumeCapability", proto: "volume_capability"); w.message(v) }
         w.endObject()
     }
 
@@ -4876,8 +4876,8 @@ package struct Csi_V1_ControllerExpandVolumeResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.capacityBytes != 0 { w.key("capacityBytes"); w.int64(self.capacityBytes) }
-        if self.nodeExpansionRequired { w.key("nodeExpansionRequired"); w.bool(self.nodeExpansionRequired) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.capacityBytes != 0 { w.key("capacityBytes", proto: "capacity_bytes"); w.int64(self.capacityBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.nodeExpansionRequired { w.key("nodeExpansionRequired", proto: "node_expansion_required"); w.bool(self.nodeExpansionRequired) }
         w.endObject()
     }
 
@@ -5030,21 +5030,21 @@ package struct Csi_V1_NodeStageVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.publishContext.isEmpty {
-            w.key("publishContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.publishContext.isEmpty {
+            w.key("publishContext", proto: "publish_context"); w.beginObject()
             for (k, v) in self.publishContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath"); w.string(self.stagingTargetPath) }
-        if let v = self._volumeCapability { w.key("volumeCapability"); w.message(v) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath", proto: "staging_target_path"); w.string(self.stagingTargetPath) }
+        if let v = self._volumeCapability { w.key("volumeCapability", proto: "volume_capability"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.volumeContext.isEmpty {
-            w.key("volumeContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+            w.key("volumeContext", proto: "volume_context"); w.beginObject()
             for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -5171,8 +5171,8 @@ package struct Csi_V1_NodeUnstageVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath"); w.string(self.stagingTargetPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath", proto: "staging_target_path"); w.string(self.stagingTargetPath) }
         w.endObject()
     }
 
@@ -5378,23 +5378,23 @@ package struct Csi_V1_NodePublishVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.publishContext.isEmpty {
-            w.key("publishContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.publishContext.isEmpty {
+            w.key("publishContext", proto: "publish_context"); w.beginObject()
             for (k, v) in self.publishContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath"); w.string(self.stagingTargetPath) }
-        if !self.targetPath.isEmpty { w.key("targetPath"); w.string(self.targetPath) }
-        if let v = self._volumeCapability { w.key("volumeCapability"); w.message(v) }
-        if self.readonly { w.key("readonly"); w.bool(self.readonly) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath", proto: "staging_target_path"); w.string(self.stagingTargetPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.targetPath.isEmpty { w.key("targetPath", proto: "target_path"); w.string(self.targetPath) }
+        if let v = self._volumeCapability { w.key("volumeCapability", proto: "volume_capability"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.readonly { w.key("readonly"); w.bool(self.readonly) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.volumeContext.isEmpty {
-            w.key("volumeContext"); w.beginObject()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeContext.isEmpty {
+            w.key("volumeContext", proto: "volume_context"); w.beginObject()
             for (k, v) in self.volumeContext.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
@@ -5525,8 +5525,8 @@ package struct Csi_V1_NodeUnpublishVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.targetPath.isEmpty { w.key("targetPath"); w.string(self.targetPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.targetPath.isEmpty { w.key("targetPath", proto: "target_path"); w.string(self.targetPath) }
         w.endObject()
     }
 
@@ -5635,9 +5635,9 @@ package struct Csi_V1_NodeGetVolumeStatsRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.volumePath.isEmpty { w.key("volumePath"); w.string(self.volumePath) }
-        if !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath"); w.string(self.stagingTargetPath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumePath.isEmpty { w.key("volumePath", proto: "volume_path"); w.string(self.volumePath) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath", proto: "staging_target_path"); w.string(self.stagingTargetPath) }
         w.endObject()
     }
 
@@ -5706,12 +5706,12 @@ package struct Csi_V1_NodeGetVolumeStatsResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.usage.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.usage.isEmpty {
             w.key("usage"); w.beginArray()
             for v in self.usage { w.message(v) }
             w.endArray()
         }
-        if let v = self._volumeCondition { w.key("volumeCondition"); w.message(v) }
+        if let v = self._volumeCondition { w.key("volumeCondition", proto: "volume_condition"); w.message(v) }
         w.endObject()
     }
 
@@ -5838,10 +5838,10 @@ package struct Csi_V1_VolumeUsage: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.available != 0 { w.key("available"); w.int64(self.available) }
-        if self.total != 0 { w.key("total"); w.int64(self.total) }
-        if self.used != 0 { w.key("used"); w.int64(self.used) }
-        if self.unit.rawValue != 0 { w.key("unit"); w.enumValue(self.unit) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.available != 0 { w.key("available"); w.int64(self.available) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.total != 0 { w.key("total"); w.int64(self.total) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.used != 0 { w.key("used"); w.int64(self.used) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.unit.rawValue != 0 { w.key("unit"); w.enumValue(self.unit) }
         w.endObject()
     }
 
@@ -5906,8 +5906,8 @@ package struct Csi_V1_VolumeCondition: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.abnormal { w.key("abnormal"); w.bool(self.abnormal) }
-        if !self.message.isEmpty { w.key("message"); w.string(self.message) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.abnormal { w.key("abnormal"); w.bool(self.abnormal) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.message.isEmpty { w.key("message"); w.string(self.message) }
         w.endObject()
     }
 
@@ -6006,7 +6006,7 @@ package struct Csi_V1_NodeGetCapabilitiesResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.capabilities.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.capabilities.isEmpty {
             w.key("capabilities"); w.beginArray()
             for v in self.capabilities { w.message(v) }
             w.endArray()
@@ -6163,7 +6163,7 @@ package struct Csi_V1_NodeServiceCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
             w.endObject()
         }
 
@@ -6324,9 +6324,9 @@ package struct Csi_V1_NodeGetInfoResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.nodeID.isEmpty { w.key("nodeId"); w.string(self.nodeID) }
-        if self.maxVolumesPerNode != 0 { w.key("maxVolumesPerNode"); w.int64(self.maxVolumesPerNode) }
-        if let v = self._accessibleTopology { w.key("accessibleTopology"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nodeID.isEmpty { w.key("nodeId", proto: "node_id"); w.string(self.nodeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.maxVolumesPerNode != 0 { w.key("maxVolumesPerNode", proto: "max_volumes_per_node"); w.int64(self.maxVolumesPerNode) }
+        if let v = self._accessibleTopology { w.key("accessibleTopology", proto: "accessible_topology"); w.message(v) }
         w.endObject()
     }
 
@@ -6443,12 +6443,12 @@ package struct Csi_V1_NodeExpandVolumeRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.volumeID.isEmpty { w.key("volumeId"); w.string(self.volumeID) }
-        if !self.volumePath.isEmpty { w.key("volumePath"); w.string(self.volumePath) }
-        if let v = self._capacityRange { w.key("capacityRange"); w.message(v) }
-        if !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath"); w.string(self.stagingTargetPath) }
-        if let v = self._volumeCapability { w.key("volumeCapability"); w.message(v) }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumeID.isEmpty { w.key("volumeId", proto: "volume_id"); w.string(self.volumeID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.volumePath.isEmpty { w.key("volumePath", proto: "volume_path"); w.string(self.volumePath) }
+        if let v = self._capacityRange { w.key("capacityRange", proto: "capacity_range"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.stagingTargetPath.isEmpty { w.key("stagingTargetPath", proto: "staging_target_path"); w.string(self.stagingTargetPath) }
+        if let v = self._volumeCapability { w.key("volumeCapability", proto: "volume_capability"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -6520,7 +6520,7 @@ package struct Csi_V1_NodeExpandVolumeResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.capacityBytes != 0 { w.key("capacityBytes"); w.int64(self.capacityBytes) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.capacityBytes != 0 { w.key("capacityBytes", proto: "capacity_bytes"); w.int64(self.capacityBytes) }
         w.endObject()
     }
 
@@ -6617,7 +6617,7 @@ package struct Csi_V1_GroupControllerGetCapabilitiesResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.capabilities.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.capabilities.isEmpty {
             w.key("capabilities"); w.beginArray()
             for v in self.capabilities { w.message(v) }
             w.endArray()
@@ -6744,7 +6744,7 @@ package struct Csi_V1_GroupControllerServiceCapability: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
+            if w.options.alwaysPrintFieldsWithoutPresence || self.type.rawValue != 0 { w.key("type"); w.enumValue(self.type) }
             w.endObject()
         }
 
@@ -6905,18 +6905,18 @@ package struct Csi_V1_CreateVolumeGroupSnapshotRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
-        if !self.sourceVolumeIds.isEmpty {
-            w.key("sourceVolumeIds"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.sourceVolumeIds.isEmpty {
+            w.key("sourceVolumeIds", proto: "source_volume_ids"); w.beginArray()
             for v in self.sourceVolumeIds { w.string(v) }
             w.endArray()
         }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
         }
-        if !self.parameters.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.parameters.isEmpty {
             w.key("parameters"); w.beginObject()
             for (k, v) in self.parameters.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -6998,7 +6998,7 @@ package struct Csi_V1_CreateVolumeGroupSnapshotResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._groupSnapshot { w.key("groupSnapshot"); w.message(v) }
+        if let v = self._groupSnapshot { w.key("groupSnapshot", proto: "group_snapshot"); w.message(v) }
         w.endObject()
     }
 
@@ -7073,14 +7073,14 @@ package struct Csi_V1_VolumeGroupSnapshot: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId"); w.string(self.groupSnapshotID) }
-        if !self.snapshots.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId", proto: "group_snapshot_id"); w.string(self.groupSnapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshots.isEmpty {
             w.key("snapshots"); w.beginArray()
             for v in self.snapshots { w.message(v) }
             w.endArray()
         }
-        if let v = self._creationTime { w.key("creationTime"); w.message(v) }
-        if self.readyToUse { w.key("readyToUse"); w.bool(self.readyToUse) }
+        if let v = self._creationTime { w.key("creationTime", proto: "creation_time"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.readyToUse { w.key("readyToUse", proto: "ready_to_use"); w.bool(self.readyToUse) }
         w.endObject()
     }
 
@@ -7176,13 +7176,13 @@ package struct Csi_V1_DeleteVolumeGroupSnapshotRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId"); w.string(self.groupSnapshotID) }
-        if !self.snapshotIds.isEmpty {
-            w.key("snapshotIds"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId", proto: "group_snapshot_id"); w.string(self.groupSnapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotIds.isEmpty {
+            w.key("snapshotIds", proto: "snapshot_ids"); w.beginArray()
             for v in self.snapshotIds { w.string(v) }
             w.endArray()
         }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -7327,13 +7327,13 @@ package struct Csi_V1_GetVolumeGroupSnapshotRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId"); w.string(self.groupSnapshotID) }
-        if !self.snapshotIds.isEmpty {
-            w.key("snapshotIds"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.groupSnapshotID.isEmpty { w.key("groupSnapshotId", proto: "group_snapshot_id"); w.string(self.groupSnapshotID) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.snapshotIds.isEmpty {
+            w.key("snapshotIds", proto: "snapshot_ids"); w.beginArray()
             for v in self.snapshotIds { w.string(v) }
             w.endArray()
         }
-        if !self.secrets.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.secrets.isEmpty {
             w.key("secrets"); w.beginObject()
             for (k, v) in self.secrets.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.string(v) }
             w.endObject()
@@ -7409,7 +7409,7 @@ package struct Csi_V1_GetVolumeGroupSnapshotResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._groupSnapshot { w.key("groupSnapshot"); w.message(v) }
+        if let v = self._groupSnapshot { w.key("groupSnapshot", proto: "group_snapshot"); w.message(v) }
         w.endObject()
     }
 

@@ -42,7 +42,7 @@ package struct Google_Protobuf_FileDescriptorSet: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.file.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.file.isEmpty {
             w.key("file"); w.beginArray()
             for v in self.file { w.message(v) }
             w.endArray()
@@ -193,40 +193,40 @@ package struct Google_Protobuf_FileDescriptorProto: ProtoMessage {
         w.beginObject()
         if let v = self._name { w.key("name"); w.string(v) }
         if let v = self._package { w.key("package"); w.string(v) }
-        if !self.dependency.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.dependency.isEmpty {
             w.key("dependency"); w.beginArray()
             for v in self.dependency { w.string(v) }
             w.endArray()
         }
-        if !self.messageType.isEmpty {
-            w.key("messageType"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.messageType.isEmpty {
+            w.key("messageType", proto: "message_type"); w.beginArray()
             for v in self.messageType { w.message(v) }
             w.endArray()
         }
-        if !self.enumType.isEmpty {
-            w.key("enumType"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.enumType.isEmpty {
+            w.key("enumType", proto: "enum_type"); w.beginArray()
             for v in self.enumType { w.message(v) }
             w.endArray()
         }
-        if !self.service.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.service.isEmpty {
             w.key("service"); w.beginArray()
             for v in self.service { w.message(v) }
             w.endArray()
         }
-        if !self.`extension`.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.`extension`.isEmpty {
             w.key("extension"); w.beginArray()
             for v in self.`extension` { w.message(v) }
             w.endArray()
         }
         if let v = self._options { w.key("options"); w.message(v) }
-        if let v = self._sourceCodeInfo { w.key("sourceCodeInfo"); w.message(v) }
-        if !self.publicDependency.isEmpty {
-            w.key("publicDependency"); w.beginArray()
+        if let v = self._sourceCodeInfo { w.key("sourceCodeInfo", proto: "source_code_info"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.publicDependency.isEmpty {
+            w.key("publicDependency", proto: "public_dependency"); w.beginArray()
             for v in self.publicDependency { w.int32(v) }
             w.endArray()
         }
-        if !self.weakDependency.isEmpty {
-            w.key("weakDependency"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.weakDependency.isEmpty {
+            w.key("weakDependency", proto: "weak_dependency"); w.beginArray()
             for v in self.weakDependency { w.int32(v) }
             w.endArray()
         }
@@ -554,44 +554,44 @@ package struct Google_Protobuf_DescriptorProto: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._name { w.key("name"); w.string(v) }
-        if !self.field.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.field.isEmpty {
             w.key("field"); w.beginArray()
             for v in self.field { w.message(v) }
             w.endArray()
         }
-        if !self.nestedType.isEmpty {
-            w.key("nestedType"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.nestedType.isEmpty {
+            w.key("nestedType", proto: "nested_type"); w.beginArray()
             for v in self.nestedType { w.message(v) }
             w.endArray()
         }
-        if !self.enumType.isEmpty {
-            w.key("enumType"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.enumType.isEmpty {
+            w.key("enumType", proto: "enum_type"); w.beginArray()
             for v in self.enumType { w.message(v) }
             w.endArray()
         }
-        if !self.extensionRange.isEmpty {
-            w.key("extensionRange"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.extensionRange.isEmpty {
+            w.key("extensionRange", proto: "extension_range"); w.beginArray()
             for v in self.extensionRange { w.message(v) }
             w.endArray()
         }
-        if !self.`extension`.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.`extension`.isEmpty {
             w.key("extension"); w.beginArray()
             for v in self.`extension` { w.message(v) }
             w.endArray()
         }
         if let v = self._options { w.key("options"); w.message(v) }
-        if !self.oneofDecl.isEmpty {
-            w.key("oneofDecl"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.oneofDecl.isEmpty {
+            w.key("oneofDecl", proto: "oneof_decl"); w.beginArray()
             for v in self.oneofDecl { w.message(v) }
             w.endArray()
         }
-        if !self.reservedRange.isEmpty {
-            w.key("reservedRange"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.reservedRange.isEmpty {
+            w.key("reservedRange", proto: "reserved_range"); w.beginArray()
             for v in self.reservedRange { w.message(v) }
             w.endArray()
         }
-        if !self.reservedName.isEmpty {
-            w.key("reservedName"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.reservedName.isEmpty {
+            w.key("reservedName", proto: "reserved_name"); w.beginArray()
             for v in self.reservedName { w.string(v) }
             w.endArray()
         }
@@ -698,8 +698,8 @@ package struct Google_Protobuf_ExtensionRangeOptions: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -1075,12 +1075,12 @@ package struct Google_Protobuf_FieldDescriptorProto: ProtoMessage {
         if let v = self._number { w.key("number"); w.int32(v) }
         if let v = self._label { w.key("label"); w.enumValue(v) }
         if let v = self._type { w.key("type"); w.enumValue(v) }
-        if let v = self._typeName { w.key("typeName"); w.string(v) }
-        if let v = self._defaultValue { w.key("defaultValue"); w.string(v) }
+        if let v = self._typeName { w.key("typeName", proto: "type_name"); w.string(v) }
+        if let v = self._defaultValue { w.key("defaultValue", proto: "default_value"); w.string(v) }
         if let v = self._options { w.key("options"); w.message(v) }
-        if let v = self._oneofIndex { w.key("oneofIndex"); w.int32(v) }
-        if let v = self._jsonName { w.key("jsonName"); w.string(v) }
-        if let v = self._proto3Optional { w.key("proto3Optional"); w.bool(v) }
+        if let v = self._oneofIndex { w.key("oneofIndex", proto: "oneof_index"); w.int32(v) }
+        if let v = self._jsonName { w.key("jsonName", proto: "json_name"); w.string(v) }
+        if let v = self._proto3Optional { w.key("proto3Optional", proto: "proto3_optional"); w.bool(v) }
         w.endObject()
     }
 
@@ -1335,19 +1335,19 @@ package struct Google_Protobuf_EnumDescriptorProto: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._name { w.key("name"); w.string(v) }
-        if !self.value.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.value.isEmpty {
             w.key("value"); w.beginArray()
             for v in self.value { w.message(v) }
             w.endArray()
         }
         if let v = self._options { w.key("options"); w.message(v) }
-        if !self.reservedRange.isEmpty {
-            w.key("reservedRange"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.reservedRange.isEmpty {
+            w.key("reservedRange", proto: "reserved_range"); w.beginArray()
             for v in self.reservedRange { w.message(v) }
             w.endArray()
         }
-        if !self.reservedName.isEmpty {
-            w.key("reservedName"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.reservedName.isEmpty {
+            w.key("reservedName", proto: "reserved_name"); w.beginArray()
             for v in self.reservedName { w.string(v) }
             w.endArray()
         }
@@ -1535,7 +1535,7 @@ package struct Google_Protobuf_ServiceDescriptorProto: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._name { w.key("name"); w.string(v) }
-        if !self.method.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.method.isEmpty {
             w.key("method"); w.beginArray()
             for v in self.method { w.message(v) }
             w.endArray()
@@ -1664,11 +1664,11 @@ package struct Google_Protobuf_MethodDescriptorProto: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._name { w.key("name"); w.string(v) }
-        if let v = self._inputType { w.key("inputType"); w.string(v) }
-        if let v = self._outputType { w.key("outputType"); w.string(v) }
+        if let v = self._inputType { w.key("inputType", proto: "input_type"); w.string(v) }
+        if let v = self._outputType { w.key("outputType", proto: "output_type"); w.string(v) }
         if let v = self._options { w.key("options"); w.message(v) }
-        if let v = self._clientStreaming { w.key("clientStreaming"); w.bool(v) }
-        if let v = self._serverStreaming { w.key("serverStreaming"); w.bool(v) }
+        if let v = self._clientStreaming { w.key("clientStreaming", proto: "client_streaming"); w.bool(v) }
+        if let v = self._serverStreaming { w.key("serverStreaming", proto: "server_streaming"); w.bool(v) }
         w.endObject()
     }
 
@@ -2004,28 +2004,28 @@ package struct Google_Protobuf_FileOptions: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._javaPackage { w.key("javaPackage"); w.string(v) }
-        if let v = self._javaOuterClassname { w.key("javaOuterClassname"); w.string(v) }
-        if let v = self._optimizeFor { w.key("optimizeFor"); w.enumValue(v) }
-        if let v = self._javaMultipleFiles { w.key("javaMultipleFiles"); w.bool(v) }
-        if let v = self._goPackage { w.key("goPackage"); w.string(v) }
-        if let v = self._ccGenericServices { w.key("ccGenericServices"); w.bool(v) }
-        if let v = self._javaGenericServices { w.key("javaGenericServices"); w.bool(v) }
-        if let v = self._pyGenericServices { w.key("pyGenericServices"); w.bool(v) }
-        if let v = self._javaGenerateEqualsAndHash { w.key("javaGenerateEqualsAndHash"); w.bool(v) }
+        if let v = self._javaPackage { w.key("javaPackage", proto: "java_package"); w.string(v) }
+        if let v = self._javaOuterClassname { w.key("javaOuterClassname", proto: "java_outer_classname"); w.string(v) }
+        if let v = self._optimizeFor { w.key("optimizeFor", proto: "optimize_for"); w.enumValue(v) }
+        if let v = self._javaMultipleFiles { w.key("javaMultipleFiles", proto: "java_multiple_files"); w.bool(v) }
+        if let v = self._goPackage { w.key("goPackage", proto: "go_package"); w.string(v) }
+        if let v = self._ccGenericServices { w.key("ccGenericServices", proto: "cc_generic_services"); w.bool(v) }
+        if let v = self._javaGenericServices { w.key("javaGenericServices", proto: "java_generic_services"); w.bool(v) }
+        if let v = self._pyGenericServices { w.key("pyGenericServices", proto: "py_generic_services"); w.bool(v) }
+        if let v = self._javaGenerateEqualsAndHash { w.key("javaGenerateEqualsAndHash", proto: "java_generate_equals_and_hash"); w.bool(v) }
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if let v = self._javaStringCheckUtf8 { w.key("javaStringCheckUtf8"); w.bool(v) }
-        if let v = self._ccEnableArenas { w.key("ccEnableArenas"); w.bool(v) }
-        if let v = self._objcClassPrefix { w.key("objcClassPrefix"); w.string(v) }
-        if let v = self._csharpNamespace { w.key("csharpNamespace"); w.string(v) }
-        if let v = self._swiftPrefix { w.key("swiftPrefix"); w.string(v) }
-        if let v = self._phpClassPrefix { w.key("phpClassPrefix"); w.string(v) }
-        if let v = self._phpNamespace { w.key("phpNamespace"); w.string(v) }
-        if let v = self._phpGenericServices { w.key("phpGenericServices"); w.bool(v) }
-        if let v = self._phpMetadataNamespace { w.key("phpMetadataNamespace"); w.string(v) }
-        if let v = self._rubyPackage { w.key("rubyPackage"); w.string(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if let v = self._javaStringCheckUtf8 { w.key("javaStringCheckUtf8", proto: "java_string_check_utf8"); w.bool(v) }
+        if let v = self._ccEnableArenas { w.key("ccEnableArenas", proto: "cc_enable_arenas"); w.bool(v) }
+        if let v = self._objcClassPrefix { w.key("objcClassPrefix", proto: "objc_class_prefix"); w.string(v) }
+        if let v = self._csharpNamespace { w.key("csharpNamespace", proto: "csharp_namespace"); w.string(v) }
+        if let v = self._swiftPrefix { w.key("swiftPrefix", proto: "swift_prefix"); w.string(v) }
+        if let v = self._phpClassPrefix { w.key("phpClassPrefix", proto: "php_class_prefix"); w.string(v) }
+        if let v = self._phpNamespace { w.key("phpNamespace", proto: "php_namespace"); w.string(v) }
+        if let v = self._phpGenericServices { w.key("phpGenericServices", proto: "php_generic_services"); w.bool(v) }
+        if let v = self._phpMetadataNamespace { w.key("phpMetadataNamespace", proto: "php_metadata_namespace"); w.string(v) }
+        if let v = self._rubyPackage { w.key("rubyPackage", proto: "ruby_package"); w.string(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2170,12 +2170,12 @@ package struct Google_Protobuf_MessageOptions: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._messageSetWireFormat { w.key("messageSetWireFormat"); w.bool(v) }
-        if let v = self._noStandardDescriptorAccessor { w.key("noStandardDescriptorAccessor"); w.bool(v) }
+        if let v = self._messageSetWireFormat { w.key("messageSetWireFormat", proto: "message_set_wire_format"); w.bool(v) }
+        if let v = self._noStandardDescriptorAccessor { w.key("noStandardDescriptorAccessor", proto: "no_standard_descriptor_accessor"); w.bool(v) }
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if let v = self._mapEntry { w.key("mapEntry"); w.bool(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if let v = self._mapEntry { w.key("mapEntry", proto: "map_entry"); w.bool(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2431,9 +2431,9 @@ package struct Google_Protobuf_FieldOptions: ProtoMessage {
         if let v = self._lazy { w.key("lazy"); w.bool(v) }
         if let v = self._jstype { w.key("jstype"); w.enumValue(v) }
         if let v = self._weak { w.key("weak"); w.bool(v) }
-        if let v = self._unverifiedLazy { w.key("unverifiedLazy"); w.bool(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if let v = self._unverifiedLazy { w.key("unverifiedLazy", proto: "unverified_lazy"); w.bool(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2508,8 +2508,8 @@ package struct Google_Protobuf_OneofOptions: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2592,10 +2592,10 @@ package struct Google_Protobuf_EnumOptions: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if let v = self._allowAlias { w.key("allowAlias"); w.bool(v) }
+        if let v = self._allowAlias { w.key("allowAlias", proto: "allow_alias"); w.bool(v) }
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2672,8 +2672,8 @@ package struct Google_Protobuf_EnumValueOptions: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2748,8 +2748,8 @@ package struct Google_Protobuf_ServiceOptions: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -2887,9 +2887,9 @@ package struct Google_Protobuf_MethodOptions: ProtoMessage {
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
         if let v = self._deprecated { w.key("deprecated"); w.bool(v) }
-        if let v = self._idempotencyLevel { w.key("idempotencyLevel"); w.enumValue(v) }
-        if !self.uninterpretedOption.isEmpty {
-            w.key("uninterpretedOption"); w.beginArray()
+        if let v = self._idempotencyLevel { w.key("idempotencyLevel", proto: "idempotency_level"); w.enumValue(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.uninterpretedOption.isEmpty {
+            w.key("uninterpretedOption", proto: "uninterpreted_option"); w.beginArray()
             for v in self.uninterpretedOption { w.message(v) }
             w.endArray()
         }
@@ -3029,8 +3029,8 @@ package struct Google_Protobuf_UninterpretedOption: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if let v = self._namePart { w.key("namePart"); w.string(v) }
-            if let v = self._isExtension { w.key("isExtension"); w.bool(v) }
+            if let v = self._namePart { w.key("namePart", proto: "name_part"); w.string(v) }
+            if let v = self._isExtension { w.key("isExtension", proto: "is_extension"); w.bool(v) }
             w.endObject()
         }
 
@@ -3094,17 +3094,17 @@ package struct Google_Protobuf_UninterpretedOption: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty {
             w.key("name"); w.beginArray()
             for v in self.name { w.message(v) }
             w.endArray()
         }
-        if let v = self._identifierValue { w.key("identifierValue"); w.string(v) }
-        if let v = self._positiveIntValue { w.key("positiveIntValue"); w.uint64(v) }
-        if let v = self._negativeIntValue { w.key("negativeIntValue"); w.int64(v) }
-        if let v = self._doubleValue { w.key("doubleValue"); w.double(v) }
-        if let v = self._stringValue { w.key("stringValue"); w.bytesValue(v) }
-        if let v = self._aggregateValue { w.key("aggregateValue"); w.string(v) }
+        if let v = self._identifierValue { w.key("identifierValue", proto: "identifier_value"); w.string(v) }
+        if let v = self._positiveIntValue { w.key("positiveIntValue", proto: "positive_int_value"); w.uint64(v) }
+        if let v = self._negativeIntValue { w.key("negativeIntValue", proto: "negative_int_value"); w.int64(v) }
+        if let v = self._doubleValue { w.key("doubleValue", proto: "double_value"); w.double(v) }
+        if let v = self._stringValue { w.key("stringValue", proto: "string_value"); w.bytesValue(v) }
+        if let v = self._aggregateValue { w.key("aggregateValue", proto: "aggregate_value"); w.string(v) }
         w.endObject()
     }
 
@@ -3234,20 +3234,20 @@ package struct Google_Protobuf_SourceCodeInfo: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.path.isEmpty {
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.path.isEmpty {
                 w.key("path"); w.beginArray()
                 for v in self.path { w.int32(v) }
                 w.endArray()
             }
-            if !self.span.isEmpty {
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.span.isEmpty {
                 w.key("span"); w.beginArray()
                 for v in self.span { w.int32(v) }
                 w.endArray()
             }
-            if let v = self._leadingComments { w.key("leadingComments"); w.string(v) }
-            if let v = self._trailingComments { w.key("trailingComments"); w.string(v) }
-            if !self.leadingDetachedComments.isEmpty {
-                w.key("leadingDetachedComments"); w.beginArray()
+            if let v = self._leadingComments { w.key("leadingComments", proto: "leading_comments"); w.string(v) }
+            if let v = self._trailingComments { w.key("trailingComments", proto: "trailing_comments"); w.string(v) }
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.leadingDetachedComments.isEmpty {
+                w.key("leadingDetachedComments", proto: "leading_detached_comments"); w.beginArray()
                 for v in self.leadingDetachedComments { w.string(v) }
                 w.endArray()
             }
@@ -3314,7 +3314,7 @@ package struct Google_Protobuf_SourceCodeInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.location.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.location.isEmpty {
             w.key("location"); w.beginArray()
             for v in self.location { w.message(v) }
             w.endArray()
@@ -3428,12 +3428,12 @@ package struct Google_Protobuf_GeneratedCodeInfo: ProtoMessage {
 
         package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
             w.beginObject()
-            if !self.path.isEmpty {
+            if w.options.alwaysPrintFieldsWithoutPresence || !self.path.isEmpty {
                 w.key("path"); w.beginArray()
                 for v in self.path { w.int32(v) }
                 w.endArray()
             }
-            if let v = self._sourceFile { w.key("sourceFile"); w.string(v) }
+            if let v = self._sourceFile { w.key("sourceFile", proto: "source_file"); w.string(v) }
             if let v = self._begin { w.key("begin"); w.int32(v) }
             if let v = self._end { w.key("end"); w.int32(v) }
             w.endObject()
@@ -3489,7 +3489,7 @@ package struct Google_Protobuf_GeneratedCodeInfo: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.annotation.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.annotation.isEmpty {
             w.key("annotation"); w.beginArray()
             for v in self.annotation { w.message(v) }
             w.endArray()

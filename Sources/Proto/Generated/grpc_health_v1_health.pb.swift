@@ -42,7 +42,7 @@ package struct Grpc_Health_V1_HealthCheckRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.service.isEmpty { w.key("service"); w.string(self.service) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.service.isEmpty { w.key("service"); w.string(self.service) }
         w.endObject()
     }
 
@@ -154,7 +154,7 @@ package struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.status.rawValue != 0 { w.key("status"); w.enumValue(self.status) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.status.rawValue != 0 { w.key("status"); w.enumValue(self.status) }
         w.endObject()
     }
 
@@ -273,7 +273,7 @@ package struct Grpc_Health_V1_HealthListResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.statuses.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.statuses.isEmpty {
             w.key("statuses"); w.beginObject()
             for (k, v) in self.statuses.sorted(by: { $0.key < $1.key }) { w.mapKey(k); w.message(v) }
             w.endObject()

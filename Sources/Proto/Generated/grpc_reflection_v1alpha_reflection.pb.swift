@@ -96,12 +96,12 @@ package struct Grpc_Reflection_V1alpha_ServerReflectionRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.host.isEmpty { w.key("host"); w.string(self.host) }
-        if case .fileByFilename(let v)? = self.messageRequest { w.key("fileByFilename"); w.string(v) }
-        if case .fileContainingSymbol(let v)? = self.messageRequest { w.key("fileContainingSymbol"); w.string(v) }
-        if case .fileContainingExtension(let v)? = self.messageRequest { w.key("fileContainingExtension"); w.message(v) }
-        if case .allExtensionNumbersOfType(let v)? = self.messageRequest { w.key("allExtensionNumbersOfType"); w.string(v) }
-        if case .listServices(let v)? = self.messageRequest { w.key("listServices"); w.string(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.host.isEmpty { w.key("host"); w.string(self.host) }
+        if case .fileByFilename(let v)? = self.messageRequest { w.key("fileByFilename", proto: "file_by_filename"); w.string(v) }
+        if case .fileContainingSymbol(let v)? = self.messageRequest { w.key("fileContainingSymbol", proto: "file_containing_symbol"); w.string(v) }
+        if case .fileContainingExtension(let v)? = self.messageRequest { w.key("fileContainingExtension", proto: "file_containing_extension"); w.message(v) }
+        if case .allExtensionNumbersOfType(let v)? = self.messageRequest { w.key("allExtensionNumbersOfType", proto: "all_extension_numbers_of_type"); w.string(v) }
+        if case .listServices(let v)? = self.messageRequest { w.key("listServices", proto: "list_services"); w.string(v) }
         w.endObject()
     }
 
@@ -170,8 +170,8 @@ package struct Grpc_Reflection_V1alpha_ExtensionRequest: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.containingType.isEmpty { w.key("containingType"); w.string(self.containingType) }
-        if self.extensionNumber != 0 { w.key("extensionNumber"); w.int32(self.extensionNumber) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.containingType.isEmpty { w.key("containingType", proto: "containing_type"); w.string(self.containingType) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.extensionNumber != 0 { w.key("extensionNumber", proto: "extension_number"); w.int32(self.extensionNumber) }
         w.endObject()
     }
 
@@ -295,12 +295,12 @@ package struct Grpc_Reflection_V1alpha_ServerReflectionResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.validHost.isEmpty { w.key("validHost"); w.string(self.validHost) }
-        if let v = self._originalRequest { w.key("originalRequest"); w.message(v) }
-        if case .fileDescriptorResponse(let v)? = self.messageResponse { w.key("fileDescriptorResponse"); w.message(v) }
-        if case .allExtensionNumbersResponse(let v)? = self.messageResponse { w.key("allExtensionNumbersResponse"); w.message(v) }
-        if case .listServicesResponse(let v)? = self.messageResponse { w.key("listServicesResponse"); w.message(v) }
-        if case .errorResponse(let v)? = self.messageResponse { w.key("errorResponse"); w.message(v) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.validHost.isEmpty { w.key("validHost", proto: "valid_host"); w.string(self.validHost) }
+        if let v = self._originalRequest { w.key("originalRequest", proto: "original_request"); w.message(v) }
+        if case .fileDescriptorResponse(let v)? = self.messageResponse { w.key("fileDescriptorResponse", proto: "file_descriptor_response"); w.message(v) }
+        if case .allExtensionNumbersResponse(let v)? = self.messageResponse { w.key("allExtensionNumbersResponse", proto: "all_extension_numbers_response"); w.message(v) }
+        if case .listServicesResponse(let v)? = self.messageResponse { w.key("listServicesResponse", proto: "list_services_response"); w.message(v) }
+        if case .errorResponse(let v)? = self.messageResponse { w.key("errorResponse", proto: "error_response"); w.message(v) }
         w.endObject()
     }
 
@@ -364,8 +364,8 @@ package struct Grpc_Reflection_V1alpha_FileDescriptorResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.fileDescriptorProto.isEmpty {
-            w.key("fileDescriptorProto"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.fileDescriptorProto.isEmpty {
+            w.key("fileDescriptorProto", proto: "file_descriptor_proto"); w.beginArray()
             for v in self.fileDescriptorProto { w.bytesValue(v) }
             w.endArray()
         }
@@ -440,9 +440,9 @@ package struct Grpc_Reflection_V1alpha_ExtensionNumberResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.baseTypeName.isEmpty { w.key("baseTypeName"); w.string(self.baseTypeName) }
-        if !self.extensionNumber.isEmpty {
-            w.key("extensionNumber"); w.beginArray()
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.baseTypeName.isEmpty { w.key("baseTypeName", proto: "base_type_name"); w.string(self.baseTypeName) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.extensionNumber.isEmpty {
+            w.key("extensionNumber", proto: "extension_number"); w.beginArray()
             for v in self.extensionNumber { w.int32(v) }
             w.endArray()
         }
@@ -505,7 +505,7 @@ package struct Grpc_Reflection_V1alpha_ListServiceResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.service.isEmpty {
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.service.isEmpty {
             w.key("service"); w.beginArray()
             for v in self.service { w.message(v) }
             w.endArray()
@@ -567,7 +567,7 @@ package struct Grpc_Reflection_V1alpha_ServiceResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if !self.name.isEmpty { w.key("name"); w.string(self.name) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.name.isEmpty { w.key("name"); w.string(self.name) }
         w.endObject()
     }
 
@@ -626,8 +626,8 @@ package struct Grpc_Reflection_V1alpha_ErrorResponse: ProtoMessage {
 
     package func _protoEncodeJSON(to w: inout ProtoJSONWriter) {
         w.beginObject()
-        if self.errorCode != 0 { w.key("errorCode"); w.int32(self.errorCode) }
-        if !self.errorMessage.isEmpty { w.key("errorMessage"); w.string(self.errorMessage) }
+        if w.options.alwaysPrintFieldsWithoutPresence || self.errorCode != 0 { w.key("errorCode", proto: "error_code"); w.int32(self.errorCode) }
+        if w.options.alwaysPrintFieldsWithoutPresence || !self.errorMessage.isEmpty { w.key("errorMessage", proto: "error_message"); w.string(self.errorMessage) }
         w.endObject()
     }
 

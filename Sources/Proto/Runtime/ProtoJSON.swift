@@ -52,6 +52,53 @@ package indirect enum ProtoJSONValue: Sendable, Equatable {
         if case .null = self { return true }
         return false
     }
+    /// JSON text: compact when `indent` is nil, otherwise one member per line indented by `indent` spaces.
+    package func text(indent: Int? = nil) -> String {
+        var w = ProtoJSONWriter()
+        var out: [UInt8] = []
+        write(to: &out, writer: &w, indent: indent, level: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func write(to out: inout [UInt8], writer w: inout ProtoJSONWriter, indent: Int?, level: Int) {
+        func newline(_ level: Int) {
+            guard let indent else { return }
+            out.append(0x0A)
+            out.append(contentsOf: repeatElement(0x20, count: indent * level))
+        }
+        func quoted(_ s: String) {
+            w.bytes = []
+            w.appendQuoted(s)
+            out.append(contentsOf: w.bytes)
+        }
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let t): out.append(contentsOf: t.utf8)
+        case .string(let s): quoted(s)
+        case .array(let elements):
+            out.append(UInt8(ascii: "["))
+            for (k, e) in elements.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                e.write(to: &out, writer: &w, indent: indent, level: level + 1)
+            }
+            if !elements.isEmpty { newline(level) }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (k, m) in members.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                quoted(m.key)
+                out.append(UInt8(ascii: ":"))
+                if indent != nil { out.append(0x20) }
+                m.value.write(to: &out, writer: &w, indent: indent, level: level + 1)
+            }
+            if !members.isEmpty { newline(level) }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
 }
 
 private struct JSONParser {
@@ -244,11 +291,36 @@ private struct JSONParser {
     }
 }
 
+/// Choices for JSON output. The defaults are the canonical proto3 mapping; the CLI's `-o json`
+/// (SPEC.md section 9.3) wants proto field names, 64-bit integers as numbers and every field printed.
+package struct ProtoJSONEncodingOptions: Sendable, Equatable {
+    /// Keys are the .proto field names ("kernel_info") instead of lowerCamel ("kernelInfo").
+    package var preserveProtoFieldNames: Bool
+    /// int64/uint64 (and fixed/sint variants) as JSON numbers instead of strings.
+    package var int64AsNumbers: Bool
+    /// Print fields without presence even at their default (0, "", false, [], {}); fields with
+    /// presence (messages, `optional`, oneof members) still appear only when set.
+    package var alwaysPrintFieldsWithoutPresence: Bool
+
+    package init(
+        preserveProtoFieldNames: Bool = false,
+        int64AsNumbers: Bool = false,
+        alwaysPrintFieldsWithoutPresence: Bool = false
+    ) {
+        self.preserveProtoFieldNames = preserveProtoFieldNames
+        self.int64AsNumbers = int64AsNumbers
+        self.alwaysPrintFieldsWithoutPresence = alwaysPrintFieldsWithoutPresence
+    }
+}
+
 /// Builds compact JSON text. Generated code calls `key`, then one value writer.
 package struct ProtoJSONWriter {
     package var bytes: [UInt8] = []
+    package let options: ProtoJSONEncodingOptions
 
-    package init() {}
+    package init(options: ProtoJSONEncodingOptions = .init()) {
+        self.options = options
+    }
 
     @inline(__always)
     mutating func separator() {
@@ -287,6 +359,14 @@ package struct ProtoJSONWriter {
         pendingKey = true
     }
 
+    /// A field key: the lowerCamel JSON name, or the proto name when the options ask for it.
+    package mutating func key(_ jsonName: String, proto protoName: String) {
+        separator()
+        appendQuoted(options.preserveProtoFieldNames ? protoName : jsonName)
+        bytes.append(UInt8(ascii: ":"))
+        pendingKey = true
+    }
+
     package mutating func null() {
         separatorIfInArray()
         bytes.append(contentsOf: "null".utf8)
@@ -297,8 +377,12 @@ package struct ProtoJSONWriter {
     }
     package mutating func int32(_ v: Int32) { raw(String(v)) }
     package mutating func uint32(_ v: UInt32) { raw(String(v)) }
-    package mutating func int64(_ v: Int64) { string(String(v)) }
-    package mutating func uint64(_ v: UInt64) { string(String(v)) }
+    package mutating func int64(_ v: Int64) {
+        if options.int64AsNumbers { raw(String(v)) } else { string(String(v)) }
+    }
+    package mutating func uint64(_ v: UInt64) {
+        if options.int64AsNumbers { raw(String(v)) } else { string(String(v)) }
+    }
     package mutating func double(_ v: Double) {
         if v.isNaN {
             string("NaN")

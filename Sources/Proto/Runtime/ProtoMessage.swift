@@ -95,15 +95,21 @@ extension ProtoMessage {
     }
 
     /// The canonical proto3 JSON encoding, compact (no whitespace).
-    package func jsonString() -> String {
-        String(decoding: jsonUTF8Bytes(), as: UTF8.self)
+    package func jsonString(options: ProtoJSONEncodingOptions = .init()) -> String {
+        String(decoding: jsonUTF8Bytes(options: options), as: UTF8.self)
     }
 
-    /// The canonical proto3 JSON encoding as UTF-8 bytes.
-    package func jsonUTF8Bytes() -> [UInt8] {
-        var writer = ProtoJSONWriter()
+    /// The JSON encoding as UTF-8 bytes (canonical proto3 unless `options` say otherwise).
+    package func jsonUTF8Bytes(options: ProtoJSONEncodingOptions = .init()) -> [UInt8] {
+        var writer = ProtoJSONWriter(options: options)
         _protoEncodeJSON(to: &writer)
         return writer.bytes
+    }
+
+    /// The JSON encoding as a value, to compose into larger documents (see `ProtoJSONValue.text`).
+    package func jsonValue(options: ProtoJSONEncodingOptions = .init()) -> ProtoJSONValue {
+        // Our own output always parses.
+        (try? ProtoJSONValue.parse(jsonUTF8Bytes(options: options))) ?? .null
     }
 
     /// Decodes the canonical proto3 JSON form (also accepts original field names, numbers as strings...).
