@@ -71,8 +71,20 @@ extension BpfmanCommand {
             let options = DaemonOptions(
                 socketPath: socketPath, runtimeDirectory: runtimeDirectory, imageCacheDirectory: imageCacheDirectory,
                 csiSupport: csiSupport, timeout: timeout)
+            // Signals are watched before the socket exists: a SIGTERM that comes during start-up is kept and
+            // acted on once the daemon runs (ignoring it first would drop one already pending).
+            let target = Mutex<(daemon: Daemon?, pending: String?)>((nil, nil))
+            let signals = SignalWatcher { name in
+                let daemon = target.withLock { t in
+                    if t.daemon == nil { t.pending = name }
+                    return t.daemon
+                }
+                daemon?.requestShutdown(name)
+            }
             let daemon = try await Daemon.start(options: options, config: config, logger: logger)
-            let signals = SignalWatcher { name in daemon.requestShutdown(name) }
+            if let pending = target.withLock({ t in t.daemon = daemon; return t.pending }) {
+                daemon.requestShutdown(pending)
+            }
             let reason = await daemon.waitForShutdownRequest()
             await daemon.shutdown(reason: reason)
             withExtendedLifetime(signals) {}

@@ -132,6 +132,8 @@ package final class Daemon: Sendable {
         let server: GRPCServer
         do {
             server = try GRPCServer(router: router, configuration: configuration, logger: logger)
+            // Ready before the first connection is accepted: an activated socket may already hold one.
+            health.setAll(.serving)
             if let activatedFD {
                 try server.bind(.adopted(fd: activatedFD))
             } else {
@@ -163,7 +165,6 @@ package final class Daemon: Sendable {
             idle.withLock { $0 = timer }
             daemon.idleTimer.withLock { $0 = timer }
         }
-        health.setAll(.serving)
         csi?.health.setAll(.serving)
         logger.info(
             "serving",

