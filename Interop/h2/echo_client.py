@@ -170,6 +170,9 @@ def scenario_streaming(path):
         expect(replies == [], "server streaming with no messages")
         reply = stub.ClientStream(iter([pb.EchoRequest(text=str(i)) for i in range(20)]), timeout=10)
         expect(reply.text == ",".join(str(i) for i in range(20)) and reply.index == 20, "client streaming 20 messages")
+        chunk = b"z" * (256 * 1024)
+        reply = stub.ClientStream(iter([pb.EchoRequest(text="", payload=chunk) for _ in range(24)]), timeout=30)
+        expect(reply.index == 24 and len(reply.payload) == 24 * len(chunk), "client streaming 6 MiB")
         reply = stub.ClientStream(iter([]), timeout=10)
         expect(reply.index == 0, "client streaming with no messages")
         # Bidi: each reply arrives before the next request is sent (true interleaving).

@@ -17,6 +17,8 @@ enum LoopMessage: Sendable {
     case message(StreamKey, [UInt8], CheckedContinuation<Bool, Never>)
     /// A handler finished: optional last message, then the status.
     case finish(StreamKey, [UInt8]?, GRPCStatus)
+    /// A streaming handler read enough: grant the stream's withheld receive window.
+    case resumeReading(StreamKey)
     /// Work that must run on the loop thread.
     case run(@Sendable (EventLoop) -> Void)
     /// Graceful shutdown with a grace period in nanoseconds; resumed when the loop has stopped.
@@ -119,7 +121,7 @@ final class EventLoop: @unchecked Sendable {
             switch message {
             case .message(_, _, let continuation): continuation.resume(returning: false)
             case .shutdown(_, let continuation): continuation.resume()
-            case .finish, .run: break
+            case .finish, .run, .resumeReading: break
             }
             return
         }
@@ -202,6 +204,10 @@ final class EventLoop: @unchecked Sendable {
             case .finish(let key, let bytes, let status):
                 if let connection = connections[key.connection], let stream = connection.streams[key.stream] {
                     connection.finish(stream, message: bytes, status: status)
+                }
+            case .resumeReading(let key):
+                if let connection = connections[key.connection], let stream = connection.streams[key.stream] {
+                    connection.resumeReading(stream)
                 }
             case .run(let work):
                 work(self)

@@ -1,3 +1,5 @@
+internal import Synchronization
+
 /// What a handler knows about its call.
 package struct GRPCServerContext: Sendable {
     /// The method path, e.g. `"/bpfman.v1.Bpfman/List"`.
@@ -14,19 +16,67 @@ package struct GRPCServerContext: Sendable {
 ///
 /// Ends when the client half-closes; throws `CancellationError` when the call is cancelled
 /// (RST_STREAM, deadline, connection loss).
+///
+/// Reading is flow-controlled: while the messages delivered but not yet read exceed
+/// `Configuration.streamInputHighWater`, the server stops granting the client HTTP/2 window for
+/// this stream, so a handler that reads slowly holds back the client instead of growing memory.
 package struct GRPCRequestStream: AsyncSequence, Sendable {
     package typealias Element = [UInt8]
     let base: AsyncThrowingStream<[UInt8], any Error>
+    let flow: RequestFlow
+    let loop: EventLoop
+    let key: StreamKey
 
     package struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+        let flow: RequestFlow
+        let loop: EventLoop
+        let key: StreamKey
+
         package mutating func next() async throws -> [UInt8]? {
-            try await base.next()
+            guard let message = try await base.next() else { return nil }
+            if flow.delivered(message.count) { loop.post(.resumeReading(key)) }
+            return message
         }
     }
 
     package func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator())
+        AsyncIterator(base: base.makeAsyncIterator(), flow: flow, loop: loop, key: key)
+    }
+}
+
+/// Bytes of request messages queued for a streaming handler, shared by the loop and the handler.
+final class RequestFlow: Sendable {
+    let highWater: Int
+    private let queued = Atomic<Int>(0)
+    private let stalled = Atomic<Bool>(false)
+
+    init(highWater: Int) { self.highWater = highWater }
+
+    /// Loop side: a message of `count` bytes was queued.
+    func queuedMessage(_ count: Int) {
+        queued.add(count, ordering: .relaxed)
+    }
+
+    /// Loop side: whether the stream window may be granted now. When not, the stream is marked
+    /// stalled and the handler side will ask for a resume once it has read enough.
+    func mayConsume() -> Bool {
+        if queued.load(ordering: .acquiring) < highWater { return true }
+        stalled.store(true, ordering: .sequentiallyConsistent)
+        // Re-check: the handler may have drained the queue before it could see the flag.
+        if queued.load(ordering: .sequentiallyConsistent) < highWater,
+            stalled.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged
+        {
+            return true
+        }
+        return false
+    }
+
+    /// Handler side: `count` bytes were read; true when the loop must resume the stream's window.
+    func delivered(_ count: Int) -> Bool {
+        let now = queued.subtract(count, ordering: .sequentiallyConsistent).newValue
+        return now < highWater
+            && stalled.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged
     }
 }
 

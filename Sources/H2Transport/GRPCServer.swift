@@ -23,6 +23,9 @@ package final class GRPCServer: Sendable {
         package var connectionWindowSize = 16 * 1024 * 1024
         /// Unsent bytes per connection above which the server stops reading from that peer.
         package var outputBufferLimit = 1024 * 1024
+        /// Request bytes queued for a streaming handler above which the stream's receive window is
+        /// withheld until the handler reads (see `GRPCRequestStream`).
+        package var streamInputHighWater = 1024 * 1024
         /// Unsent response bytes per stream above which `GRPCResponseWriter.write` suspends.
         package var streamOutputHighWater = 256 * 1024
         /// Where handlers start. `.inline` (the default) runs a handler on the loop thread until its first

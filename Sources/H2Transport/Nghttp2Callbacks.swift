@@ -108,6 +108,9 @@ func makeServerSession(owner: Connection, settings: GRPCServer.Configuration) ->
     // nghttp2's HTTP checks reject with RST_STREAM. gRPC needs none of those checks (the transport
     // validates :method, :path, content-type and te itself), so they are off.
     nghttp2_option_set_no_http_messaging(option, 1)
+    // Receive windows are granted by Connection.onDataChunk (nghttp2_session_consume), so a slow
+    // streaming handler holds its client back. nghttp2 itself consumes padding and ignored DATA.
+    nghttp2_option_set_no_auto_window_update(option, 1)
 
     var session: OpaquePointer?
     let userData = Unmanaged.passUnretained(owner).toOpaque()

@@ -24,6 +24,9 @@ final class H2Stream {
     var singleRequest: [UInt8]?
     var requestCount = 0
     var requests: AsyncThrowingStream<[UInt8], any Error>.Continuation?
+    var flow: RequestFlow?
+    /// Received bytes whose stream window is withheld until the handler reads.
+    var unconsumed = 0
     var remoteEnded = false
     var task: Task<Void, Never>?
     var counted = false
@@ -285,7 +288,18 @@ final class Connection {
     }
 
     func onDataChunk(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], !stream.finished, let method = stream.grpcMethod else { return }
+        guard let stream = streams[streamID], !stream.finished, let method = stream.grpcMethod else {
+            _ = nghttp2_session_consume(session, streamID, bytes.count)
+            return
+        }
+        defer {
+            if let flow = stream.flow, !stream.finished, !flow.mayConsume() {
+                _ = nghttp2_session_consume_connection(session, bytes.count)
+                stream.unconsumed += bytes.count
+            } else {
+                _ = nghttp2_session_consume(session, streamID, bytes.count)
+            }
+        }
         for event in stream.deframer.append(bytes) {
             switch event {
             case .message(let message):
@@ -298,6 +312,7 @@ final class Connection {
                         return
                     }
                 } else {
+                    stream.flow?.queuedMessage(message.count)
                     stream.requests?.yield(message)
                 }
             case .compressed:
@@ -412,8 +427,12 @@ final class Connection {
         loop.rpcStarted()
         if !method.takesSingleRequest {
             let (requests, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+            let flow = RequestFlow(highWater: loop.configuration.streamInputHighWater)
             stream.requests = continuation
-            spawnHandler(stream, request: [], requests: GRPCRequestStream(base: requests))
+            stream.flow = flow
+            let requestStream = GRPCRequestStream(
+                base: requests, flow: flow, loop: loop, key: StreamKey(connection: id, stream: stream.id))
+            spawnHandler(stream, request: [], requests: requestStream)
         }
     }
 
@@ -468,6 +487,14 @@ final class Connection {
     }
 
     // MARK: Responses (called from the loop's inbox)
+
+    /// A streaming handler caught up: grant the window withheld from its stream.
+    func resumeReading(_ stream: H2Stream) {
+        guard stream.unconsumed > 0 else { return }
+        _ = nghttp2_session_consume_stream(session, stream.id, stream.unconsumed)
+        stream.unconsumed = 0
+        markDirty()
+    }
 
     /// A handler is done: queue its last message (if any) and the trailers.
     func finish(_ stream: H2Stream, message: [UInt8]?, status: GRPCStatus) {

@@ -136,6 +136,12 @@ final class RawHTTP2Connection: @unchecked Sendable {
         }
     }
 
+    /// Sets how long a read waits before giving up.
+    func setReadTimeout(milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {

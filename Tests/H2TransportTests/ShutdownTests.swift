@@ -19,7 +19,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         let connection = try RawHTTP2Connection(unixPath: path)
         connection.handshake()
-        let request = EchoRequest(text: "drain", sleepMilliseconds: 400).encoded
+        let request = EchoRequest(text: "drain", sleepMilliseconds: 1500).encoded
         connection.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true))
         try await Task.sleep(for: .milliseconds(100))
 

@@ -1,0 +1,82 @@
+import Foundation
+import H2Transport
+import Logging
+import TestSupport
+import Testing
+
+/// Something like the daemon's engine: a default actor whose work blocks its thread.
+actor BlockingWorker {
+    func work(milliseconds: Int) -> Int {
+        usleep(useconds_t(milliseconds * 1000))
+        return milliseconds
+    }
+}
+
+/// One slow handler never holds up other streams or connections.
+@Suite struct ConcurrencyTests {
+    @Test(arguments: [GRPCServer.HandlerStart.inline, .globalExecutor])
+    func handlerBlockedInAnActorDoesNotStallOtherConnections(_ start: GRPCServer.HandlerStart) async throws {
+        var configuration = GRPCServer.Configuration()
+        configuration.handlerStart = start
+        let worker = BlockingWorker()
+        try await withEchoServer(configuration: configuration, extraMethods: { router in
+            router.register("/h2test.v1.Slow/Block", .unary { _, _ in
+                _ = await worker.work(milliseconds: 1500)
+                return []
+            })
+        }) { server in
+            let slow = try RawHTTP2Connection(unixPath: server.socketPath)
+            slow.handshake()
+            slow.send(.grpcRequest(path: "/h2test.v1.Slow/Block"), .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+            try await Task.sleep(for: .milliseconds(200))
+            let fast = try RawHTTP2Connection(unixPath: server.socketPath)
+            let started = ContinuousClock.now
+            fast.handshake()
+            fast.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(EchoRequest(text: "quick").encoded), endStream: true))
+            let frames = await fast.readStream(1)
+            let elapsed = ContinuousClock.now - started
+            #expect(frames.count == 3, "\(frames)")
+            #expect(elapsed < .milliseconds(700), "a quick call waited \(elapsed) behind a blocked handler")
+            let slowFrames = await slow.readStream(1)
+            #expect(slowFrames.count == 3, "\(slowFrames)")
+        }
+    }
+}
+
+/// A handler that reads its request stream slowly holds the client back through HTTP/2 flow control.
+@Suite struct FlowControlTests {
+    @Test func slowStreamingReaderWithholdsTheStreamWindowUntilItReads() async throws {
+        var configuration = GRPCServer.Configuration()
+        configuration.streamInputHighWater = 256 * 1024
+        try await withEchoServer(configuration: configuration, extraMethods: { router in
+            router.register("/h2test.v1.Slow/Count", .clientStreaming { _, requests in
+                try await Task.sleep(for: .milliseconds(800))
+                var count = 0
+                for try await _ in requests { count += 1 }
+                return EchoReply(index: count).encoded
+            })
+        }) { server in
+            let connection = try RawHTTP2Connection(unixPath: server.socketPath)
+            connection.handshake()
+            // Wait for the server's preface (SETTINGS with the 1 MiB stream window, then the
+            // connection WINDOW_UPDATE) before sending more than the default 64 KiB.
+            _ = await connection.readFrames { $0.type == H2Frame.windowUpdate && $0.streamID == 0 }
+            connection.send(.grpcRequest(path: "/h2test.v1.Slow/Count"))
+            // 64 messages of one full DATA frame each: exactly the 1 MiB initial stream window.
+            let message = H2Frame.grpcMessage([UInt8](repeating: 7, count: 16384 - 5))
+            connection.send((0..<64).flatMap { _ in H2Frame.data(stream: 1, message, endStream: false).bytes })
+            connection.setReadTimeout(milliseconds: 400)
+            let early = await connection.readFrames()
+            #expect(
+                !early.contains { $0.type == H2Frame.windowUpdate && $0.streamID == 1 },
+                "stream window granted before the handler read anything: \(early)")
+            connection.setReadTimeout(milliseconds: 3000)
+            let later = await connection.readFrames { $0.type == H2Frame.windowUpdate && $0.streamID == 1 }
+            #expect(later.contains { $0.type == H2Frame.windowUpdate && $0.streamID == 1 }, "\(later)")
+            connection.send(.data(stream: 1, [], endStream: true))
+            let reply = await connection.readStream(1)
+            try #require(reply.count == 3, "\(reply)")
+            #expect(reply[1].payload == H2Frame.grpcMessage(EchoReply(index: 64).encoded))
+        }
+    }
+}
