@@ -739,18 +739,27 @@ struct SwiftEmitter {
     func emitSize(_ o: inout Out, _ m: MessageDef) {
         o.line()
         o.open("package func _protoEncodedSize() -> Int {")
+        if m.fields.isEmpty {
+            o.line("unknownFields.count")
+            o.close()
+            return
+        }
         o.line("var n = unknownFields.count")
         for f in m.fields.sorted(by: { $0.number < $1.number }) {
             let c = codec(f)
             let ts = tagSize(f)
             if f.isMap {
                 let (kc, vc) = mapTypes(f)
-                o.open("for (k, v) in \(fieldProp(f)) {")
+                // Bind only what the size depends on (fixed-size keys/values need no binding).
+                let kName = kc.fixedSize == nil ? "k" : "_"
+                let vName = vc.fixedSize == nil ? "v" : "_"
+                o.open("for (\(kName), \(vName)) in \(fieldProp(f)) {")
                 o.line("let entry = \(2) + \(kc.size("k")) + \(vc.size("v"))")
                 o.line("n += \(ts) + ProtoSize.lengthDelimited(entry)")
                 o.close()
             } else if let k = realOneof(f) {
-                o.line("if case .\(declProp(f))(let v)? = \(oneofProp(m, k)) { n += \(ts) + \(c.size("v")) }")
+                let bind = c.fixedSize == nil ? "(let v)" : ""
+                o.line("if case .\(declProp(f))\(bind)? = \(oneofProp(m, k)) { n += \(ts) + \(c.size("v")) }")
             } else if f.label == .repeated {
                 if isPacked(f) {
                     o.open("if !\(fieldProp(f)).isEmpty {")
@@ -768,7 +777,11 @@ struct SwiftEmitter {
                     o.line("for v in \(fieldProp(f)) { n += \(ts) + \(c.size("v")) }")
                 }
             } else if hasPresence(f) {
-                o.line("if let v = \(storage(f)) { n += \(ts) + \(c.size("v")) }")
+                if c.fixedSize == nil {
+                    o.line("if let v = \(storage(f)) { n += \(ts) + \(c.size("v")) }")
+                } else {
+                    o.line("if \(storage(f)) != nil { n += \(ts + c.fixedSize!) }")
+                }
             } else {
                 o.line("if \(c.isNonDefault(fieldProp(f))) { n += \(ts) + \(c.size(fieldProp(f))) }")
             }
@@ -873,7 +886,7 @@ struct SwiftEmitter {
         o.line()
         o.open("package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {")
         o.open("for member in try value.objectMembers(Self.protoMessageName) {")
-        o.line("let v = member.value")
+        if !m.fields.isEmpty { o.line("let v = member.value") }
         o.open("switch member.key {")
         for f in m.fields.sorted(by: { $0.number < $1.number }) {
             let c = codec(f)

@@ -2589,8 +2589,7 @@ package struct Bpfman_V1_UnloadResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -2604,7 +2603,6 @@ package struct Bpfman_V1_UnloadResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -2808,8 +2806,7 @@ package struct Bpfman_V1_DetachResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -2823,7 +2820,6 @@ package struct Bpfman_V1_DetachResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -2891,7 +2887,7 @@ package struct Bpfman_V1_ListRequest: ProtoMessage {
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
         if let v = self._programType { n += 1 + ProtoSize.uint32(v) }
-        if let v = self._bpfmanProgramsOnly { n += 1 + 1 }
+        if self._bpfmanProgramsOnly != nil { n += 2 }
         for (k, v) in self.matchMetadata {
             let entry = 2 + ProtoSize.string(k) + ProtoSize.string(v)
             n += 1 + ProtoSize.lengthDelimited(entry)
@@ -3159,8 +3155,7 @@ package struct Bpfman_V1_PullBytecodeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -3174,7 +3169,6 @@ package struct Bpfman_V1_PullBytecodeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }

@@ -1107,8 +1107,7 @@ package struct Bpfman_Ext_V1_StatusRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -1122,7 +1121,6 @@ package struct Bpfman_Ext_V1_StatusRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -1215,7 +1213,7 @@ package struct Bpfman_Ext_V1_StatusResponse: ProtoMessage {
         if self.socketActivated { n += 1 + 1 }
         if self.programCount != 0 { n += 1 + ProtoSize.uint32(self.programCount) }
         if self.linkCount != 0 { n += 1 + ProtoSize.uint32(self.linkCount) }
-        for (k, v) in self.kernelFeatures {
+        for (k, _) in self.kernelFeatures {
             let entry = 2 + ProtoSize.string(k) + 1
             n += 1 + ProtoSize.lengthDelimited(entry)
         }

@@ -24,8 +24,7 @@ package struct Csi_V1_GetPluginInfoRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -39,7 +38,6 @@ package struct Csi_V1_GetPluginInfoRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -167,8 +165,7 @@ package struct Csi_V1_GetPluginCapabilitiesRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -182,7 +179,6 @@ package struct Csi_V1_GetPluginCapabilitiesRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -573,8 +569,7 @@ package struct Csi_V1_ProbeRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -588,7 +583,6 @@ package struct Csi_V1_ProbeRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -1186,8 +1180,7 @@ package struct Csi_V1_VolumeCapability: ProtoMessage {
         }
 
         package func _protoEncodedSize() -> Int {
-            var n = unknownFields.count
-            return n
+            unknownFields.count
         }
 
         package func _protoEncode(to w: inout ProtoWriter) {
@@ -1201,7 +1194,6 @@ package struct Csi_V1_VolumeCapability: ProtoMessage {
 
         package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
             for member in try value.objectMembers(Self.protoMessageName) {
-                let v = member.value
                 switch member.key {
                 default: throw .unknownField(message: Self.protoMessageName, name: member.key)
                 }
@@ -1953,8 +1945,7 @@ package struct Csi_V1_DeleteVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -1968,7 +1959,6 @@ package struct Csi_V1_DeleteVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -2340,8 +2330,7 @@ package struct Csi_V1_ControllerUnpublishVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -2355,7 +2344,6 @@ package struct Csi_V1_ControllerUnpublishVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -3465,8 +3453,7 @@ package struct Csi_V1_ControllerModifyVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -3480,7 +3467,6 @@ package struct Csi_V1_ControllerModifyVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -3704,8 +3690,7 @@ package struct Csi_V1_ControllerGetCapabilitiesRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -3719,7 +3704,6 @@ package struct Csi_V1_ControllerGetCapabilitiesRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -4444,8 +4428,7 @@ package struct Csi_V1_DeleteSnapshotResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -4459,7 +4442,6 @@ package struct Csi_V1_DeleteSnapshotResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -5105,8 +5087,7 @@ package struct Csi_V1_NodeStageVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -5120,7 +5101,6 @@ package struct Csi_V1_NodeStageVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -5210,8 +5190,7 @@ package struct Csi_V1_NodeUnstageVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -5225,7 +5204,6 @@ package struct Csi_V1_NodeUnstageVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -5459,8 +5437,7 @@ package struct Csi_V1_NodePublishVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -5474,7 +5451,6 @@ package struct Csi_V1_NodePublishVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -5564,8 +5540,7 @@ package struct Csi_V1_NodeUnpublishVolumeResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -5579,7 +5554,6 @@ package struct Csi_V1_NodeUnpublishVolumeResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -5945,8 +5919,7 @@ package struct Csi_V1_NodeGetCapabilitiesRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -5960,7 +5933,6 @@ package struct Csi_V1_NodeGetCapabilitiesRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -6247,8 +6219,7 @@ package struct Csi_V1_NodeGetInfoRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -6262,7 +6233,6 @@ package struct Csi_V1_NodeGetInfoRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -6556,8 +6526,7 @@ package struct Csi_V1_GroupControllerGetCapabilitiesRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -6571,7 +6540,6 @@ package struct Csi_V1_GroupControllerGetCapabilitiesRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
@@ -7234,8 +7202,7 @@ package struct Csi_V1_DeleteVolumeGroupSnapshotResponse: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -7249,7 +7216,6 @@ package struct Csi_V1_DeleteVolumeGroupSnapshotResponse: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }

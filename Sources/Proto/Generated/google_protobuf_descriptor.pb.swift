@@ -1049,7 +1049,7 @@ package struct Google_Protobuf_FieldDescriptorProto: ProtoMessage {
         if let v = self._options { n += 1 + ProtoSize.message(v) }
         if let v = self._oneofIndex { n += 1 + ProtoSize.int32(v) }
         if let v = self._jsonName { n += 1 + ProtoSize.string(v) }
-        if let v = self._proto3Optional { n += 2 + 1 }
+        if self._proto3Optional != nil { n += 3 }
         return n
     }
 
@@ -1646,8 +1646,8 @@ package struct Google_Protobuf_MethodDescriptorProto: ProtoMessage {
         if let v = self._inputType { n += 1 + ProtoSize.string(v) }
         if let v = self._outputType { n += 1 + ProtoSize.string(v) }
         if let v = self._options { n += 1 + ProtoSize.message(v) }
-        if let v = self._clientStreaming { n += 1 + 1 }
-        if let v = self._serverStreaming { n += 1 + 1 }
+        if self._clientStreaming != nil { n += 2 }
+        if self._serverStreaming != nil { n += 2 }
         return n
     }
 
@@ -1956,21 +1956,21 @@ package struct Google_Protobuf_FileOptions: ProtoMessage {
         if let v = self._javaPackage { n += 1 + ProtoSize.string(v) }
         if let v = self._javaOuterClassname { n += 1 + ProtoSize.string(v) }
         if let v = self._optimizeFor { n += 1 + ProtoSize.enumValue(v) }
-        if let v = self._javaMultipleFiles { n += 1 + 1 }
+        if self._javaMultipleFiles != nil { n += 2 }
         if let v = self._goPackage { n += 1 + ProtoSize.string(v) }
-        if let v = self._ccGenericServices { n += 2 + 1 }
-        if let v = self._javaGenericServices { n += 2 + 1 }
-        if let v = self._pyGenericServices { n += 2 + 1 }
-        if let v = self._javaGenerateEqualsAndHash { n += 2 + 1 }
-        if let v = self._deprecated { n += 2 + 1 }
-        if let v = self._javaStringCheckUtf8 { n += 2 + 1 }
-        if let v = self._ccEnableArenas { n += 2 + 1 }
+        if self._ccGenericServices != nil { n += 3 }
+        if self._javaGenericServices != nil { n += 3 }
+        if self._pyGenericServices != nil { n += 3 }
+        if self._javaGenerateEqualsAndHash != nil { n += 3 }
+        if self._deprecated != nil { n += 3 }
+        if self._javaStringCheckUtf8 != nil { n += 3 }
+        if self._ccEnableArenas != nil { n += 3 }
         if let v = self._objcClassPrefix { n += 2 + ProtoSize.string(v) }
         if let v = self._csharpNamespace { n += 2 + ProtoSize.string(v) }
         if let v = self._swiftPrefix { n += 2 + ProtoSize.string(v) }
         if let v = self._phpClassPrefix { n += 2 + ProtoSize.string(v) }
         if let v = self._phpNamespace { n += 2 + ProtoSize.string(v) }
-        if let v = self._phpGenericServices { n += 2 + 1 }
+        if self._phpGenericServices != nil { n += 3 }
         if let v = self._phpMetadataNamespace { n += 2 + ProtoSize.string(v) }
         if let v = self._rubyPackage { n += 2 + ProtoSize.string(v) }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
@@ -2151,10 +2151,10 @@ package struct Google_Protobuf_MessageOptions: ProtoMessage {
 
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
-        if let v = self._messageSetWireFormat { n += 1 + 1 }
-        if let v = self._noStandardDescriptorAccessor { n += 1 + 1 }
-        if let v = self._deprecated { n += 1 + 1 }
-        if let v = self._mapEntry { n += 1 + 1 }
+        if self._messageSetWireFormat != nil { n += 2 }
+        if self._noStandardDescriptorAccessor != nil { n += 2 }
+        if self._deprecated != nil { n += 2 }
+        if self._mapEntry != nil { n += 2 }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
     }
@@ -2401,12 +2401,12 @@ package struct Google_Protobuf_FieldOptions: ProtoMessage {
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
         if let v = self._ctype { n += 1 + ProtoSize.enumValue(v) }
-        if let v = self._packed { n += 1 + 1 }
-        if let v = self._deprecated { n += 1 + 1 }
-        if let v = self._lazy { n += 1 + 1 }
+        if self._packed != nil { n += 2 }
+        if self._deprecated != nil { n += 2 }
+        if self._lazy != nil { n += 2 }
         if let v = self._jstype { n += 1 + ProtoSize.enumValue(v) }
-        if let v = self._weak { n += 1 + 1 }
-        if let v = self._unverifiedLazy { n += 1 + 1 }
+        if self._weak != nil { n += 2 }
+        if self._unverifiedLazy != nil { n += 2 }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
     }
@@ -2577,8 +2577,8 @@ package struct Google_Protobuf_EnumOptions: ProtoMessage {
 
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
-        if let v = self._allowAlias { n += 1 + 1 }
-        if let v = self._deprecated { n += 1 + 1 }
+        if self._allowAlias != nil { n += 2 }
+        if self._deprecated != nil { n += 2 }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
     }
@@ -2658,7 +2658,7 @@ package struct Google_Protobuf_EnumValueOptions: ProtoMessage {
 
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
-        if let v = self._deprecated { n += 1 + 1 }
+        if self._deprecated != nil { n += 2 }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
     }
@@ -2734,7 +2734,7 @@ package struct Google_Protobuf_ServiceOptions: ProtoMessage {
 
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
-        if let v = self._deprecated { n += 2 + 1 }
+        if self._deprecated != nil { n += 3 }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
     }
@@ -2871,7 +2871,7 @@ package struct Google_Protobuf_MethodOptions: ProtoMessage {
 
     package func _protoEncodedSize() -> Int {
         var n = unknownFields.count
-        if let v = self._deprecated { n += 2 + 1 }
+        if self._deprecated != nil { n += 3 }
         if let v = self._idempotencyLevel { n += 2 + ProtoSize.enumValue(v) }
         for v in self.uninterpretedOption { n += 2 + ProtoSize.message(v) }
         return n
@@ -3017,7 +3017,7 @@ package struct Google_Protobuf_UninterpretedOption: ProtoMessage {
         package func _protoEncodedSize() -> Int {
             var n = unknownFields.count
             if let v = self._namePart { n += 1 + ProtoSize.string(v) }
-            if let v = self._isExtension { n += 1 + 1 }
+            if self._isExtension != nil { n += 2 }
             return n
         }
 
@@ -3075,7 +3075,7 @@ package struct Google_Protobuf_UninterpretedOption: ProtoMessage {
         if let v = self._identifierValue { n += 1 + ProtoSize.string(v) }
         if let v = self._positiveIntValue { n += 1 + ProtoSize.uint64(v) }
         if let v = self._negativeIntValue { n += 1 + ProtoSize.int64(v) }
-        if let v = self._doubleValue { n += 1 + 8 }
+        if self._doubleValue != nil { n += 9 }
         if let v = self._stringValue { n += 1 + ProtoSize.bytes(v) }
         if let v = self._aggregateValue { n += 1 + ProtoSize.string(v) }
         return n

@@ -190,8 +190,7 @@ package struct Grpc_Health_V1_HealthListRequest: ProtoMessage {
     }
 
     package func _protoEncodedSize() -> Int {
-        var n = unknownFields.count
-        return n
+        unknownFields.count
     }
 
     package func _protoEncode(to w: inout ProtoWriter) {
@@ -205,7 +204,6 @@ package struct Grpc_Health_V1_HealthListRequest: ProtoMessage {
 
     package mutating func _protoDecodeJSON(from value: ProtoJSONValue) throws(ProtoJSONError) {
         for member in try value.objectMembers(Self.protoMessageName) {
-            let v = member.value
             switch member.key {
             default: throw .unknownField(message: Self.protoMessageName, name: member.key)
             }
