@@ -9,10 +9,16 @@ Usage:
   python kubelet.py [--stubs DIR] SOCKET sanity PROGRAM MAPS WORKDIR
       csi-sanity-style checks of the Identity and Node rules; one line per check, "PASS" at the end,
       exit 1 with the reason on the first failure.
+  python kubelet.py [--stubs DIR] MAIN_SOCKET operator-load OBJECT FUNCTION PROGRAM_NAME TRACEPOINT
+      What the operator does before a pod asks for maps: Load FUNCTION (tracepoint) from OBJECT through the
+      daemon's main socket with metadata bpfman.io/ProgramName=PROGRAM_NAME, Attach it; prints {"id": N}.
+  python kubelet.py [--stubs DIR] MAIN_SOCKET operator-unload ID
+  python kubelet.py [--stubs DIR] SOCKET health SERVICE
+      grpc.health.v1 Check of SERVICE; prints {"status": "SERVING"|...} or {"code": ...}.
   python kubelet.py --stubs DIR generate
       Only generate the stubs (for callers that reuse them across invocations).
 
-Stubs for proto/csi.proto are generated at run time with grpc_tools.protoc into --stubs (or a temp dir).
+Stubs for proto/csi.proto and proto/bpfman.proto are generated at run time with grpc_tools.protoc into --stubs (or a temp dir).
 """
 import concurrent.futures
 import json
@@ -30,13 +36,19 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 def generate(out):
     os.makedirs(out, exist_ok=True)
-    if os.path.exists(os.path.join(out, "csi_pb2_grpc.py")):
+    if os.path.exists(os.path.join(out, "bpfman_pb2_grpc.py")):
         return
+    # Generate into a private directory, then rename, so concurrent callers never see half-written stubs.
+    work = tempfile.mkdtemp(prefix="gen-", dir=out)
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    args = ["protoc", "-I", os.path.join(REPO, "proto"), "-I", include, "-I", "/usr/include",
-            "--python_out=" + out, "--grpc_python_out=" + out, "csi.proto"]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed for csi.proto")
+    for proto in ("csi.proto", "bpfman.proto"):
+        args = ["protoc", "-I", os.path.join(REPO, "proto"), "-I", include, "-I", "/usr/include",
+                "--python_out=" + work, "--grpc_python_out=" + work, proto]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed for " + proto)
+    for name in ("csi_pb2.py", "csi_pb2_grpc.py", "bpfman_pb2.py", "bpfman_pb2_grpc.py"):
+        os.replace(os.path.join(work, name), os.path.join(out, name))
+    os.rmdir(work)
 
 
 def load_stubs(out):
@@ -244,7 +256,33 @@ def main(argv):
     pb2, grpc_mod = load_stubs(stubs or tempfile.mkdtemp(prefix="csi-stubs-"))
     kubelet = Kubelet(argv[0], pb2, grpc_mod)
     command = argv[1]
-    if command == "call":
+    if command == "operator-load":
+        import bpfman_pb2 as pb
+        import bpfman_pb2_grpc as pbg
+        obj, function, name, tracepoint = argv[2:6]
+        client = pbg.BpfmanStub(grpc.insecure_channel("unix:" + argv[0]))
+        loaded = client.Load(pb.LoadRequest(
+            bytecode=pb.BytecodeLocation(file=obj), info=[pb.LoadInfo(name=function, program_type=pb.TRACEPOINT)],
+            metadata={"bpfman.io/ProgramName": name}), timeout=30)
+        program = loaded.programs[0].kernel_info.id
+        client.Attach(pb.AttachRequest(id=program, attach=pb.AttachInfo(
+            tracepoint_attach_info=pb.TracepointAttachInfo(tracepoint=tracepoint))), timeout=30)
+        print(json.dumps({"id": program, "map_pin_path": loaded.programs[0].info.map_pin_path}))
+    elif command == "operator-unload":
+        import bpfman_pb2 as pb
+        import bpfman_pb2_grpc as pbg
+        client = pbg.BpfmanStub(grpc.insecure_channel("unix:" + argv[0]))
+        client.Unload(pb.UnloadRequest(id=int(argv[2])), timeout=30)
+        print(json.dumps({"code": "OK"}))
+    elif command == "health":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel("unix:" + argv[0]))
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=argv[2]), timeout=10)
+            print(json.dumps({"status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}))
+        except grpc.RpcError as error:
+            print(json.dumps({"code": error.code().name, "message": error.details() or ""}))
+    elif command == "call":
         print(json.dumps(kubelet.call(argv[2], argv[3]), sort_keys=True))
     elif command == "concurrent":
         count = int(argv[2])
