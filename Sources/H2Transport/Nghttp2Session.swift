@@ -153,13 +153,9 @@ final class Connection {
                 return
             }
             if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(start: data, count: n)
-            if outbuf.count == outOffset {
-                guard let written = write(chunk) else { return }
-                if written < n { outbuf.append(contentsOf: chunk[written...]) }
-            } else {
-                outbuf.append(contentsOf: chunk)
-            }
+            // Gather every frame nghttp2 has ready and write them with one send(): a reply's
+            // HEADERS, DATA and trailers reach the peer in one segment, waking it once.
+            outbuf.append(contentsOf: UnsafeRawBufferPointer(start: data, count: n))
         }
         if outbuf.count > outOffset {
             let pending = outbuf.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[outOffset...]) }
