@@ -40,6 +40,9 @@ package final class CSIEndpoint: Sendable {
         let health = HealthService(services: CSIServices.healthServiceNames)
         health.register(on: &router)
         ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
+        // Publish and unpublish mount and unmount synchronously; keep that off the transport's loop thread.
+        var serverConfiguration = serverConfiguration
+        serverConfiguration.handlerStart = .globalExecutor
         let server: GRPCServer
         do {
             server = try GRPCServer(router: router, configuration: serverConfiguration, logger: logger)
@@ -54,7 +57,12 @@ package final class CSIEndpoint: Sendable {
             Task { await stopping.shutdown(gracePeriod: .zero) }
             throw StartupError("cannot listen on \(node.paths.socket): \(error)")
         }
-        logger.info("serving CSI", metadata: ["socket": "\(node.paths.socket)", "node_id": "\(node.nodeID)"])
+        logger.info(
+            "serving CSI",
+            metadata: [
+                "socket": "\(node.paths.socket)", "node_id": "\(node.nodeID)",
+                "volumes_on_record": "\(node.records.all().count)",
+            ])
         return CSIEndpoint(server: server, health: health, node: node)
     }
 

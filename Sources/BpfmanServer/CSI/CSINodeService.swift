@@ -223,6 +223,12 @@ package final class CSINodeService: Sendable {
 
     // MARK: - Helpers
 
+    /// Test hook: marks `volumeID` busy as an operation in flight would; the returned closure clears it.
+    func _testOnlyMarkBusy(_ volumeID: String) -> @Sendable () -> Void {
+        busy.withLock { _ = $0.insert(volumeID) }
+        return { [self] in _ = busy.withLock { $0.remove(volumeID) } }
+    }
+
     /// Runs `body` holding the per-volume in-flight mark; ABORTED when another operation holds it.
     private func withVolumeLock(_ volumeID: String, _ body: () async throws -> Void) async throws {
         let acquired = busy.withLock { $0.insert(volumeID).inserted }

@@ -53,7 +53,10 @@ package struct CSIConfiguration: Sendable {
 /// try csiServer.bind(.unix(path: csi.paths.socket, mode: 0o660))
 /// ```
 /// `csi.v1.Controller` and `csi.v1.GroupController` are deliberately not registered, so the router answers
-/// UNIMPLEMENTED for them.
+/// UNIMPLEMENTED for them. `CSIEndpoint.start` does all of the above for the daemon.
+///
+/// - Important: NodePublishVolume and NodeUnpublishVolume make mount system calls before their first
+///   suspension; serve them from a server whose `handlerStart` is `.globalExecutor`, not `.inline`.
 package enum CSIServices {
     /// The CSI plugin name (SPEC §0.2).
     package static let pluginName = "csi.bpfman.io"

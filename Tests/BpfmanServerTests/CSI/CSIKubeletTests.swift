@@ -159,6 +159,26 @@ extension CSIKernelTests {
             }
         }
 
+        @Test func operationsOnABusyVolumeAreAborted() async throws {
+            try await withCSIPlugin("ab") { h in
+                _ = try await h.loadCounter(named: "csi-test")
+                let target = try h.podTarget("vol-ab")
+                let release = h.node._testOnlyMarkBusy("vol-ab")
+                let publish = try await h.publish("vol-ab", target: target)
+                #expect(publish.code == "ABORTED", "\(publish)")
+                #expect(publish.message == "an operation is already in progress for volume \"vol-ab\"")
+                #expect(try await h.unpublish("vol-ab", target: target).code == "ABORTED")
+                #expect(csiMounts(at: target).isEmpty && !FileManager.default.fileExists(atPath: target))
+                // Another volume is not affected, and the volume works once the other operation is over.
+                let other = try h.podTarget("vol-ab2")
+                #expect(try await h.publish("vol-ab2", target: other).code == "OK")
+                #expect(try await h.unpublish("vol-ab2", target: other).code == "OK")
+                release()
+                #expect(try await h.publish("vol-ab", target: target).code == "OK")
+                #expect(try await h.unpublish("vol-ab", target: target).code == "OK")
+            }
+        }
+
         @Test func foreignFilesystemOnTargetIsFailedPrecondition() async throws {
             try await withCSIPlugin("fp") { h in
                 _ = try await h.loadCounter(named: "csi-test")

@@ -79,7 +79,9 @@ final class CSIHarness: @unchecked Sendable {
         var router = GRPCRouter()
         let node = try CSIServices.register(
             on: &router, engine: engine, runtimeDirectory: root, configuration: configuration, logger: logger)
-        let server = try GRPCServer(router: router, logger: logger)
+        var serverConfiguration = GRPCServer.Configuration()
+        serverConfiguration.handlerStart = .globalExecutor
+        let server = try GRPCServer(router: router, configuration: serverConfiguration, logger: logger)
         try server.bind(.unix(path: node.paths.socket, mode: 0o660))
         return (server, node)
     }
