@@ -21,6 +21,12 @@ extension Engine {
                 throw .failedPrecondition(
                     "\(spec.variantName) attachment is not available: this engine was started without the dispatcher")
             }
+            guard program.loadMode == hooks.loadMode else {
+                func name(_ mode: LoadMode) -> String { mode == .ext ? "dispatcher" : "native" }
+                throw .failedPrecondition(
+                    "program \(programID) was loaded for \(name(program.loadMode)) attachment but the daemon runs in "
+                        + "\(name(hooks.loadMode)) mode")
+            }
             let linkID = try db { () throws(SQLiteError) in
                 try store.insertPendingLink(programID: programID, kind: program.kind, spec: spec)
             }

@@ -18,6 +18,14 @@ extension Engine {
         let object = try converting({ () throws(BPFError) in try BPFObject.open(path: objectPath, pinRoot: pinRoot) }) {
             .invalidArgument("object file \(objectPath) is not a BPF object: \($0.errno)")
         }
+        // An image that declares its programs must declare every requested name (SPEC §3.1).
+        if case .image(let image)? = request.bytecode, let names = imageResolver?.declaredProgramNames(for: image) {
+            for item in validated where !names.contains(item.info.name) {
+                throw .invalidArgument(
+                    "program \(item.info.name) not found in bytecode image \(image.url) with program names "
+                        + "[\(names.joined(separator: ", "))]")
+            }
+        }
         // Programs by name; unrequested ones are not loaded.
         let declared = object.programs
         let missing = validated.map(\.info.name).filter { name in !declared.contains { $0.name == name } }
@@ -342,6 +350,9 @@ extension Engine {
                     .internal("cannot open the test dispatcher \(testPin): \($0.errno)")
                 }
                 bpf_program__set_type(program, BPF_PROG_TYPE_EXT)
+                // The kernel refuses EXT programs that carry an expected attach type (EINVAL), and libbpf gives
+                // `xdp` sections BPF_XDP: clear it.
+                bpf_program__set_expected_attach_type(program, bpf_attach_type(rawValue: 0))
                 let rc = bpf_program__set_attach_target(program, dispatcher.rawValue, "compat_test")
                 if rc != 0 { throw .internal("cannot target the test dispatcher: \(Errno(rawValue: -rc))") }
                 // libbpf passes attach_prog_fd to the kernel at load: keep it open until then.

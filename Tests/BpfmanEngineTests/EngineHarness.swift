@@ -104,11 +104,13 @@ func removeTestRuntime(_ paths: BpfmanPaths) {
 
 /// Runs `body` with a fresh engine under a private bpffs, then asserts that nothing leaked: no records, no
 /// pins, no BPF/perf fds beyond those open before, and every program the test loaded gone from the kernel.
-func withTestEngine(_ tag: String = "t", _ body: (TestEngine) async throws -> Void) async throws {
+func withTestEngine(
+    _ tag: String = "t", imageResolver: (any BytecodeImageResolver)? = nil, _ body: (TestEngine) async throws -> Void
+) async throws {
     let paths = try makeTestRuntime(tag)
     defer { removeTestRuntime(paths) }
     let before = bpfDescriptors()
-    let engine = try await Engine(paths: paths)
+    let engine = try await Engine(paths: paths, imageResolver: imageResolver)
     let harness = TestEngine(engine: engine, paths: paths)
     try await body(harness)
     // Nothing left behind.

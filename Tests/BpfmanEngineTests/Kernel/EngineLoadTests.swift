@@ -171,5 +171,41 @@ extension KernelTests {
             #expect(filesUnder(paths.bpffs) == [])
             await engine.close()
         }
+
+        /// An image resolver standing in for the OCI cache: one image, the tracepoint fixture, one declared name.
+        struct FixtureImages: BytecodeImageResolver {
+            let object: String
+            func objectPath(for image: BytecodeImage) throws(EngineError) -> String {
+                guard image.url == "quay.io/bpfman-bytecode/tracepoint:latest" else {
+                    throw .internal("failed to pull image \(image.url)")
+                }
+                return object
+            }
+            func declaredProgramNames(for image: BytecodeImage) -> [String]? { ["count_kill"] }
+        }
+
+        @Test func imageBytecodeIsStoredWithoutCredentials() async throws {
+            let images = FixtureImages(object: try BPFFixtures.object("tracepoint_counter"))
+            try await withTestEngine("image", imageResolver: images) { h in
+                let image = BytecodeImage(
+                    url: "quay.io/bpfman-bytecode/tracepoint:latest", pullPolicy: 1, username: "user", password: "secret")
+                let loaded = try await h.load(
+                    LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                let id = loaded[0].kernelInfo.id
+                let expected = BytecodeLocation.image(
+                    BytecodeImage(url: image.url, pullPolicy: 1, username: "", password: ""))
+                #expect(loaded[0].info?.bytecode == expected)
+                #expect(try await h.engine.get(id: id).info?.bytecode == expected, "credentials are never stored")
+                let missing = await engineError {
+                    _ = try await h.load(
+                        LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]))
+                }
+                #expect(missing?.code == .invalidArgument)
+                #expect(
+                    missing?.message
+                        == "program other not found in bytecode image quay.io/bpfman-bytecode/tracepoint:latest with program names [count_kill]")
+                try await h.engine.unload(id: id)
+            }
+        }
     }
 }
