@@ -32,8 +32,11 @@ fixtures:
 	bash scripts/build-fixtures.sh
 
 ## Unit and kernel-A tests (swift test). Kernel tests need root; without it they are skipped with a reason.
+## --no-parallel: many tests run a real client process against an in-process server and wait for it; run side
+## by side on a 2-core machine those waits can occupy every thread of Swift's cooperative pool, starving the
+## server's handlers until the clients time out. One test at a time keeps every wait short and deterministic.
 unit: build
-	$(SWIFT) test $(BUILD_FLAGS)
+	$(SWIFT) test --no-parallel $(BUILD_FLAGS)
 
 ## Kernel-B tests: every suite whose name ends in KernelB, run inside Debian's stock kernel under qemu
 ## (scripts/run-kernel-b.sh; the first run downloads the kernel package into .cache/kernel-b).
