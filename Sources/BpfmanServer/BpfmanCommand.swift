@@ -1,4 +1,5 @@
 public import ArgumentParser
+internal import Foundation
 
 /// The `bpfman` command: `bpfman serve` is the daemon, every other subcommand is a client of it.
 public struct BpfmanCommand: AsyncParsableCommand {
@@ -6,7 +7,10 @@ public struct BpfmanCommand: AsyncParsableCommand {
         commandName: "bpfman",
         abstract: "Load, attach and manage eBPF programs.",
         version: BpfmanVersion.string,
-        subcommands: [Serve.self, Version.self]
+        subcommands: [
+            Load.self, Unload.self, Attach.self, Detach.self, List.self, Get.self, ImageCommand.self, Status.self,
+            Serve.self, Version.self,
+        ]
     )
 
     public init() {}
@@ -33,6 +37,12 @@ public struct BpfmanCommand: AsyncParsableCommand {
                 return ["serve"] + arguments
             }
         }
+        // `attach <PROGRAM_ID> <kind> ...` (SPEC §9.1): each kind's subcommand takes the id as its argument.
+        if arguments.count >= 3, arguments[0] == "attach", UInt32(arguments[1]) != nil,
+            Attach.kinds.contains(arguments[2])
+        {
+            return ["attach", arguments[2], arguments[1]] + arguments.dropFirst(3)
+        }
         return arguments
     }
 }
@@ -58,6 +68,20 @@ extension BpfmanCommand {
     public static func runMain(argv: [String]) async {
         let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
         let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
-        await main(arguments)
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Usage errors exit 2 (SPEC §1.2, §9); RPC errors print `Error: <STATUS>: <message>` and exit 1.
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
     }
 }

@@ -152,7 +152,7 @@ extension DaemonKernelTests {
             let idle = Date().timeIntervalSince(lastRPC)
             #expect(result.status == 0, "\(result.output)")
             #expect(rpcs >= 3, "\(result.output)")
-            #expect(idle >= 2.5 && idle < 8, "exited \(idle) s after the last RPC")
+            #expect(idle >= 2.5 && idle < 8, "exited \(idle) s after the last RPC:\n\(result.output)")
             #expect(result.output.contains("idle for 3 s"), "\(result.output)")
             #expect(!FileManager.default.fileExists(atPath: daemon.directory + "/unused.sock"), "bound its own path")
             #expect(FileManager.default.fileExists(atPath: socket), "the activated socket is not ours to unlink")

@@ -1,0 +1,207 @@
+internal import ArgumentParser
+internal import BpfmanEngine
+internal import Proto
+
+/// Attaches and prints the new link like `get link`.
+func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info, client options: ClientOptions) throws {
+    var request = Bpfman_V1_AttachRequest()
+    request.id = programID
+    var attach = Bpfman_V1_AttachInfo()
+    attach.info = info
+    request.attach = attach
+    let daemon = try options.connect()
+    let response = try daemon.call(Bpfman_V1_Bpfman.Method.attach.path, request, Bpfman_V1_AttachResponse.self)
+    let link = try daemon.link(response.linkID)
+    switch options.output {
+    case .json: printJSON(json(link))
+    case .table: print(linkText(link))
+    }
+}
+
+/// `--proceed-on` names to codes (SPEC §4.8), repeatable or comma-separated.
+func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
+    try names.flatMap { $0.split(separator: ",").map(String.init) }.map { name in
+        let lower = name.lowercased()
+        let code = xdp ? XDPAction.allCases.first { $0.name == lower }?.rawValue : TCAction.allCases.first { $0.name == lower }?.rawValue
+        guard let code else {
+            let known = xdp ? XDPAction.allCases.map(\.name) : TCAction.allCases.map(\.name)
+            throw ValidationError("unknown \(xdp ? "XDP" : "TC") action \"\(name)\"; expected one of \(known.joined(separator: ", "))")
+        }
+        return code
+    }
+}
+
+extension BpfmanCommand {
+    /// `bpfman attach <PROGRAM_ID> <kind> ...` (the id is moved after the kind before parsing).
+    struct Attach: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attach a loaded program; prints the new link.",
+            usage: "bpfman attach <program-id> <kind> [options]",
+            subcommands: [XDP.self, TC.self, TCX.self, Tracepoint.self, Kprobe.self, Uprobe.self, Fentry.self, Fexit.self, LSM.self])
+
+        /// Kinds as they follow the program id.
+        static let kinds: Set<String> = ["xdp", "tc", "tcx", "tracepoint", "kprobe", "uprobe", "fentry", "fexit", "lsm"]
+
+        struct XDP: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "xdp", abstract: "Attach an XDP program to an interface.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.") var proceedOn: [String] = []
+            @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_XDPAttachInfo()
+                a.iface = iface
+                a.priority = priority
+                a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
+                if let netns { a.netns = netns }
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .xdpAttachInfo(a), client: client)
+            }
+        }
+
+        struct TC: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "tc", abstract: "Attach a TC program to an interface.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
+            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.") var proceedOn: [String] = []
+            @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_TCAttachInfo()
+                a.iface = iface
+                a.direction = direction
+                a.priority = priority
+                a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
+                if let netns { a.netns = netns }
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .tcAttachInfo(a), client: client)
+            }
+        }
+
+        struct TCX: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "tcx", abstract: "Attach a TCX program to an interface.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
+            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_TCXAttachInfo()
+                a.iface = iface
+                a.direction = direction
+                a.priority = priority
+                if let netns { a.netns = netns }
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .tcxAttachInfo(a), client: client)
+            }
+        }
+
+        struct Tracepoint: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "tracepoint", abstract: "Attach to a tracepoint.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("tracepoint")], help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.")
+            var tracepoint: String
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_TracepointAttachInfo()
+                a.tracepoint = tracepoint
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .tracepointAttachInfo(a), client: client)
+            }
+        }
+
+        struct Kprobe: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "kprobe", abstract: "Attach a kprobe or kretprobe.")
+            @OptionGroup var client: ClientOptionsLongOutput
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("fn-name")], help: "Kernel function.") var fnName: String
+            @Option(name: [.short, .customLong("offset")], help: "Offset within the function.") var offset: UInt64 = 0
+            @Option(name: [.short, .customLong("container-pid")], help: "Accepted for compatibility.") var containerPid: Int32?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_KprobeAttachInfo()
+                a.fnName = fnName
+                a.offset = offset
+                if let containerPid { a.containerPid = containerPid }
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .kprobeAttachInfo(a), client: client.common)
+            }
+        }
+
+        struct Uprobe: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "uprobe", abstract: "Attach a uprobe or uretprobe.")
+            @OptionGroup var client: ClientOptionsLongOutput
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("target")], help: "Binary path or library name.") var target: String
+            @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
+            @Option(name: [.short, .customLong("offset")], help: "Offset (file offset without --fn-name).") var offset: UInt64 = 0
+            @Option(name: [.short, .customLong("pid")], help: "Only this process.") var pid: Int32?
+            @Option(name: [.short, .customLong("container-pid")], help: "A process in the target's container.") var containerPid: Int32?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_UprobeAttachInfo()
+                a.target = target
+                if let fnName { a.fnName = fnName }
+                a.offset = offset
+                if let pid { a.pid = pid }
+                if let containerPid { a.containerPid = containerPid }
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .uprobeAttachInfo(a), client: client.common)
+            }
+        }
+
+        struct Fentry: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "fentry", abstract: "Attach an fentry program (target set at load).")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_FentryAttachInfo()
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .fentryAttachInfo(a), client: client)
+            }
+        }
+
+        struct Fexit: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "fexit", abstract: "Attach an fexit program (target set at load).")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_FexitAttachInfo()
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .fexitAttachInfo(a), client: client)
+            }
+        }
+
+        struct LSM: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "lsm", abstract: "Attach an LSM program (hook set at load).")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+
+            func run() throws {
+                var a = Bpfman_V1_LsmAttachInfo()
+                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                try attach(programID, .lsmAttachInfo(a), client: client)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+internal import ArgumentParser
+internal import Foundation
+internal import H2Transport
+internal import Proto
+
+/// `KEY=VALUE` pairs from repeatable, comma-separable options.
+func keyValues(_ items: [String], option: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for item in items.flatMap({ $0.split(separator: ",").map(String.init) }) {
+        guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+            throw ValidationError("\(option) expects KEY=VALUE, got \"\(item)\"")
+        }
+        result[String(item[..<eq])] = String(item[item.index(after: eq)...])
+    }
+    return result
+}
+
+/// `-g NAME=HEX`: hex bytes in order, optional `0x`, even digit count.
+func globalData(_ items: [String]) throws -> [String: [UInt8]] {
+    var result: [String: [UInt8]] = [:]
+    for (name, text) in try keyValues(items, option: "-g/--global") {
+        var digits = Substring(text)
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+        guard !digits.isEmpty, digits.count % 2 == 0 else {
+            throw ValidationError("-g \(name): \"\(text)\" is not an even number of hex digits")
+        }
+        var bytes: [UInt8] = []
+        var index = digits.startIndex
+        while index < digits.endIndex {
+            let next = digits.index(index, offsetBy: 2)
+            guard let byte = UInt8(digits[index..<next], radix: 16) else {
+                throw ValidationError("-g \(name): \"\(text)\" is not hex")
+            }
+            bytes.append(byte)
+            index = next
+        }
+        result[name] = bytes
+    }
+    return result
+}
+
+/// `--programs TYPE:FN[:TARGET]`, repeatable and comma-separable.
+func loadInfos(_ items: [String]) throws -> [Bpfman_V1_LoadInfo] {
+    let types: [String: Bpfman_V1_BpfmanProgramType] = [
+        "xdp": .xdp, "tc": .tc, "tcx": .tcx, "tracepoint": .tracepoint, "kprobe": .kprobe, "kretprobe": .kprobe,
+        "uprobe": .uprobe, "uretprobe": .uprobe, "fentry": .fentry, "fexit": .fexit, "lsm": .lsm,
+    ]
+    var infos: [Bpfman_V1_LoadInfo] = []
+    for item in items.flatMap({ $0.split(separator: ",").map(String.init) }) {
+        let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, let type = types[parts[0].lowercased()], !parts[1].isEmpty else {
+            throw ValidationError(
+                "--programs expects TYPE:FUNCTION[:TARGET] with TYPE one of \(types.keys.sorted().joined(separator: ", ")), got \"\(item)\"")
+        }
+        var info = Bpfman_V1_LoadInfo()
+        info.name = parts[1]
+        info.programType = type
+        let target = parts.count == 3 ? parts[2] : nil
+        switch type {
+        case .fentry, .fexit, .lsm:
+            guard let target, !target.isEmpty else {
+                throw ValidationError("--programs \(item): \(parts[0]) needs a target (\(parts[0]):FUNCTION:TARGET)")
+            }
+            var specific = Bpfman_V1_ProgSpecificInfo()
+            switch type {
+            case .fentry:
+                var f = Bpfman_V1_FentryLoadInfo()
+                f.fnName = target
+                specific.info = .fentryLoadInfo(f)
+            case .fexit:
+                var f = Bpfman_V1_FexitLoadInfo()
+                f.fnName = target
+                specific.info = .fexitLoadInfo(f)
+            default:
+                var l = Bpfman_V1_LsmLoadInfo()
+                l.hookName = target
+                specific.info = .lsmLoadInfo(l)
+            }
+            info.info = specific
+        default:
+            if target != nil { throw ValidationError("--programs \(item): \(parts[0]) takes no target") }
+        }
+        infos.append(info)
+    }
+    guard !infos.isEmpty else { throw ValidationError("--programs is required") }
+    return infos
+}
+
+/// Options shared by `load file` and `load image`.
+struct LoadOptions: ParsableArguments {
+    @Option(name: .customLong("programs"), help: "TYPE:FUNCTION[:TARGET], repeatable or comma-separated.")
+    var programs: [String] = []
+
+    @Option(name: [.short, .customLong("global")], help: "Global data NAME=HEX (e.g. config_u32=0xdeadbeef).")
+    var global: [String] = []
+
+    @Option(name: [.short, .customLong("application")], help: "Adds metadata bpfman_application=NAME.")
+    var application: String?
+
+    @Option(name: [.short, .customLong("metadata")], help: "Metadata KEY=VALUE, repeatable or comma-separated.")
+    var metadata: [String] = []
+
+    @Option(name: .customLong("map-owner-id"), help: "Share the maps of this program.")
+    var mapOwnerID: UInt32?
+
+    func request(_ location: Bpfman_V1_BytecodeLocation) throws -> Bpfman_V1_LoadRequest {
+        var request = Bpfman_V1_LoadRequest()
+        request.bytecode = location
+        request.info = try loadInfos(programs)
+        request.globalData = try globalData(global)
+        request.metadata = try keyValues(metadata, option: "-m/--metadata")
+        if let application { request.metadata["bpfman_application"] = application }
+        if let mapOwnerID { request.mapOwnerID = mapOwnerID }
+        return request
+    }
+}
+
+/// Prints a Load's programs like `get program` (SPEC §9.2) or as a JSON array.
+func printLoaded(_ response: Bpfman_V1_LoadResponse, client: DaemonClient, output: OutputFormat) throws {
+    let details = (try? client.details(response.programs.map(\.kernelInfo.id))) ?? [:]
+    switch output {
+    case .json:
+        printJSON(jsonArray(response.programs.map { json($0) }))
+    case .table:
+        print(response.programs.map { p in
+            programText(info: p.hasInfo ? p.info : nil, kernel: p.kernelInfo, details: details[p.kernelInfo.id])
+        }.joined(separator: "\n\n"))
+    }
+}
+
+extension BpfmanCommand {
+    struct Load: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load eBPF programs from an object file or an OCI image.", subcommands: [File.self, Image.self])
+
+        struct File: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Load programs from an ELF object file.")
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("path")], help: "The object file (made absolute before sending).")
+            var path: String
+            @OptionGroup var load: LoadOptions
+
+            func run() throws {
+                let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+                var location = Bpfman_V1_BytecodeLocation()
+                location.location = .file(absolute)
+                let request = try load.request(location)
+                let daemon = try client.connect()
+                let response = try daemon.call(Bpfman_V1_Bpfman.Method.load.path, request, Bpfman_V1_LoadResponse.self)
+                try printLoaded(response, client: daemon, output: client.output)
+            }
+        }
+
+        struct Image: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Load programs from an OCI bytecode image.")
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("image-url")], help: "The image reference.")
+            var imageURL: String
+            @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
+            var pullPolicy: String = "IfNotPresent"
+            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
+            var registryAuth: String?
+            @OptionGroup var load: LoadOptions
+
+            func run() throws {
+                var location = Bpfman_V1_BytecodeLocation()
+                location.location = .image(try bytecodeImage(imageURL, pullPolicy, registryAuth))
+                let request = try load.request(location)
+                let daemon = try client.connect()
+                let response = try daemon.call(Bpfman_V1_Bpfman.Method.load.path, request, Bpfman_V1_LoadResponse.self)
+                try printLoaded(response, client: daemon, output: client.output)
+            }
+        }
+    }
+
+    struct Unload: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unload a program (detaching all its links).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The program id.") var programID: UInt32
+        @Flag(help: "Succeed when the program does not exist.") var ignoreMissing = false
+
+        func run() throws {
+            var request = Bpfman_V1_UnloadRequest()
+            request.id = programID
+            do {
+                _ = try client.connect().call(Bpfman_V1_Bpfman.Method.unload.path, request, Bpfman_V1_UnloadResponse.self)
+            } catch {
+                guard ignoreMissing && error.status.code == .notFound else { throw error }
+            }
+            if client.output == .json { print("{}") }
+        }
+    }
+
+    struct Detach: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Detach a link; the program stays loaded.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The link id.") var linkID: UInt32
+        @Flag(help: "Succeed when the link does not exist.") var ignoreMissing = false
+
+        func run() throws {
+            var request = Bpfman_V1_DetachRequest()
+            request.linkID = linkID
+            do {
+                _ = try client.connect().call(Bpfman_V1_Bpfman.Method.detach.path, request, Bpfman_V1_DetachResponse.self)
+            } catch {
+                guard ignoreMissing && error.status.code == .notFound else { throw error }
+            }
+            if client.output == .json { print("{}") }
+        }
+    }
+
+    struct ImageCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "image", abstract: "Manage bytecode images.", subcommands: [Pull.self])
+
+        struct Pull: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
+            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).") var registryAuth: String?
+            @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
+            var pullPolicy: String = "IfNotPresent"
+
+            func run() throws {
+                var request = Bpfman_V1_PullBytecodeRequest()
+                request.image = try bytecodeImage(imageURL, pullPolicy, registryAuth)
+                _ = try client.connect().call(
+                    Bpfman_V1_Bpfman.Method.pullBytecode.path, request, Bpfman_V1_PullBytecodeResponse.self)
+                if client.output == .json { print("{}") }
+            }
+        }
+    }
+}
+
+func bytecodeImage(_ url: String, _ policy: String, _ auth: String?) throws -> Bpfman_V1_BytecodeImage {
+    var image = Bpfman_V1_BytecodeImage()
+    image.url = url
+    switch policy.lowercased() {
+    case "always": image.imagePullPolicy = 0
+    case "ifnotpresent": image.imagePullPolicy = 1
+    case "never": image.imagePullPolicy = 2
+    default: throw ValidationError("--pull-policy must be Always, IfNotPresent or Never, got \"\(policy)\"")
+    }
+    if let auth {
+        guard let data = Data(base64Encoded: auth), let text = String(data: data, encoding: .utf8),
+            let colon = text.firstIndex(of: ":")
+        else { throw ValidationError("--registry-auth must be base64 of user:password") }
+        image.username = String(text[..<colon])
+        image.password = String(text[text.index(after: colon)...])
+    }
+    return image
+}

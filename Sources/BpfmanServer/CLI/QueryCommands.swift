@@ -1,0 +1,175 @@
+internal import ArgumentParser
+internal import Proto
+
+extension BpfmanCommand {
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List programs or links.", subcommands: [Programs.self, Links.self])
+
+        struct Programs: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "programs", abstract: "List programs (managed ones unless --all).", aliases: ["program"])
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("program-type")], help: "A kind (xdp, tc, tracepoint, ...) or kernel type name.")
+            var programType: String?
+            @Option(name: .customLong("application"), help: "Only programs with metadata bpfman_application=NAME.")
+            var application: String?
+            @Option(name: [.short, .customLong("metadata")], help: "Metadata selector KEY=VALUE.") var metadata: [String] = []
+            @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
+
+            func run() throws {
+                var request = Bpfman_V1_ListRequest()
+                if let programType {
+                    guard let number = programTypeNumber(programType) else {
+                        throw ValidationError("unknown program type \"\(programType)\"")
+                    }
+                    request.programType = number
+                }
+                request.bpfmanProgramsOnly = !all
+                request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
+                if let application { request.matchMetadata["bpfman_application"] = application }
+                let daemon = try client.connect()
+                let results = try daemon.call(Bpfman_V1_Bpfman.Method.list.path, request, Bpfman_V1_ListResponse.self).results
+                let details = try daemon.details([])
+                switch client.output {
+                case .json:
+                    printJSON(jsonArray(results.map { r in
+                        jsonObject([
+                            ("info", r.hasInfo ? json(r.info) : nil), ("kernel_info", json(r.kernelInfo)),
+                            ("details", details[r.kernelInfo.id].map { json($0) }),
+                        ])
+                    }))
+                case .table:
+                    print(table(
+                        ["Program ID", "Application", "Type", "Function Name", "Links"],
+                        results.map { r in
+                            let managed = r.hasInfo
+                            return [
+                                "\(r.kernelInfo.id)", managed ? r.info.metadata["bpfman_application"] ?? "" : "",
+                                details[r.kernelInfo.id]?.kind ?? kernelTypeName(r.kernelInfo.programType),
+                                managed ? r.info.name : r.kernelInfo.name, managed ? linksColumn(r.info.links) : "",
+                            ]
+                        }))
+                }
+            }
+        }
+
+        struct Links: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "links", abstract: "List links.", aliases: ["link"])
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("program-type")], help: "A kind (xdp, tc, tracepoint, ...) or kernel type name.")
+            var programType: String?
+            @Option(name: .customLong("application"), help: "Only links of programs with bpfman_application=NAME.")
+            var application: String?
+            @Option(name: [.short, .customLong("metadata")], help: "Program metadata selector KEY=VALUE.") var metadata: [String] = []
+            @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
+
+            func run() throws {
+                var request = Bpfman_Ext_V1_ListLinksRequest()
+                if let programType {
+                    guard let number = programTypeNumber(programType) else {
+                        throw ValidationError("unknown program type \"\(programType)\"")
+                    }
+                    request.programType = number
+                }
+                if let programID { request.programID = programID }
+                request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
+                if let application { request.matchMetadata["bpfman_application"] = application }
+                let links = try client.connect().call(
+                    Bpfman_Ext_V1_Inspect.Method.listLinks.path, request, Bpfman_Ext_V1_ListLinksResponse.self
+                ).links
+                switch client.output {
+                case .json: printJSON(jsonArray(links.map { json($0) }))
+                case .table:
+                    print(table(
+                        ["Program ID", "Link ID", "Application", "Type", "Function Name", "Attachment"],
+                        links.map { l in
+                            ["\(l.programID)", "\(l.linkID)", l.programMetadata["bpfman_application"] ?? "", l.kind,
+                                l.programName, attachmentText(l)]
+                        }))
+                }
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show one program or link.", subcommands: [Program.self, Link.self])
+
+        struct Program: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "program", abstract: "Show a program.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The program id.") var programID: UInt32
+
+            func run() throws {
+                let daemon = try client.connect()
+                let got = try daemon.get(programID)
+                let details = got.hasInfo ? (try? daemon.details([programID]))?[programID] : nil
+                switch client.output {
+                case .json:
+                    printJSON(jsonObject([
+                        ("info", got.hasInfo ? json(got.info) : nil), ("kernel_info", json(got.kernelInfo)),
+                        ("details", details.map { json($0) }),
+                    ]))
+                case .table:
+                    print(programText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
+                }
+            }
+        }
+
+        struct Link: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "link", abstract: "Show a link.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "The link id.") var linkID: UInt32
+
+            func run() throws {
+                let link = try client.connect().link(linkID)
+                switch client.output {
+                case .json: printJSON(json(link))
+                case .table: print(linkText(link))
+                }
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the daemon's state and its dispatchers.")
+        @OptionGroup var client: ClientOptions
+
+        func run() throws {
+            let daemon = try client.connect()
+            let status = try daemon.call(
+                Bpfman_Ext_V1_Inspect.Method.status.path, Bpfman_Ext_V1_StatusRequest(), Bpfman_Ext_V1_StatusResponse.self)
+            let dispatchers = try daemon.call(
+                Bpfman_Ext_V1_Inspect.Method.listDispatchers.path, Bpfman_Ext_V1_ListDispatchersRequest(),
+                Bpfman_Ext_V1_ListDispatchersResponse.self
+            ).dispatchers
+            switch client.output {
+            case .json:
+                // StatusResponse plus `dispatchers` (SPEC §9.3).
+                var text = json(status)
+                text.removeLast()
+                text += (text.hasSuffix("{") ? "" : ",") + "\"dispatchers\":" + jsonArray(dispatchers.map { json($0) }) + "}"
+                printJSON(text)
+            case .table:
+                let mode = status.attachMode == "native" ? "native (\(status.attachModeReason))" : status.attachMode
+                print(block(nil, [
+                    ("Version", status.version), ("Socket", status.socketPath), ("Runtime Dir", status.runtimeDir),
+                    ("XDP/TC Attach Mode", mode),
+                    ("CSI", status.csiEnabled ? "enabled (\(status.csiSocketPath))" : "disabled"),
+                    ("Idle Timeout", status.idleTimeoutSecs == 0 ? "none" : "\(status.idleTimeoutSecs) s"),
+                    ("Programs", "\(status.programCount)"), ("Links", "\(status.linkCount)"),
+                    ("Kernel Features", status.kernelFeatures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")),
+                ]))
+                print("")
+                print(table(
+                    ["Kind", "Interface", "Netns", "Direction", "Revision", "Dispatcher Program ID", "Members"],
+                    dispatchers.map { d in
+                        [d.kind, d.iface, d.netns.isEmpty ? "host" : d.netns, d.direction.isEmpty ? "-" : d.direction,
+                            "\(d.revision)", "\(d.programID)",
+                            d.members.map { "\($0.position):\($0.linkID)/\($0.programID)" }.joined(separator: " ")]
+                    }))
+            }
+        }
+    }
+}
