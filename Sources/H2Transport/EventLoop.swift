@@ -64,18 +64,16 @@ final class EventLoop: @unchecked Sendable {
     private var nextToken: UInt64 = 1
     private var deadlines: [(at: UInt64, key: StreamKey)] = []
     private var nextDeadline = UInt64.max
+    private var deadlineCompactionThreshold = 64
     private var drainDeadline: UInt64?
     private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     private var running = true
-    /// Non-blocking polls before a blocking one (see `run()`); 0 when the server is idle-tuned.
-    private let spinPolls: Int
 
     init(configuration: GRPCServer.Configuration, router: GRPCRouter, logger: Logger) throws(SystemCallError) {
         self.configuration = configuration
         self.router = router
         self.logger = logger
         self.inFlight = Atomic(0)
-        self.spinPolls = configuration.spinPolls
         epollFD = try syscall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }!
         let wake: CInt
         do throws(SystemCallError) {
@@ -144,21 +142,8 @@ final class EventLoop: @unchecked Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while running {
             let timeout = pollTimeout()
-            var count: Int32 = 0
-            if timeout != 0 {
-                // Poll briefly before sleeping: under load the next request usually arrives within
-                // microseconds, and a thread that has gone to sleep may wait long to be scheduled again.
-                for _ in 0..<spinPolls {
-                    count = events.withUnsafeMutableBufferPointer { buffer in
-                        epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), 0)
-                    }
-                    if count != 0 { break }
-                }
-            }
-            if count == 0 {
-                count = events.withUnsafeMutableBufferPointer { buffer in
-                    epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
-                }
+            let count = events.withUnsafeMutableBufferPointer { buffer in
+                epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
             }
             if count < 0 {
                 let err = errno
@@ -244,6 +229,16 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Deadlines
 
     func addDeadline(_ at: UInt64, _ key: StreamKey) {
+        if deadlines.count >= deadlineCompactionThreshold {
+            // Calls usually end long before their deadline: drop the entries of finished streams so
+            // the list stays proportional to the calls in flight.
+            deadlines.removeAll { entry in
+                guard let stream = connections[entry.key.connection]?.streams[entry.key.stream] else { return true }
+                return stream.finished
+            }
+            nextDeadline = deadlines.map(\.at).min() ?? .max
+            deadlineCompactionThreshold = max(64, deadlines.count * 2)
+        }
         deadlines.append((at, key))
         nextDeadline = min(nextDeadline, at)
     }

@@ -34,9 +34,6 @@ package final class GRPCServer: Sendable {
         /// not do long synchronous work before their first `await` of an actor or other suspension.
         /// `.globalExecutor` starts every handler as an ordinary task instead.
         package var handlerStart: HandlerStart = .inline
-        /// Non-blocking epoll polls the loop makes before it blocks: trades a little CPU for lower
-        /// latency when calls arrive back to back. 0 turns it off.
-        package var spinPolls = 50
         /// Called on the loop thread when the number of in-flight RPCs becomes 1 (from 0) or 0.
         /// The daemon's idle timer (SPEC.md §1.6) hangs off this.
         package var onInFlightChange: (@Sendable (Int) -> Void)?

@@ -176,7 +176,8 @@ final class RawHTTP2Connection: @unchecked Sendable {
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { sawEOF = true }
+            // A close with our unread bytes in its buffer reaches us as ECONNRESET rather than EOF.
+            if n == 0 || (n < 0 && errno == ECONNRESET) { sawEOF = true }
             if n <= 0 { return nil }
             buffer += chunk[0..<n]
         }
