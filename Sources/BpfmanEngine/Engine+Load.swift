@@ -70,7 +70,9 @@ extension Engine {
             logs[index].initialize(to: 0)
             bpf_program__set_log_buf(program.handle, logs[index], logSize)
         }
-        let sharedBefore = Set(Syscalls.listDirectory(paths.sharedMapsDirectory))
+        // Which PIN_BY_NAME pins this load creates (to remove them again on failure).
+        let usesSharedPins = object.maps.contains { $0.pinPath != nil }
+        let sharedBefore = usesSharedPins ? Set(Syscalls.listDirectory(paths.sharedMapsDirectory)) : []
         if case .failure(let error) = object.load() {
             let failed = chosen.indices.first { logs[$0][0] != 0 } ?? 0
             var message = "failed to load program \(chosen[failed].name): \(error.errno)"
@@ -85,7 +87,8 @@ extension Engine {
         // Pin programs and maps, then commit. Anything created is removed again on failure.
         var createdPins: [String] = []
         var createdDirectories: [String] = []
-        let sharedCreated = Set(Syscalls.listDirectory(paths.sharedMapsDirectory)).subtracting(sharedBefore)
+        let sharedCreated =
+            usesSharedPins ? Set(Syscalls.listDirectory(paths.sharedMapsDirectory)).subtracting(sharedBefore) : []
         func rollback() {
             createdPins.reversed().forEach { removePin($0) }
             createdDirectories.forEach { removeDirectory($0) }
@@ -97,14 +100,14 @@ extension Engine {
             return String(pin.dropFirst(paths.sharedMapsDirectory.count + 1))
         }
         var records: [ProgramRecord] = []
+        var kernelInfos: [KernelProgramInfo] = []
         do throws(EngineError) {
             for program in chosen {
                 let fd = bpf_program__fd(program.handle)
-                var info = bpf_prog_info()
-                var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-                guard bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else {
+                guard let info = KernelProgramInfo.read(rawFD: fd, reportedType: program.kind.reportedKernelType) else {
                     throw .internal("failed to read the id for program \(program.name): \(Errno.current)")
                 }
+                kernelInfos.append(info)
                 let id = info.id
                 let pin = paths.programPin(id)
                 if bpf_obj_pin(fd, pin) != 0 {
@@ -154,13 +157,10 @@ extension Engine {
         }
         crashPoint("load.afterCommit")
         logger.info("loaded programs", metadata: ["program_ids": "\(records.map(\.id))"])
-        // Responses in request order, kernel info read while the object still holds the fds.
+        // Responses in request order, with the kernel info read right after the load.
         var results: [ProgramDetails] = []
         for (index, record) in records.enumerated() {
-            let fd = OwnedFD(taking: dup(bpf_program__fd(chosen[index].handle)))
-            guard let kernel = KernelProgramInfo.read(fd: fd, reportedType: record.kind.reportedKernelType) else {
-                throw .internal("failed to read kernel info for program \(record.name)")
-            }
+            let kernel = kernelInfos[index]
             // A fresh owner is the only member of its own set and has no links yet.
             let info =
                 record.mapOwnerID == nil

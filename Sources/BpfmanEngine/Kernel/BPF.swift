@@ -79,10 +79,14 @@ package enum BPF {
     /// `struct bpf_prog_info` of `fd`, with up to 64 map ids. The corresponding C function is
     /// `bpf_obj_get_info_by_fd`.
     static func programInfo(_ fd: borrowing OwnedFD) -> Result<(bpf_prog_info, [UInt32]), BPFError> {
+        programInfo(rawFD: fd.rawValue)
+    }
+
+    /// `programInfo` for a descriptor kept open by another owner for the duration of the call.
+    static func programInfo(rawFD raw: CInt) -> Result<(bpf_prog_info, [UInt32]), BPFError> {
         var mapIDs = [UInt32](repeating: 0, count: 64)
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        let raw = fd.rawValue
         let result = mapIDs.withUnsafeMutableBufferPointer { buffer in
             info.nr_map_ids = UInt32(buffer.count)
             info.map_ids = UInt64(UInt(bitPattern: buffer.baseAddress))
@@ -208,7 +212,12 @@ package enum BPF {
 
     /// `memlock:` of `/proc/self/fdinfo/<fd>`, or 0. One read into a stack buffer, parsed as bytes.
     package static func memlock(_ fd: borrowing OwnedFD) -> UInt32 {
-        let info = Glibc.open("/proc/self/fdinfo/\(fd.rawValue)", O_RDONLY | O_CLOEXEC)
+        memlock(rawFD: fd.rawValue)
+    }
+
+    /// `memlock` for a descriptor kept open by another owner for the duration of the call.
+    static func memlock(rawFD: CInt) -> UInt32 {
+        let info = Glibc.open("/proc/self/fdinfo/\(rawFD)", O_RDONLY | O_CLOEXEC)
         guard info >= 0 else { return 0 }
         defer { Glibc.close(info) }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> UInt32 in

@@ -12,7 +12,12 @@ extension KernelProgramInfo {
 
     /// Same from an fd the caller owns.
     package static func read(fd: borrowing OwnedFD, reportedType: UInt32? = nil) -> KernelProgramInfo? {
-        guard case .success(let (info, mapIDs)) = BPF.programInfo(fd) else { return nil }
+        read(rawFD: fd.rawValue, reportedType: reportedType)
+    }
+
+    /// Same from a descriptor another owner (e.g. a `bpf_object`) keeps open for the duration of the call.
+    static func read(rawFD: CInt, reportedType: UInt32? = nil) -> KernelProgramInfo? {
+        guard case .success(let (info, mapIDs)) = BPF.programInfo(rawFD: rawFD) else { return nil }
         let name = withUnsafeBytes(of: info.name) { bytes in
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
@@ -29,7 +34,7 @@ extension KernelProgramInfo {
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
             loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
             mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
-            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(fd), verifiedInsns: info.verified_insns)
+            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD), verifiedInsns: info.verified_insns)
     }
 
     /// Boot time + `load_time` (ns since boot), local time, `%Y-%m-%dT%H:%M:%S%z`.
