@@ -36,26 +36,39 @@ enum DispatchTestSupport {
     /// Creates `disp-a-<tag>`/`disp-b-<tag>` with a veth pair between them, both ends up; deletes both
     /// namespaces afterwards (which removes the veths, their qdiscs and filters).
     static func withVethPair<R>(_ body: (VethPair) throws -> R) throws -> R {
+        let pair = try makeVethPair()
+        defer { removeVethPair(pair) }
+        return try body(pair)
+    }
+
+    /// The set-up half of `withVethPair`, for async callers; pair it with `removeVethPair`.
+    static func makeVethPair() throws -> VethPair {
         let tag = String(UInt32.random(in: 0..<0xFF_FFFF), radix: 16)
         let pair = VethPair(namespaceA: "disp-a-\(tag)", namespaceB: "disp-b-\(tag)", a: "dispa\(tag)", b: "dispb\(tag)")
-        defer {
-            _ = try? run("ip", ["netns", "del", pair.namespaceA])
-            _ = try? run("ip", ["netns", "del", pair.namespaceB])
-        }
-        try sh("ip", "netns", "add", pair.namespaceA)
-        try sh("ip", "netns", "add", pair.namespaceB)
-        // No IPv6 on the test links: router solicitations and MLD reports would add frames to the counts.
-        for ns in [pair.namespaceA, pair.namespaceB] {
-            for key in ["all", "default"] {
-                try sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.\(key).disable_ipv6=1")
+        do {
+            try sh("ip", "netns", "add", pair.namespaceA)
+            try sh("ip", "netns", "add", pair.namespaceB)
+            // No IPv6 on the test links: router solicitations and MLD reports would add frames to the counts.
+            for ns in [pair.namespaceA, pair.namespaceB] {
+                for key in ["all", "default"] {
+                    try sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.\(key).disable_ipv6=1")
+                }
             }
+            try sh(
+                "ip", "link", "add", pair.a, "netns", pair.namespaceA, "type", "veth", "peer", "name", pair.b, "netns",
+                pair.namespaceB)
+            try sh("ip", "-n", pair.namespaceA, "link", "set", pair.a, "up")
+            try sh("ip", "-n", pair.namespaceB, "link", "set", pair.b, "up")
+        } catch {
+            removeVethPair(pair)
+            throw error
         }
-        try sh(
-            "ip", "link", "add", pair.a, "netns", pair.namespaceA, "type", "veth", "peer", "name", pair.b, "netns",
-            pair.namespaceB)
-        try sh("ip", "-n", pair.namespaceA, "link", "set", pair.a, "up")
-        try sh("ip", "-n", pair.namespaceB, "link", "set", pair.b, "up")
-        return try body(pair)
+        return pair
+    }
+
+    static func removeVethPair(_ pair: VethPair) {
+        _ = try? run("ip", ["netns", "del", pair.namespaceA])
+        _ = try? run("ip", ["netns", "del", pair.namespaceB])
     }
 
     /// Runs a command and throws with its output when it fails.

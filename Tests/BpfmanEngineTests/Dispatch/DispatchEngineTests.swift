@@ -1,0 +1,201 @@
+import CBPF
+import Foundation
+import Testing
+import TestSupport
+
+@testable import BpfmanEngine
+
+private typealias Support = DispatchTestSupport
+
+/// An Engine with the dispatch `HookAttacher` under a private runtime directory, plus a veth pair.
+private struct EngineBench {
+    let harness: TestEngine
+    let pair: Support.VethPair
+    var engine: Engine { harness.engine }
+    var paths: BpfmanPaths { harness.paths }
+
+    static func with(_ tag: String, _ body: (EngineBench) async throws -> Void) async throws {
+        let objects = try Support.dispatcherObjects()
+        let paths = try makeTestRuntime(tag)
+        defer { removeTestRuntime(paths) }
+        let attacher = try DispatchHookAttacher.make(
+            paths: paths, objects: objects, libxdpDirectory: nil, xdpModes: [:])
+        let engine = try await Engine(paths: paths, hookAttacher: attacher)
+        let harness = TestEngine(engine: engine, paths: paths)
+        let pair = try Support.makeVethPair()
+        defer { Support.removeVethPair(pair) }
+        try await body(EngineBench(harness: harness, pair: pair))
+        await engine.close()
+    }
+
+    func load(_ fixture: String, _ function: String, _ type: BpfmanProgramType) async throws -> UInt32 {
+        try await harness.load(fixture: fixture, function, type)
+    }
+
+    func xdp(_ priority: Int32, proceedOn: [Int32] = []) -> AttachSpec {
+        .xdp(XDPAttach(priority: priority, iface: pair.b, proceedOn: proceedOn, netns: pair.netnsB))
+    }
+
+    func tc(_ priority: Int32, _ direction: String = "ingress", proceedOn: [Int32] = []) -> AttachSpec {
+        .tc(TCAttach(priority: priority, iface: pair.b, direction: direction, proceedOn: proceedOn, netns: pair.netnsB))
+    }
+
+    func send(_ count: Int) throws { try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: count) }
+
+    /// Files under `<rd>/fs` other than the test dispatchers.
+    var pins: [String] {
+        filesUnder(paths.bpffs).filter { !$0.hasPrefix("dispatcher-test/") }
+    }
+}
+
+/// XDP and TC through the Engine in native mode, on the machine's own kernel.
+extension KernelTests {
+    @Suite(.enabled(if: !TestKernel.isKernelBLane, "native mode is what kernel A gets; kernel B uses dispatchers"))
+    struct DispatchEngineNativeTests {
+        @Test func nativeModeIsChosenWithTheProbeReason() async throws {
+            try await EngineBench.with("dnat") { bench in
+                let status = try #require(await bench.engine.attachModeStatus)
+                #expect(status.mode == "native")
+                #expect(status.freplace == false)
+                #expect(status.reason.hasPrefix("freplace probe failed: "), "\(status.reason)")
+                #expect(try await bench.engine.dispatchers().isEmpty)
+                #expect(!FileManager.default.fileExists(atPath: "\(bench.paths.bpffs)/dispatcher-test/xdp"))
+            }
+        }
+
+        @Test func xdpAttachCountsTrafficAndASecondIsRefused() async throws {
+            try await EngineBench.with("dnx") { bench in
+                let first = try await bench.load("xdp_counter", "xdp_count_pass", .xdp)
+                let second = try await bench.load("xdp_counter", "xdp_count_pass", .xdp)
+                let link = try await bench.engine.attach(programID: first, spec: bench.xdp(50))
+                let record = try await bench.engine.link(id: link)
+                #expect(record.pinPath == bench.paths.linkPin(link))
+                #expect(record.position == 0)
+                #expect(FileManager.default.fileExists(atPath: bench.paths.linkPin(link)))
+                try bench.send(3)
+                #expect(try bench.harness.counter(program: first, map: "xdp_hits") == 3)
+
+                let error = await engineError { _ = try await bench.engine.attach(programID: second, spec: bench.xdp(60)) }
+                #expect(error?.code == .failedPrecondition)
+                #expect(
+                    error?.message
+                        == "interface \(bench.pair.b) already has XDP program \(first) attached as link \(link); more "
+                        + "than one XDP program per interface needs freplace support, which this kernel does not allow")
+                #expect(try await bench.engine.links().map(\.id) == [link])
+
+                try await bench.engine.detach(linkID: link)
+                #expect(bench.pins.filter { $0.hasPrefix("links/") }.isEmpty)
+                try bench.send(2)
+                #expect(try bench.harness.counter(program: first, map: "xdp_hits") == 3)
+                // Now the second program can go on the interface.
+                let again = try await bench.engine.attach(programID: second, spec: bench.xdp(60))
+                try await bench.engine.unload(id: second)  // unload detaches its links
+                #expect(try await bench.engine.links().isEmpty)
+                #expect(!FileManager.default.fileExists(atPath: bench.paths.linkPin(again)))
+                try await bench.engine.unload(id: first)
+            }
+        }
+
+        @Test func tcAttachmentsAreFiltersAtPriorityPlusOneWithLivePositions() async throws {
+            try await EngineBench.with("dnt") { bench in
+                let p50 = try await bench.load("tc_counter", "tc_count_ok", .tc)
+                let p0 = try await bench.load("tc_counter", "tc_count_unspec", .tc)
+                let p100 = try await bench.load("tc_counter", "tc_count_unspec", .tc)
+                let l50 = try await bench.engine.attach(programID: p50, spec: bench.tc(50))
+                let l0 = try await bench.engine.attach(programID: p0, spec: bench.tc(0))
+                let l100 = try await bench.engine.attach(programID: p100, spec: bench.tc(100))
+                let records = try await bench.engine.links()
+                let byID = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0) })
+                #expect(byID[l0]?.tcPriority == 1 && byID[l50]?.tcPriority == 51 && byID[l100]?.tcPriority == 101)
+                #expect(byID[l0]?.position == 0 && byID[l50]?.position == 1 && byID[l100]?.position == 2)
+                try bench.send(2)
+                #expect(try bench.harness.counter(program: p0, map: "tc_hits") == 2)
+                #expect(try bench.harness.counter(program: p50, map: "tc_hits") == 2)
+                #expect(try bench.harness.counter(program: p100, map: "tc_hits") == 0)
+
+                try await bench.engine.detach(linkID: l50)
+                let after = Dictionary(uniqueKeysWithValues: try await bench.engine.links().map { ($0.id, $0) })
+                #expect(after[l0]?.position == 0 && after[l100]?.position == 1)
+                try bench.send(1)
+                #expect(try bench.harness.counter(program: p100, map: "tc_hits") == 1)
+
+                let negative = await engineError { _ = try await bench.engine.attach(programID: p50, spec: bench.tc(-1)) }
+                #expect(negative?.message == "priority must be non-negative, got -1")
+                let direction = await engineError {
+                    _ = try await bench.engine.attach(programID: p50, spec: bench.tc(1, "sideways"))
+                }
+                #expect(direction?.message == "invalid TC direction \"sideways\": must be 'ingress' or 'egress'")
+                let proceed = await engineError {
+                    _ = try await bench.engine.attach(programID: p50, spec: bench.tc(1, proceedOn: [9]))
+                }
+                #expect(proceed?.message == "invalid TC proceed_on: unknown TC action code 9")
+                #expect(try await bench.engine.links().count == 2)
+
+                for id in [p50, p0, p100] { try await bench.engine.unload(id: id) }
+                #expect(try Support.filters(netns: bench.pair.netnsB, iface: bench.pair.b, direction: .ingress).isEmpty)
+            }
+        }
+    }
+
+    /// XDP and TC through the Engine in dispatcher mode (kernel B).
+    @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
+    struct DispatchEngineKernelB {
+        @Test func dispatcherModeThroughTheEngine() async throws {
+            try await EngineBench.with("dkb") { bench in
+                let status = try #require(await bench.engine.attachModeStatus)
+                #expect(status.mode == "dispatcher")
+                #expect(status.freplace == true)
+                #expect(FileManager.default.fileExists(atPath: "\(bench.paths.bpffs)/dispatcher-test/xdp"))
+                let a = try await bench.load("xdp_counter", "xdp_count_pass", .xdp)
+                let b = try await bench.load("xdp_counter", "xdp_count_pass", .xdp)
+                let la = try await bench.engine.attach(programID: a, spec: bench.xdp(200))
+                let lb = try await bench.engine.attach(programID: b, spec: bench.xdp(100))
+                let lb2 = try await bench.engine.attach(programID: b, spec: bench.xdp(300))
+                try bench.send(2)
+                #expect(try bench.harness.counter(program: a, map: "xdp_hits") == 2)
+                #expect(try bench.harness.counter(program: b, map: "xdp_hits") == 4)  // two slots
+
+                var dispatchers = try await bench.engine.dispatchers()
+                #expect(dispatchers.count == 1)
+                let d = try #require(dispatchers.first)
+                #expect(d.revision == 3)
+                #expect(d.memberViews.map(\.linkID) == [lb, la, lb2])
+                #expect(d.memberViews.map(\.position) == [0, 1, 2])
+                #expect(d.memberViews.map(\.proceedOnMask) == [2_147_483_652, 2_147_483_652, 2_147_483_652])
+                let records = Dictionary(uniqueKeysWithValues: try await bench.engine.links().map { ($0.id, $0) })
+                #expect(records[la]?.position == 1)
+                #expect(records[la]?.pinPath == "\(bench.paths.bpffs)/xdp/dispatcher_\(d.hook.nsid)_\(d.hook.ifindex)_3/link_1")
+
+                // Unloading b rebuilds around the survivor.
+                try await bench.engine.unload(id: b)
+                dispatchers = try await bench.engine.dispatchers()
+                #expect(dispatchers.first?.memberViews.map(\.linkID) == [la])
+                #expect(dispatchers.first?.memberViews.first?.position == 0)
+                try await bench.engine.detach(linkID: la)
+                #expect(try await bench.engine.dispatchers().isEmpty)
+                #expect(bench.pins.filter { $0.hasPrefix("xdp/") }.isEmpty)
+                try await bench.engine.unload(id: a)
+            }
+        }
+
+        @Test func tcDispatcherThroughTheEngine() async throws {
+            try await EngineBench.with("dkt") { bench in
+                let ok = try await bench.load("tc_counter", "tc_count_ok", .tc)
+                let other = try await bench.load("tc_counter", "tc_count_ok", .tc)
+                _ = try await bench.engine.attach(programID: ok, spec: bench.tc(10, proceedOn: [0]))
+                _ = try await bench.engine.attach(programID: other, spec: bench.tc(20))
+                try bench.send(3)
+                #expect(try bench.harness.counter(program: ok, map: "tc_hits") == 3)
+                #expect(try bench.harness.counter(program: other, map: "tc_hits") == 3)
+                let d = try #require(try await bench.engine.dispatchers(iface: bench.pair.b).first)
+                #expect(d.hook.kind == .tcIngress)
+                #expect(d.tcPriority == 50)
+                #expect(d.tcHandle != nil)
+                try await bench.engine.unload(id: ok)
+                try await bench.engine.unload(id: other)
+                #expect(try await bench.engine.dispatchers().isEmpty)
+                #expect(try Support.filters(netns: bench.pair.netnsB, iface: bench.pair.b, direction: .ingress).isEmpty)
+            }
+        }
+    }
+}
