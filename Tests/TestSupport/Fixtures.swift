@@ -81,3 +81,17 @@ public func run(_ command: String, _ arguments: [String], environment: [String: 
     process.waitUntilExit()
     return CommandResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
 }
+
+/// Runs `command` like `run(_:_:environment:)`, but waiting on a thread of its own instead of a thread of Swift's
+/// cooperative pool. Use this from async tests whose command talks to a server running in the same process:
+/// a blocking wait there can take the pool thread the server's handlers need (the pool is one thread per core).
+public func runOffPool(_ command: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+    -> CommandResult
+{
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try run(command, arguments, environment: environment) as CommandResult })
+        }
+        thread.start()
+    }
+}
