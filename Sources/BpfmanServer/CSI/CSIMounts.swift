@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-@preconcurrency internal import Glibc
+    @preconcurrency internal import Glibc
 #endif
 
 /// A failed system call of the CSI node plugin: the C function, the path it was about, the errno.
@@ -65,7 +65,8 @@ enum CSISyscalls {
     /// Makes the bind mount at `target` read-only, keeping nosuid/nodev/noexec (a bind remount sets the
     /// per-mount flags to exactly those given).
     static func remountReadOnly(_ target: String) -> Result<Void, CSISystemError> {
-        let flags = UInt(MS_BIND) | UInt(MS_REMOUNT) | UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NODEV)
+        let flags =
+            UInt(MS_BIND) | UInt(MS_REMOUNT) | UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NODEV)
             | UInt(MS_NOEXEC)
         return call("mount", target) { Glibc.mount("none", target, nil, flags, nil) }
     }
@@ -118,7 +119,9 @@ enum CSISyscalls {
     }
 
     /// Writes `bytes` to `path` through a temporary file and `rename`, so readers see the old or the new content.
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) -> Result<Void, CSISystemError> {
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) -> Result<
+        Void, CSISystemError
+    > {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { return .failure(CSISystemError(function: "open", path: temporary, errno: Glibc.errno)) }

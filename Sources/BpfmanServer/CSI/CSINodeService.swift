@@ -4,7 +4,7 @@ internal import Logging
 internal import Proto
 internal import Synchronization
 #if canImport(Glibc)
-@preconcurrency internal import Glibc
+    @preconcurrency internal import Glibc
 #endif
 
 /// `csi.v1.Node` (SPEC §7.2-7.4): publishes a managed program's maps into a pod as a bind-mounted bpffs.
@@ -167,7 +167,8 @@ package final class CSINodeService: Sendable {
         log.info(
             "published volume",
             metadata: [
-                "rpc": "NodePublishVolume", "program": "\(plan.programName)", "maps": "\(plan.maps.joined(separator: ","))",
+                "rpc": "NodePublishVolume", "program": "\(plan.programName)",
+                "maps": "\(plan.maps.joined(separator: ","))",
                 "readonly": "\(plan.readOnly)", "group": "\(plan.group.map { String($0) } ?? "")",
             ])
     }

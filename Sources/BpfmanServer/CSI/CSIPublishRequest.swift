@@ -62,7 +62,8 @@ struct CSIPublishRequest: Sendable, Equatable {
                 let gid = UInt32(mount.volumeMountGroup), gid != UInt32.max
             else {
                 throw Self.invalid(
-                    "volume_capability.mount.volume_mount_group \"\(mount.volumeMountGroup)\" is not a decimal group id")
+                    "volume_capability.mount.volume_mount_group \"\(mount.volumeMountGroup)\" is not a decimal group id"
+                )
             }
             group = gid
         }

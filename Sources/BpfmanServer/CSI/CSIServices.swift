@@ -85,29 +85,35 @@ package enum CSIServices {
             engine: engine, paths: paths, nodeID: nodeID, podsRoot: configuration.podsRoot, logger: logger)
         let version = configuration.version
 
-        router.register(Csi_V1_Identity.Method.getPluginInfo.path, unary { (_: Csi_V1_GetPluginInfoRequest) in
-            var response = Csi_V1_GetPluginInfoResponse()
-            response.name = pluginName
-            response.vendorVersion = version
-            return response
-        })
+        router.register(
+            Csi_V1_Identity.Method.getPluginInfo.path,
+            unary { (_: Csi_V1_GetPluginInfoRequest) in
+                var response = Csi_V1_GetPluginInfoResponse()
+                response.name = pluginName
+                response.vendorVersion = version
+                return response
+            })
         router.register(
             Csi_V1_Identity.Method.getPluginCapabilities.path,
             unary { (_: Csi_V1_GetPluginCapabilitiesRequest) in Csi_V1_GetPluginCapabilitiesResponse() })
-        router.register(Csi_V1_Identity.Method.probe.path, unary { (_: Csi_V1_ProbeRequest) in
-            var response = Csi_V1_ProbeResponse()
-            response.ready.value = true
-            return response
-        })
+        router.register(
+            Csi_V1_Identity.Method.probe.path,
+            unary { (_: Csi_V1_ProbeRequest) in
+                var response = Csi_V1_ProbeResponse()
+                response.ready.value = true
+                return response
+            })
 
         router.register(Csi_V1_Node.Method.nodeGetInfo.path, unary { node.getInfo($0) })
         router.register(Csi_V1_Node.Method.nodeGetCapabilities.path, unary { node.getCapabilities($0) })
         router.register(Csi_V1_Node.Method.nodePublishVolume.path, unary { try await node.publish($0) })
         router.register(Csi_V1_Node.Method.nodeUnpublishVolume.path, unary { try await node.unpublish($0) })
         for method in [Csi_V1_Node.Method.nodeStageVolume, .nodeUnstageVolume, .nodeGetVolumeStats, .nodeExpandVolume] {
-            router.register(method.path, .unary { _, _ in
-                throw GRPCStatus(.unimplemented, "\(method.fullName) is not implemented by \(pluginName)")
-            })
+            router.register(
+                method.path,
+                .unary { _, _ in
+                    throw GRPCStatus(.unimplemented, "\(method.fullName) is not implemented by \(pluginName)")
+                })
         }
         return node
     }

@@ -26,10 +26,11 @@ final class CSIDaemonProcess: @unchecked Sendable {
         runtimeDirectory = directory + "/rd"
         socketPath = directory + "/b.sock"
         process.executableURL = URL(fileURLWithPath: Self.executable!)
-        process.arguments = [
-            "serve", "--csi-support", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath,
-            "--image-cache-dir", directory + "/cache", "--config", directory + "/bpfman.toml",
-        ] + extraArguments
+        process.arguments =
+            [
+                "serve", "--csi-support", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath,
+                "--image-cache-dir", directory + "/cache", "--config", directory + "/bpfman.toml",
+            ] + extraArguments
         FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data())
         let log = directory + "/daemon.log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
@@ -51,7 +52,9 @@ final class CSIDaemonProcess: @unchecked Sendable {
     /// Waits until the CSI socket answers health SERVING for `csi.v1.Node`.
     func waitUntilServing() async throws {
         for _ in 0..<100 {
-            if FileManager.default.fileExists(atPath: csiSocket), try await health("csi.v1.Node") == "SERVING" { return }
+            if FileManager.default.fileExists(atPath: csiSocket), try await health("csi.v1.Node") == "SERVING" {
+                return
+            }
             try #require(process.isRunning, "the daemon exited with status \(process.terminationStatus)")
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -81,7 +84,10 @@ final class CSIDaemonProcess: @unchecked Sendable {
 extension CSIKernelTests {
     /// The kubelet stand-in against the real daemon (`bpfman serve --csi-support`), killed with SIGKILL between
     /// publish and unpublish (issue 7; SPEC §1.4, §1.5, §7).
-    @Suite(.enabled(if: CSITools.available && CSIDaemonProcess.executable != nil, "\(CSITools.missing); \(CSIDaemonProcess.missing)"))
+    @Suite(
+        .enabled(
+            if: CSITools.available && CSIDaemonProcess.executable != nil,
+            "\(CSITools.missing); \(CSIDaemonProcess.missing)"))
     struct CSIDaemonTests {
         @Test func publishSurvivesKill9AndUnpublishesAfterRestart() async throws {
             var template = Array("/tmp/csi-dm-XXXXXX".utf8CString)
@@ -101,7 +107,8 @@ extension CSIKernelTests {
                 let result = try await csiSpawn(CSITools.python!, [kubelet, "--stubs", CSITools.stubs] + arguments)
                 try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
                 let line = try #require(result.output.split(separator: "\n").last.map(String.init))
-                return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+                return try #require(
+                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
             }
 
             // The socket: mode 0660, health names of SPEC §1.5.
@@ -110,13 +117,16 @@ extension CSIKernelTests {
             for service in ["", "csi.v1.Identity", "csi.v1.Node"] {
                 #expect(try await daemon.health(service) == "SERVING", "health of \"\(service)\"")
             }
-            #expect(try await daemon.health("bpfman.v1.Bpfman") == "NOT_FOUND", "main-socket names are not on the CSI socket")
+            #expect(
+                try await daemon.health("bpfman.v1.Bpfman") == "NOT_FOUND",
+                "main-socket names are not on the CSI socket")
             // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
             if let grpcurl = CSIDaemonProcess.grpcurl {
                 let listed = try await csiSpawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
                 #expect(
                     listed.output.split(separator: "\n").map(String.init) == [
-                        "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                        "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health",
+                        "grpc.reflection.v1.ServerReflection",
                         "grpc.reflection.v1alpha.ServerReflection",
                     ], "\(listed.output)")
             }
@@ -185,10 +195,14 @@ extension CSIKernelTests {
             // A Probe every 0.5 s for 5 s from one client: never 2 s without an RPC, so the daemon stays up.
             let probes = try await csiSpawn(
                 CSITools.python!,
-                [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every", "0.5",
-                 "10", "Identity/Probe", "{}"])
-            #expect(probes.output.contains("{\"codes\": [" + Array(repeating: "\"OK\"", count: 10).joined(separator: ", ")),
-                    "\(probes.output)")
+                [
+                    Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every",
+                    "0.5",
+                    "10", "Identity/Probe", "{}",
+                ])
+            #expect(
+                probes.output.contains("{\"codes\": [" + Array(repeating: "\"OK\"", count: 10).joined(separator: ", ")),
+                "\(probes.output)")
             try #require(daemon.process.isRunning, "the daemon went idle while CSI calls kept coming")
             let last = clock.now
             for _ in 0..<100 where daemon.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }

@@ -32,9 +32,11 @@ extension CSIKernelTests {
 
                 // The pins at the target are the program's maps (same kernel ids), seen from another process.
                 for map in ["csi_counts", "csi_last_pid"] {
-                    let ours = try #require(try await bpftoolJSON(["map", "show", "pinned", "\(target)/\(map)"]) as? [String: Any])
+                    let ours = try #require(
+                        try await bpftoolJSON(["map", "show", "pinned", "\(target)/\(map)"]) as? [String: Any])
                     let program = try #require(
-                        try await bpftoolJSON(["map", "show", "pinned", h.paths.mapPin(owner: id, map: map)]) as? [String: Any])
+                        try await bpftoolJSON(["map", "show", "pinned", h.paths.mapPin(owner: id, map: map)])
+                            as? [String: Any])
                     #expect(ours["id"] as? Int == program["id"] as? Int, "\(map): \(ours) vs \(program)")
                     #expect(ours["name"] as? String == String(map.prefix(15)))
                     // fsGroup: group 12345, mode 0660.
@@ -58,7 +60,8 @@ extension CSIKernelTests {
                 // The volume record is on disk.
                 #expect(FileManager.default.fileExists(atPath: h.csiPaths.volumeRecords + "/vol-rt.json"))
                 let record = try #require(CSIVolumeRecords(directory: h.csiPaths.volumeRecords).record("vol-rt"))
-                #expect(record.programID == id && record.maps == ["csi_counts", "csi_last_pid"] && record.group == 12345)
+                #expect(
+                    record.programID == id && record.maps == ["csi_counts", "csi_last_pid"] && record.group == 12345)
 
                 // Publishing again is a no-op; still one mount each.
                 #expect(try await h.publish("vol-rt", target: target, group: "12345").code == "OK")
@@ -87,7 +90,9 @@ extension CSIKernelTests {
                 let target = try h.podTarget("vol-ro")
                 #expect(try await h.publish("vol-ro", target: target, maps: "csi_counts", readOnly: true).code == "OK")
                 let mount = try #require(csiMounts(at: target).last)
-                #expect(mount.options.contains("ro") && mount.options.contains("nosuid") && mount.options.contains("noexec"))
+                #expect(
+                    mount.options.contains("ro") && mount.options.contains("nosuid") && mount.options.contains("noexec")
+                )
                 // A read-only bpffs refuses new pins.
                 #expect(mkdir(target + "/extra", 0o755) != 0 && errno == EROFS)
                 // The repeat keeps ro and adds nothing; a read-write repeat is incompatible.
@@ -227,10 +232,14 @@ extension CSIKernelTests {
                 let first = try await h.loadCounter(named: "csi-dup")
                 let second = try await h.loadCounter(named: "csi-dup")
                 let target = try h.podTarget("vol-lo")
-                #expect(try await h.publish("vol-lo", target: target, program: "csi-dup", maps: "csi_counts").code == "OK")
-                let pinned = try #require(try await bpftoolJSON(["map", "show", "pinned", target + "/csi_counts"]) as? [String: Any])
+                #expect(
+                    try await h.publish("vol-lo", target: target, program: "csi-dup", maps: "csi_counts").code == "OK")
+                let pinned = try #require(
+                    try await bpftoolJSON(["map", "show", "pinned", target + "/csi_counts"]) as? [String: Any])
                 let lowest = try #require(
-                    try await bpftoolJSON(["map", "show", "pinned", h.paths.mapPin(owner: min(first, second), map: "csi_counts")])
+                    try await bpftoolJSON([
+                        "map", "show", "pinned", h.paths.mapPin(owner: min(first, second), map: "csi_counts"),
+                    ])
                         as? [String: Any])
                 #expect(pinned["id"] as? Int == lowest["id"] as? Int)
                 #expect(try await h.unpublish("vol-lo", target: target).code == "OK")
@@ -240,7 +249,8 @@ extension CSIKernelTests {
         @Test func podsRootConfinesTargets() async throws {
             try await withCSIPlugin("pr", configuration: CSIConfiguration(podsRoot: "/var/lib/kubelet/pods")) { h in
                 let reply = try await h.publish("vol-pr", target: try h.podTarget("vol-pr"))
-                #expect(reply.code == "INVALID_ARGUMENT" && reply.message.contains("outside the kubelet pods directory"))
+                #expect(
+                    reply.code == "INVALID_ARGUMENT" && reply.message.contains("outside the kubelet pods directory"))
                 let unpublish = try await h.unpublish("vol-pr", target: "/etc/x")
                 #expect(unpublish.code == "INVALID_ARGUMENT")
             }
@@ -268,11 +278,15 @@ extension CSIKernelTests {
             try await withCSIPlugin("sa") { h in
                 _ = try await h.loadCounter(named: "csi-test")
                 let work = h.root + "/sanity"
-                try FileManager.default.createDirectory(atPath: work + "/pod/volumes", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: work + "/pod/volumes", withIntermediateDirectories: true)
                 let result = try await csiSpawn(
                     CSITools.python!,
-                    [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, h.csiPaths.socket, "sanity",
-                     "csi-test", "csi_counts,csi_last_pid", work])
+                    [
+                        Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, h.csiPaths.socket,
+                        "sanity",
+                        "csi-test", "csi_counts,csi_last_pid", work,
+                    ])
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)")
             }
         }
@@ -289,5 +303,7 @@ func counterValue(at pin: String) async throws -> UInt64 {
     if let value = entry["value"] as? NSNumber { return value.uint64Value }
     // Without BTF bpftool prints the value as hex byte strings, little-endian.
     let bytes = try #require(entry["value"] as? [String], "\(entry)")
-    return bytes.enumerated().reduce(0) { $0 | (UInt64($1.element.dropFirst(2), radix: 16) ?? 0) << (8 * UInt64($1.offset)) }
+    return bytes.enumerated().reduce(0) {
+        $0 | (UInt64($1.element.dropFirst(2), radix: 16) ?? 0) << (8 * UInt64($1.offset))
+    }
 }

@@ -36,7 +36,8 @@ enum CSITools {
     static let stubs: String = {
         let directory = NSTemporaryDirectory() + "csi-stubs-\(getpid())"
         if let python {
-            _ = try? TestSupport.run(python, [Repository.path("Interop/csi/kubelet.py"), "--stubs", directory, "generate"])
+            _ = try? TestSupport.run(
+                python, [Repository.path("Interop/csi/kubelet.py"), "--stubs", directory, "generate"])
         }
         return directory
     }()
@@ -114,7 +115,10 @@ final class CSIHarness: @unchecked Sendable {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
         let result = try await csiSpawn(
             CSITools.python!,
-            [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "call", method, json])
+            [
+                Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "call", method,
+                json,
+            ])
         try #require(result.status == 0, "kubelet.py failed:\n\(result.output)")
         let line = try #require(result.output.split(separator: "\n").last, "kubelet.py printed nothing")
         let object = try #require(
@@ -129,8 +133,10 @@ final class CSIHarness: @unchecked Sendable {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
         let result = try await csiSpawn(
             CSITools.python!,
-            [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "concurrent",
-             "\(count)", method, json])
+            [
+                Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "concurrent",
+                "\(count)", method, json,
+            ])
         try #require(result.status == 0, "kubelet.py failed:\n\(result.output)")
         let line = try #require(result.output.split(separator: "\n").last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -141,8 +147,10 @@ final class CSIHarness: @unchecked Sendable {
         _ volume: String, target: String, program: String = "csi-test", maps: String = "csi_counts,csi_last_pid",
         readOnly: Bool = false, group: String = ""
     ) async throws -> CSIReply {
-        try await call("Node/NodePublishVolume", Self.publishRequest(
-            volume, target: target, program: program, maps: maps, readOnly: readOnly, group: group))
+        try await call(
+            "Node/NodePublishVolume",
+            Self.publishRequest(
+                volume, target: target, program: program, maps: maps, readOnly: readOnly, group: group))
     }
 
     static func publishRequest(
@@ -259,7 +267,8 @@ func csiSpawn(_ executable: String, _ arguments: [String]) async throws -> CSISp
             let data = pipe.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             continuation.resume(
-                returning: CSISpawnResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
+                returning: CSISpawnResult(
+                    status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
         }
     }
 }
