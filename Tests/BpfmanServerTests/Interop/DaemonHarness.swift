@@ -79,6 +79,15 @@ enum DaemonTools {
     static let pythonMissing = "needs grpcio, grpcio-tools and grpcio-health-checking in .venv (scripts/setup.sh)"
     static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
 
+    /// The Go stress client (Interop/daemon/go/stress.go), built once per test process.
+    static let goStress: Result<String, FixtureError> = {
+        let out = NSTemporaryDirectory() + "srv-stress-\(getpid())"
+        guard let result = try? TestSupport.run(
+            Repository.path("Interop/daemon/go/build.sh"), [out, Repository.path("Interop/daemon/go/stress.go")])
+        else { return .failure(FixtureError("cannot run Interop/daemon/go/build.sh")) }
+        return result.status == 0 ? .success(out) : .failure(FixtureError("go build failed:\n\(result.output)"))
+    }()
+
     /// The Go agent client, built once per test process.
     static let goAgent: Result<String, FixtureError> = {
         let out = NSTemporaryDirectory() + "srv-agent-\(getpid())"
@@ -156,6 +165,17 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The daemon's open BPF and perf fds (SPEC §6.5): link targets of /proc/<pid>/fd.
+    var bpfDescriptors: [String] {
+        let directory = "/proc/\(pid)/fd"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + $0) }
+            .filter { target in
+                ["anon_inode:bpf-prog", "anon_inode:bpf-map", "anon_inode:bpf_link", "anon_inode:bpf-link",
+                    "anon_inode:[perf_event]"].contains(target)
+            }
+    }
 
     /// Sends `signal` and waits for the exit status (5 s, then SIGKILL).
     @discardableResult

@@ -1,0 +1,150 @@
+// A concurrency run shaped like upstream bpfman's daemon stress test: N concurrent callers, each doing
+// ITERATIONS rounds of Load -> Get -> Attach -> Get -> Detach -> Get -> Unload -> Get per kind, through the
+// bindings the Kubernetes agent uses.
+//
+// Usage: stress SOCKET CALLERS ITERATIONS KIND=ARGS...
+//   tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE,NETNS
+// Prints "PASS <calls> calls in <seconds> s" or the failures, and exits 1 on any failure.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gobpfman "github.com/bpfman/bpfman/clients/gobpfman/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+type kind struct {
+	name  string
+	ptype gobpfman.BpfmanProgramType
+	args  []string
+}
+
+func contains(ids []uint32, id uint32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func attachInfo(k kind) *gobpfman.AttachInfo {
+	switch k.name {
+	case "tracepoint":
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TracepointAttachInfo{
+			TracepointAttachInfo: &gobpfman.TracepointAttachInfo{Tracepoint: k.args[2]}}}
+	case "uprobe":
+		pid := int32(os.Getpid())
+		fn := k.args[3]
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_UprobeAttachInfo{
+			UprobeAttachInfo: &gobpfman.UprobeAttachInfo{Target: k.args[2], FnName: &fn, Pid: &pid}}}
+	case "tcx":
+		netns := k.args[3]
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcxAttachInfo{
+			TcxAttachInfo: &gobpfman.TCXAttachInfo{Priority: 100, Iface: k.args[2], Direction: "ingress", Netns: &netns}}}
+	}
+	return nil
+}
+
+func round(ctx context.Context, c gobpfman.BpfmanClient, k kind, caller int) error {
+	meta := map[string]string{"goroutine": strconv.Itoa(caller), "kind": k.name}
+	loaded, err := c.Load(ctx, &gobpfman.LoadRequest{
+		Bytecode: &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: k.args[0]}},
+		Info:     []*gobpfman.LoadInfo{{Name: k.args[1], ProgramType: k.ptype}},
+		Metadata: meta,
+	})
+	if err != nil {
+		return fmt.Errorf("Load: %v", err)
+	}
+	id := loaded.Programs[0].GetKernelInfo().GetId()
+	got, err := c.Get(ctx, &gobpfman.GetRequest{Id: id})
+	if err != nil || got.GetKernelInfo().GetId() != id || got.GetInfo().GetMetadata()["goroutine"] != meta["goroutine"] {
+		return fmt.Errorf("Get %d after Load: %v %v", id, got, err)
+	}
+	attached, err := c.Attach(ctx, &gobpfman.AttachRequest{Id: id, Attach: attachInfo(k)})
+	if err != nil || attached.GetLinkId() == 0 {
+		return fmt.Errorf("Attach %d: %v", id, err)
+	}
+	link := attached.GetLinkId()
+	got, err = c.Get(ctx, &gobpfman.GetRequest{Id: id})
+	if err != nil || !contains(got.GetInfo().GetLinks(), link) {
+		return fmt.Errorf("Get %d after Attach: link %d missing (%v)", id, link, err)
+	}
+	if _, err := c.Detach(ctx, &gobpfman.DetachRequest{LinkId: link}); err != nil {
+		return fmt.Errorf("Detach %d: %v", link, err)
+	}
+	got, err = c.Get(ctx, &gobpfman.GetRequest{Id: id})
+	if err != nil || contains(got.GetInfo().GetLinks(), link) {
+		return fmt.Errorf("Get %d after Detach: %v %v", id, got.GetInfo().GetLinks(), err)
+	}
+	if _, err := c.Unload(ctx, &gobpfman.UnloadRequest{Id: id}); err != nil {
+		return fmt.Errorf("Unload %d: %v", id, err)
+	}
+	if _, err := c.Get(ctx, &gobpfman.GetRequest{Id: id}); status.Code(err) != codes.NotFound {
+		return fmt.Errorf("Get %d after Unload: want NotFound, got %v", id, err)
+	}
+	return nil
+}
+
+func main() {
+	if len(os.Args) < 5 {
+		fmt.Println("usage: stress SOCKET CALLERS ITERATIONS KIND=ARGS...")
+		os.Exit(2)
+	}
+	callers, _ := strconv.Atoi(os.Args[2])
+	iterations, _ := strconv.Atoi(os.Args[3])
+	types := map[string]gobpfman.BpfmanProgramType{
+		"tracepoint": gobpfman.BpfmanProgramType_TRACEPOINT, "uprobe": gobpfman.BpfmanProgramType_UPROBE,
+		"tcx": gobpfman.BpfmanProgramType_TCX,
+	}
+	var kinds []kind
+	for _, spec := range os.Args[4:] {
+		parts := strings.SplitN(spec, "=", 2)
+		kinds = append(kinds, kind{name: parts[0], ptype: types[parts[0]], args: strings.Split(parts[1], ",")})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	conn, err := grpc.DialContext(ctx, "unix://"+os.Args[1], grpc.WithInsecure(), grpc.WithBlock())
+	if err != nil {
+		fmt.Printf("FAIL: dial: %v\n", err)
+		os.Exit(1)
+	}
+	defer conn.Close()
+	c := gobpfman.NewBpfmanClient(conn)
+	start := time.Now()
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < iterations; i++ {
+				for _, k := range kinds {
+					if err := round(ctx, c, k, g); err != nil {
+						mu.Lock()
+						failures = append(failures, fmt.Sprintf("caller %d iteration %d %s: %v", g, i, k.name, err))
+						mu.Unlock()
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		for _, f := range failures {
+			fmt.Println("FAIL: " + f)
+		}
+		os.Exit(1)
+	}
+	fmt.Printf("PASS %d calls in %.2f s\n", callers*iterations*len(kinds)*8, time.Since(start).Seconds())
+}

@@ -1,0 +1,42 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension DaemonKernelTests {
+    /// SPEC §10 scenario 45 on kernel A: 32 concurrent grpc-go callers x 4 iterations of
+    /// load/get/attach/get/detach/get/unload/get for tracepoint, uprobe and TCX, then nothing left behind.
+    @Suite(.enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)"))
+    struct Stress {
+        @Test func thirtyTwoCallersLeaveNoFdsRecordsOrPins() async throws {
+            let stress = try DaemonTools.goStress.get()
+            let tracepoint = try BPFFixtures.object("tracepoint_counter")
+            let uprobe = try BPFFixtures.object("uprobe_counter")
+            let tcx = try BPFFixtures.object("tcx_counter")
+            let netns = "srv-stress-\(getpid())"
+            _ = try TestSupport.run("ip", ["netns", "add", netns])
+            defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
+            let veth = try TestSupport.run("ip", ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"])
+            try #require(veth.status == 0, "\(veth.output)")
+            _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
+            try await withDaemon { daemon in
+                let result = try await spawn(
+                    stress,
+                    [daemon.socketPath, "32", "4", "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
+                        "uprobe=\(uprobe),count_call,libc,getpid", "tcx=\(tcx),tcx_count,srv0,/var/run/netns/\(netns)"],
+                    timeout: 500)
+                #expect(result.status == 0 && result.output.contains("PASS 3072 calls"), "\(result.output)")
+                // Nothing held or left: no BPF fds in the daemon, no managed programs, no pins.
+                #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
+                if let python = DaemonTools.python {
+                    let managed = try await spawn(
+                        python, [Repository.path("Interop/daemon/daemon_client.py"), daemon.socketPath, "list-managed"])
+                    #expect(field("MANAGED", in: managed.output) == "", "\(managed.output)")
+                }
+                let fs = daemon.runtimeDirectory + "/fs"
+                #expect(try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/links").isEmpty)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/maps").isEmpty)
+            }
+        }
+    }
+}
