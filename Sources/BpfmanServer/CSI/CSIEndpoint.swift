@@ -57,11 +57,12 @@ package final class CSIEndpoint: Sendable {
             Task { await stopping.shutdown(gracePeriod: .zero) }
             throw StartupError("cannot listen on \(node.paths.socket): \(error)")
         }
+        let (kept, dropped) = node.reconcileRecords()
         logger.info(
             "serving CSI",
             metadata: [
-                "socket": "\(node.paths.socket)", "node_id": "\(node.nodeID)",
-                "volumes_on_record": "\(node.records.all().count)",
+                "socket": "\(node.paths.socket)", "node_id": "\(node.nodeID)", "volumes_published": "\(kept)",
+                "stale_volume_records_dropped": "\(dropped)",
             ])
         return CSIEndpoint(server: server, health: health, node: node)
     }

@@ -222,6 +222,35 @@ package final class CSINodeService: Sendable {
         return Csi_V1_NodeUnpublishVolumeResponse()
     }
 
+    // MARK: - Start-up bookkeeping
+
+    /// Drops the records of volumes whose target is no longer mounted (unmounted behind the plugin's back, e.g.
+    /// by a node clean-up while the daemon was down), unmounting and removing their per-volume bpffs. Volumes
+    /// whose target is still mounted are kept: kubelet will unpublish them.
+    /// - Returns: how many records were kept and dropped.
+    @discardableResult
+    func reconcileRecords() -> (kept: Int, dropped: Int) {
+        let table = MountEntry.current()
+        var kept = 0
+        var dropped = 0
+        for record in records.all() {
+            let target = CSISyscalls.canonicalPath(record.targetPath)
+            if MountEntry.mounts(at: target, in: table).last?.filesystemType == "bpf" {
+                kept += 1
+                continue
+            }
+            let volume = paths.volumeFilesystem(record.volumeID)
+            unmountAll(volume)
+            _ = CSISyscalls.rmdir(volume)
+            records.remove(record.volumeID)
+            dropped += 1
+            logger.info(
+                "dropped the record of a volume no longer mounted",
+                metadata: ["volume_id": "\(record.volumeID)", "target_path": "\(record.targetPath)"])
+        }
+        return (kept, dropped)
+    }
+
     // MARK: - Helpers
 
     /// Test hook: marks `volumeID` busy as an operation in flight would; the returned closure clears it.

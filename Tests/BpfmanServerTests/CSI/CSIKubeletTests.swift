@@ -149,6 +149,26 @@ extension CSIKernelTests {
             }
         }
 
+        @Test func restartDropsRecordsOfVolumesNoLongerMounted() async throws {
+            try await withCSIPlugin("rc") { h in
+                _ = try await h.loadCounter(named: "csi-test")
+                let gone = try h.podTarget("vol-gone")
+                let kept = try h.podTarget("vol-kept")
+                #expect(try await h.publish("vol-gone", target: gone).code == "OK")
+                #expect(try await h.publish("vol-kept", target: kept).code == "OK")
+                // Someone unmounts one target behind the plugin's back while it is down.
+                #expect(umount2(gone, 0) == 0)
+                try await h.restart()
+                let records = CSIVolumeRecords(directory: h.csiPaths.volumeRecords).all().map(\.volumeID)
+                #expect(records == ["vol-kept"])
+                #expect(csiMounts(at: h.csiPaths.volumeFilesystem("vol-gone")).isEmpty)
+                #expect(!FileManager.default.fileExists(atPath: h.csiPaths.volumeFilesystem("vol-gone")))
+                #expect(csiMounts(at: h.csiPaths.volumeFilesystem("vol-kept")).count == 1)
+                #expect(try await h.unpublish("vol-gone", target: gone).code == "OK")
+                #expect(try await h.unpublish("vol-kept", target: kept).code == "OK")
+            }
+        }
+
         @Test func concurrentIdenticalPublishesEndWithOneMountEach() async throws {
             try await withCSIPlugin("cc") { h in
                 _ = try await h.loadCounter(named: "csi-test")

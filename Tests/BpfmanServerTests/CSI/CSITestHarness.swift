@@ -80,6 +80,7 @@ final class CSIHarness: @unchecked Sendable {
         var router = GRPCRouter()
         let node = try CSIServices.register(
             on: &router, engine: engine, runtimeDirectory: root, configuration: configuration, logger: logger)
+        node.reconcileRecords()  // as CSIEndpoint.start does
         var serverConfiguration = GRPCServer.Configuration()
         serverConfiguration.handlerStart = .globalExecutor
         let server = try GRPCServer(router: router, configuration: serverConfiguration, logger: logger)
