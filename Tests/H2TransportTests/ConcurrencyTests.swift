@@ -2,6 +2,7 @@ import Foundation
 import H2Transport
 import Logging
 import TestSupport
+import Synchronization
 import Testing
 
 /// Something like the daemon's engine: a default actor whose work blocks its thread.
@@ -77,6 +78,32 @@ actor BlockingWorker {
             let reply = await connection.readStream(1)
             try #require(reply.count == 3, "\(reply)")
             #expect(reply[1].payload == H2Frame.grpcMessage(EchoReply(index: 64).encoded))
+        }
+    }
+}
+
+/// A client that stops reading holds a streaming handler back: `write` suspends at the high-water mark.
+@Suite struct SlowReaderTests {
+    @Test func writerSuspendsWhileTheClientDoesNotRead() async throws {
+        let written = Atomic<Int>(0)
+        try await withEchoServer(extraMethods: { router in
+            router.register("/h2test.v1.Slow/Flood", .serverStreaming { _, _, writer in
+                let chunk = [UInt8](repeating: 1, count: 64 * 1024)
+                for _ in 0..<1000 {
+                    try await writer.write(chunk)
+                    written.add(1, ordering: .relaxed)
+                }
+            })
+        }) { server in
+            // The raw client never sends WINDOW_UPDATE: the server may send 64 KiB and no more.
+            let connection = try RawHTTP2Connection(unixPath: server.socketPath)
+            connection.handshake()
+            connection.send(.grpcRequest(path: "/h2test.v1.Slow/Flood"), .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+            try await Task.sleep(for: .milliseconds(500))
+            // 256 KiB high-water mark over 64 KiB messages: a handful of writes, not 1000 (64 MiB).
+            let count = written.load(ordering: .relaxed)
+            #expect(count > 0 && count <= 8, "\(count) writes went through without the client reading")
+            #expect(server.server.inFlightRPCs == 1)
         }
     }
 }
