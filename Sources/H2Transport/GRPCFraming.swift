@@ -67,8 +67,14 @@ struct GRPCMessageDeframer {
             let length =
                 Int(buffer[consumed + 1]) << 24 | Int(buffer[consumed + 2]) << 16 | Int(buffer[consumed + 3]) << 8
                 | Int(buffer[consumed + 4])
-            if flag & 1 != 0 { out.append(.compressed); return out }
-            if length > maxMessageSize { out.append(.tooLarge(announced: length)); return out }
+            if flag & 1 != 0 {
+                out.append(.compressed)
+                return out
+            }
+            if length > maxMessageSize {
+                out.append(.tooLarge(announced: length))
+                return out
+            }
             guard buffer.count - consumed - GRPCFraming.prefixLength >= length else { break }
             let start = consumed + GRPCFraming.prefixLength
             out.append(.message(Array(buffer[start..<(start + length)])))

@@ -82,7 +82,7 @@ package struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
             }
         }
         while i < input.count {
-            if input[i] == UInt8(ascii: "%"), i + 2 < input.count + 0, i + 2 <= input.count - 1,
+            if input[i] == UInt8(ascii: "%"), i + 2 < input.count,
                 let hi = hexValue(input[i + 1]), let lo = hexValue(input[i + 2])
             {
                 out.append(hi << 4 | lo)
