@@ -104,6 +104,10 @@ func makeServerSession(owner: Connection, settings: GRPCServer.Configuration) ->
     nghttp2_option_set_max_outbound_ack(option, 1000)
     nghttp2_option_set_max_settings(option, 32)
     nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+    // Debian's 1.52 carries the backported flood guards: at most 8 CONTINUATION frames per header
+    // block, and the rapid-reset limit (a burst of 1000 stream resets, then 33 per second).
+    nghttp2_option_set_max_continuations(option, 8)
+    nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
     // grpc-go sends the Unix socket path as :authority ("/run/bpfman-sock/bpfman.sock"), which
     // nghttp2's HTTP checks reject with RST_STREAM. gRPC needs none of those checks (the transport
     // validates :method, :path, content-type and te itself), so they are off.

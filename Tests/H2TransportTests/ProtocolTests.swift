@@ -217,6 +217,23 @@ import Testing
         }
     }
 
+    @Test func continuationFloodClosesTheConnection() async throws {
+        try await withEchoServer { server in
+            let connection = try RawHTTP2Connection(unixPath: server.socketPath)
+            connection.handshake()
+            let request = H2Frame.grpcRequest()
+            var frames = [H2Frame(type: H2Frame.headers, flags: 0, streamID: 1, payload: Array(request.payload.prefix(4)))]
+            // One header field split over many CONTINUATION frames, never ending the block.
+            for index in 0..<40 {
+                let byte = request.payload[min(4 + index, request.payload.count - 1)]
+                frames.append(H2Frame(type: H2Frame.continuation, flags: 0, streamID: 1, payload: [byte]))
+            }
+            connection.send(frames.flatMap(\.bytes))
+            _ = await connection.readFrames()
+            #expect(connection.sawEOF, "a header block of endless CONTINUATION frames must end the connection")
+        }
+    }
+
     @Test func settingsAdvertiseTheLimits() async throws {
         try await withEchoServer { server in
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
