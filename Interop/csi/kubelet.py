@@ -17,6 +17,9 @@ Usage:
   python kubelet.py [--stubs DIR] MAIN_SOCKET operator-unload ID
   python kubelet.py [--stubs DIR] SOCKET health SERVICE
       grpc.health.v1 Check of SERVICE; prints {"status": "SERVING"|...} or {"code": ...}.
+  python kubelet.py [--stubs DIR] SOCKET watch SERVICE [FILE]
+      grpc.health.v1 Watch of SERVICE; prints each status as it arrives (and appends it to FILE), then "END"
+      when the stream ends.
   python kubelet.py --stubs DIR generate
       Only generate the stubs (for callers that reuse them across invocations).
 
@@ -284,6 +287,21 @@ def main(argv):
             print(json.dumps({"status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}))
         except grpc.RpcError as error:
             print(json.dumps({"code": error.code().name, "message": error.details() or ""}))
+    elif command == "watch":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel("unix:" + argv[0]))
+
+        def say(line):
+            print(line, flush=True)
+            if len(argv) > 3:
+                with open(argv[3], "a") as log:
+                    log.write(line + "\n")
+        try:
+            for reply in stub.Watch(health_pb2.HealthCheckRequest(service=argv[2]), timeout=60):
+                say(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+        except grpc.RpcError as error:
+            say("ERROR " + error.code().name)
+        say("END")
     elif command == "call":
         print(json.dumps(kubelet.call(argv[2], argv[3]), sort_keys=True))
     elif command == "concurrent":

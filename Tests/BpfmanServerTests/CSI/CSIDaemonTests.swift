@@ -175,7 +175,19 @@ extension CSIKernelTests {
             #expect(!FileManager.default.fileExists(atPath: rd + "/csi/volumes/vol-dm.json"))
 
             _ = try await python([daemon.socketPath, "operator-unload", "\(programID)"])
+            // A health Watch on the CSI socket sees SERVING, then NOT_SERVING when SIGTERM arrives.
+            let watchLog = directory + "/watch.log"
+            let watch = Task {
+                try await csiSpawn(
+                    CSITools.python!, [kubelet, "--stubs", CSITools.stubs, csiSocket, "watch", "", watchLog])
+            }
+            for _ in 0..<200 {
+                if let text = try? String(contentsOfFile: watchLog, encoding: .utf8), text.contains("SERVING") { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             #expect(try await daemon.stop(SIGTERM) == 0, "clean exit on SIGTERM")
+            let watched = try await watch.value.output.split(separator: "\n").map(String.init)
+            #expect(Array(watched.suffix(3)) == ["SERVING", "NOT_SERVING", "END"], "\(watched)")
             #expect(!FileManager.default.fileExists(atPath: csiSocket), "the CSI socket is unlinked at exit")
         }
 
