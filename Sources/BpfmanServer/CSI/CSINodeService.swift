@@ -85,6 +85,14 @@ package final class CSINodeService: Sendable {
                     .alreadyExists,
                     "target path \(plan.targetPath) is already published with different maps or access mode")
             }
+            // A crash between the bind mount and the record leaves a published volume without one; write it now.
+            if records.record(plan.volumeID) == nil {
+                let programID = (try? await engine.csiMapSource(programName: plan.programName))?.programID ?? 0
+                try? records.save(
+                    CSIVolumeRecord(
+                        volumeID: plan.volumeID, targetPath: plan.targetPath, programName: plan.programName,
+                        programID: programID, maps: plan.maps, readOnly: plan.readOnly, group: plan.group))
+            }
             log.info("volume already published", metadata: ["rpc": "NodePublishVolume"])
             return
         }

@@ -63,8 +63,10 @@ extension CSIKernelTests {
                 #expect(
                     record.programID == id && record.maps == ["csi_counts", "csi_last_pid"] && record.group == 12345)
 
-                // Publishing again is a no-op; still one mount each.
+                // Publishing again is a no-op; still one mount each (a lost record is written again).
+                try FileManager.default.removeItem(atPath: h.csiPaths.volumeRecords + "/vol-rt.json")
                 #expect(try await h.publish("vol-rt", target: target, group: "12345").code == "OK")
+                #expect(CSIVolumeRecords(directory: h.csiPaths.volumeRecords).record("vol-rt") == record)
                 #expect(csiMounts(at: target).count == 1)
                 #expect(csiMounts(at: volume).count == 1)
                 // Different maps or access mode: ALREADY_EXISTS, nothing changed.
