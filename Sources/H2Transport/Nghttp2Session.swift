@@ -8,12 +8,7 @@ internal import Logging
 final class H2Stream {
     let id: Int32
     // Request head, as it arrives.
-    var path: [UInt8] = []
-    var method: [UInt8] = []
-    var contentType: [UInt8]?
-    var te: [UInt8]?
-    var timeout: [UInt8]?
-    var encoding: [UInt8]?
+    var head = GRPCRequestHead()
     var metadata: [(name: String, value: String)] = []
     var headerBytes = 0
     var headersDone = false
@@ -249,20 +244,20 @@ final class Connection {
         guard let first = name.first else { return true }
         if first == UInt8(ascii: ":") {
             if name.elementsEqual(GRPCHeader.path.rawValue.utf8) {
-                stream.path = Array(value)
+                stream.head.path = Array(value)
             } else if name.elementsEqual(GRPCHeader.method.rawValue.utf8) {
-                stream.method = Array(value)
+                stream.head.method = Array(value)
             }
             return true
         }
         if name.elementsEqual(GRPCHeader.contentType.rawValue.utf8) {
-            stream.contentType = Array(value)
+            stream.head.contentType = Array(value)
         } else if name.elementsEqual(GRPCHeader.te.rawValue.utf8) {
-            stream.te = Array(value)
+            stream.head.te = Array(value)
         } else if name.elementsEqual(GRPCHeader.grpcTimeout.rawValue.utf8) {
-            stream.timeout = Array(value)
+            stream.head.timeout = Array(value)
         } else if name.elementsEqual(GRPCHeader.grpcEncoding.rawValue.utf8) {
-            stream.encoding = Array(value)
+            stream.head.encoding = Array(value)
         } else {
             stream.metadata.append(
                 (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
@@ -377,45 +372,20 @@ final class Connection {
     // MARK: gRPC request handling
 
     private func startRequest(_ stream: H2Stream) {
-        guard stream.method.elementsEqual(GRPCHeaderValue.post) else {
-            reject(stream, httpStatus: 405, GRPCStatus(.internal, "gRPC requires method POST"))
-            return
-        }
-        guard let contentType = stream.contentType, Self.isGRPCContentType(contentType) else {
-            let shown = stream.contentType.map { String(decoding: $0, as: UTF8.self) } ?? ""
-            reject(stream, httpStatus: 415, GRPCStatus(.internal, "invalid gRPC request content-type \"\(shown)\""))
-            return
-        }
-        guard let te = stream.te, te.elementsEqual(GRPCHeaderValue.trailers) else {
-            reject(stream, httpStatus: 400, GRPCStatus(.internal, "missing \"te: trailers\" header"))
-            return
-        }
-        if let encoding = stream.encoding, !encoding.elementsEqual(GRPCHeaderValue.identity) {
-            let name = String(decoding: encoding, as: UTF8.self)
-            reject(
-                stream, httpStatus: 200,
-                GRPCStatus(.unimplemented, "message encoding \"\(name)\" is not supported (identity only)"),
-                acceptEncoding: true)
-            return
-        }
-        let path = String(decoding: stream.path, as: UTF8.self)
         let method: GRPCMethod
-        switch loop.router.lookup(path) {
-        case .found(let found): method = found
-        case .unimplemented(let message):
-            reject(stream, httpStatus: 200, GRPCStatus(.unimplemented, message))
-            return
-        }
+        let path: String
         var deadline: ContinuousClock.Instant?
-        if let timeout = stream.timeout {
-            guard let nanoseconds = GRPCFraming.parseTimeout(timeout) else {
-                reject(stream, httpStatus: 200, GRPCStatus(.internal, "malformed grpc-timeout header"))
-                return
+        switch stream.head.classify(router: loop.router) {
+        case .reject(let httpStatus, let status, let acceptEncoding):
+            reject(stream, httpStatus: httpStatus, status, acceptEncoding: acceptEncoding)
+            return
+        case .accept(let found, let foundPath, let timeout):
+            method = found
+            path = foundPath
+            if let timeout {
+                deadline = ContinuousClock.now.advanced(by: .nanoseconds(Int64(timeout)))
+                loop.addDeadline(monotonicNanoseconds() &+ timeout, StreamKey(connection: id, stream: stream.id))
             }
-            let clamped = min(nanoseconds, 10 * 365 * 24 * 3600 * 1_000_000_000)
-            deadline = ContinuousClock.now.advanced(by: .nanoseconds(Int64(clamped)))
-            loop.addDeadline(
-                monotonicNanoseconds() &+ clamped, StreamKey(connection: id, stream: stream.id))
         }
         stream.grpcMethod = method
         stream.context = GRPCServerContext(path: path, metadata: GRPCMetadata(stream.metadata), deadline: deadline)
@@ -450,14 +420,6 @@ final class Connection {
             stream.requests?.finish()
             stream.requests = nil
         }
-    }
-
-    private static func isGRPCContentType(_ value: [UInt8]) -> Bool {
-        let prefix = GRPCHeaderValue.applicationGRPC
-        guard value.count >= prefix.count, value.prefix(prefix.count).elementsEqual(prefix) else { return false }
-        if value.count == prefix.count { return true }
-        let next = value[prefix.count]
-        return next == UInt8(ascii: "+") || next == UInt8(ascii: ";")
     }
 
     private func spawnHandler(_ stream: H2Stream, request: [UInt8], requests: GRPCRequestStream?) {
