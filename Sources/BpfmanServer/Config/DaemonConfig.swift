@@ -55,6 +55,9 @@ package struct DaemonConfig: Equatable, Sendable {
     package var logLevel = LogLevel.info
     package var logFormat = LogFormat.text
     package var attachMode = AttachMode.auto
+    /// `[csi] pods_root` (Swift extension): when set, NodePublishVolume refuses target paths outside this
+    /// directory (the kubelet's pods tree, e.g. `/var/lib/kubelet/pods`). Unset accepts any absolute path.
+    package var csiPodsRoot: String?
     /// Keys and sections this build does not know, as "line N: name", for the start-up log.
     package var warnings: [String] = []
 
@@ -143,6 +146,16 @@ extension DaemonConfig {
                         reader.unknown(setting, key)
                     }
                 }
+            case "csi":
+                let csi = try reader.table(entry, "csi")
+                for setting in csi.entries {
+                    let key = "csi.\(setting.key)"
+                    if setting.key == "pods_root" {
+                        config.csiPodsRoot = try reader.absolutePath(setting, key)
+                    } else {
+                        reader.unknown(setting, key)
+                    }
+                }
             default:
                 reader.unknown(entry, entry.key)
             }
@@ -177,6 +190,14 @@ private struct ConfigReader {
             throw fail(entry, key, "must be a boolean, not a \(entry.value.typeName)")
         }
         return b
+    }
+
+    func absolutePath(_ entry: TOMLTable.Entry, _ key: String) throws(ConfigError) -> String {
+        guard case .string(let s) = entry.value else {
+            throw fail(entry, key, "must be a string, not a \(entry.value.typeName)")
+        }
+        guard s.hasPrefix("/") else { throw fail(entry, key, "must be an absolute path, got \"\(s)\"") }
+        return s
     }
 
     func count(_ entry: TOMLTable.Entry, _ key: String) throws(ConfigError) -> Int {

@@ -32,6 +32,8 @@ import Testing
             format = "json"
             [engine]
             attach_mode = "native"
+            [csi]
+            pods_root = "/var/lib/kubelet/pods"
             """,
             file: "c.toml"
         )
@@ -43,6 +45,7 @@ import Testing
         )
         #expect(config.lockMaxRetries == 3 && config.lockRetryDelayMilliseconds == 50)
         #expect(config.logLevel == .debug && config.logFormat == .json && config.attachMode == .native)
+        #expect(config.csiPodsRoot == "/var/lib/kubelet/pods")
         #expect(config.warnings.isEmpty)
     }
 
@@ -64,6 +67,7 @@ import Testing
         ("[engine]\nattach_mode = 2", "c.toml: line 2: engine.attach_mode must be a string"),
         ("[database]\nmillisec_delay = -1", "c.toml: line 2: database.millisec_delay must be between"),
         ("logging = 3", "c.toml: line 1: logging must be a table"),
+        ("[csi]\npods_root = \"pods\"", "c.toml: line 2: csi.pods_root must be an absolute path, got \"pods\""),
         ("[database\n", "c.toml: line 1: expected ]"),
         (
             "[[signing.trusted_identities]]\ncertificate_identity = \"a\"",
