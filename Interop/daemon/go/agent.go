@@ -5,6 +5,8 @@
 // Usage: agent SOCKET OBJECT KIND ARGS...
 //   agent SOCK OBJ tracepoint FN GROUP/NAME
 //   agent SOCK OBJ tcx FN IFACE DIRECTION NETNS
+//   agent SOCK OBJ tc FN IFACE DIRECTION NETNS
+//   agent SOCK OBJ xdp FN IFACE NETNS
 // Prints PASS on success; any unexpected reply exits 1.
 package main
 
@@ -48,10 +50,10 @@ func main() {
 	defer conn.Close()
 	c := gobpfman.NewBpfmanClient(conn)
 
-	programType := gobpfman.BpfmanProgramType_TRACEPOINT
-	if kind == "tcx" {
-		programType = gobpfman.BpfmanProgramType_TCX
-	}
+	programType := map[string]gobpfman.BpfmanProgramType{
+		"tracepoint": gobpfman.BpfmanProgramType_TRACEPOINT, "tcx": gobpfman.BpfmanProgramType_TCX,
+		"tc": gobpfman.BpfmanProgramType_TC, "xdp": gobpfman.BpfmanProgramType_XDP,
+	}[kind]
 	uuid := "8f0c2a4e-6d1b-4e8a-9c3f-5b7d9e1a2c4f"
 	load := &gobpfman.LoadRequest{
 		Bytecode: &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: object}},
@@ -85,6 +87,14 @@ func main() {
 		attach = &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcxAttachInfo{
 			TcxAttachInfo: &gobpfman.TCXAttachInfo{Priority: 100, Iface: os.Args[5], Direction: os.Args[6], Netns: &netns,
 				Metadata: map[string]string{"bpfman.io/ProgramName": "go-agent-tcx"}}}}
+	case "tc":
+		netns := os.Args[7]
+		attach = &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcAttachInfo{
+			TcAttachInfo: &gobpfman.TCAttachInfo{Priority: 100, Iface: os.Args[5], Direction: os.Args[6], Netns: &netns}}}
+	case "xdp":
+		netns := os.Args[6]
+		attach = &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_XdpAttachInfo{
+			XdpAttachInfo: &gobpfman.XDPAttachInfo{Priority: 100, Iface: os.Args[5], Netns: &netns}}}
 	default:
 		fail("unknown kind %s", kind)
 	}
@@ -104,7 +114,7 @@ func main() {
 	if !contains(got.GetInfo().GetLinks(), link) {
 		fail("link %d not in info.links %v", link, got.GetInfo().GetLinks())
 	}
-	if got.GetKernelInfo().GetProgramType() != map[string]uint32{"tracepoint": 5, "tcx": 3}[kind] {
+	if got.GetKernelInfo().GetProgramType() != map[string]uint32{"tracepoint": 5, "tcx": 3, "tc": 3, "xdp": 6}[kind] {
 		fail("program_type %d", got.GetKernelInfo().GetProgramType())
 	}
 	list, err := c.List(ctx, &gobpfman.ListRequest{MatchMetadata: map[string]string{"bpfman.io/uuid": uuid}})

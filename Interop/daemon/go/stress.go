@@ -4,6 +4,8 @@
 //
 // Usage: stress SOCKET CALLERS ITERATIONS KIND=ARGS...
 //   tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE,NETNS
+//   xdp=OBJECT,FN,IFACE_PREFIX,NETNS   tc=OBJECT,FN,IFACE_PREFIX,NETNS   (caller N uses IFACE_PREFIX<N>: native
+//   mode allows one XDP program per interface, so each caller has its own)
 // Prints "PASS <calls> calls in <seconds> s" or the failures, and exits 1 on any failure.
 package main
 
@@ -37,7 +39,7 @@ func contains(ids []uint32, id uint32) bool {
 	return false
 }
 
-func attachInfo(k kind) *gobpfman.AttachInfo {
+func attachInfo(k kind, caller int) *gobpfman.AttachInfo {
 	switch k.name {
 	case "tracepoint":
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TracepointAttachInfo{
@@ -47,6 +49,14 @@ func attachInfo(k kind) *gobpfman.AttachInfo {
 		fn := k.args[3]
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_UprobeAttachInfo{
 			UprobeAttachInfo: &gobpfman.UprobeAttachInfo{Target: k.args[2], FnName: &fn, Pid: &pid}}}
+	case "xdp":
+		netns := k.args[3]
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_XdpAttachInfo{
+			XdpAttachInfo: &gobpfman.XDPAttachInfo{Priority: 100, Iface: k.args[2] + strconv.Itoa(caller), Netns: &netns}}}
+	case "tc":
+		netns := k.args[3]
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcAttachInfo{
+			TcAttachInfo: &gobpfman.TCAttachInfo{Priority: 100, Iface: k.args[2] + strconv.Itoa(caller), Direction: "ingress", Netns: &netns}}}
 	case "tcx":
 		netns := k.args[3]
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcxAttachInfo{
@@ -70,7 +80,7 @@ func round(ctx context.Context, c gobpfman.BpfmanClient, k kind, caller int) err
 	if err != nil || got.GetKernelInfo().GetId() != id || got.GetInfo().GetMetadata()["goroutine"] != meta["goroutine"] {
 		return fmt.Errorf("Get %d after Load: %v %v", id, got, err)
 	}
-	attached, err := c.Attach(ctx, &gobpfman.AttachRequest{Id: id, Attach: attachInfo(k)})
+	attached, err := c.Attach(ctx, &gobpfman.AttachRequest{Id: id, Attach: attachInfo(k, caller)})
 	if err != nil || attached.GetLinkId() == 0 {
 		return fmt.Errorf("Attach %d: %v", id, err)
 	}
@@ -104,7 +114,7 @@ func main() {
 	iterations, _ := strconv.Atoi(os.Args[3])
 	types := map[string]gobpfman.BpfmanProgramType{
 		"tracepoint": gobpfman.BpfmanProgramType_TRACEPOINT, "uprobe": gobpfman.BpfmanProgramType_UPROBE,
-		"tcx": gobpfman.BpfmanProgramType_TCX,
+		"tcx": gobpfman.BpfmanProgramType_TCX, "xdp": gobpfman.BpfmanProgramType_XDP, "tc": gobpfman.BpfmanProgramType_TC,
 	}
 	var kinds []kind
 	for _, spec := range os.Args[4:] {

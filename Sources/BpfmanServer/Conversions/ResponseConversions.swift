@@ -215,3 +215,38 @@ package struct LinkFilter: Sendable {
         return matchLinkMetadata.allSatisfy { link.metadata[$0.key] == $0.value }
     }
 }
+
+extension Bpfman_Ext_V1_DispatcherInfo {
+    /// A live dispatcher as `ListDispatchers` reports it (SPEC §3.9).
+    package init(_ state: DispatcherState, paths: DispatcherPaths) {
+        self.init()
+        switch state.hook.kind {
+        case .xdp: kind = "xdp"
+        case .tcIngress:
+            kind = "tc"
+            direction = "ingress"
+        case .tcEgress:
+            kind = "tc"
+            direction = "egress"
+        }
+        iface = state.iface
+        ifindex = state.hook.ifindex
+        nsid = state.hook.nsid
+        netns = state.netns.path ?? ""
+        revision = state.revision
+        programID = state.programID
+        tcHandle = state.tcHandle ?? 0
+        tcPriority = UInt32(state.tcPriority ?? 0)
+        pinDir = state.pinDirectory(paths)
+        members = state.memberViews.map { view in
+            var member = Bpfman_Ext_V1_DispatcherMember()
+            member.linkID = view.linkID
+            member.programID = view.programID
+            member.programName = view.programName
+            member.position = UInt32(view.position)
+            member.priority = view.priority
+            member.proceedOnMask = view.proceedOnMask
+            return member
+        }
+    }
+}

@@ -2,7 +2,20 @@ package import BpfmanEngine
 package import H2Transport
 package import Logging
 internal import Glibc
+internal import Foundation
 internal import Synchronization
+
+/// The compiled dispatcher objects: `$BPFMAN_BPF_DIR`, next to the executable as invoked (`.build/debug` ->
+/// `.build/bpf`), next to the resolved executable, then the system directory.
+func locateDispatcherObjects() throws -> DispatcherObjects {
+    let invoked = CommandLine.arguments.first.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
+    do {
+        return try DispatcherObjects.locate(executable: invoked)
+    } catch {
+        let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        return try DispatcherObjects.locate(executable: resolved)
+    }
+}
 
 /// Where and how `bpfman serve` runs (SPEC §1.2), after flag parsing.
 package struct DaemonOptions: Sendable {
@@ -74,23 +87,37 @@ package final class Daemon: Sendable {
     package static func start(
         options: DaemonOptions, config: DaemonConfig = DaemonConfig(), logger: Logger
     ) async throws(StartupError) -> Daemon {
+        let paths = BpfmanPaths(root: options.runtimeDirectory)
+        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3).
+        let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
+        var attacher: DispatchHookAttacher?
+        var attachMode = "native"
+        var reason = "XDP/TC dispatcher objects not found"
+        var freplace = false
+        do {
+            let objects = try locateDispatcherObjects()
+            var modes: [String: XDPMode] = [:]
+            for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
+            let made = try DispatchHookAttacher.make(paths: paths, setting: setting, objects: objects, xdpModes: modes)
+            attachMode = made.loadMode == .ext ? "dispatcher" : "native"
+            reason = made.modeReason
+            freplace = made.freplaceSupported ?? false
+            attacher = made
+        } catch let error as EngineError {
+            throw StartupError(error.message)
+        } catch {
+            if setting == .dispatcher { throw StartupError("\(error)") }
+            reason = "\(error)"
+            logger.warning("XDP/TC attachment unavailable: \(error)")
+        }
         let engine: Engine
         do {
-            engine = try await Engine(
-                paths: BpfmanPaths(root: options.runtimeDirectory), logger: logger, hookAttacher: nil)
+            engine = try await Engine(paths: paths, logger: logger, hookAttacher: attacher)
         } catch {
             throw StartupError(error.message)
         }
-        // The dispatcher (freplace) path is not wired into this build yet, so XDP/TC run natively.
-        if config.attachMode == .dispatcher {
-            await engine.close()
-            throw StartupError("[engine] attach_mode = \"dispatcher\" but this build has no XDP/TC dispatcher")
-        }
-        let attachMode = "native"
-        let reason =
-            config.attachMode == .native
-            ? "configured in [engine] attach_mode" : "dispatcher not available in this build"
-        logger.info("XDP/TC attach mode: \(attachMode) (\(reason)); one XDP program per interface")
+        logger.info(
+            "XDP/TC attach mode: \(attachMode) (\(reason))\(attachMode == "native" ? "; one XDP program per interface" : "")")
 
         // Socket activation (§1.4): LISTEN_PID/LISTEN_FDS name fd 3, else bind the path.
         var activatedFD: CInt?
@@ -106,7 +133,7 @@ package final class Daemon: Sendable {
             runtimeDirectory: options.runtimeDirectory, socketPath: options.socketPath,
             csiEnabled: options.csiSupport,
             csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "", idleTimeoutSeconds: UInt32(clamping: idleSeconds),
-            socketActivated: activatedFD != nil, kernelFeatures: KernelFacts.features(freplace: false))
+            socketActivated: activatedFD != nil, kernelFeatures: KernelFacts.features(freplace: freplace))
 
         let health = HealthService(services: healthNames)
         let context = ServiceContext(engine: engine, logger: logger, facts: facts)

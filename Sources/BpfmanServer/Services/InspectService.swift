@@ -36,9 +36,12 @@ package struct InspectService: Sendable {
         router.register(
             M.listDispatchers.path,
             c.unary("ListDispatchers") { _, bytes in
-                _ = try decode(Bpfman_Ext_V1_ListDispatchersRequest.self, bytes)
-                // Dispatchers exist only in dispatcher mode, which this build's engine does not run yet.
-                return Bpfman_Ext_V1_ListDispatchersResponse().serializedBytes()
+                let request = try decode(Bpfman_Ext_V1_ListDispatchersRequest.self, bytes)
+                let pinRoot = DispatcherPaths(fsRoot: await c.engine.paths.bpffs)
+                var response = Bpfman_Ext_V1_ListDispatchersResponse()
+                response.dispatchers = try await c.engine.dispatchers(iface: request.hasIface ? request.iface : nil)
+                    .map { Bpfman_Ext_V1_DispatcherInfo($0, paths: pinRoot) }
+                return response.serializedBytes()
             })
         router.register(
             M.getProgramDetails.path,

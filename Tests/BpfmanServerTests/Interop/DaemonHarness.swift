@@ -73,6 +73,13 @@ enum DaemonTools {
             "/usr/bin/grpcurl"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
+    /// The daemon's XDP/TC dispatcher objects, built from `bpf/` into `.build/bpf` (nil if that fails).
+    static let dispatcherObjects: String? = {
+        let directory = Repository.path(".build/bpf")
+        let result = try? TestSupport.run("bash", [Repository.path("scripts/build-bpf.sh"), directory])
+        return result?.status == 0 ? directory : nil
+    }()
+
     /// Root, BPF and the daemon binary: what every daemon test needs.
     static let canRunDaemon = TestKernel.canUseBPF && bpfman != nil
     static let cannotRunDaemon = "needs root, BPF, bpffs and the built bpfman executable"
@@ -123,8 +130,9 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
         if !FileManager.default.fileExists(atPath: directory + "/bpfman.toml") {
             FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data("[logging]\nlevel = \"debug\"\n".utf8))
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-            .filter { !$0.key.hasPrefix("LISTEN_") }
+        var base = ProcessInfo.processInfo.environment
+        if let objects = DaemonTools.dispatcherObjects { base["BPFMAN_BPF_DIR"] = objects }
+        process.environment = base.merging(environment) { $1 }.filter { !$0.key.hasPrefix("LISTEN_") }
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

@@ -63,9 +63,12 @@ extension DaemonKernelTests {
             }
         }
 
-        @Test func tcxFlowOnAVethInATestNetns() async throws {
+        @Test(arguments: ["tcx", "tc", "xdp"])
+        func networkFlowOnAVethInATestNetns(kind: String) async throws {
             let agent = try DaemonTools.goAgent.get()
-            let object = try BPFFixtures.object("tcx_counter")
+            let (fixture, function) = ["tcx": ("tcx_counter", "tcx_count"), "tc": ("tc_counter", "tc_count_ok"),
+                "xdp": ("xdp_counter", "xdp_count_pass")][kind]!
+            let object = try BPFFixtures.object(fixture)
             let netns = "srv-ns-\(getpid())"
             _ = try TestSupport.run("ip", ["netns", "add", netns])
             defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
@@ -73,8 +76,10 @@ extension DaemonKernelTests {
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
             try await withDaemon { daemon in
-                let result = try await spawn(
-                    agent, [daemon.socketPath, object, "tcx", "tcx_count", "srv0", "ingress", "/var/run/netns/\(netns)"])
+                let arguments = kind == "xdp"
+                    ? [daemon.socketPath, object, kind, function, "srv0", "/var/run/netns/\(netns)"]
+                    : [daemon.socketPath, object, kind, function, "srv0", "ingress", "/var/run/netns/\(netns)"]
+                let result = try await spawn(agent, arguments)
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
             }
         }

@@ -4,7 +4,8 @@ import Testing
 
 extension DaemonKernelTests {
     /// SPEC §10 scenario 45 on kernel A: 32 concurrent grpc-go callers x 4 iterations of
-    /// load/get/attach/get/detach/get/unload/get for tracepoint, uprobe and TCX, then nothing left behind.
+    /// load/get/attach/get/detach/get/unload/get for tracepoint, uprobe, TCX, and XDP and TC in native mode
+    /// (kernel A has no freplace), then nothing left behind.
     @Suite(.enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)"))
     struct Stress {
         @Test func thirtyTwoCallersLeaveNoFdsRecordsOrPins() async throws {
@@ -18,13 +19,24 @@ extension DaemonKernelTests {
             let veth = try TestSupport.run("ip", ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"])
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
+            // One veth per caller for XDP and TC (native mode: one XDP program per interface).
+            for caller in 0..<32 {
+                let pair = try TestSupport.run(
+                    "ip", ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"])
+                try #require(pair.status == 0, "\(pair.output)")
+                _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
+            }
+            let xdp = try BPFFixtures.object("xdp_counter")
+            let tc = try BPFFixtures.object("tc_counter")
             try await withDaemon { daemon in
                 let result = try await spawn(
                     stress,
                     [daemon.socketPath, "32", "4", "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
-                        "uprobe=\(uprobe),count_call,libc,getpid", "tcx=\(tcx),tcx_count,srv0,/var/run/netns/\(netns)"],
+                        "uprobe=\(uprobe),count_call,libc,getpid", "tcx=\(tcx),tcx_count,srv0,/var/run/netns/\(netns)",
+                        "xdp=\(xdp),xdp_count_pass,srvx,/var/run/netns/\(netns)",
+                        "tc=\(tc),tc_count_ok,srvx,/var/run/netns/\(netns)"],
                     timeout: 500)
-                #expect(result.status == 0 && result.output.contains("PASS 3072 calls"), "\(result.output)")
+                #expect(result.status == 0 && result.output.contains("PASS 5120 calls"), "\(result.output)")
                 // Nothing held or left: no BPF fds in the daemon, no managed programs, no pins.
                 #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
                 if let python = DaemonTools.python {
