@@ -153,12 +153,10 @@ import Testing
             connection.handshake()
             let request = EchoRequest(text: "raw-reset", sleepMilliseconds: 10000).encoded
             connection.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true))
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(server.server.inFlightRPCs == 1)
+            #expect(await eventually { server.server.inFlightRPCs == 1 })
             connection.send(H2Frame(type: H2Frame.rstStream, flags: 0, streamID: 1, payload: [0, 0, 0, 8]))
             #expect(await server.observations.waitForOutcome(of: "raw-reset") == "cancelled")
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(server.server.inFlightRPCs == 0)
+            #expect(await eventually { server.server.inFlightRPCs == 0 })
         }
     }
 

@@ -43,12 +43,12 @@ import Testing
             connection.handshake()
             let request = EchoRequest(text: "stuck", sleepMilliseconds: 30000).encoded
             connection.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true))
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(await eventually { server.server.inFlightRPCs == 1 })
             let start = ContinuousClock.now
             await server.server.shutdown(gracePeriod: .milliseconds(300))
             #expect(ContinuousClock.now - start < .seconds(3))
             #expect(await server.observations.waitForOutcome(of: "stuck") == "cancelled")
-            #expect(server.server.inFlightRPCs == 0)
+            #expect(await eventually { server.server.inFlightRPCs == 0 })
         }
     }
 
@@ -59,16 +59,14 @@ import Testing
         try await withEchoServer(configuration: configuration) { server in
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
             connection.handshake()
-            let request = EchoRequest(text: "busy", sleepMilliseconds: 200).encoded
+            let request = EchoRequest(text: "busy", sleepMilliseconds: 1000).encoded
             connection.send(
                 .grpcRequest(stream: 1), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true),
                 .grpcRequest(stream: 3), .data(stream: 3, H2Frame.grpcMessage(request), endStream: true))
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(server.server.inFlightRPCs == 2)
+            #expect(await eventually { server.server.inFlightRPCs == 2 })
             #expect(transitions.withLock { $0 } == [1])
             _ = await connection.readStream(3)
-            try await Task.sleep(for: .milliseconds(50))
-            #expect(server.server.inFlightRPCs == 0)
+            #expect(await eventually { server.server.inFlightRPCs == 0 })
             #expect(transitions.withLock { $0 } == [1, 0])
         }
     }
