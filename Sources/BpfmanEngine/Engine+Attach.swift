@@ -74,7 +74,9 @@ extension Engine {
             try hooks.detach(link, context: hookContext)
             return
         }
-        try db { () throws(SQLiteError) in try store.transaction { () throws(SQLiteError) in try store.deleteLink(link.id) } }
+        try db { () throws(SQLiteError) in
+            try store.transaction { () throws(SQLiteError) in try store.deleteLink(link.id) }
+        }
         crashPoint("detach.afterCommit")
         let pin = link.pinPath ?? paths.linkPin(link.id)
         var kernelID = link.kernelLinkID
@@ -113,7 +115,8 @@ extension Engine {
         case tracepoint(id: UInt64, name: String)
         case kprobe(function: String, offset: UInt64, retprobe: Bool)
         case uprobe(path: String, address: UInt64, pid: Int32, retprobe: Bool, target: String)
-        case uprobeInContainer(containerPid: Int32, target: String, fnName: String?, offset: UInt64, pid: Int32, retprobe: Bool)
+        case uprobeInContainer(
+            containerPid: Int32, target: String, fnName: String?, offset: UInt64, pid: Int32, retprobe: Bool)
         case tracing(ProgramKind)
         case tcx(TCXHook, priority: Int32)
     }
@@ -126,7 +129,8 @@ extension Engine {
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
                 !a.tracepoint.contains(where: { $0.isWhitespace })
             else {
-                throw .invalidArgument("invalid tracepoint \"\(a.tracepoint)\": expected group/name (e.g. sched/sched_switch)")
+                throw .invalidArgument(
+                    "invalid tracepoint \"\(a.tracepoint)\": expected group/name (e.g. sched/sched_switch)")
             }
             guard let id = Probes.tracepointID(group: String(parts[0]), name: String(parts[1])) else {
                 throw .notFound("tracepoint \"\(a.tracepoint)\" not found")
@@ -227,7 +231,8 @@ extension Engine {
         }
         if let duplicate = existing.first(where: { $0.programID == program.id }) {
             throw .failedPrecondition(
-                "program \(program.id) is already attached to \(a.iface) \(direction) as link \(duplicate.id); detach it first")
+                "program \(program.id) is already attached to \(a.iface) \(direction) as link \(duplicate.id); detach it first"
+            )
         }
         return .tcx(hook, priority: a.priority)
     }
@@ -258,11 +263,12 @@ extension Engine {
             }
             link = try attachFailure(program.kind, function) { () throws(BPFError) -> OwnedFD in
                 let perf = try Probes.openProbe(pmu: pmu, retprobe: retprobe, name: function, offset: offset, pid: -1)
-                    
+
                 return try BPF.perfLink(programFD: programFD, perfFD: perf)
             }
         case .uprobe(let path, let address, let pid, let retprobe, _):
-            link = try attachUprobe(programFD: programFD, kind: program.kind, path: path, address: address, pid: pid, retprobe: retprobe)
+            link = try attachUprobe(
+                programFD: programFD, kind: program.kind, path: path, address: address, pid: pid, retprobe: retprobe)
             record.resolvedTarget = path
         case .uprobeInContainer(let container, let target, let fnName, let offset, let pid, let retprobe):
             let opened = try ContainerTarget.open(
@@ -277,7 +283,8 @@ extension Engine {
             } else {
                 address = offset
             }
-            link = try attachUprobe(programFD: programFD, kind: program.kind, path: fdPath, address: address, pid: pid, retprobe: retprobe)
+            link = try attachUprobe(
+                programFD: programFD, kind: program.kind, path: fdPath, address: address, pid: pid, retprobe: retprobe)
             record.resolvedTarget = opened.path
         case .tracing(let kind):
             link = try attachFailure(kind, program.attachTarget ?? program.name) { () throws(BPFError) -> OwnedFD in
@@ -329,7 +336,8 @@ extension Engine {
         }
         let ordered = existing.sorted { ($0.priority ?? 0, $0.position ?? 0) < ($1.priority ?? 0, $1.position ?? 0) }
             .filter { BPF.programExists(id: $0.programID) }
-        let (flags, relative) = Engine.tcxAnchor(ordered.map { ($0.priority ?? 0, $0.programID) }, newPriority: priority)
+        let (flags, relative) = Engine.tcxAnchor(
+            ordered.map { ($0.priority ?? 0, $0.programID) }, newPriority: priority)
         let raw = programFD.rawValue
         let fd = try NamespaceThread.run(in: hook.netns) { () throws(EngineError) -> CInt in
             do throws(BPFError) {

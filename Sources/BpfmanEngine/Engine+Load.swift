@@ -78,7 +78,9 @@ extension Engine {
             var message = "failed to load program \(chosen[failed].name): \(error.errno)"
             let log = String(cString: logs[failed])
             if !log.isEmpty {
-                let tail = log.utf8.count > 16384 ? "...(truncated)" + String(decoding: log.utf8.suffix(16384), as: UTF8.self) : log
+                let tail =
+                    log.utf8.count > 16384
+                    ? "...(truncated)" + String(decoding: log.utf8.suffix(16384), as: UTF8.self) : log
                 message += "\nverifier log:\n" + tail
             }
             throw .internal(message, errno: error.errno)
@@ -165,7 +167,8 @@ extension Engine {
             let info =
                 record.mapOwnerID == nil
                 ? ProgramInfo(
-                    record: record, links: [], mapPinPath: paths.mapSetDirectory(record.id), mapUsedBy: ["\(record.id)"])
+                    record: record, links: [], mapPinPath: paths.mapSetDirectory(record.id), mapUsedBy: ["\(record.id)"]
+                )
                 : try programInfo(record)
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }
@@ -173,12 +176,15 @@ extension Engine {
     }
 
     /// The checks of SPEC §3.1 that need no file or kernel, in table order.
-    private func validate(_ request: LoadRequest) throws(EngineError) -> [(info: ProgramLoadInfo, type: BpfmanProgramType)]
-    {
+    private func validate(_ request: LoadRequest) throws(EngineError) -> [(
+        info: ProgramLoadInfo, type: BpfmanProgramType
+    )] {
         guard let bytecode = request.bytecode else { throw .invalidArgument("bytecode location is required") }
         switch bytecode {
         case .file(let path):
-            guard path.hasPrefix("/") else { throw .invalidArgument("bytecode file path must be absolute, got \"\(path)\"") }
+            guard path.hasPrefix("/") else {
+                throw .invalidArgument("bytecode file path must be absolute, got \"\(path)\"")
+            }
         case .image(let image):
             guard !image.url.isEmpty else { throw .invalidArgument("image url is required") }
             guard (0...2).contains(image.pullPolicy) else {
@@ -194,7 +200,8 @@ extension Engine {
                 throw .invalidArgument("program \(info.name) is listed more than once")
             }
             guard let type = BpfmanProgramType(rawValue: info.programType) else {
-                throw .invalidArgument("invalid program type for \(info.name): unknown program type: \(info.programType)")
+                throw .invalidArgument(
+                    "invalid program type for \(info.name): unknown program type: \(info.programType)")
             }
             switch (type, info.target) {
             case (.fentry, .fentry(let name)?) where !name.isEmpty, (.fexit, .fexit(let name)?) where !name.isEmpty,
@@ -230,7 +237,8 @@ extension Engine {
         case .file(let path): return (path, location)
         case .image(let image):
             guard let imageResolver else {
-                throw .failedPrecondition("bytecode images are not supported by this daemon (no image cache configured)")
+                throw .failedPrecondition(
+                    "bytecode images are not supported by this daemon (no image cache configured)")
             }
             return (try imageResolver.objectPath(for: image), location)
         }

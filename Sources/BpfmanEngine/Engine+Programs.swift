@@ -12,7 +12,8 @@ extension Engine {
         let links = try db { () throws(SQLiteError) in try store.links(ofProgram: id) }
         for link in links {
             do { try detachLink(link) } catch {
-                throw .internal("failed to unload program \(id): detach link \(link.id): \(error.message)", errno: error.errno)
+                throw .internal(
+                    "failed to unload program \(id): detach link \(link.id): \(error.message)", errno: error.errno)
             }
         }
         try forget(record)

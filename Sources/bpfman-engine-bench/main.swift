@@ -70,7 +70,8 @@ func plainLibbpf(_ path: String, programs: [String], pinDirectory: String, index
     let elapsed = Double(nowNanos() - start)
     for pin in pins.reversed() { unlink(pin) }
     program = nil
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: pinDirectory)) ?? [] where entry.hasSuffix("_maps") {
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: pinDirectory)) ?? []
+    where entry.hasSuffix("_maps") {
         rmdir(pinDirectory + "/" + entry)
     }
     return elapsed
@@ -83,7 +84,8 @@ struct Bench {
         let iterations = arguments.firstIndex(of: "--iterations").flatMap { Int(arguments[$0 + 1]) } ?? 30
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        let objects = arguments.firstIndex(of: "--objects").map { arguments[$0 + 1] } ?? repository + "/.build/bpf-fixtures"
+        let objects =
+            arguments.firstIndex(of: "--objects").map { arguments[$0 + 1] } ?? repository + "/.build/bpf-fixtures"
         let single = objects + "/tracepoint_counter.bpf.o"
         let multi = objects + "/tracepoint_multi.bpf.o"
         let tcx = objects + "/tcx_counter.bpf.o"
@@ -141,7 +143,8 @@ struct Bench {
             let ratio = median(engineTimes) / median(plainTimes)
             print(
                 "\(label): engine \(ms(median(engineTimes))), plain libbpf \(ms(median(plainTimes))), ratio "
-                    + String(format: "%.2f", ratio) + (ratio <= 1.2 ? " (target <= 1.2 met)" : " (target <= 1.2 missed)"))
+                    + String(format: "%.2f", ratio)
+                    + (ratio <= 1.2 ? " (target <= 1.2 met)" : " (target <= 1.2 missed)"))
         }
 
         // 2. List with 100 and 1000 managed programs.
@@ -170,16 +173,20 @@ struct Bench {
         // 3. TCX attach+detach.
         print("== TCX attach+detach")
         let netns = "eng-bench-\(getpid())"
-        shell("ip netns add \(netns) && ip -n \(netns) link add engb0 type veth peer name engb1 && ip -n \(netns) link set engb0 up")
+        shell(
+            "ip netns add \(netns) && ip -n \(netns) link add engb0 type veth peer name engb1 && ip -n \(netns) link set engb0 up"
+        )
         defer { shell("ip netns del \(netns)") }
         let program = try await engine.load(
-            LoadRequest(bytecode: .file(tcx), programs: [ProgramLoadInfo(name: "tcx_count", type: .tcx)]))[0].kernelInfo.id
+            LoadRequest(bytecode: .file(tcx), programs: [ProgramLoadInfo(name: "tcx_count", type: .tcx)]))[0].kernelInfo
+            .id
         var times: [Double] = []
         for _ in 0..<iterations {
             let start = nowNanos()
             let link = try await engine.attach(
                 programID: program,
-                spec: .tcx(TCXAttach(priority: 100, iface: "engb0", direction: "ingress", netns: "/var/run/netns/\(netns)")))
+                spec: .tcx(
+                    TCXAttach(priority: 100, iface: "engb0", direction: "ingress", netns: "/var/run/netns/\(netns)")))
             try await engine.detach(linkID: link)
             times.append(Double(nowNanos() - start))
         }
@@ -193,7 +200,9 @@ struct Bench {
             raw.append(Double(nowNanos() - start))
         }
         close(programFD)
-        print("TCX attach+detach: engine median \(ms(median(times))), raw link create+detach in the netns \(ms(median(raw)))")
+        print(
+            "TCX attach+detach: engine median \(ms(median(times))), raw link create+detach in the netns \(ms(median(raw)))"
+        )
         try await engine.unload(id: program)
         await engine.close()
     }
@@ -213,11 +222,13 @@ final class RawTCX: @unchecked Sendable {
     func runOnThread() {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<RawTCX>.fromOpaque(raw!).takeRetainedValue()
-            box.work()
-            return nil
-        }, context)
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<RawTCX>.fromOpaque(raw!).takeRetainedValue()
+                box.work()
+                return nil
+            }, context)
         pthread_join(thread, nil)
     }
 

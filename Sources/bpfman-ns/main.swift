@@ -43,7 +43,8 @@ func lookupCache(_ prefix: String, _ cache: [UInt8]) -> String? {
     let magic = Array("glibc-ld.so.cache1.1".utf8)
     guard cache.count > magic.count else { return nil }
     var start: Int?
-    for i in 0...(cache.count - magic.count) where cache[i] == magic[0] && Array(cache[i..<(i + magic.count)]) == magic {
+    for i in 0...(cache.count - magic.count) where cache[i] == magic[0] && Array(cache[i..<(i + magic.count)]) == magic
+    {
         start = i
         break
     }
@@ -58,9 +59,9 @@ func lookupCache(_ prefix: String, _ cache: [UInt8]) -> String? {
         return String(decoding: cache[min(at, cache.count)..<end], as: UTF8.self)
     }
     #if arch(x86_64)
-    let abi = 0x0303
+        let abi = 0x0303
     #else
-    let abi = 0x0a03
+        let abi = 0x0a03
     #endif
     for i in 0..<u32(start + 20) {
         let entry = start + 48 + i * 24
@@ -131,7 +132,9 @@ guard let socket = option("--sock-fd", in: arguments).flatMap({ Int32($0) }) els
 var namespace = open("/proc/\(container)/ns/mnt", O_RDONLY | O_CLOEXEC)
 if namespace < 0 { namespace = open("/host/proc/\(container)/ns/mnt", O_RDONLY | O_CLOEXEC) }
 guard namespace >= 0 else {
-    fail("container pid \(container) has no mount namespace (tried /proc/\(container)/ns/mnt and /host/proc/\(container)/ns/mnt)")
+    fail(
+        "container pid \(container) has no mount namespace (tried /proc/\(container)/ns/mnt and /host/proc/\(container)/ns/mnt)"
+    )
 }
 guard cbpf_setns(namespace, CBPF_CLONE_NEWNS) == 0 else {
     fail("cannot enter the mount namespace of pid \(container): \(String(cString: strerror(errno)))")

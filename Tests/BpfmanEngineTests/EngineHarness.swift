@@ -1,8 +1,8 @@
 import CBPF
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -26,11 +26,13 @@ final class TestEngine: @unchecked Sendable {
     }
 
     /// Loads one program of a fixture.
-    func load(fixture: String, _ name: String, _ type: BpfmanProgramType, metadata: [String: String] = [:],
-              globalData: [String: [UInt8]] = [:], mapOwner: UInt32? = nil, target: LoadTarget? = nil) async throws -> UInt32
-    {
+    func load(
+        fixture: String, _ name: String, _ type: BpfmanProgramType, metadata: [String: String] = [:],
+        globalData: [String: [UInt8]] = [:], mapOwner: UInt32? = nil, target: LoadTarget? = nil
+    ) async throws -> UInt32 {
         let request = LoadRequest(
-            bytecode: .file(try BPFFixtures.object(fixture)), programs: [ProgramLoadInfo(name: name, type: type, target: target)],
+            bytecode: .file(try BPFFixtures.object(fixture)),
+            programs: [ProgramLoadInfo(name: name, type: type, target: target)],
             globalData: globalData, metadata: metadata, mapOwnerID: mapOwner)
         return try await load(request)[0].kernelInfo.id
     }
@@ -79,7 +81,8 @@ func filesUnder(_ path: String) -> [String] {
     while let entry = enumerator.nextObject() as? String {
         if entry == "maps.debug" || entry == "progs.debug" { continue }
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path + "/" + entry, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if FileManager.default.fileExists(atPath: path + "/" + entry, isDirectory: &isDirectory), !isDirectory.boolValue
+        {
             files.append(entry)
         }
     }

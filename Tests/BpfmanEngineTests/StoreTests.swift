@@ -6,7 +6,8 @@ import Testing
 /// The SQLite store without a kernel: schema versioning, records round-trip, link ids (SPEC §6.1).
 @Suite struct StoreTests {
     func withStore(_ body: (String) throws -> Void) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eng-store-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eng-store-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try body(directory + "/store.db")

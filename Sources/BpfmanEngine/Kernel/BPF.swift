@@ -167,8 +167,9 @@ package enum BPF {
     ///
     /// Layout of `attr.query` (UAPI 6.6): target_ifindex @0, attach_type @4, query_flags @8, attach_flags @12,
     /// prog_ids @16, count @24, prog_attach_flags @32, link_ids @40, link_attach_flags @48, revision @56.
-    package static func query(ifindex: UInt32, attachType: UInt32) -> Result<[(program: UInt32, link: UInt32)], BPFError>
-    {
+    package static func query(ifindex: UInt32, attachType: UInt32) -> Result<
+        [(program: UInt32, link: UInt32)], BPFError
+    > {
         var programs = [UInt32](repeating: 0, count: 64)
         var links = [UInt32](repeating: 0, count: 64)
         var attr = bpf_attr()
@@ -245,4 +246,3 @@ package enum BPF {
         }
     }
 }
-

@@ -56,9 +56,15 @@ private struct ELFImage {
         self.bytes = bytes
     }
 
-    func u16(_ at: Int) -> Int { at + 2 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : 0 }
-    func u32(_ at: Int) -> Int { at + 4 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : 0 }
-    func u64(_ at: Int) -> UInt64 { at + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) : 0 }
+    func u16(_ at: Int) -> Int {
+        at + 2 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : 0
+    }
+    func u32(_ at: Int) -> Int {
+        at + 4 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : 0
+    }
+    func u64(_ at: Int) -> UInt64 {
+        at + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) : 0
+    }
 
     func cString(at offset: Int) -> Substring? {
         guard offset >= 0, offset < bytes.count else { return nil }

@@ -20,8 +20,9 @@ extension BPFObject {
             // 15 is BTF_KIND_DATASEC.
             guard btfKind(type.pointee.info) == 15 else { continue }
             let section = String(cString: btf__name_by_offset(btf, type.pointee.name_off))
-            guard section == ".rodata" || section == ".data" || section == ".bss" || section.hasPrefix(".rodata.")
-                || section.hasPrefix(".data.")
+            guard
+                section == ".rodata" || section == ".data" || section == ".bss" || section.hasPrefix(".rodata.")
+                    || section.hasPrefix(".data.")
             else { continue }
             let count = Int(type.pointee.info & 0xffff)
             // `struct btf_var_secinfo` entries follow the `struct btf_type` header.

@@ -34,7 +34,8 @@ extension KernelProgramInfo {
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
             loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
             mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
-            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD), verifiedInsns: info.verified_insns)
+            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD), verifiedInsns: info.verified_insns
+        )
     }
 
     /// Boot time + `load_time` (ns since boot), local time, `%Y-%m-%dT%H:%M:%S%z`.

@@ -26,9 +26,10 @@ package enum Probes {
         let base = "/sys/bus/event_source/devices/\(name)"
         guard let type = Syscalls.readText("\(base)/type").flatMap({ UInt32($0) }) else { return nil }
         // format/retprobe reads "config:<bit>".
-        let bit = Syscalls.readText("\(base)/format/retprobe").flatMap { text in
-            text.split(separator: ":").last.flatMap { UInt64($0) }
-        } ?? 0
+        let bit =
+            Syscalls.readText("\(base)/format/retprobe").flatMap { text in
+                text.split(separator: ":").last.flatMap { UInt64($0) }
+            } ?? 0
         return (type, bit)
     }
 

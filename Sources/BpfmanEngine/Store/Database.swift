@@ -99,7 +99,9 @@ package final class Statement {
             case nil: rc = sqlite3_bind_null(handle, position)
             case let v as String: rc = sqlite3_bind_text(handle, position, v, -1, csqlite_transient())
             case let v as [UInt8]:
-                rc = v.withUnsafeBytes { sqlite3_bind_blob(handle, position, $0.baseAddress, Int32($0.count), csqlite_transient()) }
+                rc = v.withUnsafeBytes {
+                    sqlite3_bind_blob(handle, position, $0.baseAddress, Int32($0.count), csqlite_transient())
+                }
             case let v as any SQLInteger: rc = sqlite3_bind_int64(handle, position, v.sqlInt64)
             default: preconditionFailure("unsupported SQL value \(String(describing: value))")
             }

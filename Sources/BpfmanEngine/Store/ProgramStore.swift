@@ -287,7 +287,8 @@ package final class ProgramStore {
 
     /// Active link ids of one program, ascending.
     package func activeLinkIDs(ofProgram id: UInt32) throws(SQLiteError) -> [UInt32] {
-        let statement = try cached("SELECT id FROM links WHERE program_id = ? AND state = 'active' ORDER BY id").bind(id)
+        let statement = try cached("SELECT id FROM links WHERE program_id = ? AND state = 'active' ORDER BY id").bind(
+            id)
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids

@@ -18,7 +18,8 @@ package struct SQLiteError: Error, Sendable, CustomStringConvertible {
     package var isConstraint: Bool { code & 0xff == SQLITE_CONSTRAINT }
 
     static func from(_ db: OpaquePointer?, code: Int32, context: String) -> SQLiteError {
-        let text = db.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(code))
+        let text =
+            db.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(code))
         return SQLiteError(code: code, message: text, context: context)
     }
 

@@ -1,8 +1,8 @@
 import CBPF
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -12,46 +12,88 @@ extension KernelTests {
         static let tracepointObject = { (try? BPFFixtures.object("tracepoint_counter")) ?? "" }()
 
         static func request(
-            _ programs: [ProgramLoadInfo], file: String? = nil, globalData: [String: [UInt8]] = [:], owner: UInt32? = nil
+            _ programs: [ProgramLoadInfo], file: String? = nil, globalData: [String: [UInt8]] = [:],
+            owner: UInt32? = nil
         ) -> LoadRequest {
             LoadRequest(
-                bytecode: .file(file ?? tracepointObject), programs: programs, globalData: globalData, mapOwnerID: owner)
+                bytecode: .file(file ?? tracepointObject), programs: programs, globalData: globalData, mapOwnerID: owner
+            )
         }
 
         /// (request, code, exact message or prefix ending in "…")
         static let loadCases: [(String, LoadRequest, EngineError.Code, String)] = [
-            ("no bytecode", LoadRequest(bytecode: nil, programs: []), .invalidArgument, "bytecode location is required"),
-            ("relative path", LoadRequest(bytecode: .file("x.o"), programs: []), .invalidArgument,
-             "bytecode file path must be absolute, got \"x.o\""),
-            ("empty image url", LoadRequest(bytecode: .image(BytecodeImage(url: "")), programs: []), .invalidArgument,
-             "image url is required"),
-            ("bad pull policy", LoadRequest(bytecode: .image(BytecodeImage(url: "quay.io/x", pullPolicy: 7)), programs: []),
-             .invalidArgument, "invalid pull policy: unknown pull policy: 7"),
+            (
+                "no bytecode", LoadRequest(bytecode: nil, programs: []), .invalidArgument,
+                "bytecode location is required"
+            ),
+            (
+                "relative path", LoadRequest(bytecode: .file("x.o"), programs: []), .invalidArgument,
+                "bytecode file path must be absolute, got \"x.o\""
+            ),
+            (
+                "empty image url", LoadRequest(bytecode: .image(BytecodeImage(url: "")), programs: []),
+                .invalidArgument,
+                "image url is required"
+            ),
+            (
+                "bad pull policy",
+                LoadRequest(bytecode: .image(BytecodeImage(url: "quay.io/x", pullPolicy: 7)), programs: []),
+                .invalidArgument, "invalid pull policy: unknown pull policy: 7"
+            ),
             ("no programs", request([]), .invalidArgument, "at least one program info is required"),
-            ("empty name", request([ProgramLoadInfo(name: "", type: .tracepoint)]), .invalidArgument,
-             "program name is required (info[0])"),
-            ("duplicate name",
-             request([ProgramLoadInfo(name: "count_kill", type: .tracepoint), ProgramLoadInfo(name: "count_kill", type: .tracepoint)]),
-             .invalidArgument, "program count_kill is listed more than once"),
-            ("unknown type", request([ProgramLoadInfo(name: "count_kill", programType: 42)]), .invalidArgument,
-             "invalid program type for count_kill: unknown program type: 42"),
-            ("fentry without fn_name", request([ProgramLoadInfo(name: "f", type: .fentry)]), .invalidArgument,
-             "fn_name is required for fentry program f"),
-            ("lsm without hook", request([ProgramLoadInfo(name: "l", type: .lsm)]), .invalidArgument,
-             "hook_name is required for lsm program l"),
-            ("load info that does not apply",
-             request([ProgramLoadInfo(name: "count_kill", type: .tracepoint, target: .lsm(hookName: "file_open"))]),
-             .invalidArgument, "program count_kill: lsm_load_info does not apply to a tracepoint program"),
-            ("unknown map owner", request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], owner: 999_999),
-             .invalidArgument, "map_owner_id 999999 does not exist: map owner not found"),
-            ("missing file", request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], file: "/nonexistent/x.o"),
-             .invalidArgument, "object file /nonexistent/x.o: No such file or directory"),
-            ("not a BPF object", request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], file: "/bin/true"),
-             .invalidArgument, "object file /bin/true is not a BPF object: ELF type 3 is not a relocatable object (ET_REL)"),
-            ("unknown function name", request([ProgramLoadInfo(name: "nope", type: .tracepoint)]), .invalidArgument,
-             "program(s) not found in object file: [nope]; available programs: [count_kill]"),
-            ("section/type mismatch", request([ProgramLoadInfo(name: "count_kill", type: .kprobe)]), .invalidArgument,
-             "program type mismatch: count_kill was requested as kprobe but its ELF section \"tracepoint/syscalls/sys_enter_kill\" is a tracepoint section"),
+            (
+                "empty name", request([ProgramLoadInfo(name: "", type: .tracepoint)]), .invalidArgument,
+                "program name is required (info[0])"
+            ),
+            (
+                "duplicate name",
+                request([
+                    ProgramLoadInfo(name: "count_kill", type: .tracepoint),
+                    ProgramLoadInfo(name: "count_kill", type: .tracepoint),
+                ]),
+                .invalidArgument, "program count_kill is listed more than once"
+            ),
+            (
+                "unknown type", request([ProgramLoadInfo(name: "count_kill", programType: 42)]), .invalidArgument,
+                "invalid program type for count_kill: unknown program type: 42"
+            ),
+            (
+                "fentry without fn_name", request([ProgramLoadInfo(name: "f", type: .fentry)]), .invalidArgument,
+                "fn_name is required for fentry program f"
+            ),
+            (
+                "lsm without hook", request([ProgramLoadInfo(name: "l", type: .lsm)]), .invalidArgument,
+                "hook_name is required for lsm program l"
+            ),
+            (
+                "load info that does not apply",
+                request([ProgramLoadInfo(name: "count_kill", type: .tracepoint, target: .lsm(hookName: "file_open"))]),
+                .invalidArgument, "program count_kill: lsm_load_info does not apply to a tracepoint program"
+            ),
+            (
+                "unknown map owner", request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], owner: 999_999),
+                .invalidArgument, "map_owner_id 999999 does not exist: map owner not found"
+            ),
+            (
+                "missing file",
+                request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], file: "/nonexistent/x.o"),
+                .invalidArgument, "object file /nonexistent/x.o: No such file or directory"
+            ),
+            (
+                "not a BPF object",
+                request([ProgramLoadInfo(name: "count_kill", type: .tracepoint)], file: "/bin/true"),
+                .invalidArgument,
+                "object file /bin/true is not a BPF object: ELF type 3 is not a relocatable object (ET_REL)"
+            ),
+            (
+                "unknown function name", request([ProgramLoadInfo(name: "nope", type: .tracepoint)]), .invalidArgument,
+                "program(s) not found in object file: [nope]; available programs: [count_kill]"
+            ),
+            (
+                "section/type mismatch", request([ProgramLoadInfo(name: "count_kill", type: .kprobe)]),
+                .invalidArgument,
+                "program type mismatch: count_kill was requested as kprobe but its ELF section \"tracepoint/syscalls/sys_enter_kill\" is a tracepoint section"
+            ),
         ]
 
         @Test(arguments: 0..<loadCases.count)
@@ -72,7 +114,9 @@ extension KernelTests {
                     _ = try await h.load(Self.request(programs, file: object, globalData: ["nope": [1]]))
                 }
                 #expect(unknown?.code == .invalidArgument)
-                #expect(unknown?.message == "global variable \"nope\" not found in object; available: [bias, increment, seen]")
+                #expect(
+                    unknown?.message
+                        == "global variable \"nope\" not found in object; available: [bias, increment, seen]")
                 let size = await engineError {
                     _ = try await h.load(Self.request(programs, file: object, globalData: ["bias": [1, 2]]))
                 }
@@ -80,7 +124,8 @@ extension KernelTests {
                 #expect(size?.message == "global variable \"bias\" is 8 bytes but 2 bytes were given")
                 // .bss and .data variables are writable too.
                 let ok = try await h.load(
-                    Self.request(programs, file: object, globalData: ["seen": [0, 0, 0, 0], "bias": [1, 0, 0, 0, 0, 0, 0, 0]]))
+                    Self.request(
+                        programs, file: object, globalData: ["seen": [0, 0, 0, 0], "bias": [1, 0, 0, 0, 0, 0, 0, 0]]))
                 try await h.engine.unload(id: ok[0].kernelInfo.id)
             }
         }
@@ -89,10 +134,13 @@ extension KernelTests {
             try await withTestEngine("owner-err") { h in
                 let owner = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let mismatch = await engineError {
-                    _ = try await h.load(fixture: "tracepoint_counter_big", "count_kill_big", .tracepoint, mapOwner: owner)
+                    _ = try await h.load(
+                        fixture: "tracepoint_counter_big", "count_kill_big", .tracepoint, mapOwner: owner)
                 }
                 #expect(mismatch?.code == .invalidArgument)
-                #expect(mismatch?.message == "map \"counter\" of owner \(owner) does not match this object (max entries: 8 vs 1)")
+                #expect(
+                    mismatch?.message
+                        == "map \"counter\" of owner \(owner) does not match this object (max entries: 8 vs 1)")
                 let missing = await engineError {
                     _ = try await h.load(fixture: "tracepoint_pinned", "pinned_kill", .tracepoint, mapOwner: owner)
                 }
@@ -118,7 +166,8 @@ extension KernelTests {
                 #expect(link?.code == .notFound)
                 #expect(link?.message == "link 77 does not exist")
                 // An unmanaged kernel program: Get answers with kernel info only, Unload and Attach refuse.
-                let object = try BPFObject.open(path: try BPFFixtures.object("tracepoint_counter"), pinRoot: "/nonexistent")
+                let object = try BPFObject.open(
+                    path: try BPFFixtures.object("tracepoint_counter"), pinRoot: "/nonexistent")
                 try object.load().get()
                 let foreign = try BPF.programID(OwnedFD(taking: dup(bpf_program__fd(object.programs[0].handle)))).get()
                 let details = try await h.engine.get(id: foreign)
@@ -140,47 +189,74 @@ extension KernelTests {
                 let tp = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let up = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx)
-                func check(_ id: UInt32, _ spec: AttachSpec, _ code: EngineError.Code, _ message: String,
-                           sourceLocation: SourceLocation = #_sourceLocation) async {
+                func check(
+                    _ id: UInt32, _ spec: AttachSpec, _ code: EngineError.Code, _ message: String,
+                    sourceLocation: SourceLocation = #_sourceLocation
+                ) async {
                     let error = await engineError { _ = try await h.engine.attach(programID: id, spec: spec) }
                     #expect(error?.code == code, sourceLocation: sourceLocation)
                     #expect(error?.message == message, sourceLocation: sourceLocation)
                 }
-                await check(up, .kprobe(KprobeAttach(fnName: "x")), .failedPrecondition,
-                            "program \(up) is a uprobe program; the kprobe attach accepts kprobe or kretprobe")
-                await check(tp, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")), .failedPrecondition,
-                            "program \(tp) is a tracepoint program; the tcx attach accepts tcx")
-                await check(tp, .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")), .invalidArgument,
-                            "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
-                await check(tp, .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")), .invalidArgument,
-                            "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
-                await check(tp, .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")), .notFound,
-                            "tracepoint \"nogroup/noevent\" not found")
-                await check(up, .uprobe(UprobeAttach(target: "")), .invalidArgument, "target is required for uprobe attachment")
-                await check(up, .uprobe(UprobeAttach(target: "libc", pid: -1)), .invalidArgument, "pid must be non-negative, got -1")
-                await check(up, .uprobe(UprobeAttach(target: "libc", containerPid: -2)), .invalidArgument,
-                            "container_pid must be non-negative, got -2")
-                await check(up, .uprobe(UprobeAttach(target: "/nonexistent/bin")), .invalidArgument,
-                            "uprobe target \"/nonexistent/bin\" could not be resolved: no such file")
-                await check(up, .uprobe(UprobeAttach(target: "libnosuchlibrary")), .invalidArgument,
-                            "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache")
-                await check(up, .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")), .invalidArgument,
-                            "symbol \"no_such_symbol_here\" not found in /bin/true")
-                await check(up, .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)), .invalidArgument,
-                            "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")), .invalidArgument, "iface is required")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")), .invalidArgument,
-                            "invalid interface name \"a/b\"")
-                await check(tcx, .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")), .invalidArgument,
-                            "priority must be non-negative, got -1")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")), .invalidArgument,
-                            "invalid TC direction \"sideways\": must be 'ingress' or 'egress'")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none")),
-                            .invalidArgument, "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")),
-                            .invalidArgument, "netns \"/etc/hostname\" is not a network namespace: Invalid argument")
-                await check(tcx, .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: veth.netnsB)),
-                            .invalidArgument, "interface \"engv0\" not found in netns \"\(veth.netnsB)\"")
+                await check(
+                    up, .kprobe(KprobeAttach(fnName: "x")), .failedPrecondition,
+                    "program \(up) is a uprobe program; the kprobe attach accepts kprobe or kretprobe")
+                await check(
+                    tp, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")), .failedPrecondition,
+                    "program \(tp) is a tracepoint program; the tcx attach accepts tcx")
+                await check(
+                    tp, .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")), .invalidArgument,
+                    "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
+                await check(
+                    tp, .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")), .invalidArgument,
+                    "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
+                await check(
+                    tp, .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")), .notFound,
+                    "tracepoint \"nogroup/noevent\" not found")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "")), .invalidArgument, "target is required for uprobe attachment")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "libc", pid: -1)), .invalidArgument,
+                    "pid must be non-negative, got -1")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "libc", containerPid: -2)), .invalidArgument,
+                    "container_pid must be non-negative, got -2")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "/nonexistent/bin")), .invalidArgument,
+                    "uprobe target \"/nonexistent/bin\" could not be resolved: no such file")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "libnosuchlibrary")), .invalidArgument,
+                    "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache"
+                )
+                await check(
+                    up, .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")), .invalidArgument,
+                    "symbol \"no_such_symbol_here\" not found in /bin/true")
+                await check(
+                    up, .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)), .invalidArgument,
+                    "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)"
+                )
+                await check(
+                    tcx, .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")), .invalidArgument,
+                    "iface is required")
+                await check(
+                    tcx, .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")), .invalidArgument,
+                    "invalid interface name \"a/b\"")
+                await check(
+                    tcx, .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")), .invalidArgument,
+                    "priority must be non-negative, got -1")
+                await check(
+                    tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")), .invalidArgument,
+                    "invalid TC direction \"sideways\": must be 'ingress' or 'egress'")
+                await check(
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none")),
+                    .invalidArgument,
+                    "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory")
+                await check(
+                    tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")),
+                    .invalidArgument, "netns \"/etc/hostname\" is not a network namespace: Invalid argument")
+                await check(
+                    tcx, .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: veth.netnsB)),
+                    .invalidArgument, "interface \"engv0\" not found in netns \"\(veth.netnsB)\"")
                 // A failed attach leaves no link behind and the next attach works.
                 let link = try await h.engine.attach(
                     programID: tp, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))

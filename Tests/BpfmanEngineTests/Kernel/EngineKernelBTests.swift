@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -32,12 +32,14 @@ extension KernelTests {
                 for link in links { try await h.engine.detach(linkID: link) }
 
                 let offset = await engineError {
-                    _ = try await h.engine.attach(programID: exit, spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 4)))
+                    _ = try await h.engine.attach(
+                        programID: exit, spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 4)))
                 }
                 #expect(offset?.code == .invalidArgument)
                 #expect(offset?.message == "offset is not supported for kretprobe attachment")
                 let unknown = await engineError {
-                    _ = try await h.engine.attach(programID: entry, spec: .kprobe(KprobeAttach(fnName: "no_such_kernel_function_x")))
+                    _ = try await h.engine.attach(
+                        programID: entry, spec: .kprobe(KprobeAttach(fnName: "no_such_kernel_function_x")))
                 }
                 #expect(unknown?.code == .internal)
                 #expect(unknown?.message.hasPrefix("attach kprobe no_such_kernel_function_x: ") == true)
@@ -50,8 +52,10 @@ extension KernelTests {
     /// fentry, fexit and LSM programs with load-time targets, proven by counters inside kernel B (SPEC §4.15).
     @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
     struct EngineTracingKernelB {
-        func loadAndAttach(_ h: TestEngine, _ name: String, _ type: BpfmanProgramType, _ target: LoadTarget,
-                           _ spec: AttachSpec) async throws -> (UInt32, UInt32) {
+        func loadAndAttach(
+            _ h: TestEngine, _ name: String, _ type: BpfmanProgramType, _ target: LoadTarget,
+            _ spec: AttachSpec
+        ) async throws -> (UInt32, UInt32) {
             let id = try await h.load(fixture: "fentry_counter", name, type, target: target)
             let got = try await h.engine.get(id: id)
             #expect(got.info?.record.attachTarget == target.targetName)
@@ -90,7 +94,8 @@ extension KernelTests {
         @Test func unknownFentryTargetFailsTheLoad() async throws {
             try await withTestEngine("fentry-bad") { h in
                 let error = await engineError {
-                    _ = try await h.load(fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "no_such_fn_x"))
+                    _ = try await h.load(
+                        fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "no_such_fn_x"))
                 }
                 #expect(error?.code == .internal)
             }
@@ -103,7 +108,8 @@ extension KernelTests {
         @Test func fentryLoadIsRefusedWithInternal() async throws {
             try await withTestEngine("fentry-a") { h in
                 let error = await engineError {
-                    _ = try await h.load(fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "do_unlinkat"))
+                    _ = try await h.load(
+                        fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "do_unlinkat"))
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("failed to load program fentry_hit: ") == true)

@@ -1,8 +1,8 @@
 import CBPF
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -86,7 +86,8 @@ extension KernelTests {
         @Test func dependantReusesTheOwnersMapsAndOutlivesIt() async throws {
             try await withTestEngine("owner") { h in
                 let owner = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
-                let dependant = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint, mapOwner: owner)
+                let dependant = try await h.load(
+                    fixture: "tracepoint_counter", "count_kill", .tracepoint, mapOwner: owner)
                 let ownerInfo = try await h.engine.get(id: owner)
                 let dependantInfo = try await h.engine.get(id: dependant)
                 #expect(ownerInfo.kernelInfo.mapIDs == dependantInfo.kernelInfo.mapIDs, "same kernel map")
@@ -133,7 +134,8 @@ extension KernelTests {
                 let object = try BPFFixtures.object("tracepoint_broken")
                 let error = await engineError {
                     _ = try await h.load(
-                        LoadRequest(bytecode: .file(object), programs: [ProgramLoadInfo(name: "rejected", type: .tracepoint)]))
+                        LoadRequest(
+                            bytecode: .file(object), programs: [ProgramLoadInfo(name: "rejected", type: .tracepoint)]))
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("failed to load program rejected: ") == true)
@@ -188,9 +190,11 @@ extension KernelTests {
             let images = FixtureImages(object: try BPFFixtures.object("tracepoint_counter"))
             try await withTestEngine("image", imageResolver: images) { h in
                 let image = BytecodeImage(
-                    url: "quay.io/bpfman-bytecode/tracepoint:latest", pullPolicy: 1, username: "user", password: "secret")
+                    url: "quay.io/bpfman-bytecode/tracepoint:latest", pullPolicy: 1, username: "user",
+                    password: "secret")
                 let loaded = try await h.load(
-                    LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                    LoadRequest(
+                        bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
                 let id = loaded[0].kernelInfo.id
                 let expected = BytecodeLocation.image(
                     BytecodeImage(url: image.url, pullPolicy: 1, username: "", password: ""))
@@ -198,12 +202,14 @@ extension KernelTests {
                 #expect(try await h.engine.get(id: id).info?.bytecode == expected, "credentials are never stored")
                 let missing = await engineError {
                     _ = try await h.load(
-                        LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]))
+                        LoadRequest(
+                            bytecode: .image(image), programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]))
                 }
                 #expect(missing?.code == .invalidArgument)
                 #expect(
                     missing?.message
-                        == "program other not found in bytecode image quay.io/bpfman-bytecode/tracepoint:latest with program names [count_kill]")
+                        == "program other not found in bytecode image quay.io/bpfman-bytecode/tracepoint:latest with program names [count_kill]"
+                )
                 try await h.engine.unload(id: id)
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -68,10 +68,13 @@ extension KernelTests {
 
                 let duplicate = await engineError {
                     _ = try await h.engine.attach(
-                        programID: id, spec: .tcx(TCXAttach(priority: 5, iface: "engv1", direction: "ingress", netns: veth.netnsB)))
+                        programID: id,
+                        spec: .tcx(TCXAttach(priority: 5, iface: "engv1", direction: "ingress", netns: veth.netnsB)))
                 }
                 #expect(duplicate?.code == .failedPrecondition)
-                #expect(duplicate?.message == "program \(id) is already attached to engv1 ingress as link \(link); detach it first")
+                #expect(
+                    duplicate?.message
+                        == "program \(id) is already attached to engv1 ingress as link \(link); detach it first")
                 #expect(try await h.engine.link(id: link).position == 0, "the original is untouched")
                 try await h.engine.detach(linkID: link)
                 try await h.engine.unload(id: id)
@@ -87,7 +90,8 @@ extension KernelTests {
                 func attach(_ index: Int, _ priority: Int32) async throws -> UInt32 {
                     try await h.engine.attach(
                         programID: programs[index],
-                        spec: .tcx(TCXAttach(priority: priority, iface: "engv1", direction: "egress", netns: veth.netnsB)))
+                        spec: .tcx(
+                            TCXAttach(priority: priority, iface: "engv1", direction: "egress", netns: veth.netnsB)))
                 }
                 var links: [Int32: UInt32] = [:]
                 for (index, priority) in [500, 100, 800, 300, 55].enumerated() {
@@ -105,12 +109,16 @@ extension KernelTests {
                 // The kernel's own order agrees.
                 let kernelOrder = try NamespaceThread.run(in: veth.netnsB) { () throws(EngineError) -> [UInt32] in
                     let index = if_nametoindex("engv1")
-                    guard case .success(let entries) = BPF.query(ifindex: index, attachType: BPFAttachType.tcxEgress) else {
+                    guard case .success(let entries) = BPF.query(ifindex: index, attachType: BPFAttachType.tcxEgress)
+                    else {
                         throw .internal("query failed")
                     }
                     return entries.map(\.program)
                 }
-                #expect(kernelOrder == [programs[5], programs[6], programs[4], programs[1], programs[3], programs[0], programs[2]])
+                #expect(
+                    kernelOrder == [
+                        programs[5], programs[6], programs[4], programs[1], programs[3], programs[0], programs[2],
+                    ])
                 // Detach recomputes positions.
                 try await h.engine.detach(linkID: zeroA)
                 #expect(try await h.engine.link(id: zeroB).position == 0)

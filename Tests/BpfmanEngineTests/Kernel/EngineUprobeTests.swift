@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -70,7 +70,7 @@ extension KernelTests {
                 try await h.engine.unload(id: id)
             }
         }
-    
+
         /// A program mounted only inside a container's mount namespace: resolved and opened by `bpfman-ns`,
         /// probed at its entry point, counted when run inside that namespace.
         @Test func containerPidAttachesInsideTheContainersMountNamespace() async throws {
@@ -105,7 +105,10 @@ extension KernelTests {
                         programID: id, spec: .uprobe(UprobeAttach(target: "/nonexistent/x", containerPid: pid)))
                 }
                 #expect(missing?.code == .internal)
-                #expect(missing?.message == "unable to attach uprobe in container with pid \(pid): uprobe target \"/nonexistent/x\" could not be resolved: no such file")
+                #expect(
+                    missing?.message
+                        == "unable to attach uprobe in container with pid \(pid): uprobe target \"/nonexistent/x\" could not be resolved: no such file"
+                )
                 try await h.engine.detach(linkID: link)
                 try await h.engine.unload(id: id)
             }
