@@ -10,6 +10,8 @@ Scenarios:
   attach-tp ID TRACEPOINT           Attach, print "LINK <id>"
   get ID                            print "LINKS <ids>" of Get(id), or "NOTFOUND"
   list-managed                      print "MANAGED <ids>"
+  watch MARKER                      Health/Watch on "": print each status until the stream ends; the first
+                                    one also creates the file MARKER
 Prints PASS at the end of a successful scenario; any failed check exits 1 with a message.
 """
 import os
@@ -149,6 +151,13 @@ def main():
                   "%r SERVING" % name)
         expect_error(lambda: h.Check(health_pb2.HealthCheckRequest(service="nope")), grpc.StatusCode.NOT_FOUND,
                      "unknown service nope")
+    elif scenario == "watch":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        h = health_pb2_grpc.HealthStub(channel)
+        for reply in h.Watch(health_pb2.HealthCheckRequest(service="")):
+            print("STATUS " + health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status), flush=True)
+            if not os.path.exists(args[0]):
+                open(args[0], "w").close()
     elif scenario == "load":
         print("PROGRAM %d" % load(args[0], args[1]).programs[0].kernel_info.id)
     elif scenario == "attach-tp":

@@ -176,6 +176,25 @@ extension DaemonKernelTests {
             #expect(daemon.log.contains("shutting down reason=SIGTERM"))
         }
 
+        @Test(.enabled(if: DaemonTools.python != nil, "\(DaemonTools.pythonMissing)"))
+        func healthWatchSeesNotServingAtSIGTERM() async throws {
+            let daemon = try TestDaemon()
+            defer { daemon.destroy() }
+            try daemon.start()
+            let marker = daemon.directory + "/watching"
+            async let watch = daemon.python("watch", [marker])
+            // Once the watcher holds its first status, stop the daemon.
+            let end = Date().addingTimeInterval(20)
+            while !FileManager.default.fileExists(atPath: marker), Date() < end {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(daemon.stop(signal: SIGTERM) == 0)
+            let result = try await watch
+            #expect(result.status == 0, "\(result.output)")
+            let statuses = result.output.split(separator: "\n").filter { $0.hasPrefix("STATUS ") }
+            #expect(statuses == ["STATUS SERVING", "STATUS NOT_SERVING"], "\(result.output)")
+        }
+
         @Test func secondDaemonOnTheSameRuntimeDirExitsOne() async throws {
             try await withDaemon { daemon in
                 FileManager.default.createFile(
