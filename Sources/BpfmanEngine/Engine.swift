@@ -14,6 +14,8 @@ package actor Engine {
     let logger: Logger
     let hooks: (any HookAttacher)?
     let imageResolver: (any BytecodeImageResolver)?
+    /// What the kernel supports, probed at start-up (SPEC §4.3); the only kernel state kept across calls.
+    package nonisolated let kernelFeatures: KernelFeatures
     /// `_testOnlyCrashAt`: the named step at which the process SIGKILLs itself (crash-safety tests).
     let crashStep: String?
 
@@ -37,6 +39,7 @@ package actor Engine {
         self.hooks = hookAttacher
         self.imageResolver = imageResolver
         self.crashStep = getenv(Engine.crashStepEnvironmentKey).map { String(cString: $0) }
+        self.kernelFeatures = KernelFeatures.probe()
         LibbpfLog.install(logger)
         try Engine.prepareDirectories(paths)
         do {

@@ -49,6 +49,16 @@ struct VethPair {
 extension KernelTests {
     /// TCX links with priority ordering through before/after anchors, in a test-made netns (SPEC §4.10, §4.16).
     @Suite struct EngineTCXTests {
+        @Test func startUpProbesKernelA() async throws {
+            try await withTestEngine("features") { h in
+                let features = h.engine.kernelFeatures
+                #expect(features.btf)
+                #expect(features.tcx, "kernel A (6.18) has TCX")
+                #expect(features.kprobe == TestKernel.hasKprobes)
+                #expect(features.lsm == TestKernel.hasBPFLSM)
+            }
+        }
+
         @Test func tcxProgramCountsPacketsOverAVethPairInANetns() async throws {
             let veth = try VethPair()
             defer { veth.remove() }
