@@ -274,7 +274,11 @@ package final class DispatchHookAttacher: HookAttacher {
                 if let state = try? state(of: record, context: context) { try? kernel.teardown(state) }
                 continue
             }
-            keep.insert(hook.stem + "_\(record.revision)")
+            var revision = record.revision
+            if let state = try state(of: record, context: context), !isConsistent(state) {
+                revision = try rebuildRecorded(state, recordID: record.id, context: context) ?? revision
+            }
+            keep.insert(hook.stem + "_\(revision)")
             if kind == .xdp { keep.insert(hook.stem + "_link") }
         }
         // Orphans: revision directories and `_link` pins without a record (SPEC §6.3 step 5).
@@ -289,6 +293,57 @@ package final class DispatchHookAttacher: HookAttacher {
         if loadMode == .ext {
             try mapDispatchError { () throws(DispatchError) in try kernel.installTestDispatchers() }
         }
+    }
+
+    /// SPEC §6.3 step 4: the recorded revision directory holds exactly `dispatcher` and one `link_<pos>` per
+    /// recorded member, and the interface's XDP link / TC filter runs the recorded dispatcher.
+    private func isConsistent(_ state: DispatcherState) -> Bool {
+        let expected = Set(["dispatcher"] + state.members.indices.map { "link_\($0)" })
+        guard Set(Self.entries(of: state.pinDirectory(kernel.paths))) == expected, !state.members.isEmpty else {
+            return false
+        }
+        switch state.hook.kind {
+        case .xdp:
+            guard let link = try? DispatchBPF.open(pin: kernel.paths.xdpLink(state.hook)),
+                let info = try? DispatchBPF.linkInfo(link.raw)
+            else { return false }
+            return info.programID == state.programID
+        case .tcIngress, .tcEgress:
+            let direction: TCDirection = state.hook.kind == .tcIngress ? .ingress : .egress
+            let filters = try? state.netns.run { () throws(DispatchError) -> [TCObject] in
+                try TCNetlink.filters(ifindex: state.hook.ifindex, parent: direction.parent)
+            }
+            return filters?.contains {
+                $0.kind == "bpf" && $0.priority == DispatcherState.tcFilterPriority && $0.handle == state.tcHandle
+            } ?? false
+        }
+    }
+
+    /// Rebuilds a dispatcher from its recorded members (or removes it when none are left) and records the
+    /// result. Returns the new revision, or nil when the dispatcher was removed.
+    private func rebuildRecorded(_ state: DispatcherState, recordID: Int64, context: HookContext)
+        throws(EngineError) -> UInt32?
+    {
+        context.logger.info(
+            "rebuilding dispatcher that does not match its records",
+            metadata: ["hook": "\(state.hook)", "revision": "\(state.revision)"])
+        if state.members.isEmpty {
+            try? kernel.teardown(state)
+            try mapStoreError { () throws(SQLiteError) in try context.store.deleteDispatcher(recordID) }
+            return nil
+        }
+        let next = try mapDispatchError { () throws(DispatchError) in
+            try kernel.build(
+                hook: state.hook, iface: state.iface, netns: state.netns, previous: state, members: state.members,
+                xdpMode: state.xdpMode ?? .drv)
+        }
+        try mapStoreError { () throws(SQLiteError) in
+            try context.store.transaction { () throws(SQLiteError) in
+                try writeDispatcher(next, id: recordID, context: context)
+            }
+        }
+        kernel.removeRevision(of: state)
+        return next.revision
     }
 
     // MARK: - Inspection

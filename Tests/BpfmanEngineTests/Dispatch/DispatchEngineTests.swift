@@ -178,6 +178,46 @@ extension KernelTests {
             }
         }
 
+        @Test func restartRebuildsADispatcherThatDoesNotMatchItsRecords() async throws {
+            let objects = try Support.dispatcherObjects()
+            let paths = try makeTestRuntime("dkr")
+            defer { removeTestRuntime(paths) }
+            let pair = try Support.makeVethPair()
+            defer { Support.removeVethPair(pair) }
+            let spec = { (priority: Int32) -> AttachSpec in
+                .xdp(XDPAttach(priority: priority, iface: pair.b, netns: pair.netnsB))
+            }
+            var engine = try await Engine(
+                paths: paths, hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil))
+            var harness = TestEngine(engine: engine, paths: paths)
+            let a = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
+            let b = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
+            _ = try await engine.attach(programID: a, spec: spec(1))
+            _ = try await engine.attach(programID: b, spec: spec(2))
+            let before = try #require(try await engine.dispatchers().first)
+            await engine.close()
+
+            // Out of band, the freplace link of slot 1 goes away: the dispatcher no longer matches.
+            let slot1 = "\(paths.bpffs)/xdp/\(before.hook.stem)_\(before.revision)/link_1"
+            #expect(unlink(slot1) == 0)
+
+            engine = try await Engine(
+                paths: paths, hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil))
+            harness = TestEngine(engine: engine, paths: paths)
+            let after = try #require(try await engine.dispatchers().first)
+            #expect(after.revision == before.revision + 1)
+            #expect(after.memberViews.map(\.linkID) == before.memberViews.map(\.linkID))
+            let files = Set(try FileManager.default.contentsOfDirectory(atPath: "\(paths.bpffs)/xdp"))
+            #expect(files == ["\(after.hook.stem)_\(after.revision)", "\(after.hook.stem)_link"])
+            try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 2)
+            #expect(try harness.counter(program: a, map: "xdp_hits") == 2)
+            #expect(try harness.counter(program: b, map: "xdp_hits") == 2)
+            try await engine.unload(id: a)
+            try await engine.unload(id: b)
+            #expect(try await engine.dispatchers().isEmpty)
+            await engine.close()
+        }
+
         @Test func tcDispatcherThroughTheEngine() async throws {
             try await EngineBench.with("dkt") { bench in
                 let ok = try await bench.load("tc_counter", "tc_count_ok", .tc)
