@@ -10,7 +10,13 @@ extension Engine {
     package func unload(id: UInt32) throws(EngineError) {
         let record = try managedProgram(id)
         let links = try db { () throws(SQLiteError) in try store.links(ofProgram: id) }
-        for link in links {
+        let hookLinks = links.filter { $0.kind.usesHookAttacher && $0.state == .active }
+        if !hookLinks.isEmpty, let hooks {
+            do { try hooks.detachAll(hookLinks, context: hookContext) } catch {
+                throw .internal("failed to unload program \(id): detach: \(error.message)", errno: error.errno)
+            }
+        }
+        for link in links where !link.kind.usesHookAttacher {
             do { try detachLink(link) } catch {
                 throw .internal(
                     "failed to unload program \(id): detach link \(link.id): \(error.message)", errno: error.errno)

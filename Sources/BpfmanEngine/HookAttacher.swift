@@ -32,8 +32,18 @@ package protocol HookAttacher: AnyObject {
     /// Detaches an active XDP/TC link and deletes its record (SPEC §3.4).
     func detach(_ link: LinkRecord, context: HookContext) throws(EngineError)
 
+    /// Detaches every XDP/TC link of one program being unloaded (SPEC §3.2: members of one dispatcher go
+    /// with a single rebuild). The default detaches them one by one.
+    func detachAll(_ links: [LinkRecord], context: HookContext) throws(EngineError)
+
     /// Start-up reconciliation of dispatchers (SPEC §6.3 step 4 and the dispatcher part of step 5).
     func reconcile(context: HookContext) throws(EngineError)
+}
+
+extension HookAttacher {
+    package func detachAll(_ links: [LinkRecord], context: HookContext) throws(EngineError) {
+        for link in links { try detach(link, context: context) }
+    }
 }
 
 /// What a `HookAttacher` may use: the paths, the engine's store (SQL stays in `Store/`) and a logger.
