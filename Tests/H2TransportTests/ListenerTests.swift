@@ -36,6 +36,20 @@ import Testing
         #expect(lstat(path, &info) != 0, "socket file must be removed at shutdown")
     }
 
+    @Test(.enabled(if: getuid() == 0, "chown to another group needs root"))
+    func optionalGroupAndModeAreApplied() async throws {
+        let directory = try makeShortTempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/g.sock"
+        let server = try Self.makeServer()
+        try server.bind(.unix(path: path, mode: 0o640, group: 4242))
+        var info = stat()
+        #expect(lstat(path, &info) == 0)
+        #expect(info.st_gid == 4242)
+        #expect(info.st_mode & 0o777 == 0o640)
+        await server.shutdown(gracePeriod: .seconds(1))
+    }
+
     @Test func staleSocketIsReplacedButARegularFileIsNot() async throws {
         let directory = try makeShortTempDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
