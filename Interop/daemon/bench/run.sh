@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Daemon benchmark (issue 8): grpc-go load generator against `bpfman serve` (release build) and against an
+# empty grpc-go server answering the same methods (the floor), same kind of Unix socket, same run.
+# Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed
+# programs; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
+# Needs root (it loads tracepoint programs). Prints a Markdown table.
+# Usage: Interop/daemon/bench/run.sh [seconds-per-run (default 3)]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+here="$root/Interop/daemon/bench"
+seconds=${1:-3}
+work=$(mktemp -d /tmp/srv-bench-XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    umount -l "$work/rd/fs" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building (release) ..." >&2
+(cd "$root" && swift build -c release --scratch-path .build-server-bench --product bpfman >&2)
+bpfman="$root/.build-server-bench/release/bpfman"
+bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
+export BPFMAN_BPF_DIR="$root/.build/bpf"
+"$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
+"$root/Interop/daemon/go/build.sh" "$work/load" "$here/load.go"
+object=$(ls "$root"/.build/bpf-fixtures/tracepoint_counter.bpf.o 2>/dev/null || true)
+if [ -z "$object" ]; then
+    mkdir -p "$work/obj"
+    clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$root/Tests/Fixtures/bpf/tracepoint_counter.bpf.c" -o "$work/obj/tp.o"
+    object="$work/obj/tp.o"
+fi
+printf '[logging]\nlevel = "warn"\n' >"$work/bpfman.toml"
+
+# Start-up to a connectable socket, empty store (median of 5).
+startups=()
+for i in 1 2 3 4 5; do
+    ms=$(python3 - "$bpfman" "$work" <<'PY'
+import os, socket, subprocess, sys, time
+bpfman, work = sys.argv[1], sys.argv[2]
+sock = f"{work}/start{os.getpid()}.sock"
+rd = f"{work}/start-rd-{os.getpid()}"
+t0 = time.monotonic()
+p = subprocess.Popen([bpfman, "serve", "--runtime-dir", rd, "--socket-path", sock, "--config", f"{work}/bpfman.toml"])
+while True:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(sock); break
+    except OSError:
+        time.sleep(0.0005)
+    finally:
+        s.close()
+print(f"{(time.monotonic() - t0) * 1000:.1f}")
+p.terminate(); p.wait()
+subprocess.call(["umount", "-l", f"{rd}/fs"])
+PY
+)
+    startups+=("$ms")
+done
+startup=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 3p)
+
+"$bpfman" serve --runtime-dir "$work/rd" --socket-path "$work/d.sock" --config "$work/bpfman.toml" & pids+=($!); daemon=$!
+"$work/floor" -socket "$work/f.sock" & pids+=($!)
+for s in d f; do for _ in $(seq 200); do [ -S "$work/$s.sock" ] && break; sleep 0.05; done; done
+export BPFMAN_SOCKET_PATH="$work/d.sock"
+load_to() {
+    local have
+    have=$("$bpfman" list programs -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+    for _ in $(seq $((have + 1)) "$1"); do
+        "$bpfman" load file -p "$object" --programs tracepoint:count_kill >/dev/null
+    done
+}
+first_id() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kernel_info"]["id"])'; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$daemon/status"; }
+run() { "$work/load" -socket "$1" -method "$2" -id "${3:-1}" -callers "$4" -seconds "$seconds"; }
+field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
+
+echo "| programs | method | callers | bpfman calls/s | floor calls/s | bpfman p50 µs | floor p50 µs | bpfman p99 µs | floor p99 µs | p50 ratio | throughput ratio |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for n in 20 100; do
+    load_to "$n"
+    [ "$n" = 20 ] && rss20=$(rss)
+    id=$(first_id)
+    for method in get list; do
+        for callers in 1 8; do
+            d=$(run "$work/d.sock" "$method" "$id" "$callers")
+            f=$(run "$work/f.sock" "$method" "$id" "$callers")
+            echo "$n $method c=$callers bpfman: $d | floor: $f" >&2
+            awk -v n="$n" -v m="$method" -v c="$callers" \
+                -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" \
+                -v d99="$(field p99us "$d")" -v f99="$(field p99us "$f")" \
+                'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx |\n", n, m, c, dr, fr, d50, f50, d99, f99, d50 / f50, dr / fr }'
+        done
+    done
+done
+load_to 1000
+rss1000=$(rss)
+echo
+echo "| measure | value |"
+echo "|---|---:|"
+echo "| start-up to connectable socket (empty store, median of 5) | ${startup} ms |"
+echo "| daemon RSS, 20 programs | $((rss20 / 1024)) MiB ($rss20 KiB) |"
+echo "| daemon RSS, 1000 programs | $((rss1000 / 1024)) MiB ($rss1000 KiB) |"
