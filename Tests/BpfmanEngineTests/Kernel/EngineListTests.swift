@@ -1,0 +1,70 @@
+import CBPF
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+@testable import BpfmanEngine
+
+extension KernelTests {
+    /// List's numbering and filters, and the live kernel fields (SPEC §3.5, §3.8).
+    @Suite struct EngineListTests {
+        @Test func filtersByKernelTypeManagedOnlyAndMetadata() async throws {
+            try await withTestEngine("list") { h in
+                let tracepoint = try await h.load(
+                    fixture: "tracepoint_counter", "count_kill", .tracepoint, metadata: ["app": "a", "tier": "1"])
+                let uprobe = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe, metadata: ["app": "b"])
+                let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx, metadata: ["app": "a"])
+                // A program the engine does not manage.
+                let object = try BPFObject.open(
+                    path: try BPFFixtures.object("tracepoint_counter"), pinRoot: "/nonexistent")
+                try object.load().get()
+                let foreign = try BPF.programID(OwnedFD(taking: dup(bpf_program__fd(object.programs[0].handle)))).get()
+
+                let all = try await h.engine.list()
+                #expect(all.map(\.kernelInfo.id) == all.map(\.kernelInfo.id).sorted(), "ascending kernel ids")
+                #expect(Set([tracepoint, uprobe, tcx, foreign]).isSubset(of: Set(all.map(\.kernelInfo.id))))
+                #expect(all.first { $0.kernelInfo.id == foreign }?.info == nil, "unmanaged: kernel info only")
+
+                let managed = try await h.engine.list(ListFilter(bpfmanProgramsOnly: true))
+                #expect(managed.map(\.kernelInfo.id) == [tracepoint, uprobe, tcx])
+
+                let probes = try await h.engine.list(ListFilter(programType: 2))
+                #expect(probes.filter { $0.info != nil }.map(\.kernelInfo.id) == [uprobe], "2 matches every probe kind")
+                let tracepoints = try await h.engine.list(ListFilter(programType: 5))
+                #expect(tracepoints.contains { $0.kernelInfo.id == foreign }, "unmanaged match on their own type")
+                #expect(tracepoints.filter { $0.info != nil }.map(\.kernelInfo.id) == [tracepoint])
+                let classifiers = try await h.engine.list(ListFilter(programType: 3, bpfmanProgramsOnly: true))
+                #expect(classifiers.map(\.kernelInfo.id) == [tcx])
+
+                let appA = try await h.engine.list(ListFilter(matchMetadata: ["app": "a"]))
+                #expect(appA.map(\.kernelInfo.id) == [tracepoint, tcx], "a selector excludes unmanaged programs")
+                let both = try await h.engine.list(ListFilter(matchMetadata: ["app": "a", "tier": "1"]))
+                #expect(both.map(\.kernelInfo.id) == [tracepoint])
+
+                let info = try #require(managed.first?.kernelInfo)
+                #expect(
+                    info.loadedAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}/) != nil, "\(info.loadedAt)")
+                #expect(info.tag.wholeMatch(of: /[0-9a-f]{16}/) != nil)
+                #expect(info.jited == (info.bytesJited > 0))
+                #expect(info.verifiedInsns > 0)
+                for id in [tracepoint, uprobe, tcx] { try await h.engine.unload(id: id) }
+            }
+        }
+
+        @Test func kernelRefusalOfAnAttachLeavesNothing() async throws {
+            try await withTestEngine("refuse") { h in
+                let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
+                let error = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: id, spec: .uprobe(UprobeAttach(offset: 0xffff_ffff_ff, target: "/bin/true")))
+                }
+                #expect(error?.code == .internal)
+                #expect(error?.message.hasPrefix("attach uprobe /bin/true: ") == true)
+                #expect(try await h.engine.links().isEmpty)
+                #expect(filesUnder(h.paths.linksDirectory) == [])
+                try await h.engine.unload(id: id)
+            }
+        }
+    }
+}
