@@ -60,13 +60,19 @@ extension KernelTests {
         @Test func libraryNameResolvesThroughTheLinkerCacheAndPidFilters() async throws {
             try await withTestEngine("libc") { h in
                 let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
-                let link = try await h.engine.attach(
+                // Without pid: /etc/ld.so.cache; with pid: the process's mapped files.
+                let cached = try await h.engine.attach(
+                    programID: id, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc")))
+                let cachedPath = try #require(try await h.engine.link(id: cached).resolvedTarget)
+                #expect(cachedPath.hasSuffix("/libc.so.6"))
+                try await h.engine.detach(linkID: cached)
+                let mine = try await h.engine.attach(
                     programID: id, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc", pid: getpid())))
-                let record = try await h.engine.link(id: link)
-                let resolved = try #require(record.resolvedTarget)
-                #expect(resolved.hasSuffix("/libc.so.6"))
+                let mappedPath = try #require(try await h.engine.link(id: mine).resolvedTarget)
+                #expect(mappedPath.hasSuffix("/libc.so.6"))
+                let before = try h.counter(program: id, map: "calls")
                 for _ in 0..<3 { _ = getpid() }
-                #expect(try h.counter(program: id, map: "calls") >= 3)
+                #expect(try h.counter(program: id, map: "calls") >= before + 3)
                 try await h.engine.unload(id: id)
             }
         }
