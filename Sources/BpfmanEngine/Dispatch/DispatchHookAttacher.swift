@@ -305,7 +305,7 @@ package final class DispatchHookAttacher: HookAttacher {
         switch state.hook.kind {
         case .xdp:
             guard let link = try? DispatchBPF.open(pin: kernel.paths.xdpLink(state.hook)),
-                let info = try? DispatchBPF.linkInfo(link.raw)
+                let info = try? DispatchBPF.linkInfo(link.rawValue)
             else { return false }
             return info.programID == state.programID
         case .tcIngress, .tcEgress:

@@ -121,10 +121,10 @@ package struct DispatcherKernel: Sendable {
         for (position, member) in members.enumerated() {
             let program = try DispatchBPF.open(pin: programPin(member.programID))
             let link = try Self.freplaceLink(
-                extensionFD: program.raw, dispatcherFD: dispatcher.programFD,
+                extensionFD: program.rawValue, dispatcherFD: dispatcher.programFD,
                 btfID: try dispatcher.functionBTFID("prog\(position)"))
-            try DispatchBPF.pin(link.raw, at: paths.memberLink(hook, revision: revision, position: position))
-            linkIDs.append(try DispatchBPF.linkInfo(link.raw).id)
+            try DispatchBPF.pin(link.rawValue, at: paths.memberLink(hook, revision: revision, position: position))
+            linkIDs.append(try DispatchBPF.linkInfo(link.rawValue).id)
         }
 
         var state = DispatcherState(
@@ -136,14 +136,14 @@ package struct DispatcherKernel: Sendable {
             let linkPin = paths.xdpLink(hook)
             if let previous, previous.xdpMode != nil, access(linkPin, F_OK) == 0 {
                 let link = try DispatchBPF.open(pin: linkPin)
-                _ = try DispatchBPF.check(bpf_link_update(link.raw, newProgram, nil), "update xdp link \(linkPin)")
+                _ = try DispatchBPF.check(bpf_link_update(link.rawValue, newProgram, nil), "update xdp link \(linkPin)")
                 state.xdpMode = previous.xdpMode
             } else {
                 state.xdpMode = try netns.run { () throws(DispatchError) -> XDPMode in
                     var used = xdpMode
                     let link = try XDPLink.create(
                         programFD: newProgram, ifindex: hook.ifindex, iface: iface, mode: xdpMode, usedMode: &used)
-                    try DispatchBPF.pin(link.raw, at: linkPin)
+                    try DispatchBPF.pin(link.rawValue, at: linkPin)
                     return used
                 }
             }
@@ -192,7 +192,7 @@ package struct DispatcherKernel: Sendable {
         case .xdp:
             let linkPin = paths.xdpLink(state.hook)
             if let link = try? DispatchBPF.open(pin: linkPin) {
-                let result = bpf_link_detach(link.raw)
+                let result = bpf_link_detach(link.rawValue)
                 // ENOLINK/ENODEV: the interface (or its namespace) is already gone; the link is defunct.
                 if result < 0, -result != ENOLINK, -result != ENODEV, errno != ENOLINK {
                     _ = try DispatchBPF.check(result, "detach xdp link \(linkPin)")
@@ -217,7 +217,7 @@ package struct DispatcherKernel: Sendable {
     /// Creates an freplace link of `extensionFD` into the function `btfID` of `dispatcherFD`.
     /// The corresponding C function is `bpf_link_create` (attach type 0, `target_btf_id`).
     static func freplaceLink(extensionFD: Int32, dispatcherFD: Int32, btfID: UInt32) throws(DispatchError)
-        -> ScopedFD
+        -> OwnedFD
     {
         var opts = bpf_link_create_opts()
         withUnsafeMutableBytes(of: &opts) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
@@ -225,7 +225,7 @@ package struct DispatcherKernel: Sendable {
         opts.target_btf_id = btfID
         let fd = try DispatchBPF.check(
             bpf_link_create(extensionFD, dispatcherFD, bpf_attach_type(rawValue: 0), &opts), "create freplace link")
-        return ScopedFD(taking: fd)
+        return OwnedFD(taking: fd)
     }
 
     /// `<libxdp bpffs>/xdp/dispatch-<ifindex>-<dispatcher id>`.
@@ -242,10 +242,10 @@ package struct DispatcherKernel: Sendable {
         }
         for (position, member) in state.members.enumerated() {
             if let program = try? DispatchBPF.open(pin: programPin(member.programID)) {
-                try? DispatchBPF.pin(program.raw, at: "\(directory)/prog\(position)-prog")
+                try? DispatchBPF.pin(program.rawValue, at: "\(directory)/prog\(position)-prog")
             }
             if let link = try? DispatchBPF.open(pin: paths.memberLink(state.hook, revision: state.revision, position: position)) {
-                try? DispatchBPF.pin(link.raw, at: "\(directory)/prog\(position)-link")
+                try? DispatchBPF.pin(link.rawValue, at: "\(directory)/prog\(position)-link")
             }
         }
     }

@@ -51,7 +51,7 @@ enum XDPLink {
     ///   The corresponding C function is `bpf_link_create`.
     static func create(
         programFD: Int32, ifindex: UInt32, iface: String, mode: XDPMode, usedMode: inout XDPMode
-    ) throws(DispatchError) -> ScopedFD {
+    ) throws(DispatchError) -> OwnedFD {
         var modes = [mode]
         if mode != .skb { modes.append(.skb) }
         var lastError: Int32 = 0
@@ -65,7 +65,7 @@ enum XDPLink {
                 let result = bpf_link_create(programFD, Int32(ifindex), BPF_XDP, &opts)
                 if result >= 0 {
                     usedMode = candidate
-                    return ScopedFD(taking: result)
+                    return OwnedFD(taking: result)
                 }
                 lastError = result == -1 ? errno : -result
                 if lastError == EEXIST { throw foreignProgram(iface) }
@@ -109,9 +109,9 @@ package enum NativeXDP {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             var used = mode
             let link = try XDPLink.create(
-                programFD: program.raw, ifindex: ifindex, iface: iface, mode: mode, usedMode: &used)
-            let info = try DispatchBPF.linkInfo(link.raw)
-            try DispatchBPF.pin(link.raw, at: linkPin)  // on failure `link` closes and the kernel drops the link
+                programFD: program.rawValue, ifindex: ifindex, iface: iface, mode: mode, usedMode: &used)
+            let info = try DispatchBPF.linkInfo(link.rawValue)
+            try DispatchBPF.pin(link.rawValue, at: linkPin)  // on failure `link` closes and the kernel drops the link
             return NativeXDPAttachment(ifindex: ifindex, kernelLinkID: info.id, mode: used)
         }
     }
@@ -119,13 +119,13 @@ package enum NativeXDP {
     /// Detaches the XDP link pinned at `linkPin` (`BPF_LINK_DETACH`) and removes the pin. A pin already gone
     /// is not an error. Works whether or not the link's namespace still exists.
     package static func detach(linkPin: String) throws(DispatchError) {
-        let link: ScopedFD
+        let link: OwnedFD
         do {
             link = try DispatchBPF.open(pin: linkPin)
         } catch where error.errno == ENOENT {
             return
         }
-        _ = try DispatchBPF.check(bpf_link_detach(link.raw), "detach xdp link \(linkPin)")
+        _ = try DispatchBPF.check(bpf_link_detach(link.rawValue), "detach xdp link \(linkPin)")
         DispatchBPF.remove(linkPin)
     }
 
@@ -300,7 +300,7 @@ package enum NativeTC {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             try TCFilters.ensureClsact(ifindex: ifindex, iface: iface)
             return try TCFilters.add(
-                programFD: program.raw, ifindex: ifindex, iface: iface, direction: direction, priority: netlinkPriority)
+                programFD: program.rawValue, ifindex: ifindex, iface: iface, direction: direction, priority: netlinkPriority)
         }
     }
 

@@ -1,25 +1,10 @@
 internal import CBPF
 internal import Glibc
 
-/// A file descriptor owned for the length of one dispatcher operation, closed in `deinit`.
-///
-/// Dispatch code hands no fds out: pins keep kernel objects alive between requests (SPEC §6.5), so every
-/// fd opened here is closed before the public function returns.
-// Kept apart from the engine's OwnedFD so this directory builds on its own; the two can merge later.
-struct ScopedFD: ~Copyable {
-    let raw: CInt
-
-    init(taking raw: CInt) {
-        precondition(raw >= 0, "ScopedFD needs a valid descriptor, got \(raw)")
-        self.raw = raw
-    }
-
-    deinit { close(raw) }
-}
-
 /// The bpf(2)/libbpf calls dispatch code needs, each decoding libbpf's `-errno` convention in one place
 /// (STYLE convention 4): a negative result becomes `DispatchError` `.internal` naming the C function and
-/// the subject; EBADF/EFAULT are our bugs and trap.
+/// the subject; EBADF/EFAULT are our bugs and trap. Fds come back as the engine's `OwnedFD`; Dispatch hands
+/// none out, since pins keep kernel objects alive between requests (SPEC §6.5).
 enum DispatchBPF {
     /// Turns a libbpf `int` result (`-errno`, or -1 with errno) into a value or an error.
     @inline(never)
@@ -31,8 +16,8 @@ enum DispatchBPF {
     }
 
     /// Opens a pinned object. The corresponding C function is `bpf_obj_get`.
-    static func open(pin path: String) throws(DispatchError) -> ScopedFD {
-        ScopedFD(taking: try check(bpf_obj_get(path), "open pin \(path)"))
+    static func open(pin path: String) throws(DispatchError) -> OwnedFD {
+        OwnedFD(taking: try check(bpf_obj_get(path), "open pin \(path)"))
     }
 
     /// Pins `fd` (borrowed, not closed) at `path`. The corresponding C function is `bpf_obj_pin`.
