@@ -10,6 +10,8 @@ Scenarios:
   attach-tp ID TRACEPOINT           Attach, print "LINK <id>"
   get ID                            print "LINKS <ids>" of Get(id), or "NOTFOUND"
   list-managed                      print "MANAGED <ids>"
+  writer-deadline OBJECT FN         many concurrent Loads with short deadlines: the ones still waiting for the
+                                    writer lock get DEADLINE_EXCEEDED with SPEC's message; then unload all
   watch MARKER                      Health/Watch on "": print each status until the stream ends; the first
                                     one also creates the file MARKER
 Prints PASS at the end of a successful scenario; any failed check exits 1 with a message.
@@ -18,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import grpc
 
@@ -151,6 +154,51 @@ def main():
                   "%r SERVING" % name)
         expect_error(lambda: h.Check(health_pb2.HealthCheckRequest(service="nope")), grpc.StatusCode.NOT_FOUND,
                      "unknown service nope")
+    elif scenario == "writer-deadline":
+        import collections
+        import threading
+        obj, fn = args
+
+        def attempt(callers, deadline):
+            outcomes = []
+            lock = threading.Lock()
+
+            def one():
+                req = pb.LoadRequest(bytecode=pb.BytecodeLocation(file=obj),
+                                     info=[pb.LoadInfo(name=fn, program_type=pb.TRACEPOINT)],
+                                     metadata={"deadline": "test"})
+                try:
+                    client.Load(req, timeout=deadline)
+                    result = ("OK", "")
+                except grpc.RpcError as e:
+                    result = (e.code().name, e.details())
+                with lock:
+                    outcomes.append(result)
+
+            threads = [threading.Thread(target=one) for _ in range(callers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            print("callers=%d deadline=%.3f: %r" % (callers, deadline, collections.Counter(outcomes)), flush=True)
+            check(all(code in ("OK", "DEADLINE_EXCEEDED") for code, _ in outcomes), "only OK or DEADLINE_EXCEEDED")
+            return outcomes
+
+        # More callers and shorter deadlines until some wait in the lock queue past their deadline (how long a
+        # Load takes depends on the machine's load).
+        seen = False
+        for callers, deadline in [(40, 0.4), (80, 0.2), (120, 0.1), (160, 0.05)]:
+            outcomes = attempt(callers, deadline)
+            if any(msg == "timed out waiting for the bpfman writer lock" for _, msg in outcomes):
+                seen = True
+                break
+        check(seen, "some caller timed out waiting for the writer lock with SPEC's message")
+        # Loads that had the lock finish even though their caller gave up; clean them up.
+        time.sleep(1)
+        for r in client.List(pb.ListRequest(bpfman_programs_only=True, match_metadata={"deadline": "test"})).results:
+            client.Unload(pb.UnloadRequest(id=r.kernel_info.id))
+        left = client.List(pb.ListRequest(bpfman_programs_only=True)).results
+        check(len(left) == 0, "programs left: %r" % [r.kernel_info.id for r in left])
     elif scenario == "watch":
         from grpc_health.v1 import health_pb2, health_pb2_grpc
         h = health_pb2_grpc.HealthStub(channel)

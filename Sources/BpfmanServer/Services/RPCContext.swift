@@ -46,8 +46,12 @@ package struct ServiceContext: Sendable {
     func mutate<R: Sendable>(
         _ context: GRPCServerContext, _ body: @Sendable (Engine) async throws(EngineError) -> R
     ) async throws -> R {
-        // Give up a moment before the transport's own deadline fires, so the caller reads our message.
-        let deadline = context.deadline.map { $0 - .milliseconds(2) }
+        // Give up a little before the deadline (a tenth of the time left, 2 to 20 ms), so our message reaches the
+        // client before its own timer or the transport's answer the call with a generic one.
+        let deadline = context.deadline.map { deadline in
+            let margin = min(max((deadline - .now) / 10, .milliseconds(2)), .milliseconds(20))
+            return deadline - margin
+        }
         do {
             try await writerLock.acquire(deadline: deadline)
         } catch WriterLock.WaitError.deadlineExceeded {
