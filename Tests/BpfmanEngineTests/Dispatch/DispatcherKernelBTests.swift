@@ -290,6 +290,41 @@ extension KernelTests {
             }
         }
 
+        @Test func foreignProgramsAndQdiscsRefuseTheFirstMemberCleanly() throws {
+            try Bench.with { bench in
+                // A plain XDP program attached by someone else.
+                let foreign = try Support.loadPinned(
+                    fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: bench.root,
+                    pinName: "foreign")
+                _ = try NativeXDP.attach(
+                    netns: bench.netns, iface: bench.pair.b, programPin: foreign.programPin, mode: .skb,
+                    linkPin: "\(bench.root)/foreign_link")
+                let p = try bench.xdpMember()
+                let error = #expect(throws: DispatchError.self) {
+                    try bench.attach(try bench.member(1, p, priority: 1), .xdp, to: nil)
+                }
+                #expect(error?.code == .failedPrecondition)
+                #expect(error?.message == "interface \(bench.pair.b) already has an XDP program that bpfman does not manage")
+                #expect(bench.entries(.xdp).isEmpty, "no revision directory or link pin left behind")
+                try bench.send(1)
+                #expect(try foreign.hits() == 1)  // the foreign program still runs
+                try NativeXDP.detach(linkPin: "\(bench.root)/foreign_link")
+
+                // A classic ingress qdisc refuses the TC dispatcher, leaving nothing behind.
+                try Support.sh(
+                    "ip", "netns", "exec", bench.pair.namespaceB, "tc", "qdisc", "add", "dev", bench.pair.b, "ingress")
+                let tcMember = try bench.tcMember("tc_count_ok")
+                let tcError = #expect(throws: DispatchError.self) {
+                    try bench.attach(try bench.member(2, tcMember, priority: 1, tc: true), .tcIngress, to: nil)
+                }
+                #expect(tcError?.code == .failedPrecondition)
+                #expect(bench.entries(.tcIngress).isEmpty)
+                // The XDP hook is free again and takes the member.
+                let state = try bench.attach(try bench.member(3, p, priority: 1), .xdp, to: nil)
+                try bench.expectLayout(state)
+            }
+        }
+
         @Test func foreignFilterAtPriority50SurvivesRebuilds() throws {
             try Bench.with { bench in
                 // A bpf filter bpfman does not manage, at the dispatcher's own priority.
