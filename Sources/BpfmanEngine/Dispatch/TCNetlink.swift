@@ -50,9 +50,11 @@ package enum TCNetlink {
     }
 
     private static func dump(type: UInt16, ifindex: UInt32, parent: UInt32) throws(DispatchError) -> [TCObject] {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkRoute)
-        guard fd >= 0 else { throw failure("socket(AF_NETLINK)") }
-        defer { close(fd) }
+        let socketFD = try checked(
+            valueOrErrno("socket(AF_NETLINK)") {
+                socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkRoute)
+            })
+        let fd = OwnedFD(taking: socketFD)
 
         // nlmsghdr (16 bytes) + tcmsg (20 bytes).
         var request = [UInt8](repeating: 0, count: 36)
@@ -69,17 +71,18 @@ package enum TCNetlink {
         request[16] = UInt8(AF_UNSPEC)
         put32(ifindex, at: 20)
         put32(parent, at: 28)
-        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        guard sent == request.count else { throw failure("send(RTM_GET)") }
+        let sent = try checked(
+            valueOrErrno("send(RTM_GET)") { request.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, 0) } })
+        guard sent == request.count else { throw DispatchError(.internal, "short netlink send") }
 
         var objects: [TCObject] = []
         var buffer = [UInt8](repeating: 0, count: 32768)
         while true {
-            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if received < 0 {
-                if errno == EINTR { continue }
-                throw failure("recv(netlinkRoute)")
-            }
+            // The engine's funnel retries EINTR and keeps errno.
+            let received = try checked(
+                valueOrErrno("recv(NETLINK_ROUTE)") {
+                    buffer.withUnsafeMutableBytes { recv(fd.rawValue, $0.baseAddress, $0.count, 0) }
+                })
             var offset = 0
             while offset + 16 <= received {
                 let length = Int(load32(buffer, offset))
@@ -128,8 +131,12 @@ package enum TCNetlink {
         UInt16(b[o]) | UInt16(b[o + 1]) << 8
     }
 
-    private static func failure(_ function: String) -> DispatchError {
-        let error = errno
-        return DispatchError(.internal, "\(function): \(String(cString: strerror(error)))", errno: error)
+    /// Unwraps a funnelled call, turning its failure into `.internal` with the errno.
+    private static func checked<T>(_ result: Result<T, SyscallError>) throws(DispatchError) -> T {
+        switch result {
+        case .success(let value): return value
+        case .failure(let error):
+            throw DispatchError(.internal, "\(error.function): \(error.errno)", errno: error.errno.rawValue)
+        }
     }
 }
