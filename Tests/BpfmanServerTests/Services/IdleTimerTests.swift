@@ -3,20 +3,48 @@ import Testing
 
 @testable import BpfmanServer
 
+/// The idle timer's rules, checked by when it fires rather than by how long the test sleeps: a loaded machine
+/// can make any sleep overshoot, but a timer never fires early, so "fired at least `timeout` after the last
+/// RPC ended" and "never while an RPC is in flight" hold however slow the machine is.
 @Suite struct IdleTimerTests {
-    @Test func firesAfterIdleButNeverDuringAnRPC() async throws {
-        let box = Box()
-        let timer = IdleTimer(timeout: .milliseconds(150)) { box.inside.withLock { $0 += 1 } }
-        timer.inFlightChanged(1)  // an RPC starts at once and runs long
+    final class Recorder: Sendable {
+        let fires = Mutex<[ContinuousClock.Instant]>([])
+
+        func waitForFire(within limit: Duration) async -> ContinuousClock.Instant? {
+            let deadline = ContinuousClock.now + limit
+            while ContinuousClock.now < deadline {
+                if let first = fires.withLock({ $0.first }) { return first }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            return nil
+        }
+    }
+
+    @Test func neverFiresWhileAnRPCIsInFlight() async throws {
+        let recorder = Recorder()
+        let timer = IdleTimer(timeout: .milliseconds(100)) { recorder.fires.withLock { $0.append(.now) } }
+        timer.inFlightChanged(1)  // an RPC starts at once and outlives several timeouts
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(recorder.fires.withLock { $0.isEmpty }, "fired mid-RPC")
+        let idleSince = ContinuousClock.now
+        timer.inFlightChanged(0)
+        let fired = try #require(await recorder.waitForFire(within: .seconds(10)))
+        #expect(fired - idleSince >= .milliseconds(100))
+    }
+
+    @Test func anRPCRestartsTheIdleCountdownAndTheTimerFiresOnce() async throws {
+        let recorder = Recorder()
+        let timer = IdleTimer(timeout: .milliseconds(300)) { recorder.fires.withLock { $0.append(.now) } }
+        timer.inFlightChanged(1)
+        timer.inFlightChanged(0)
+        try await Task.sleep(for: .milliseconds(150))
+        // A short RPC in the middle of the countdown: the timer must count 300 ms from its end.
+        timer.inFlightChanged(1)
+        timer.inFlightChanged(0)
+        let idleSince = ContinuousClock.now
+        let fired = try #require(await recorder.waitForFire(within: .seconds(10)))
+        #expect(fired - idleSince >= .milliseconds(300))
         try await Task.sleep(for: .milliseconds(400))
-        #expect(box.inside.withLock { $0 } == 0, "fired mid-RPC")
-        timer.inFlightChanged(0)
-        try await Task.sleep(for: .milliseconds(60))
-        timer.inFlightChanged(1)  // another RPC before the timeout: re-arms from zero afterwards
-        timer.inFlightChanged(0)
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(box.inside.withLock { $0 } == 0)
-        try await Task.sleep(for: .milliseconds(250))
-        #expect(box.inside.withLock { $0 } == 1)
+        #expect(recorder.fires.withLock { $0.count } == 1)
     }
 }
