@@ -25,7 +25,10 @@ package final class DispatchHookAttacher: HookAttacher {
     let xdpModes: [String: XDPMode]
 
     init(
-        loadMode: LoadMode, modeReason: String, freplaceSupported: Bool?, kernel: DispatcherKernel,
+        loadMode: LoadMode,
+        modeReason: String,
+        freplaceSupported: Bool?,
+        kernel: DispatcherKernel,
         xdpModes: [String: XDPMode]
     ) {
         self.loadMode = loadMode
@@ -43,11 +46,17 @@ package final class DispatchHookAttacher: HookAttacher {
     ///   - libxdpDirectory: libxdp's bpffs (`$LIBXDP_BPFFS` or `/sys/fs/bpf`) for `xdp-loader status`.
     /// - Throws: `.internal` when `setting` is `.dispatcher` and the probe fails.
     package static func make(
-        paths: BpfmanPaths, setting: ModeSetting = .auto, objects: DispatcherObjects,
-        libxdpDirectory: String? = "/sys/fs/bpf", xdpModes: [String: XDPMode] = [:]
+        paths: BpfmanPaths,
+        setting: ModeSetting = .auto,
+        objects: DispatcherObjects,
+        libxdpDirectory: String? = "/sys/fs/bpf",
+        xdpModes: [String: XDPMode] = [:]
     ) throws(EngineError) -> DispatchHookAttacher {
         let kernel = DispatcherKernel(
-            paths: DispatcherPaths(fsRoot: paths.bpffs), objects: objects, libxdpDirectory: libxdpDirectory)
+            paths: DispatcherPaths(fsRoot: paths.bpffs),
+            objects: objects,
+            libxdpDirectory: libxdpDirectory
+        )
         var mode: LoadMode = .native
         var reason = "attach_mode = native in the configuration"
         var probed: Bool?
@@ -61,11 +70,18 @@ package final class DispatchHookAttacher: HookAttacher {
             } else {
                 probed = true
                 mode = .ext
-                reason = setting == .dispatcher ? "attach_mode = dispatcher in the configuration" : "freplace probe succeeded"
+                reason =
+                    setting == .dispatcher
+                    ? "attach_mode = dispatcher in the configuration" : "freplace probe succeeded"
             }
         }
         return DispatchHookAttacher(
-            loadMode: mode, modeReason: reason, freplaceSupported: probed, kernel: kernel, xdpModes: xdpModes)
+            loadMode: mode,
+            modeReason: reason,
+            freplaceSupported: probed,
+            kernel: kernel,
+            xdpModes: xdpModes
+        )
     }
 
     package func testDispatcherPin(for kind: ProgramKind) -> String? {
@@ -79,13 +95,19 @@ package final class DispatchHookAttacher: HookAttacher {
 
     // MARK: - Attach
 
-    package func attach(linkID: UInt32, program: ProgramRecord, spec: AttachSpec, context: HookContext)
+    package func attach(
+        linkID: UInt32,
+        program: ProgramRecord,
+        spec: AttachSpec,
+        context: HookContext
+    )
         throws(EngineError)
     {
         guard program.loadMode == loadMode else {
             throw .failedPrecondition(
                 "program \(program.id) was loaded for \(program.loadMode.rawValue) attachment but the daemon runs in "
-                    + "\(loadMode == .ext ? "dispatcher" : "native") mode")
+                    + "\(loadMode == .ext ? "dispatcher" : "native") mode"
+            )
         }
         let request = try mapDispatchError { () throws(DispatchError) in try HookRequest(spec) }
         if loadMode == .ext {
@@ -94,11 +116,17 @@ package final class DispatchHookAttacher: HookAttacher {
             try attachNatively(linkID: linkID, program: program, request: request, spec: spec, context: context)
         }
         context.logger.info(
-            "attached", metadata: ["link_id": "\(linkID)", "program_id": "\(program.id)", "iface": "\(request.iface)"])
+            "attached",
+            metadata: ["link_id": "\(linkID)", "program_id": "\(program.id)", "iface": "\(request.iface)"]
+        )
     }
 
     private func attachToDispatcher(
-        linkID: UInt32, program: ProgramRecord, request: HookRequest, spec: AttachSpec, context: HookContext
+        linkID: UInt32,
+        program: ProgramRecord,
+        request: HookRequest,
+        spec: AttachSpec,
+        context: HookContext
     ) throws(EngineError) {
         let hook = try mapDispatchError { () throws(DispatchError) in
             try DispatcherKernel.hook(kind: request.kind, iface: request.iface, netns: request.netns)
@@ -106,12 +134,21 @@ package final class DispatchHookAttacher: HookAttacher {
         let previousID = try recordID(of: hook, context: context)
         let previous = try state(of: hook, context: context)
         let member = DispatcherMember(
-            linkID: linkID, programID: program.id, programName: program.name, priority: request.priority,
-            proceedOn: request.proceedOn)
+            linkID: linkID,
+            programID: program.id,
+            programName: program.name,
+            priority: request.priority,
+            proceedOn: request.proceedOn
+        )
         let next = try mapDispatchError { () throws(DispatchError) in
             try kernel.attach(
-                member, hook: hook, iface: request.iface, netns: request.netns, previous: previous,
-                xdpMode: xdpModes[request.iface] ?? .drv)
+                member,
+                hook: hook,
+                iface: request.iface,
+                netns: request.netns,
+                previous: previous,
+                xdpMode: xdpModes[request.iface] ?? .drv
+            )
         }
         do {
             try record(next, previousID: previousID, newLink: (linkID, program, spec), context: context)
@@ -119,8 +156,13 @@ package final class DispatchHookAttacher: HookAttacher {
             // Records unchanged: put the old revision back in charge, or remove the new dispatcher.
             if let previous {
                 _ = try? kernel.build(
-                    hook: hook, iface: previous.iface, netns: previous.netns, previous: next,
-                    members: previous.members, xdpMode: previous.xdpMode ?? .drv)
+                    hook: hook,
+                    iface: previous.iface,
+                    netns: previous.netns,
+                    previous: next,
+                    members: previous.members,
+                    xdpMode: previous.xdpMode ?? .drv
+                )
             } else {
                 try? kernel.teardown(next)
             }
@@ -130,7 +172,11 @@ package final class DispatchHookAttacher: HookAttacher {
     }
 
     private func attachNatively(
-        linkID: UInt32, program: ProgramRecord, request: HookRequest, spec: AttachSpec, context: HookContext
+        linkID: UInt32,
+        program: ProgramRecord,
+        request: HookRequest,
+        spec: AttachSpec,
+        context: HookContext
     ) throws(EngineError) {
         let ifindex = try mapDispatchError { () throws(DispatchError) in
             try DispatcherKernel.hook(kind: request.kind, iface: request.iface, netns: request.netns).ifindex
@@ -140,18 +186,30 @@ package final class DispatchHookAttacher: HookAttacher {
                 && $0.dispatcherID == nil && (request.direction == nil || $0.direction == request.direction?.rawValue)
         }
         var link = LinkRecord(
-            id: linkID, programID: program.id, kind: program.kind, state: .active, spec: spec,
-            nsid: request.netns.nsid, ifindex: ifindex, direction: request.direction?.rawValue,
-            priority: request.priority)
+            id: linkID,
+            programID: program.id,
+            kind: program.kind,
+            state: .active,
+            spec: spec,
+            nsid: request.netns.nsid,
+            ifindex: ifindex,
+            direction: request.direction?.rawValue,
+            priority: request.priority
+        )
         if let direction = request.direction {
             guard siblings.count < SlotPlanner.slotCount else {
                 throw .failedPrecondition(
-                    "no free dispatcher slots on \(request.iface) tc \(direction.rawValue) (all 10 occupied)")
+                    "no free dispatcher slots on \(request.iface) tc \(direction.rawValue) (all 10 occupied)"
+                )
             }
             let filter = try mapDispatchError { () throws(DispatchError) in
                 try NativeTC.attach(
-                    netns: request.netns, iface: request.iface, direction: direction, priority: request.priority,
-                    programPin: context.paths.programPin(program.id))
+                    netns: request.netns,
+                    iface: request.iface,
+                    direction: direction,
+                    priority: request.priority,
+                    programPin: context.paths.programPin(program.id)
+                )
             }
             link.tcHandle = filter.handle
             link.tcPriority = UInt32(filter.priority)
@@ -164,18 +222,29 @@ package final class DispatchHookAttacher: HookAttacher {
                 throw error
             }
             try? recomputeNativeTCPositions(
-                netns: request.netns, ifindex: ifindex, direction: direction, context: context)
+                netns: request.netns,
+                ifindex: ifindex,
+                direction: direction,
+                context: context
+            )
         } else {
             if let existing = siblings.first {
                 let message = NativeXDP.secondProgramError(
-                    iface: request.iface, programID: existing.programID, linkID: existing.id)
+                    iface: request.iface,
+                    programID: existing.programID,
+                    linkID: existing.id
+                )
                 throw .failedPrecondition(message.message)
             }
             let pin = context.paths.linkPin(linkID)
             let attached = try mapDispatchError { () throws(DispatchError) in
                 try NativeXDP.attach(
-                    netns: request.netns, iface: request.iface, programPin: context.paths.programPin(program.id),
-                    mode: xdpModes[request.iface] ?? .drv, linkPin: pin)
+                    netns: request.netns,
+                    iface: request.iface,
+                    programPin: context.paths.programPin(program.id),
+                    mode: xdpModes[request.iface] ?? .drv,
+                    linkPin: pin
+                )
             }
             link.position = 0
             link.kernelLinkID = attached.kernelLinkID
@@ -207,7 +276,11 @@ package final class DispatchHookAttacher: HookAttacher {
             let direction = link.direction.flatMap(TCDirection.init(rawValue:))
         {
             let filter = TCFilterHandle(
-                ifindex: ifindex, direction: direction, priority: UInt16(truncatingIfNeeded: priority), handle: handle)
+                ifindex: ifindex,
+                direction: direction,
+                priority: UInt16(truncatingIfNeeded: priority),
+                handle: handle
+            )
             try mapDispatchError { () throws(DispatchError) in try NativeTC.detach(netns: netns, filter: filter) }
             if netns.path.map({ access($0, F_OK) == 0 }) ?? true {
                 try? recomputeNativeTCPositions(netns: netns, ifindex: ifindex, direction: direction, context: context)
@@ -219,16 +292,23 @@ package final class DispatchHookAttacher: HookAttacher {
         }
     }
 
-    private func detachFromDispatcher(_ link: LinkRecord, dispatcherID: Int64, context: HookContext)
+    private func detachFromDispatcher(
+        _ link: LinkRecord,
+        dispatcherID: Int64,
+        context: HookContext
+    )
         throws(EngineError)
     {
-        guard let record = try mapStoreError({ () throws(SQLiteError) in try context.store.dispatcher(id: dispatcherID) }),
+        guard
+            let record = try mapStoreError({ () throws(SQLiteError) in try context.store.dispatcher(id: dispatcherID) }
+            ),
             let state = try state(of: record, context: context)
         else {
             try mapStoreError { () throws(SQLiteError) in try context.store.deleteLink(link.id) }
             return
         }
-        let outcome = try mapDispatchError { () throws(DispatchError) in try kernel.detach(linkID: link.id, from: state) }
+        let outcome = try mapDispatchError { () throws(DispatchError) in try kernel.detach(linkID: link.id, from: state)
+        }
         switch outcome {
         case .notAMember:
             try mapStoreError { () throws(SQLiteError) in try context.store.deleteLink(link.id) }
@@ -321,12 +401,17 @@ package final class DispatchHookAttacher: HookAttacher {
 
     /// Rebuilds a dispatcher from its recorded members (or removes it when none are left) and records the
     /// result. Returns the new revision, or nil when the dispatcher was removed.
-    private func rebuildRecorded(_ state: DispatcherState, recordID: Int64, context: HookContext)
+    private func rebuildRecorded(
+        _ state: DispatcherState,
+        recordID: Int64,
+        context: HookContext
+    )
         throws(EngineError) -> UInt32?
     {
         context.logger.info(
             "rebuilding dispatcher that does not match its records",
-            metadata: ["hook": "\(state.hook)", "revision": "\(state.revision)"])
+            metadata: ["hook": "\(state.hook)", "revision": "\(state.revision)"]
+        )
         if state.members.isEmpty {
             try? kernel.teardown(state)
             try mapStoreError { () throws(SQLiteError) in try context.store.deleteDispatcher(recordID) }
@@ -334,8 +419,13 @@ package final class DispatchHookAttacher: HookAttacher {
         }
         let next = try mapDispatchError { () throws(DispatchError) in
             try kernel.build(
-                hook: state.hook, iface: state.iface, netns: state.netns, previous: state, members: state.members,
-                xdpMode: state.xdpMode ?? .drv)
+                hook: state.hook,
+                iface: state.iface,
+                netns: state.netns,
+                previous: state,
+                members: state.members,
+                xdpMode: state.xdpMode ?? .drv
+            )
         }
         try mapStoreError { () throws(SQLiteError) in
             try context.store.transaction { () throws(SQLiteError) in
@@ -366,7 +456,11 @@ package final class DispatchHookAttacher: HookAttacher {
         let direction = hook.kind == .tcIngress ? "ingress" : hook.kind == .tcEgress ? "egress" : ""
         let record = try mapStoreError { () throws(SQLiteError) in
             try context.store.dispatcher(
-                kind: hook.kind == .xdp ? "xdp" : "tc", nsid: hook.nsid, ifindex: hook.ifindex, direction: direction)
+                kind: hook.kind == .xdp ? "xdp" : "tc",
+                nsid: hook.nsid,
+                ifindex: hook.ifindex,
+                direction: direction
+            )
         }
         guard let record else { return nil }
         return try state(of: record, context: context)
@@ -376,7 +470,11 @@ package final class DispatchHookAttacher: HookAttacher {
         let direction = hook.kind == .tcIngress ? "ingress" : hook.kind == .tcEgress ? "egress" : ""
         return try mapStoreError { () throws(SQLiteError) in
             try context.store.dispatcher(
-                kind: hook.kind == .xdp ? "xdp" : "tc", nsid: hook.nsid, ifindex: hook.ifindex, direction: direction)
+                kind: hook.kind == .xdp ? "xdp" : "tc",
+                nsid: hook.nsid,
+                ifindex: hook.ifindex,
+                direction: direction
+            )
         }?.id
     }
 
@@ -388,31 +486,45 @@ package final class DispatchHookAttacher: HookAttacher {
             .sorted { ($0.position ?? 0) < ($1.position ?? 0) }
         var members: [DispatcherMember] = []
         for link in links {
-            let name = try mapStoreError { () throws(SQLiteError) in try context.store.program(link.programID) }?.name ?? ""
+            let name =
+                try mapStoreError { () throws(SQLiteError) in try context.store.program(link.programID) }?.name ?? ""
             let codes: [Int32]
             switch link.spec {
             case .xdp(let a): codes = a.proceedOn
             case .tc(let a): codes = a.proceedOn
             default: codes = []
             }
-            let proceedOn = (try? ProceedOn(family: kind.family, codes: codes))
+            let proceedOn =
+                (try? ProceedOn(family: kind.family, codes: codes))
                 ?? (try! ProceedOn(family: kind.family, codes: []))
             members.append(
                 DispatcherMember(
-                    linkID: link.id, programID: link.programID, programName: name, priority: link.priority ?? 0,
-                    proceedOn: proceedOn))
+                    linkID: link.id,
+                    programID: link.programID,
+                    programName: name,
+                    priority: link.priority ?? 0,
+                    proceedOn: proceedOn
+                )
+            )
         }
         return DispatcherState(
-            hook: DispatcherHook(kind: kind, nsid: record.nsid, ifindex: record.ifindex), iface: record.iface,
-            netns: NetworkNamespace(path: record.netns, nsid: record.nsid), revision: record.revision,
-            programID: record.kernelProgramID ?? 0, tcHandle: record.tcHandle,
+            hook: DispatcherHook(kind: kind, nsid: record.nsid, ifindex: record.ifindex),
+            iface: record.iface,
+            netns: NetworkNamespace(path: record.netns, nsid: record.nsid),
+            revision: record.revision,
+            programID: record.kernelProgramID ?? 0,
+            tcHandle: record.tcHandle,
             xdpMode: record.xdpFlags.flatMap { flags in XDPMode.allCases.first { $0.flags == flags } },
-            members: members, memberKernelLinkIDs: links.map { $0.kernelLinkID ?? 0 })
+            members: members,
+            memberKernelLinkIDs: links.map { $0.kernelLinkID ?? 0 }
+        )
     }
 
     /// Commits a rebuilt dispatcher: its row, the new link (if any) and every member's slot (SPEC §6.2).
     private func record(
-        _ state: DispatcherState, previousID: Int64?, newLink: (UInt32, ProgramRecord, AttachSpec),
+        _ state: DispatcherState,
+        previousID: Int64?,
+        newLink: (UInt32, ProgramRecord, AttachSpec),
         context: HookContext
     ) throws(EngineError) {
         try mapStoreError { () throws(SQLiteError) in
@@ -421,11 +533,20 @@ package final class DispatchHookAttacher: HookAttacher {
                 let (linkID, program, spec) = newLink
                 let position = state.planner.position(of: linkID) ?? 0
                 let link = LinkRecord(
-                    id: linkID, programID: program.id, kind: program.kind, state: .active, spec: spec,
-                    nsid: state.hook.nsid, ifindex: state.hook.ifindex, direction: Self.direction(of: state.hook),
-                    priority: state.members[position].priority, position: Int32(position), dispatcherID: id,
+                    id: linkID,
+                    programID: program.id,
+                    kind: program.kind,
+                    state: .active,
+                    spec: spec,
+                    nsid: state.hook.nsid,
+                    ifindex: state.hook.ifindex,
+                    direction: Self.direction(of: state.hook),
+                    priority: state.members[position].priority,
+                    position: Int32(position),
+                    dispatcherID: id,
                     kernelLinkID: state.memberKernelLinkIDs[position],
-                    pinPath: kernel.paths.memberLink(state.hook, revision: state.revision, position: position))
+                    pinPath: kernel.paths.memberLink(state.hook, revision: state.revision, position: position)
+                )
                 try context.store.activateLink(link)
             }
         }
@@ -433,26 +554,43 @@ package final class DispatchHookAttacher: HookAttacher {
 
     /// Writes the dispatcher row and every member's position, pin and kernel link id; returns the row id.
     @discardableResult
-    private func writeDispatcher(_ state: DispatcherState, id: Int64?, context: HookContext) throws(SQLiteError)
+    private func writeDispatcher(
+        _ state: DispatcherState,
+        id: Int64?,
+        context: HookContext
+    ) throws(SQLiteError)
         -> Int64
     {
         let row = DispatcherRecord(
-            id: id ?? 0, kind: state.hook.kind == .xdp ? "xdp" : "tc", nsid: state.hook.nsid,
-            ifindex: state.hook.ifindex, iface: state.iface, netns: state.netns.path,
-            direction: Self.direction(of: state.hook) ?? "", revision: state.revision,
-            kernelProgramID: state.programID, tcHandle: state.tcHandle, xdpFlags: state.xdpMode?.flags)
+            id: id ?? 0,
+            kind: state.hook.kind == .xdp ? "xdp" : "tc",
+            nsid: state.hook.nsid,
+            ifindex: state.hook.ifindex,
+            iface: state.iface,
+            netns: state.netns.path,
+            direction: Self.direction(of: state.hook) ?? "",
+            revision: state.revision,
+            kernelProgramID: state.programID,
+            tcHandle: state.tcHandle,
+            xdpFlags: state.xdpMode?.flags
+        )
         let rowID = try context.store.saveDispatcher(row)
         for (position, member) in state.members.enumerated() {
             try context.store.updateMember(
-                link: member.linkID, position: Int32(position),
+                link: member.linkID,
+                position: Int32(position),
                 pinPath: kernel.paths.memberLink(state.hook, revision: state.revision, position: position),
-                kernelLinkID: state.memberKernelLinkIDs[position])
+                kernelLinkID: state.memberKernelLinkIDs[position]
+            )
         }
         return rowID
     }
 
     private func recomputeNativeTCPositions(
-        netns: NetworkNamespace, ifindex: UInt32, direction: TCDirection, context: HookContext
+        netns: NetworkNamespace,
+        ifindex: UInt32,
+        direction: TCDirection,
+        context: HookContext
     ) throws(EngineError) {
         let links = try mapStoreError { () throws(SQLiteError) in try context.store.allLinks() }.filter {
             $0.state == .active && $0.kind == .tc && $0.dispatcherID == nil && $0.nsid == netns.nsid
@@ -460,8 +598,11 @@ package final class DispatchHookAttacher: HookAttacher {
         }
         let handles = links.map {
             TCFilterHandle(
-                ifindex: ifindex, direction: direction, priority: UInt16(truncatingIfNeeded: $0.tcPriority ?? 0),
-                handle: $0.tcHandle ?? 0)
+                ifindex: ifindex,
+                direction: direction,
+                priority: UInt16(truncatingIfNeeded: $0.tcPriority ?? 0),
+                handle: $0.tcHandle ?? 0
+            )
         }
         let positions = try mapDispatchError { () throws(DispatchError) in
             try NativeTC.positions(netns: netns, ifindex: ifindex, direction: direction, ours: handles)

@@ -21,8 +21,12 @@ extension DispatcherKernel {
     ///   `no free dispatcher slots on <iface> <xdp|tc ingress|tc egress> (all 10 occupied)` when full
     ///   (state intact), or whatever `build` throws (old dispatcher still running).
     package func attach(
-        _ member: DispatcherMember, hook: DispatcherHook, iface: String, netns: NetworkNamespace,
-        previous: DispatcherState?, xdpMode: XDPMode = .drv
+        _ member: DispatcherMember,
+        hook: DispatcherHook,
+        iface: String,
+        netns: NetworkNamespace,
+        previous: DispatcherState?,
+        xdpMode: XDPMode = .drv
     ) throws(DispatchError) -> DispatcherState {
         var planner = previous?.planner ?? SlotPlanner()
         switch planner.attach(member, hookDescription: "\(iface) \(hook.kind.label)") {
@@ -30,7 +34,13 @@ extension DispatcherKernel {
             throw error
         case .rebuild(let members):
             return try build(
-                hook: hook, iface: iface, netns: netns, previous: previous, members: members, xdpMode: xdpMode)
+                hook: hook,
+                iface: iface,
+                netns: netns,
+                previous: previous,
+                members: members,
+                xdpMode: xdpMode
+            )
         }
     }
 
@@ -68,8 +78,14 @@ extension DispatcherKernel {
         case .rebuild(let members):
             return .rebuilt(
                 try build(
-                    hook: state.hook, iface: state.iface, netns: state.netns, previous: state, members: members,
-                    xdpMode: state.xdpMode ?? .drv))
+                    hook: state.hook,
+                    iface: state.iface,
+                    netns: state.netns,
+                    previous: state,
+                    members: members,
+                    xdpMode: state.xdpMode ?? .drv
+                )
+            )
         }
     }
 }

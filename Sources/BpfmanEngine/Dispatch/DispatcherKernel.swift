@@ -36,14 +36,19 @@ package struct DispatcherKernel: Sendable {
     package func probeFreplace() -> DispatchError? {
         do throws(DispatchError) {
             let dispatcher = try LoadedDispatcher(
-                objects: objects, family: .xdp, config: DispatcherConfig(family: .xdp, members: []))
+                objects: objects,
+                family: .xdp,
+                config: DispatcherConfig(family: .xdp, members: [])
+            )
             let probe = try ObjectHandle(path: objects.path(for: .xdp))
             let program = try probe.enableOnly("probe_pass")
             try DispatcherMemberLoading.prepareExtension(program: program, targetFD: dispatcher.programFD)
             _ = try DispatchBPF.check(bpf_object__load(probe.object), "load freplace probe")
             let link = try Self.freplaceLink(
-                extensionFD: bpf_program__fd(program), dispatcherFD: dispatcher.programFD,
-                btfID: try dispatcher.functionBTFID("compat_test"))
+                extensionFD: bpf_program__fd(program),
+                dispatcherFD: dispatcher.programFD,
+                btfID: try dispatcher.functionBTFID("compat_test")
+            )
             _ = link
             return nil
         } catch {
@@ -58,7 +63,10 @@ package struct DispatcherKernel: Sendable {
             let pin = paths.testDispatcher(family)
             DispatchBPF.remove(pin)
             let dispatcher = try LoadedDispatcher(
-                objects: objects, family: family, config: DispatcherConfig(family: family, members: []))
+                objects: objects,
+                family: family,
+                config: DispatcherConfig(family: family, members: [])
+            )
             try DispatchBPF.pin(dispatcher.programFD, at: pin)
         }
     }
@@ -67,7 +75,9 @@ package struct DispatcherKernel: Sendable {
 
     /// Resolves the hook of `iface` in `netns` (the ifindex is looked up inside the namespace).
     package static func hook(
-        kind: DispatcherHook.Kind, iface: String, netns: NetworkNamespace
+        kind: DispatcherHook.Kind,
+        iface: String,
+        netns: NetworkNamespace
     ) throws(DispatchError) -> DispatcherHook {
         try NetworkInterface.validate(name: iface)
         let ifindex = try netns.run { () throws(DispatchError) -> UInt32 in
@@ -86,16 +96,26 @@ package struct DispatcherKernel: Sendable {
     /// On failure the new revision's pins are removed and the old dispatcher keeps running.
     /// The previous revision's pins stay until `removeRevision(of:)`.
     package func build(
-        hook: DispatcherHook, iface: String, netns: NetworkNamespace, previous: DispatcherState?,
-        members: [DispatcherMember], xdpMode: XDPMode = .drv
+        hook: DispatcherHook,
+        iface: String,
+        netns: NetworkNamespace,
+        previous: DispatcherState?,
+        members: [DispatcherMember],
+        xdpMode: XDPMode = .drv
     ) throws(DispatchError) -> DispatcherState {
         precondition(!members.isEmpty && members.count <= SlotPlanner.slotCount, "1...10 members")
         let revision = previous.map { DispatcherRevision.next(after: $0.revision) } ?? DispatcherRevision.first
         let directory = paths.revisionDirectory(hook, revision: revision)
         do {
             return try buildRevision(
-                hook: hook, iface: iface, netns: netns, previous: previous, members: members, revision: revision,
-                xdpMode: xdpMode)
+                hook: hook,
+                iface: iface,
+                netns: netns,
+                previous: previous,
+                members: members,
+                revision: revision,
+                xdpMode: xdpMode
+            )
         } catch {
             Self.removeTree(directory)
             throw error
@@ -103,8 +123,13 @@ package struct DispatcherKernel: Sendable {
     }
 
     private func buildRevision(
-        hook: DispatcherHook, iface: String, netns: NetworkNamespace, previous: DispatcherState?,
-        members: [DispatcherMember], revision: UInt32, xdpMode: XDPMode
+        hook: DispatcherHook,
+        iface: String,
+        netns: NetworkNamespace,
+        previous: DispatcherState?,
+        members: [DispatcherMember],
+        revision: UInt32,
+        xdpMode: XDPMode
     ) throws(DispatchError) -> DispatcherState {
         let family = hook.kind.family
         let directory = paths.revisionDirectory(hook, revision: revision)
@@ -113,7 +138,10 @@ package struct DispatcherKernel: Sendable {
         try Self.makeDirectory(directory)
 
         let dispatcher = try LoadedDispatcher(
-            objects: objects, family: family, config: DispatcherConfig(family: family, members: members))
+            objects: objects,
+            family: family,
+            config: DispatcherConfig(family: family, members: members)
+        )
         try DispatchBPF.pin(dispatcher.programFD, at: paths.dispatcherProgram(hook, revision: revision))
         let dispatcherID = try DispatchBPF.programID(dispatcher.programFD)
 
@@ -121,15 +149,25 @@ package struct DispatcherKernel: Sendable {
         for (position, member) in members.enumerated() {
             let program = try DispatchBPF.open(pin: programPin(member.programID))
             let link = try Self.freplaceLink(
-                extensionFD: program.rawValue, dispatcherFD: dispatcher.programFD,
-                btfID: try dispatcher.functionBTFID("prog\(position)"))
+                extensionFD: program.rawValue,
+                dispatcherFD: dispatcher.programFD,
+                btfID: try dispatcher.functionBTFID("prog\(position)")
+            )
             try DispatchBPF.pin(link.rawValue, at: paths.memberLink(hook, revision: revision, position: position))
             linkIDs.append(try DispatchBPF.linkInfo(link.rawValue).id)
         }
 
         var state = DispatcherState(
-            hook: hook, iface: iface, netns: netns, revision: revision, programID: dispatcherID, tcHandle: nil,
-            xdpMode: nil, members: members, memberKernelLinkIDs: linkIDs)
+            hook: hook,
+            iface: iface,
+            netns: netns,
+            revision: revision,
+            programID: dispatcherID,
+            tcHandle: nil,
+            xdpMode: nil,
+            members: members,
+            memberKernelLinkIDs: linkIDs
+        )
         let newProgram = dispatcher.programFD
         switch hook.kind {
         case .xdp:
@@ -142,7 +180,12 @@ package struct DispatcherKernel: Sendable {
                 state.xdpMode = try netns.run { () throws(DispatchError) -> XDPMode in
                     var used = xdpMode
                     let link = try XDPLink.create(
-                        programFD: newProgram, ifindex: hook.ifindex, iface: iface, mode: xdpMode, usedMode: &used)
+                        programFD: newProgram,
+                        ifindex: hook.ifindex,
+                        iface: iface,
+                        mode: xdpMode,
+                        usedMode: &used
+                    )
                     try DispatchBPF.pin(link.rawValue, at: linkPin)
                     return used
                 }
@@ -155,14 +198,21 @@ package struct DispatcherKernel: Sendable {
             let added = try netns.run { () throws(DispatchError) -> TCFilterHandle in
                 try TCFilters.ensureClsact(ifindex: hook.ifindex, iface: iface)
                 return try TCFilters.add(
-                    programFD: newProgram, ifindex: hook.ifindex, iface: iface, direction: direction,
-                    priority: DispatcherState.tcFilterPriority)
+                    programFD: newProgram,
+                    ifindex: hook.ifindex,
+                    iface: iface,
+                    direction: direction,
+                    priority: DispatcherState.tcFilterPriority
+                )
             }
             state.tcHandle = added.handle
             if let previous, let oldHandle = previous.tcHandle {
                 let old = TCFilterHandle(
-                    ifindex: hook.ifindex, direction: direction, priority: DispatcherState.tcFilterPriority,
-                    handle: oldHandle)
+                    ifindex: hook.ifindex,
+                    direction: direction,
+                    priority: DispatcherState.tcFilterPriority,
+                    handle: oldHandle
+                )
                 do {
                     try netns.run { () throws(DispatchError) in try TCFilters.delete(old) }
                 } catch {
@@ -205,8 +255,12 @@ package struct DispatcherKernel: Sendable {
                 try NativeTC.detach(
                     netns: state.netns,
                     filter: TCFilterHandle(
-                        ifindex: state.hook.ifindex, direction: direction, priority: DispatcherState.tcFilterPriority,
-                        handle: handle))
+                        ifindex: state.hook.ifindex,
+                        direction: direction,
+                        priority: DispatcherState.tcFilterPriority,
+                        handle: handle
+                    )
+                )
             }
         }
         removeRevision(of: state)
@@ -216,7 +270,11 @@ package struct DispatcherKernel: Sendable {
 
     /// Creates an freplace link of `extensionFD` into the function `btfID` of `dispatcherFD`.
     /// The corresponding C function is `bpf_link_create` (attach type 0, `target_btf_id`).
-    static func freplaceLink(extensionFD: Int32, dispatcherFD: Int32, btfID: UInt32) throws(DispatchError)
+    static func freplaceLink(
+        extensionFD: Int32,
+        dispatcherFD: Int32,
+        btfID: UInt32
+    ) throws(DispatchError)
         -> OwnedFD
     {
         var opts = bpf_link_create_opts()
@@ -224,7 +282,9 @@ package struct DispatcherKernel: Sendable {
         opts.sz = MemoryLayout<bpf_link_create_opts>.size
         opts.target_btf_id = btfID
         let fd = try DispatchBPF.check(
-            bpf_link_create(extensionFD, dispatcherFD, bpf_attach_type(rawValue: 0), &opts), "create freplace link")
+            bpf_link_create(extensionFD, dispatcherFD, bpf_attach_type(rawValue: 0), &opts),
+            "create freplace link"
+        )
         return OwnedFD(taking: fd)
     }
 
@@ -237,14 +297,18 @@ package struct DispatcherKernel: Sendable {
     /// only makes `xdp-loader status` show the dispatcher as a single program.
     private func pinForLibxdp(state: DispatcherState, directory root: String) {
         let directory = Self.libxdpDirectory(root, state)
-        guard (try? Self.makeDirectory(root)) != nil, (try? Self.makeDirectory("\(root)/xdp")) != nil, (try? Self.makeDirectory(directory)) != nil else {
+        guard (try? Self.makeDirectory(root)) != nil, (try? Self.makeDirectory("\(root)/xdp")) != nil,
+            (try? Self.makeDirectory(directory)) != nil
+        else {
             return
         }
         for (position, member) in state.members.enumerated() {
             if let program = try? DispatchBPF.open(pin: programPin(member.programID)) {
                 try? DispatchBPF.pin(program.rawValue, at: "\(directory)/prog\(position)-prog")
             }
-            if let link = try? DispatchBPF.open(pin: paths.memberLink(state.hook, revision: state.revision, position: position)) {
+            if let link = try? DispatchBPF.open(
+                pin: paths.memberLink(state.hook, revision: state.revision, position: position)
+            ) {
                 try? DispatchBPF.pin(link.rawValue, at: "\(directory)/prog\(position)-link")
             }
         }
@@ -320,7 +384,8 @@ struct LoadedDispatcher: ~Copyable {
         let bytes = config.bytes
         _ = try DispatchBPF.check(
             bytes.withUnsafeBytes { bpf_map__set_initial_value(rodata, $0.baseAddress, $0.count) },
-            "set dispatcher config")
+            "set dispatcher config"
+        )
         _ = try DispatchBPF.check(bpf_object__load(handle.object), "load \(family.rawValue) dispatcher")
         self.programFD = bpf_program__fd(program)
         self.handle = handle

@@ -43,6 +43,7 @@ package struct DispatcherObjects: Sendable, Equatable {
         throw DispatchError(
             .internal,
             "dispatcher objects not found in \(candidates.joined(separator: ", ")); run `make build` or set "
-                + environmentKey)
+                + environmentKey
+        )
     }
 }

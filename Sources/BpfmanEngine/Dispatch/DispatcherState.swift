@@ -43,8 +43,13 @@ package struct DispatcherState: Sendable, Equatable {
     package var memberViews: [MemberView] {
         members.enumerated().map { position, m in
             MemberView(
-                linkID: m.linkID, programID: m.programID, programName: m.programName, position: position,
-                priority: m.priority, proceedOnMask: m.proceedOn.mask)
+                linkID: m.linkID,
+                programID: m.programID,
+                programName: m.programName,
+                position: position,
+                priority: m.priority,
+                proceedOnMask: m.proceedOn.mask
+            )
         }
     }
 

@@ -22,7 +22,9 @@ extension Engine {
     package var attachModeStatus: AttachModeStatus? {
         guard let attacher = hooks as? DispatchHookAttacher else { return nil }
         return AttachModeStatus(
-            mode: attacher.loadMode == .ext ? "dispatcher" : "native", reason: attacher.modeReason,
-            freplace: attacher.freplaceSupported)
+            mode: attacher.loadMode == .ext ? "dispatcher" : "native",
+            reason: attacher.modeReason,
+            freplace: attacher.freplaceSupported
+        )
     }
 }

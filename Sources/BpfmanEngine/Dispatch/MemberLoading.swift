@@ -18,8 +18,12 @@ package enum DispatcherMemberLoading {
         // libbpf gives `xdp` sections expected attach type BPF_XDP; the kernel refuses EXT programs with any
         // expected attach type (EINVAL), so clear it.
         _ = try DispatchBPF.check(
-            bpf_program__set_expected_attach_type(program, bpf_attach_type(rawValue: 0)), "clear expected attach type")
+            bpf_program__set_expected_attach_type(program, bpf_attach_type(rawValue: 0)),
+            "clear expected attach type"
+        )
         _ = try DispatchBPF.check(
-            bpf_program__set_attach_target(program, targetFD, loadTargetFunction), "set EXT attach target")
+            bpf_program__set_attach_target(program, targetFD, loadTargetFunction),
+            "set EXT attach target"
+        )
     }
 }

@@ -50,7 +50,11 @@ enum XDPLink {
     ///   after the retries); `.internal` with the errno otherwise.
     ///   The corresponding C function is `bpf_link_create`.
     static func create(
-        programFD: Int32, ifindex: UInt32, iface: String, mode: XDPMode, usedMode: inout XDPMode
+        programFD: Int32,
+        ifindex: UInt32,
+        iface: String,
+        mode: XDPMode,
+        usedMode: inout XDPMode
     ) throws(DispatchError) -> OwnedFD {
         var modes = [mode]
         if mode != .skb { modes.append(.skb) }
@@ -101,7 +105,11 @@ package enum NativeXDP {
     /// - Throws: `.invalidArgument` for an unknown interface; `.failedPrecondition` when a foreign XDP
     ///   program is attached; `.internal` when the kernel refuses.
     package static func attach(
-        netns: NetworkNamespace, iface: String, programPin: String, mode: XDPMode, linkPin: String
+        netns: NetworkNamespace,
+        iface: String,
+        programPin: String,
+        mode: XDPMode,
+        linkPin: String
     ) throws(DispatchError) -> NativeXDPAttachment {
         try NetworkInterface.validate(name: iface)
         let program = try DispatchBPF.open(pin: programPin)
@@ -109,7 +117,12 @@ package enum NativeXDP {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             var used = mode
             let link = try XDPLink.create(
-                programFD: program.rawValue, ifindex: ifindex, iface: iface, mode: mode, usedMode: &used)
+                programFD: program.rawValue,
+                ifindex: ifindex,
+                iface: iface,
+                mode: mode,
+                usedMode: &used
+            )
             let info = try DispatchBPF.linkInfo(link.rawValue)
             try DispatchBPF.pin(link.rawValue, at: linkPin)  // on failure `link` closes and the kernel drops the link
             return NativeXDPAttachment(ifindex: ifindex, kernelLinkID: info.id, mode: used)
@@ -122,7 +135,7 @@ package enum NativeXDP {
         let link: OwnedFD
         do {
             link = try DispatchBPF.open(pin: linkPin)
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             return
         }
         _ = try DispatchBPF.check(bpf_link_detach(link.rawValue), "detach xdp link \(linkPin)")
@@ -134,7 +147,8 @@ package enum NativeXDP {
         DispatchError(
             .failedPrecondition,
             "interface \(iface) already has XDP program \(programID) attached as link \(linkID); more than one XDP "
-                + "program per interface needs freplace support, which this kernel does not allow")
+                + "program per interface needs freplace support, which this kernel does not allow"
+        )
     }
 }
 
@@ -170,7 +184,8 @@ enum TCFilters {
                 throw DispatchError(
                     .failedPrecondition,
                     "interface \(iface) has a \"\(existing.kind)\" qdisc where clsact is needed; bpfman does not "
-                        + "replace qdiscs it did not create")
+                        + "replace qdiscs it did not create"
+                )
             }
             return
         }
@@ -179,7 +194,10 @@ enum TCFilters {
         let result = bpf_tc_hook_create(&hook)
         guard result == 0 || result == -EEXIST else {
             throw DispatchError(
-                .internal, "create clsact qdisc on \(iface): \(String(cString: strerror(-result)))", errno: -result)
+                .internal,
+                "create clsact qdisc on \(iface): \(String(cString: strerror(-result)))",
+                errno: -result
+            )
         }
     }
 
@@ -189,7 +207,11 @@ enum TCFilters {
     /// - Throws: `.failedPrecondition` when a non-bpf filter holds that priority; `.internal` otherwise.
     ///   The corresponding C function is `bpf_tc_attach`.
     static func add(
-        programFD: Int32, ifindex: UInt32, iface: String, direction: TCDirection, priority: UInt16
+        programFD: Int32,
+        ifindex: UInt32,
+        iface: String,
+        direction: TCDirection,
+        priority: UInt16
     ) throws(DispatchError) -> TCFilterHandle {
         let foreign = try TCNetlink.filters(ifindex: ifindex, parent: direction.parent).contains {
             $0.priority == priority && ($0.kind != "bpf" || $0.protocolNumber != TCNetlink.ethPAll)
@@ -197,7 +219,8 @@ enum TCFilters {
         if foreign {
             throw DispatchError(
                 .failedPrecondition,
-                "a non-bpf filter occupies priority \(priority) on \(iface) tc \(direction.rawValue)")
+                "a non-bpf filter occupies priority \(priority) on \(iface) tc \(direction.rawValue)"
+            )
         }
         var hook = bpf_tc_hook()
         fill(&hook, ifindex: ifindex, direction: direction)
@@ -209,8 +232,10 @@ enum TCFilters {
         let result = bpf_tc_attach(&hook, &opts)
         guard result == 0 else {
             throw DispatchError(
-                .internal, "attach tc \(iface) \(direction.rawValue): \(String(cString: strerror(-result)))",
-                errno: -result)
+                .internal,
+                "attach tc \(iface) \(direction.rawValue): \(String(cString: strerror(-result)))",
+                errno: -result
+            )
         }
         return TCFilterHandle(ifindex: ifindex, direction: direction, priority: priority, handle: opts.handle)
     }
@@ -228,22 +253,31 @@ enum TCFilters {
         let result = bpf_tc_detach(&hook, &opts)
         guard result == 0 || result == -ENOENT || result == -ENODEV else {
             throw DispatchError(
-                .internal, "delete tc filter \(filter.priority):\(filter.handle): \(String(cString: strerror(-result)))",
-                errno: -result)
+                .internal,
+                "delete tc filter \(filter.priority):\(filter.handle): \(String(cString: strerror(-result)))",
+                errno: -result
+            )
         }
     }
 
     /// Positions of `ours` among themselves, in the kernel's dump (= execution) order; filters missing from
     /// the kernel get no position.
-    static func positions(of ours: [TCFilterHandle], ifindex: UInt32, direction: TCDirection)
+    static func positions(
+        of ours: [TCFilterHandle],
+        ifindex: UInt32,
+        direction: TCDirection
+    )
         throws(DispatchError) -> [TCFilterHandle: Int]
     {
         let wanted = Set(ours.map { PriorityHandle(priority: $0.priority, handle: $0.handle) })
         var result: [TCFilterHandle: Int] = [:]
         var next = 0
         for object in try TCNetlink.filters(ifindex: ifindex, parent: direction.parent)
-        where object.kind == "bpf" && wanted.contains(PriorityHandle(priority: object.priority, handle: object.handle)) {
-            result[TCFilterHandle(ifindex: ifindex, direction: direction, priority: object.priority, handle: object.handle)] =
+        where object.kind == "bpf" && wanted.contains(PriorityHandle(priority: object.priority, handle: object.handle))
+        {
+            result[
+                TCFilterHandle(ifindex: ifindex, direction: direction, priority: object.priority, handle: object.handle)
+            ] =
                 next
             next += 1
         }
@@ -258,7 +292,9 @@ enum TCFilters {
         }
         guard priority <= maxNativePriority else {
             throw DispatchError(
-                .invalidArgument, "priority \(priority) is out of range for native TC attachment (0-65534)")
+                .invalidArgument,
+                "priority \(priority) is out of range for native TC attachment (0-65534)"
+            )
         }
         return UInt16(priority + 1)
     }
@@ -291,7 +327,11 @@ package enum NativeTC {
     /// - Throws: `.invalidArgument` for a bad priority or unknown interface; `.failedPrecondition` for a
     ///   non-clsact qdisc or a non-bpf filter at that priority; `.internal` when netlink refuses.
     package static func attach(
-        netns: NetworkNamespace, iface: String, direction: TCDirection, priority: Int32, programPin: String
+        netns: NetworkNamespace,
+        iface: String,
+        direction: TCDirection,
+        priority: Int32,
+        programPin: String
     ) throws(DispatchError) -> TCFilterHandle {
         try NetworkInterface.validate(name: iface)
         let netlinkPriority = try TCFilters.nativePriority(priority)
@@ -300,7 +340,12 @@ package enum NativeTC {
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns.label)
             try TCFilters.ensureClsact(ifindex: ifindex, iface: iface)
             return try TCFilters.add(
-                programFD: program.rawValue, ifindex: ifindex, iface: iface, direction: direction, priority: netlinkPriority)
+                programFD: program.rawValue,
+                ifindex: ifindex,
+                iface: iface,
+                direction: direction,
+                priority: netlinkPriority
+            )
         }
     }
 
@@ -312,7 +357,10 @@ package enum NativeTC {
 
     /// Positions of bpfman's filters on one hook: index among `ours` in the kernel's execution order.
     package static func positions(
-        netns: NetworkNamespace, ifindex: UInt32, direction: TCDirection, ours: [TCFilterHandle]
+        netns: NetworkNamespace,
+        ifindex: UInt32,
+        direction: TCDirection,
+        ours: [TCFilterHandle]
     ) throws(DispatchError) -> [TCFilterHandle: Int] {
         try netns.run { () throws(DispatchError) -> [TCFilterHandle: Int] in
             try TCFilters.positions(of: ours, ifindex: ifindex, direction: direction)

@@ -17,7 +17,11 @@ package struct NetworkNamespace: Sendable, Equatable {
         var st = stat()
         guard stat("/proc/self/ns/net", &st) == 0 else {
             let error = errno
-            throw DispatchError(.internal, "cannot stat /proc/self/ns/net: \(String(cString: strerror(error)))", errno: error)
+            throw DispatchError(
+                .internal,
+                "cannot stat /proc/self/ns/net: \(String(cString: strerror(error)))",
+                errno: error
+            )
         }
         return NetworkNamespace(path: nil, nsid: UInt64(st.st_ino))
     }
@@ -69,17 +73,22 @@ package struct NetworkNamespace: Sendable, Equatable {
         let unmanaged = Unmanaged.passRetained(box)
         var thread = pthread_t()
         let started = pthread_create(
-            &thread, nil,
+            &thread,
+            nil,
             { raw in
                 let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
                 box.enterAndRun()
                 return nil
-            }, unmanaged.toOpaque())
+            },
+            unmanaged.toOpaque()
+        )
         guard started == 0 else {
             unmanaged.release()
             throw DispatchError(
-                .internal, "cannot start a thread for netns \"\(path)\": \(String(cString: strerror(started)))",
-                errno: started)
+                .internal,
+                "cannot start a thread for netns \"\(path)\": \(String(cString: strerror(started)))",
+                errno: started
+            )
         }
         pthread_join(thread, nil)
         if let failure = box.failure { throw failure }
@@ -104,14 +113,20 @@ private final class ThreadBox {
         guard fd >= 0 else {
             let error = errno
             failure = DispatchError(
-                .internal, "cannot open netns \"\(path)\": \(String(cString: strerror(error)))", errno: error)
+                .internal,
+                "cannot open netns \"\(path)\": \(String(cString: strerror(error)))",
+                errno: error
+            )
             return
         }
         defer { close(fd) }
         guard cbpf_setns_net(fd) == 0 else {
             let error = errno
             failure = DispatchError(
-                .internal, "cannot enter netns \"\(path)\": \(String(cString: strerror(error)))", errno: error)
+                .internal,
+                "cannot enter netns \"\(path)\": \(String(cString: strerror(error)))",
+                errno: error
+            )
             return
         }
         work()

@@ -53,7 +53,8 @@ package enum TCNetlink {
         let socketFD = try checked(
             valueOrErrno("socket(AF_NETLINK)") {
                 socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkRoute)
-            })
+            }
+        )
         let fd = OwnedFD(taking: socketFD)
 
         // nlmsghdr (16 bytes) + tcmsg (20 bytes).
@@ -72,7 +73,8 @@ package enum TCNetlink {
         put32(ifindex, at: 20)
         put32(parent, at: 28)
         let sent = try checked(
-            valueOrErrno("send(RTM_GET)") { request.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, 0) } })
+            valueOrErrno("send(RTM_GET)") { request.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, 0) } }
+        )
         guard sent == request.count else { throw DispatchError(.internal, "short netlink send") }
 
         var objects: [TCObject] = []
@@ -82,7 +84,8 @@ package enum TCNetlink {
             let received = try checked(
                 valueOrErrno("recv(NETLINK_ROUTE)") {
                     buffer.withUnsafeMutableBytes { recv(fd.rawValue, $0.baseAddress, $0.count, 0) }
-                })
+                }
+            )
             var offset = 0
             while offset + 16 <= received {
                 let length = Int(load32(buffer, offset))
@@ -93,7 +96,10 @@ package enum TCNetlink {
                     let code = Int32(bitPattern: load32(buffer, offset + 16))
                     if code == 0 { return objects }
                     throw DispatchError(
-                        .internal, "netlink dump failed: \(String(cString: strerror(-code)))", errno: -code)
+                        .internal,
+                        "netlink dump failed: \(String(cString: strerror(-code)))",
+                        errno: -code
+                    )
                 }
                 if length >= 36 {
                     objects.append(parse(buffer, offset, length))
@@ -107,8 +113,13 @@ package enum TCNetlink {
         let t = start + 16
         let info = load32(b, t + 16)
         var object = TCObject(
-            kind: "", ifindex: Int32(bitPattern: load32(b, t + 4)), parent: load32(b, t + 12),
-            handle: load32(b, t + 8), priority: UInt16(info >> 16), protocolNumber: UInt16(info & 0xFFFF).byteSwapped)
+            kind: "",
+            ifindex: Int32(bitPattern: load32(b, t + 4)),
+            parent: load32(b, t + 12),
+            handle: load32(b, t + 8),
+            priority: UInt16(info >> 16),
+            protocolNumber: UInt16(info & 0xFFFF).byteSwapped
+        )
         var a = t + 20
         while a + 4 <= start + length {
             let attrLength = Int(load16(b, a))

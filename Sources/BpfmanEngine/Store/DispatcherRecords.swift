@@ -18,8 +18,17 @@ package struct DispatcherRecord: Sendable, Hashable {
     package var xdpFlags: UInt32?
 
     package init(
-        id: Int64 = 0, kind: String, nsid: UInt64, ifindex: UInt32, iface: String, netns: String?, direction: String,
-        revision: UInt32, kernelProgramID: UInt32?, tcHandle: UInt32?, xdpFlags: UInt32?
+        id: Int64 = 0,
+        kind: String,
+        nsid: UInt64,
+        ifindex: UInt32,
+        iface: String,
+        netns: String?,
+        direction: String,
+        revision: UInt32,
+        kernelProgramID: UInt32?,
+        tcHandle: UInt32?,
+        xdpFlags: UInt32?
     ) {
         self.id = id
         self.kind = kind
@@ -46,17 +55,30 @@ extension ProgramStore {
         while try statement.step() {
             rows.append(
                 DispatcherRecord(
-                    id: statement.int64(0), kind: statement.text(1), nsid: UInt64(bitPattern: statement.int64(2)),
-                    ifindex: statement.uint32(3), iface: statement.text(4), netns: statement.optionalText(5),
-                    direction: statement.text(6), revision: statement.uint32(7),
-                    kernelProgramID: statement.optionalUInt32(8), tcHandle: statement.optionalUInt32(9),
-                    xdpFlags: statement.optionalUInt32(10)))
+                    id: statement.int64(0),
+                    kind: statement.text(1),
+                    nsid: UInt64(bitPattern: statement.int64(2)),
+                    ifindex: statement.uint32(3),
+                    iface: statement.text(4),
+                    netns: statement.optionalText(5),
+                    direction: statement.text(6),
+                    revision: statement.uint32(7),
+                    kernelProgramID: statement.optionalUInt32(8),
+                    tcHandle: statement.optionalUInt32(9),
+                    xdpFlags: statement.optionalUInt32(10)
+                )
+            )
         }
         return rows
     }
 
     /// The dispatcher of one hook, if recorded.
-    package func dispatcher(kind: String, nsid: UInt64, ifindex: UInt32, direction: String) throws(SQLiteError)
+    package func dispatcher(
+        kind: String,
+        nsid: UInt64,
+        ifindex: UInt32,
+        direction: String
+    ) throws(SQLiteError)
         -> DispatcherRecord?
     {
         let statement = try database.prepare(
@@ -85,8 +107,16 @@ extension ProgramStore {
                     tc_handle, xdp_flags) VALUES(?,?,?,?,?,?,?,?,?,?)
                 """
             ).bind(
-                record.kind, record.nsid, record.ifindex, record.iface, record.netns, record.direction,
-                record.revision, record.kernelProgramID, record.tcHandle, record.xdpFlags
+                record.kind,
+                record.nsid,
+                record.ifindex,
+                record.iface,
+                record.netns,
+                record.direction,
+                record.revision,
+                record.kernelProgramID,
+                record.tcHandle,
+                record.xdpFlags
             ).run()
             return database.lastInsertRowID
         }
@@ -102,7 +132,12 @@ extension ProgramStore {
     }
 
     /// Records a member's new slot after a rebuild: position, freplace link pin and kernel link id.
-    package func updateMember(link id: UInt32, position: Int32, pinPath: String, kernelLinkID: UInt32)
+    package func updateMember(
+        link id: UInt32,
+        position: Int32,
+        pinPath: String,
+        kernelLinkID: UInt32
+    )
         throws(SQLiteError)
     {
         try database.prepare("UPDATE links SET position = ?, pin_path = ?, kernel_link_id = ? WHERE id = ?")

@@ -1,7 +1,7 @@
 import CBPF
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -19,7 +19,11 @@ private struct EngineBench {
         let paths = try makeTestRuntime(tag)
         defer { removeTestRuntime(paths) }
         let attacher = try DispatchHookAttacher.make(
-            paths: paths, objects: objects, libxdpDirectory: nil, xdpModes: [:])
+            paths: paths,
+            objects: objects,
+            libxdpDirectory: nil,
+            xdpModes: [:]
+        )
         let engine = try await Engine(paths: paths, hookAttacher: attacher)
         let harness = TestEngine(engine: engine, paths: paths)
         let pair = try Support.makeVethPair()
@@ -75,12 +79,15 @@ extension KernelTests {
                 try bench.send(3)
                 #expect(try bench.harness.counter(program: first, map: "xdp_hits") == 3)
 
-                let error = await engineError { _ = try await bench.engine.attach(programID: second, spec: bench.xdp(60)) }
+                let error = await engineError {
+                    _ = try await bench.engine.attach(programID: second, spec: bench.xdp(60))
+                }
                 #expect(error?.code == .failedPrecondition)
                 #expect(
                     error?.message
                         == "interface \(bench.pair.b) already has XDP program \(first) attached as link \(link); more "
-                        + "than one XDP program per interface needs freplace support, which this kernel does not allow")
+                        + "than one XDP program per interface needs freplace support, which this kernel does not allow"
+                )
                 #expect(try await bench.engine.links().map(\.id) == [link])
 
                 try await bench.engine.detach(linkID: link)
@@ -119,7 +126,9 @@ extension KernelTests {
                 try bench.send(1)
                 #expect(try bench.harness.counter(program: p100, map: "tc_hits") == 1)
 
-                let negative = await engineError { _ = try await bench.engine.attach(programID: p50, spec: bench.tc(-1)) }
+                let negative = await engineError {
+                    _ = try await bench.engine.attach(programID: p50, spec: bench.tc(-1))
+                }
                 #expect(negative?.message == "priority must be non-negative, got -1")
                 let direction = await engineError {
                     _ = try await bench.engine.attach(programID: p50, spec: bench.tc(1, "sideways"))
@@ -164,7 +173,10 @@ extension KernelTests {
                 #expect(d.memberViews.map(\.proceedOnMask) == [2_147_483_652, 2_147_483_652, 2_147_483_652])
                 let records = Dictionary(uniqueKeysWithValues: try await bench.engine.links().map { ($0.id, $0) })
                 #expect(records[la]?.position == 1)
-                #expect(records[la]?.pinPath == "\(bench.paths.bpffs)/xdp/dispatcher_\(d.hook.nsid)_\(d.hook.ifindex)_3/link_1")
+                #expect(
+                    records[la]?.pinPath
+                        == "\(bench.paths.bpffs)/xdp/dispatcher_\(d.hook.nsid)_\(d.hook.ifindex)_3/link_1"
+                )
 
                 // Unloading b rebuilds around the survivor.
                 try await bench.engine.unload(id: b)
@@ -188,7 +200,9 @@ extension KernelTests {
                 .xdp(XDPAttach(priority: priority, iface: pair.b, netns: pair.netnsB))
             }
             var engine = try await Engine(
-                paths: paths, hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil))
+                paths: paths,
+                hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
+            )
             var harness = TestEngine(engine: engine, paths: paths)
             let a = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
             let b = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
@@ -202,7 +216,9 @@ extension KernelTests {
             #expect(unlink(slot1) == 0)
 
             engine = try await Engine(
-                paths: paths, hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil))
+                paths: paths,
+                hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
+            )
             harness = TestEngine(engine: engine, paths: paths)
             let after = try #require(try await engine.dispatchers().first)
             #expect(after.revision == before.revision + 1)

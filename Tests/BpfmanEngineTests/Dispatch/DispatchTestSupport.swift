@@ -44,7 +44,12 @@ enum DispatchTestSupport {
     /// The set-up half of `withVethPair`, for async callers; pair it with `removeVethPair`.
     static func makeVethPair() throws -> VethPair {
         let tag = String(UInt32.random(in: 0..<0xFF_FFFF), radix: 16)
-        let pair = VethPair(namespaceA: "disp-a-\(tag)", namespaceB: "disp-b-\(tag)", a: "dispa\(tag)", b: "dispb\(tag)")
+        let pair = VethPair(
+            namespaceA: "disp-a-\(tag)",
+            namespaceB: "disp-b-\(tag)",
+            a: "dispa\(tag)",
+            b: "dispb\(tag)"
+        )
         do {
             try sh("ip", "netns", "add", pair.namespaceA)
             try sh("ip", "netns", "add", pair.namespaceB)
@@ -55,8 +60,20 @@ enum DispatchTestSupport {
                 }
             }
             try sh(
-                "ip", "link", "add", pair.a, "netns", pair.namespaceA, "type", "veth", "peer", "name", pair.b, "netns",
-                pair.namespaceB)
+                "ip",
+                "link",
+                "add",
+                pair.a,
+                "netns",
+                pair.namespaceA,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                pair.b,
+                "netns",
+                pair.namespaceB
+            )
             try sh("ip", "-n", pair.namespaceA, "link", "set", pair.a, "up")
             try sh("ip", "-n", pair.namespaceB, "link", "set", pair.b, "up")
         } catch {
@@ -106,8 +123,13 @@ enum DispatchTestSupport {
                 let sent = frame.withUnsafeBytes { bytes in
                     address.withUnsafeBytes {
                         sendto(
-                            fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                            socklen_t($0.count))
+                            fd,
+                            bytes.baseAddress,
+                            bytes.count,
+                            0,
+                            $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                            socklen_t($0.count)
+                        )
                     }
                 }
                 guard sent == frame.count else { throw DispatchError(.internal, "sendto failed", errno: errno) }
@@ -141,7 +163,11 @@ enum DispatchTestSupport {
     /// - Parameter extensionTarget: when set, the program is loaded as `BPF_PROG_TYPE_EXT` against the
     ///   program pinned at that path (its `prog0` function), as dispatcher members are.
     static func loadPinned(
-        fixture: String, function: String, mapName: String, root: String, pinName: String? = nil,
+        fixture: String,
+        function: String,
+        mapName: String,
+        root: String,
+        pinName: String? = nil,
         extensionTarget: String? = nil
     ) throws -> PinnedProgram {
         let path = try BPFFixtures.object(fixture)

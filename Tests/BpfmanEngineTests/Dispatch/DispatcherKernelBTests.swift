@@ -1,7 +1,7 @@
 import CBPF
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -20,9 +20,14 @@ private struct Bench {
         try Support.withBPFFS { root in
             try Support.withVethPair { pair in
                 let kernel = DispatcherKernel(
-                    paths: DispatcherPaths(fsRoot: root), objects: objects, libxdpDirectory: "\(root)/libxdp")
+                    paths: DispatcherPaths(fsRoot: root),
+                    objects: objects,
+                    libxdpDirectory: "\(root)/libxdp"
+                )
                 try kernel.installTestDispatchers()
-                try body(Bench(root: root, pair: pair, kernel: kernel, netns: try NetworkNamespace.resolve(pair.netnsB)))
+                try body(
+                    Bench(root: root, pair: pair, kernel: kernel, netns: try NetworkNamespace.resolve(pair.netnsB))
+                )
             }
         }
     }
@@ -30,22 +35,40 @@ private struct Bench {
     /// Loads an XDP member as EXT against the test dispatcher, pinned at `<fs>/prog_<id>`.
     func xdpMember(_ function: String = "xdp_count_pass") throws -> Support.PinnedProgram {
         try Support.loadPinned(
-            fixture: "xdp_counter", function: function, mapName: "xdp_hits", root: root,
-            extensionTarget: paths.testDispatcher(.xdp))
+            fixture: "xdp_counter",
+            function: function,
+            mapName: "xdp_hits",
+            root: root,
+            extensionTarget: paths.testDispatcher(.xdp)
+        )
     }
 
     func tcMember(_ function: String) throws -> Support.PinnedProgram {
         try Support.loadPinned(
-            fixture: "tc_counter", function: function, mapName: "tc_hits", root: root,
-            extensionTarget: paths.testDispatcher(.tc))
+            fixture: "tc_counter",
+            function: function,
+            mapName: "tc_hits",
+            root: root,
+            extensionTarget: paths.testDispatcher(.tc)
+        )
     }
 
-    func member(_ link: UInt32, _ p: Support.PinnedProgram, priority: Int32, proceedOn: [Int32] = [], tc: Bool = false)
+    func member(
+        _ link: UInt32,
+        _ p: Support.PinnedProgram,
+        priority: Int32,
+        proceedOn: [Int32] = [],
+        tc: Bool = false
+    )
         throws -> DispatcherMember
     {
         DispatcherMember(
-            linkID: link, programID: p.programID, programName: p.name, priority: priority,
-            proceedOn: try ProceedOn(family: tc ? .tc : .xdp, codes: proceedOn))
+            linkID: link,
+            programID: p.programID,
+            programName: p.name,
+            priority: priority,
+            proceedOn: try ProceedOn(family: tc ? .tc : .xdp, codes: proceedOn)
+        )
     }
 
     func hook(_ kind: DispatcherHook.Kind) throws -> DispatcherHook {
@@ -53,10 +76,21 @@ private struct Bench {
     }
 
     /// Attaches, records (here: returns) and removes the previous revision, as the engine does.
-    func attach(_ m: DispatcherMember, _ kind: DispatcherHook.Kind, to previous: DispatcherState?) throws
+    func attach(
+        _ m: DispatcherMember,
+        _ kind: DispatcherHook.Kind,
+        to previous: DispatcherState?
+    ) throws
         -> DispatcherState
     {
-        let next = try kernel.attach(m, hook: try hook(kind), iface: pair.b, netns: netns, previous: previous, xdpMode: .skb)
+        let next = try kernel.attach(
+            m,
+            hook: try hook(kind),
+            iface: pair.b,
+            netns: netns,
+            previous: previous,
+            xdpMode: .skb
+        )
         if let previous { kernel.removeRevision(of: previous) }
         return next
     }
@@ -106,13 +140,18 @@ private struct Bench {
             var length = UInt32(MemoryLayout<bpf_link_info>.size)
             _ = bpf_obj_get_info_by_fd(fd, &info, &length)
             close(fd)
-            #expect(info.prog_id == state.programID, "interface link runs the recorded dispatcher",
-                    sourceLocation: sourceLocation)
+            #expect(
+                info.prog_id == state.programID,
+                "interface link runs the recorded dispatcher",
+                sourceLocation: sourceLocation
+            )
         } else {
             let direction: TCDirection = state.hook.kind == .tcIngress ? .ingress : .egress
             let filters = try Support.filters(netns: pair.netnsB, iface: pair.b, direction: direction)
-            #expect(filters.contains { $0.priority == 50 && $0.handle == state.tcHandle && $0.kind == "bpf" },
-                    sourceLocation: sourceLocation)
+            #expect(
+                filters.contains { $0.priority == 50 && $0.handle == state.tcHandle && $0.kind == "bpf" },
+                sourceLocation: sourceLocation
+            )
         }
     }
 
@@ -195,7 +234,11 @@ extension KernelTests {
                 #expect(try [first.hits(), dropper.hits(), last.hits()] == [5, 2, 3])
                 // With drop in its proceed_on, the chain goes on (the verdict of the last member wins).
                 state = try #require(try bench.detach(3, from: state))
-                state = try bench.attach(try bench.member(4, dropper, priority: 20, proceedOn: [1, 2]), .xdp, to: state)
+                state = try bench.attach(
+                    try bench.member(4, dropper, priority: 20, proceedOn: [1, 2]),
+                    .xdp,
+                    to: state
+                )
                 #expect(state.members[1].proceedOn.mask == 6)
                 try bench.send(2)
                 #expect(try [first.hits(), dropper.hits(), last.hits()] == [7, 4, 5])
@@ -214,7 +257,10 @@ extension KernelTests {
                 // With ok in a's proceed_on, both run.
                 state = try #require(try bench.detach(1, from: state))
                 state = try bench.attach(
-                    try bench.member(3, a, priority: 1, proceedOn: [0, 3, 30], tc: true), .tcIngress, to: state)
+                    try bench.member(3, a, priority: 1, proceedOn: [0, 3, 30], tc: true),
+                    .tcIngress,
+                    to: state
+                )
                 #expect(state.members[0].proceedOn.mask == 2_147_483_666)
                 try bench.send(2)
                 #expect(try [a.hits(), b.hits()] == [5, 2])
@@ -267,8 +313,13 @@ extension KernelTests {
                 let netnsA = try NetworkNamespace.resolve(bench.pair.netnsA)
                 let hookA = try DispatcherKernel.hook(kind: .xdp, iface: bench.pair.a, netns: netnsA)
                 var stateA = try bench.kernel.attach(
-                    try bench.member(2, onA, priority: 1), hook: hookA, iface: bench.pair.a, netns: netnsA,
-                    previous: nil, xdpMode: .skb)
+                    try bench.member(2, onA, priority: 1),
+                    hook: hookA,
+                    iface: bench.pair.a,
+                    netns: netnsA,
+                    previous: nil,
+                    xdpMode: .skb
+                )
                 #expect(stateA.hook != stateB.hook)
                 #expect(stateA.programID != stateB.programID)
                 try bench.send(3)
@@ -277,8 +328,13 @@ extension KernelTests {
                 // Rebuilding a's dispatcher leaves b's alone.
                 let extra = try bench.xdpMember()
                 let next = try bench.kernel.attach(
-                    try bench.member(3, extra, priority: 0), hook: hookA, iface: bench.pair.a, netns: netnsA,
-                    previous: stateA, xdpMode: .skb)
+                    try bench.member(3, extra, priority: 0),
+                    hook: hookA,
+                    iface: bench.pair.a,
+                    netns: netnsA,
+                    previous: stateA,
+                    xdpMode: .skb
+                )
                 bench.kernel.removeRevision(of: stateA)
                 stateA = next
                 #expect(stateA.revision == 2)
@@ -294,17 +350,27 @@ extension KernelTests {
             try Bench.with { bench in
                 // A plain XDP program attached by someone else.
                 let foreign = try Support.loadPinned(
-                    fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: bench.root,
-                    pinName: "foreign")
+                    fixture: "xdp_counter",
+                    function: "xdp_count_pass",
+                    mapName: "xdp_hits",
+                    root: bench.root,
+                    pinName: "foreign"
+                )
                 _ = try NativeXDP.attach(
-                    netns: bench.netns, iface: bench.pair.b, programPin: foreign.programPin, mode: .skb,
-                    linkPin: "\(bench.root)/foreign_link")
+                    netns: bench.netns,
+                    iface: bench.pair.b,
+                    programPin: foreign.programPin,
+                    mode: .skb,
+                    linkPin: "\(bench.root)/foreign_link"
+                )
                 let p = try bench.xdpMember()
                 let error = #expect(throws: DispatchError.self) {
                     try bench.attach(try bench.member(1, p, priority: 1), .xdp, to: nil)
                 }
                 #expect(error?.code == .failedPrecondition)
-                #expect(error?.message == "interface \(bench.pair.b) already has an XDP program that bpfman does not manage")
+                #expect(
+                    error?.message == "interface \(bench.pair.b) already has an XDP program that bpfman does not manage"
+                )
                 #expect(bench.entries(.xdp).isEmpty, "no revision directory or link pin left behind")
                 try bench.send(1)
                 #expect(try foreign.hits() == 1)  // the foreign program still runs
@@ -312,7 +378,17 @@ extension KernelTests {
 
                 // A classic ingress qdisc refuses the TC dispatcher, leaving nothing behind.
                 try Support.sh(
-                    "ip", "netns", "exec", bench.pair.namespaceB, "tc", "qdisc", "add", "dev", bench.pair.b, "ingress")
+                    "ip",
+                    "netns",
+                    "exec",
+                    bench.pair.namespaceB,
+                    "tc",
+                    "qdisc",
+                    "add",
+                    "dev",
+                    bench.pair.b,
+                    "ingress"
+                )
                 let tcMember = try bench.tcMember("tc_count_ok")
                 let tcError = #expect(throws: DispatchError.self) {
                     try bench.attach(try bench.member(2, tcMember, priority: 1, tc: true), .tcIngress, to: nil)
@@ -329,13 +405,36 @@ extension KernelTests {
             try Bench.with { bench in
                 // A bpf filter bpfman does not manage, at the dispatcher's own priority.
                 let foreign = try Support.loadPinned(
-                    fixture: "tc_counter", function: "tc_count_unspec", mapName: "tc_hits", root: bench.root,
-                    pinName: "foreign")
+                    fixture: "tc_counter",
+                    function: "tc_count_unspec",
+                    mapName: "tc_hits",
+                    root: bench.root,
+                    pinName: "foreign"
+                )
                 let ns = bench.pair.namespaceB
                 try Support.sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", bench.pair.b, "clsact")
                 try Support.sh(
-                    "ip", "netns", "exec", ns, "tc", "filter", "add", "dev", bench.pair.b, "ingress", "protocol", "all",
-                    "prio", "50", "handle", "7", "bpf", "object-pinned", foreign.programPin, "direct-action")
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "tc",
+                    "filter",
+                    "add",
+                    "dev",
+                    bench.pair.b,
+                    "ingress",
+                    "protocol",
+                    "all",
+                    "prio",
+                    "50",
+                    "handle",
+                    "7",
+                    "bpf",
+                    "object-pinned",
+                    foreign.programPin,
+                    "direct-action"
+                )
                 let p = try bench.tcMember("tc_count_ok")
                 var state = try bench.attach(try bench.member(1, p, priority: 1, tc: true), .tcIngress, to: nil)
                 state = try bench.attach(try bench.member(2, p, priority: 2, tc: true), .tcIngress, to: state)
@@ -357,13 +456,21 @@ extension KernelTests {
                 var state: DispatcherState?
                 try Support.withVethPair { pair in
                     let p = try Support.loadPinned(
-                        fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: root,
-                        extensionTarget: kernel.paths.testDispatcher(.xdp))
+                        fixture: "xdp_counter",
+                        function: "xdp_count_pass",
+                        mapName: "xdp_hits",
+                        root: root,
+                        extensionTarget: kernel.paths.testDispatcher(.xdp)
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let hook = try DispatcherKernel.hook(kind: .xdp, iface: pair.b, netns: netns)
                     let m = DispatcherMember(
-                        linkID: 1, programID: p.programID, programName: p.name, priority: 1,
-                        proceedOn: try ProceedOn(family: .xdp, codes: []))
+                        linkID: 1,
+                        programID: p.programID,
+                        programName: p.name,
+                        priority: 1,
+                        proceedOn: try ProceedOn(family: .xdp, codes: [])
+                    )
                     var s = try kernel.attach(m, hook: hook, iface: pair.b, netns: netns, previous: nil, xdpMode: .skb)
                     var m2 = m
                     m2.linkID = 2
@@ -390,8 +497,10 @@ extension KernelTests {
                 var state = try bench.attach(try bench.member(1, a, priority: 10), .xdp, to: nil)
                 state = try bench.attach(try bench.member(2, b, priority: 20), .xdp, to: state)
                 let result = try run(
-                    "ip", ["netns", "exec", bench.pair.namespaceB, "xdp-loader", "status", bench.pair.b],
-                    environment: ["LIBXDP_BPFFS": "\(bench.root)/libxdp"])
+                    "ip",
+                    ["netns", "exec", bench.pair.namespaceB, "xdp-loader", "status", bench.pair.b],
+                    environment: ["LIBXDP_BPFFS": "\(bench.root)/libxdp"]
+                )
                 #expect(result.status == 0, "\(result.output)")
                 #expect(result.output.contains("xdp_dispatcher"), "\(result.output)")
                 #expect(result.output.contains("xdp_count_pass"), "\(result.output)")
@@ -466,15 +575,22 @@ extension KernelTests {
                 for _ in 1...10 {
                     let start = clock.now
                     let r = try run(
-                        "ip", ["netns", "exec", bench.pair.namespaceB, "xdp-loader", "load", "-m", "skb", "-p",
-                               "xdp_count_pass", bench.pair.b, object], environment: env)
+                        "ip",
+                        [
+                            "netns", "exec", bench.pair.namespaceB, "xdp-loader", "load", "-m", "skb", "-p",
+                            "xdp_count_pass", bench.pair.b, object,
+                        ],
+                        environment: env
+                    )
                     theirs.append(ms(clock.now - start))
                     #expect(r.status == 0, "\(r.output)")
                 }
                 let start = clock.now
                 let r = try run(
-                    "ip", ["netns", "exec", bench.pair.namespaceB, "xdp-loader", "unload", "--all", bench.pair.b],
-                    environment: env)
+                    "ip",
+                    ["netns", "exec", bench.pair.namespaceB, "xdp-loader", "unload", "--all", bench.pair.b],
+                    environment: env
+                )
                 let unloadAll = ms(clock.now - start)
                 #expect(r.status == 0, "\(r.output)")
 

@@ -10,14 +10,18 @@ import Testing
         #expect(paths.xdpLink(hook) == "/run/bpfman/fs/xdp/dispatcher_4026531840_7_link")
         #expect(paths.revisionDirectory(hook, revision: 3) == "/run/bpfman/fs/xdp/dispatcher_4026531840_7_3")
         #expect(paths.dispatcherProgram(hook, revision: 3) == "/run/bpfman/fs/xdp/dispatcher_4026531840_7_3/dispatcher")
-        #expect(paths.memberLink(hook, revision: 3, position: 9) == "/run/bpfman/fs/xdp/dispatcher_4026531840_7_3/link_9")
+        #expect(
+            paths.memberLink(hook, revision: 3, position: 9) == "/run/bpfman/fs/xdp/dispatcher_4026531840_7_3/link_9"
+        )
     }
 
     @Test func tcLayout() {
         let ingress = DispatcherHook(kind: .tcIngress, nsid: 12, ifindex: 3)
         let egress = DispatcherHook(kind: .tcEgress, nsid: 12, ifindex: 3)
         #expect(paths.revisionDirectory(ingress, revision: 1) == "/run/bpfman/fs/tc-ingress/dispatcher_12_3_1")
-        #expect(paths.memberLink(egress, revision: 2, position: 0) == "/run/bpfman/fs/tc-egress/dispatcher_12_3_2/link_0")
+        #expect(
+            paths.memberLink(egress, revision: 2, position: 0) == "/run/bpfman/fs/tc-egress/dispatcher_12_3_2/link_0"
+        )
         #expect(paths.testDispatcher(.xdp) == "/run/bpfman/fs/dispatcher-test/xdp")
         #expect(paths.testDispatcher(.tc) == "/run/bpfman/fs/dispatcher-test/tc")
     }
@@ -39,9 +43,19 @@ import Testing
 
     @Test func xdpConfigLayout() throws {
         let a = DispatcherMember(
-            linkID: 1, programID: 2, programName: "a", priority: 1, proceedOn: try ProceedOn(family: .xdp, codes: []))
+            linkID: 1,
+            programID: 2,
+            programName: "a",
+            priority: 1,
+            proceedOn: try ProceedOn(family: .xdp, codes: [])
+        )
         let b = DispatcherMember(
-            linkID: 2, programID: 3, programName: "b", priority: 2, proceedOn: try ProceedOn(family: .xdp, codes: [1]))
+            linkID: 2,
+            programID: 3,
+            programName: "b",
+            priority: 2,
+            proceedOn: try ProceedOn(family: .xdp, codes: [1])
+        )
         let bytes = DispatcherConfig(family: .xdp, members: [a, b]).bytes
         #expect(bytes.count == 124)
         #expect(Array(bytes[0..<4]) == [236, 2, 2, 0])
@@ -54,7 +68,12 @@ import Testing
 
     @Test func tcConfigLayout() throws {
         let a = DispatcherMember(
-            linkID: 1, programID: 2, programName: "a", priority: 1, proceedOn: try ProceedOn(family: .tc, codes: []))
+            linkID: 1,
+            programID: 2,
+            programName: "a",
+            priority: 1,
+            proceedOn: try ProceedOn(family: .tc, codes: [])
+        )
         let bytes = DispatcherConfig(family: .tc, members: [a]).bytes
         #expect(bytes.count == 84)
         #expect(Array(bytes[0..<8]) == [1, 0, 0, 0, 0x10, 0, 0, 0x80])

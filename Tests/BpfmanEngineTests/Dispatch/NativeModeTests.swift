@@ -1,7 +1,7 @@
 import CBPF
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 
@@ -16,12 +16,21 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let program = try Support.loadPinned(
-                        fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: root,
-                        pinName: "prog_pass")
+                        fixture: "xdp_counter",
+                        function: "xdp_count_pass",
+                        mapName: "xdp_hits",
+                        root: root,
+                        pinName: "prog_pass"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let linkPin = "\(root)/link_1"
                     let attached = try NativeXDP.attach(
-                        netns: netns, iface: pair.b, programPin: program.programPin, mode: .drv, linkPin: linkPin)
+                        netns: netns,
+                        iface: pair.b,
+                        programPin: program.programPin,
+                        mode: .drv,
+                        linkPin: linkPin
+                    )
                     #expect(FileManager.default.fileExists(atPath: linkPin))
                     #expect(Support.linkExists(attached.kernelLinkID))
 
@@ -43,19 +52,37 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let drop = try Support.loadPinned(
-                        fixture: "xdp_counter", function: "xdp_count_drop", mapName: "xdp_hits", root: root,
-                        pinName: "prog_drop")
+                        fixture: "xdp_counter",
+                        function: "xdp_count_drop",
+                        mapName: "xdp_hits",
+                        root: root,
+                        pinName: "prog_drop"
+                    )
                     let tc = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_ok", mapName: "tc_hits", root: root,
-                        pinName: "prog_tc")
+                        fixture: "tc_counter",
+                        function: "tc_count_ok",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "prog_tc"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     _ = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .ingress, priority: 10, programPin: tc.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 10,
+                        programPin: tc.programPin
+                    )
                     try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 4)
                     #expect(try tc.hits() == 4)
 
                     _ = try NativeXDP.attach(
-                        netns: netns, iface: pair.b, programPin: drop.programPin, mode: .skb, linkPin: "\(root)/link_1")
+                        netns: netns,
+                        iface: pair.b,
+                        programPin: drop.programPin,
+                        mode: .skb,
+                        linkPin: "\(root)/link_1"
+                    )
                     try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 4)
                     #expect(try drop.hits() == 4)
                     #expect(try tc.hits() == 4)  // XDP dropped them before TC ingress
@@ -68,22 +95,41 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let first = try Support.loadPinned(
-                        fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: root,
-                        pinName: "prog_a")
+                        fixture: "xdp_counter",
+                        function: "xdp_count_pass",
+                        mapName: "xdp_hits",
+                        root: root,
+                        pinName: "prog_a"
+                    )
                     let second = try Support.loadPinned(
-                        fixture: "xdp_counter", function: "xdp_count_pass", mapName: "xdp_hits", root: root,
-                        pinName: "prog_b")
+                        fixture: "xdp_counter",
+                        function: "xdp_count_pass",
+                        mapName: "xdp_hits",
+                        root: root,
+                        pinName: "prog_b"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     _ = try NativeXDP.attach(
-                        netns: netns, iface: pair.b, programPin: first.programPin, mode: .skb, linkPin: "\(root)/link_1")
+                        netns: netns,
+                        iface: pair.b,
+                        programPin: first.programPin,
+                        mode: .skb,
+                        linkPin: "\(root)/link_1"
+                    )
                     // The kernel itself refuses a second XDP link; without a bpfman record it is "foreign".
                     let error = #expect(throws: DispatchError.self) {
                         try NativeXDP.attach(
-                            netns: netns, iface: pair.b, programPin: second.programPin, mode: .skb,
-                            linkPin: "\(root)/link_2")
+                            netns: netns,
+                            iface: pair.b,
+                            programPin: second.programPin,
+                            mode: .skb,
+                            linkPin: "\(root)/link_2"
+                        )
                     }
                     #expect(error?.code == .failedPrecondition)
-                    #expect(error?.message == "interface \(pair.b) already has an XDP program that bpfman does not manage")
+                    #expect(
+                        error?.message == "interface \(pair.b) already has an XDP program that bpfman does not manage"
+                    )
                     #expect(!FileManager.default.fileExists(atPath: "\(root)/link_2"))
                     // With the record, the Engine reports SPEC's message for bpfman's own program.
                     let own = NativeXDP.secondProgramError(iface: pair.b, programID: first.programID, linkID: 1)
@@ -91,7 +137,8 @@ extension KernelTests {
                     #expect(
                         own.message
                             == "interface \(pair.b) already has XDP program \(first.programID) attached as link 1; more "
-                            + "than one XDP program per interface needs freplace support, which this kernel does not allow")
+                            + "than one XDP program per interface needs freplace support, which this kernel does not allow"
+                    )
                     // The first attachment still counts.
                     try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 2)
                     #expect(try first.hits() == 2)
@@ -106,7 +153,12 @@ extension KernelTests {
                 try Support.withVethPair { pair in
                     func load(_ function: String, _ pin: String) throws -> Support.PinnedProgram {
                         try Support.loadPinned(
-                            fixture: "tc_counter", function: function, mapName: "tc_hits", root: root, pinName: pin)
+                            fixture: "tc_counter",
+                            function: function,
+                            mapName: "tc_hits",
+                            root: root,
+                            pinName: pin
+                        )
                     }
                     let ok50 = try load("tc_count_ok", "ok50")
                     let unspec100 = try load("tc_count_unspec", "unspec100")
@@ -114,8 +166,12 @@ extension KernelTests {
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     func attach(_ p: Support.PinnedProgram, _ priority: Int32) throws -> TCFilterHandle {
                         try NativeTC.attach(
-                            netns: netns, iface: pair.b, direction: .ingress, priority: priority,
-                            programPin: p.programPin)
+                            netns: netns,
+                            iface: pair.b,
+                            direction: .ingress,
+                            priority: priority,
+                            programPin: p.programPin
+                        )
                     }
                     let f50 = try attach(ok50, 50)
                     let f100 = try attach(unspec100, 100)
@@ -124,7 +180,11 @@ extension KernelTests {
 
                     let ifindex = f0.ifindex
                     let positions = try NativeTC.positions(
-                        netns: netns, ifindex: ifindex, direction: .ingress, ours: [f50, f100, f0])
+                        netns: netns,
+                        ifindex: ifindex,
+                        direction: .ingress,
+                        ours: [f50, f100, f0]
+                    )
                     #expect(positions == [f0: 0, f50: 1, f100: 2])
 
                     // 0 returns UNSPEC so 50 runs; 50 returns OK so 100 never sees the frames.
@@ -148,13 +208,27 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let p = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_unspec", mapName: "tc_hits", root: root,
-                        pinName: "p")
+                        fixture: "tc_counter",
+                        function: "tc_count_unspec",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "p"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let a = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .ingress, priority: 7, programPin: p.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 7,
+                        programPin: p.programPin
+                    )
                     let b = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .ingress, priority: 7, programPin: p.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 7,
+                        programPin: p.programPin
+                    )
                     #expect(a.priority == 8 && b.priority == 8 && a.handle != b.handle)
                     try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 2)
                     #expect(try p.hits() == 4)  // one program, two filters, both run (UNSPEC)
@@ -170,14 +244,34 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let inbound = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_ok", mapName: "tc_hits", root: root, pinName: "in")
+                        fixture: "tc_counter",
+                        function: "tc_count_ok",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "in"
+                    )
                     let outbound = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_ok", mapName: "tc_hits", root: root, pinName: "out")
+                        fixture: "tc_counter",
+                        function: "tc_count_ok",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "out"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let fi = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .ingress, priority: 5, programPin: inbound.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 5,
+                        programPin: inbound.programPin
+                    )
                     let fe = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .egress, priority: 5, programPin: outbound.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .egress,
+                        priority: 5,
+                        programPin: outbound.programPin
+                    )
                     try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: 3)  // arrive at b
                     try Support.sendFrames(netns: pair.netnsB, iface: pair.b, count: 2)  // leave b
                     #expect(try inbound.hits() == 3)
@@ -194,20 +288,52 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let p = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_ok", mapName: "tc_hits", root: root, pinName: "p")
-                    try Support.sh("ip", "netns", "exec", pair.namespaceB, "tc", "qdisc", "add", "dev", pair.b, "ingress")
+                        fixture: "tc_counter",
+                        function: "tc_count_ok",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "p"
+                    )
+                    try Support.sh(
+                        "ip",
+                        "netns",
+                        "exec",
+                        pair.namespaceB,
+                        "tc",
+                        "qdisc",
+                        "add",
+                        "dev",
+                        pair.b,
+                        "ingress"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let error = #expect(throws: DispatchError.self) {
                         try NativeTC.attach(
-                            netns: netns, iface: pair.b, direction: .ingress, priority: 5, programPin: p.programPin)
+                            netns: netns,
+                            iface: pair.b,
+                            direction: .ingress,
+                            priority: 5,
+                            programPin: p.programPin
+                        )
                     }
                     #expect(error?.code == .failedPrecondition)
                     #expect(
                         error?.message
                             == "interface \(pair.b) has a \"ingress\" qdisc where clsact is needed; bpfman does not "
-                            + "replace qdiscs it did not create")
+                            + "replace qdiscs it did not create"
+                    )
                     // The foreign qdisc is still there, untouched.
-                    let qdiscs = try Support.sh("ip", "netns", "exec", pair.namespaceB, "tc", "qdisc", "show", "dev", pair.b)
+                    let qdiscs = try Support.sh(
+                        "ip",
+                        "netns",
+                        "exec",
+                        pair.namespaceB,
+                        "tc",
+                        "qdisc",
+                        "show",
+                        "dev",
+                        pair.b
+                    )
                     #expect(qdiscs.contains("qdisc ingress ffff:"))
                 }
             }
@@ -217,25 +343,59 @@ extension KernelTests {
             try Support.withBPFFS { root in
                 try Support.withVethPair { pair in
                     let p = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_unspec", mapName: "tc_hits", root: root,
-                        pinName: "p")
+                        fixture: "tc_counter",
+                        function: "tc_count_unspec",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "p"
+                    )
                     let ns = pair.namespaceB
                     try Support.sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", pair.b, "clsact")
                     // A foreign non-bpf filter at netlink priority 51, i.e. where bpfman priority 50 would go.
                     try Support.sh(
-                        "ip", "netns", "exec", ns, "tc", "filter", "add", "dev", pair.b, "ingress", "prio", "51",
-                        "protocol", "all", "u32", "match", "u32", "0", "0", "flowid", "1:1")
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "tc",
+                        "filter",
+                        "add",
+                        "dev",
+                        pair.b,
+                        "ingress",
+                        "prio",
+                        "51",
+                        "protocol",
+                        "all",
+                        "u32",
+                        "match",
+                        "u32",
+                        "0",
+                        "0",
+                        "flowid",
+                        "1:1"
+                    )
                     let netns = try NetworkNamespace.resolve(pair.netnsB)
                     let error = #expect(throws: DispatchError.self) {
                         try NativeTC.attach(
-                            netns: netns, iface: pair.b, direction: .ingress, priority: 50, programPin: p.programPin)
+                            netns: netns,
+                            iface: pair.b,
+                            direction: .ingress,
+                            priority: 50,
+                            programPin: p.programPin
+                        )
                     }
                     #expect(error?.code == .failedPrecondition)
                     #expect(error?.message == "a non-bpf filter occupies priority 51 on \(pair.b) tc ingress")
 
                     // Elsewhere, attach and detach leave the foreign filter where it was.
                     let mine = try NativeTC.attach(
-                        netns: netns, iface: pair.b, direction: .ingress, priority: 10, programPin: p.programPin)
+                        netns: netns,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 10,
+                        programPin: p.programPin
+                    )
                     try NativeTC.detach(netns: netns, filter: mine)
                     let left = try Support.filters(netns: pair.netnsB, iface: pair.b, direction: .ingress)
                     #expect(!left.isEmpty)  // u32 dumps its hash table and its key
@@ -250,10 +410,20 @@ extension KernelTests {
                 var netns: NetworkNamespace?
                 try Support.withVethPair { pair in
                     let p = try Support.loadPinned(
-                        fixture: "tc_counter", function: "tc_count_ok", mapName: "tc_hits", root: root, pinName: "p")
+                        fixture: "tc_counter",
+                        function: "tc_count_ok",
+                        mapName: "tc_hits",
+                        root: root,
+                        pinName: "p"
+                    )
                     netns = try NetworkNamespace.resolve(pair.netnsB)
                     filter = try NativeTC.attach(
-                        netns: netns!, iface: pair.b, direction: .ingress, priority: 1, programPin: p.programPin)
+                        netns: netns!,
+                        iface: pair.b,
+                        direction: .ingress,
+                        priority: 1,
+                        programPin: p.programPin
+                    )
                 }
                 // The namespace (and with it the filter) is gone; Detach still succeeds.
                 try NativeTC.detach(netns: try #require(netns), filter: try #require(filter))
@@ -266,7 +436,9 @@ extension KernelTests {
             #expect(notNetns?.message.hasPrefix("netns \"/proc/self/ns/mnt\" is not a network namespace: ") == true)
             let relative = #expect(throws: DispatchError.self) { try NetworkNamespace.resolve("var/run/netns/x") }
             #expect(relative?.code == .invalidArgument)
-            let missing = #expect(throws: DispatchError.self) { try NetworkNamespace.resolve("/var/run/netns/disp-none") }
+            let missing = #expect(throws: DispatchError.self) {
+                try NetworkNamespace.resolve("/var/run/netns/disp-none")
+            }
             #expect(missing?.code == .invalidArgument)
 
             let host = try NetworkNamespace.resolve(nil)
@@ -286,7 +458,9 @@ extension KernelTests {
             }
             #expect(
                 throws: DispatchError(
-                    .invalidArgument, "priority 65535 is out of range for native TC attachment (0-65534)")
+                    .invalidArgument,
+                    "priority 65535 is out of range for native TC attachment (0-65534)"
+                )
             ) { try TCFilters.nativePriority(65535) }
             #expect(try TCFilters.nativePriority(0) == 1)
             #expect(try TCDirection(parsing: " Egress ") == .egress)

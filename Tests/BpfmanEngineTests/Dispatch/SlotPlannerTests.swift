@@ -6,11 +6,19 @@ import Testing
 @Suite struct SlotPlannerTests {
     private static let xdpDefault = try! ProceedOn(family: .xdp, codes: [])
 
-    private func member(_ link: UInt32, _ priority: Int32, _ name: String = "prog", program: UInt32? = nil)
+    private func member(
+        _ link: UInt32,
+        _ priority: Int32,
+        _ name: String = "prog",
+        program: UInt32? = nil
+    )
         -> DispatcherMember
     {
         DispatcherMember(
-            linkID: link, programID: program ?? 100 + link, programName: name, priority: priority,
+            linkID: link,
+            programID: program ?? 100 + link,
+            programName: name,
+            priority: priority,
             proceedOn: Self.xdpDefault
         )
     }
