@@ -17,9 +17,12 @@ test: setup check build fixtures unit kernel-b
 setup:
 	bash scripts/setup.sh
 
+## Build the package and the XDP/TC dispatcher objects (bpf/*.bpf.c -> .build/bpf), linked as bpf/ next to the
+## bpfman executable, where the daemon looks for them.
 build:
 	$(SWIFT) build $(BUILD_FLAGS)
 	bash scripts/build-bpf.sh
+	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build --show-bin-path $(BUILD_FLAGS))/bpf"
 
 ## Static checks: the module graph, the proto contract against reference-proto, fresh generated code.
 check:
