@@ -1,7 +1,9 @@
 // A kubelet stand-in on grpc-go (what the kubelet and node-driver-registrar use) for the bpfman CSI node
 // plugin: the calls the kubelet makes for an ephemeral inline volume, with the CSI spec's expected codes.
 //
-// Usage: kubelet SOCKET VOLUME_ID TARGET_PATH PROGRAM MAPS GROUP
+// Usage: kubelet SOCKET VOLUME_ID TARGET_PATH PROGRAM MAPS GROUP [all|publish|unpublish]
+// "all" (the default) runs publish and unpublish in one process; "publish" stops after the publish checks and
+// leaves the volume mounted, "unpublish" only unpublishes (twice), so a test can kill the plugin in between.
 // Prints one line per check and PASS at the end; any unexpected reply exits 1.
 package main
 
@@ -32,10 +34,17 @@ func expectCode(what string, err error, code codes.Code, fragment string) {
 }
 
 func main() {
-	if len(os.Args) != 7 {
-		fail("usage: kubelet SOCKET VOLUME_ID TARGET_PATH PROGRAM MAPS GROUP")
+	if len(os.Args) != 7 && len(os.Args) != 8 {
+		fail("usage: kubelet SOCKET VOLUME_ID TARGET_PATH PROGRAM MAPS GROUP [all|publish|unpublish]")
 	}
 	socket, volume, target, program, maps, group := os.Args[1], os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]
+	mode := "all"
+	if len(os.Args) == 8 {
+		mode = os.Args[7]
+	}
+	if mode != "all" && mode != "publish" && mode != "unpublish" {
+		fail("unknown mode %q", mode)
+	}
 	conn, err := grpc.Dial("unix://"+socket, grpc.WithInsecure(), grpc.WithBlock(), grpc.WithTimeout(10*time.Second))
 	if err != nil {
 		fail("dial: %v", err)
@@ -90,6 +99,30 @@ func main() {
 		return err
 	}
 
+	if mode != "unpublish" {
+		publishChecks(ctx, conn, publish, volume, target, program, maps)
+	}
+	if mode == "publish" {
+		fmt.Println("PASS")
+		return
+	}
+	for i := 1; i <= 2; i++ {
+		if _, err := node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: volume, TargetPath: target}); err != nil {
+			fail("NodeUnpublishVolume %d: %v", i, err)
+		}
+		fmt.Printf("ok unpublish %d: OK\n", i)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		fail("target %s still there after unpublish: %v", target, err)
+	}
+	fmt.Println("PASS")
+}
+
+// publishChecks: NOT_FOUND for an unknown program, publish, idempotent repeat, ALREADY_EXISTS on incompatible
+// repeats, UNIMPLEMENTED for the calls the plugin does not offer. Leaves the volume published.
+func publishChecks(ctx context.Context, conn *grpc.ClientConn, publish func(string, string, bool) error,
+	volume, target, program, maps string) {
+	node := csi.NewNodeClient(conn)
 	expectCode("publish of an unknown program", publish("no-such-program", maps, false), codes.NotFound,
 		`program "no-such-program" not found`)
 	if _, err := os.Stat(target); err == nil {
@@ -128,14 +161,4 @@ func main() {
 	expectCode("NodeStageVolume", err, codes.Unimplemented, "")
 	_, err = csi.NewControllerClient(conn).CreateVolume(ctx, &csi.CreateVolumeRequest{Name: volume})
 	expectCode("Controller/CreateVolume", err, codes.Unimplemented, "")
-	for i := 1; i <= 2; i++ {
-		if _, err := node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: volume, TargetPath: target}); err != nil {
-			fail("NodeUnpublishVolume %d: %v", i, err)
-		}
-		fmt.Printf("ok unpublish %d: OK\n", i)
-	}
-	if _, err := os.Stat(target); !os.IsNotExist(err) {
-		fail("target %s still there after unpublish: %v", target, err)
-	}
-	fmt.Println("PASS")
 }

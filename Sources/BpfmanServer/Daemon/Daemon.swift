@@ -174,8 +174,9 @@ package final class Daemon: Sendable {
         if options.csiSupport {
             do {
                 csi = try CSIEndpoint.start(
-                    engine: engine, runtimeDirectory: options.runtimeDirectory, serverConfiguration: csiConfiguration,
-                    logger: logger)
+                    engine: engine, runtimeDirectory: options.runtimeDirectory,
+                    configuration: CSIConfiguration(podsRoot: config.csiPodsRoot),
+                    serverConfiguration: csiConfiguration, logger: logger)
             } catch {
                 await server.shutdown(gracePeriod: .zero)
                 await engine.close()

@@ -22,7 +22,8 @@ final class CSIDaemonProcess: @unchecked Sendable {
     let runtimeDirectory: String
     let socketPath: String
 
-    init(directory: String, extraArguments: [String] = []) throws {
+    /// - Parameter config: the text of the daemon's `--config` file (empty: all defaults).
+    init(directory: String, extraArguments: [String] = [], config: String = "") throws {
         runtimeDirectory = directory + "/rd"
         socketPath = directory + "/b.sock"
         process.executableURL = URL(fileURLWithPath: Self.executable!)
@@ -31,7 +32,7 @@ final class CSIDaemonProcess: @unchecked Sendable {
                 "serve", "--csi-support", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath,
                 "--image-cache-dir", directory + "/cache", "--config", directory + "/bpfman.toml",
             ] + extraArguments
-        FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data())
+        FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data(config.utf8))
         let log = directory + "/daemon.log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
