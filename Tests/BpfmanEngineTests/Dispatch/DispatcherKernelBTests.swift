@@ -607,3 +607,122 @@ extension KernelTests {
         }
     }
 }
+
+/// SPEC §4.7's tie-breaks at equal priority, seen in traffic: every member runs with proceed_on `[drop]` and
+/// returns XDP_PASS, so the chain stops after position 0 and only that member's counter moves.
+extension KernelTests {
+    @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
+    struct DispatcherTieKernelB {
+        /// `function` of the xdp_named fixture (alpha, beta, gamma: all count and pass) as an EXT member.
+        private func named(_ bench: Bench, _ function: String) throws -> Support.PinnedProgram {
+            try Support.loadPinned(
+                fixture: "xdp_named",
+                function: function,
+                mapName: "xdp_hits",
+                root: bench.root,
+                extensionTarget: bench.paths.testDispatcher(.xdp)
+            )
+        }
+
+        /// Sends `count` frames and returns each program's counter, in the order given.
+        private func hitsAfterSending(
+            _ count: Int,
+            _ bench: Bench,
+            _ programs: [Support.PinnedProgram]
+        ) throws
+            -> [UInt64]
+        {
+            try bench.send(count)
+            return try programs.map { try $0.hits() }
+        }
+
+        /// SPEC §4.7 "Tie, name on rebuild": alpha@100, then beta@100 (new first: beta 0, alpha 1), then
+        /// gamma@200 (both at 100 are existing now: alpha 0 by name, beta 1, gamma 2).
+        @Test func tieBrokenByProgramNameAtEqualPriority() throws {
+            try Bench.with { bench in
+                let alpha = try named(bench, "alpha")
+                let beta = try named(bench, "beta")
+                let gamma = try named(bench, "gamma")
+                let stopAfterPass: [Int32] = [1]
+                var state = try bench.attach(
+                    try bench.member(1, alpha, priority: 100, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: nil
+                )
+                state = try bench.attach(
+                    try bench.member(2, beta, priority: 100, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: state
+                )
+                #expect(state.members.map(\.programName) == ["beta", "alpha"])
+                #expect(state.members[0].proceedOn.mask == 2)
+                #expect(try hitsAfterSending(2, bench, [alpha, beta, gamma]) == [0, 2, 0])
+
+                state = try bench.attach(
+                    try bench.member(3, gamma, priority: 200, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: state
+                )
+                #expect(state.members.map(\.programName) == ["alpha", "beta", "gamma"])
+                #expect([1, 2, 3].map { state.planner.position(of: $0) } == [0, 1, 2])
+                try bench.expectLayout(state)
+                #expect(try hitsAfterSending(3, bench, [alpha, beta, gamma]) == [3, 2, 0])
+
+                // A detach rebuilds with all members existing: still by name at equal priority.
+                state = try #require(try bench.detach(3, from: state))
+                #expect(state.members.map(\.programName) == ["alpha", "beta"])
+                try bench.expectLayout(state)
+                #expect(try hitsAfterSending(1, bench, [alpha, beta, gamma]) == [4, 2, 0])
+            }
+        }
+
+        /// SPEC §4.7 "Tie, new first" and "Same name, same priority": at equal priority the newly attached
+        /// link goes before every existing one, whatever its name, and a second load of the same function too.
+        @Test func newlyAttachedBeforeExistingAtEqualPriority() throws {
+            try Bench.with { bench in
+                let alpha = try named(bench, "alpha")
+                let gamma = try named(bench, "gamma")
+                let alphaAgain = try named(bench, "alpha")
+                let all = [alpha, gamma, alphaAgain]
+                let stopAfterPass: [Int32] = [1]
+                var state = try bench.attach(
+                    try bench.member(1, alpha, priority: 55, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: nil
+                )
+                #expect(try hitsAfterSending(1, bench, all) == [1, 0, 0])
+
+                // gamma sorts after alpha by name, yet as the new link it takes position 0.
+                state = try bench.attach(
+                    try bench.member(2, gamma, priority: 55, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: state
+                )
+                #expect(state.planner.position(of: 2) == 0 && state.planner.position(of: 1) == 1)
+                try bench.expectLayout(state)
+                #expect(try hitsAfterSending(2, bench, all) == [1, 2, 0])
+
+                // A second program named alpha, newest: position 0. The existing two are re-sorted by name on
+                // this rebuild (alpha before gamma).
+                state = try bench.attach(
+                    try bench.member(3, alphaAgain, priority: 55, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: state
+                )
+                #expect(state.members.map(\.programID) == [alphaAgain.programID, alpha.programID, gamma.programID])
+                try bench.expectLayout(state)
+                #expect(try hitsAfterSending(3, bench, all) == [1, 2, 3])
+
+                // A lower priority still wins over "new first" at a higher one: a new link at 56 goes last.
+                let beta = try named(bench, "beta")
+                state = try bench.attach(
+                    try bench.member(4, beta, priority: 56, proceedOn: stopAfterPass),
+                    .xdp,
+                    to: state
+                )
+                #expect(state.planner.position(of: 4) == 3 && state.planner.position(of: 3) == 0)
+                #expect(try hitsAfterSending(1, bench, all + [beta]) == [1, 2, 4, 0])
+            }
+        }
+    }
+}
