@@ -88,70 +88,29 @@ extension Engine {
             mapUsedBy: members.filter { $0 == record.id || BPF.programExists(id: $0) }.map { String($0) })
     }
 
-    /// Get (SPEC §3.6): managed programs with `info` and `kernelInfo`, unmanaged ones with `kernelInfo` only.
-    package func get(id: UInt32) throws(EngineError) -> ProgramDetails {
-        guard id != 0 else { throw .invalidArgument("program id is required") }
-        let record = try db { () throws(SQLiteError) in try store.program(id) }
-        guard let record else {
-            guard let kernel = KernelProgramInfo.read(id: id) else { throw .notFound("program \(id) does not exist") }
-            return ProgramDetails(info: nil, kernelInfo: kernel)
-        }
-        guard let kernel = KernelProgramInfo.read(id: id, reportedType: record.kind.reportedKernelType) else {
-            try? forget(record, stale: true)
-            throw .notFound("program \(id) does not exist")
-        }
-        return ProgramDetails(info: try programInfo(record), kernelInfo: kernel)
+    /// Get (SPEC §3.6), served off the actor by `reader`.
+    package nonisolated func get(id: UInt32) async throws(EngineError) -> ProgramDetails {
+        try await reader.get(id: id)
     }
 
-    /// List (SPEC §3.5): every kernel program in ascending id, managed ones with their records, filtered.
-    package func list(_ filter: ListFilter = ListFilter()) throws(EngineError) -> [ProgramDetails] {
-        let (records, links, members) = try db { () throws(SQLiteError) in
-            (try store.allPrograms(), try store.activeLinkIDsByProgram(), try store.allMapSetMembers())
-        }
-        var byID: [UInt32: ProgramRecord] = [:]
-        for record in records { byID[record.id] = record }
-        let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
-        let ids = onlyManaged ? records.map(\.id) : BPF.allProgramIDs()
-        var alive: Set<UInt32> = []
-        var results: [ProgramDetails] = []
-        var pending: [(ProgramRecord?, KernelProgramInfo)] = []
-        for id in ids {
-            let record = byID[id]
-            if let record {
-                if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
-                guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
-                guard let kernel = KernelProgramInfo.read(id: id, reportedType: record.kind.reportedKernelType) else {
-                    continue
-                }
-                alive.insert(id)
-                pending.append((record, kernel))
-            } else {
-                guard !onlyManaged, let kernel = KernelProgramInfo.read(id: id) else { continue }
-                if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
-                pending.append((nil, kernel))
-            }
-        }
-        for (record, kernel) in pending {
-            guard let record else {
-                results.append(ProgramDetails(info: nil, kernelInfo: kernel))
-                continue
-            }
-            let set = members[record.mapSetID] ?? []
-            let info = ProgramInfo(
-                record: record, links: links[record.id] ?? [], mapPinPath: paths.mapSetDirectory(record.mapSetID),
-                mapUsedBy: set.filter { alive.contains($0) || BPF.programExists(id: $0) }
-                    .map { String($0) })
-            results.append(ProgramDetails(info: info, kernelInfo: kernel))
-        }
-        return results
+    /// List (SPEC §3.5), served off the actor by `reader`.
+    package nonisolated func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
+        try reader.list(filter)
     }
 
-    /// Every link record (for Inspect and tests).
-    package func links() throws(EngineError) -> [LinkRecord] {
-        try db { () throws(SQLiteError) in try store.allLinks().filter { $0.state == .active } }
+    /// Every active link record (for Inspect and tests), served off the actor by `reader`.
+    package nonisolated func links() async throws(EngineError) -> [LinkRecord] {
+        try reader.links()
     }
 
-    /// One link record, or NOT_FOUND `link <id> does not exist`.
+    /// Drops the records of program `id` when the kernel no longer has it (a reader found it gone). Checked
+    /// again here: an Unload may have removed the records, or a new record been written, meanwhile.
+    func dropStaleRecord(_ id: UInt32) {
+        guard let record = try? store.program(id), !isAlive(record) else { return }
+        try? forget(record, stale: true)
+    }
+
+    /// One link record as the writer sees it, or NOT_FOUND `link <id> does not exist` (Detach).
     package func link(id: UInt32) throws(EngineError) -> LinkRecord {
         guard let link = try db({ () throws(SQLiteError) in try store.link(id) }), link.state == .active else {
             throw .notFound("link \(id) does not exist")

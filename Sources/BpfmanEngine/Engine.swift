@@ -4,13 +4,15 @@ package import Logging
 
 /// The loader engine: Load, Unload, Attach, Detach, List and Get over libbpf, bpffs pins and the SQLite store.
 ///
-/// The actor serialises every operation (SPEC §1.7's writer lock is the actor's queue; the server adds
-/// deadline handling on top). Between calls the engine holds no BPF fds: pins keep the kernel objects alive
-/// and each call opens what it needs (SPEC §6.5). Errors are `EngineError`, whose `code` maps one-to-one to a
-/// gRPC status (SPEC §0.3).
+/// The actor serialises every mutation (SPEC §1.7's writer lock is the actor's queue; the server adds
+/// deadline handling on top); reads go through `reader` without entering the actor. Between calls the engine
+/// holds no BPF fds: pins keep the kernel objects alive and each call opens what it needs (SPEC §6.5).
+/// Errors are `EngineError`, whose `code` maps one-to-one to a gRPC status (SPEC §0.3).
 package actor Engine {
     package let paths: BpfmanPaths
     let store: ProgramStore
+    /// Read-only connections for `reader` (opened on demand).
+    nonisolated let readPool: ReadPool
     let logger: Logger
     let hooks: (any HookAttacher)?
     let imageResolver: (any BytecodeImageResolver)?
@@ -47,11 +49,18 @@ package actor Engine {
         } catch {
             throw .internal("cannot open the database \(paths.database): \(error)")
         }
+        readPool = ReadPool(path: paths.database)
         try reconcile()
+    }
+
+    /// The read path: Get, List and link queries without entering the actor (SPEC §1.7).
+    package nonisolated var reader: EngineReader {
+        EngineReader(engine: self, pool: readPool, paths: paths)
     }
 
     /// Closes the database. The engine must not be used afterwards.
     package func close() {
+        readPool.close()
         store.close()
     }
 

@@ -82,21 +82,28 @@ package enum BPF {
         programInfo(rawFD: fd.rawValue)
     }
 
-    /// `programInfo` for a descriptor kept open by another owner for the duration of the call.
+    /// `programInfo` for a descriptor kept open by another owner for the duration of the call. The first ask
+    /// uses a stack buffer of 64 map ids (the id array is then the only allocation); more maps ask again.
     static func programInfo(rawFD raw: CInt) -> Result<(bpf_prog_info, [UInt32]), BPFError> {
-        var mapIDs = [UInt32](repeating: 0, count: 64)
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        let result = mapIDs.withUnsafeMutableBufferPointer { buffer in
-            info.nr_map_ids = UInt32(buffer.count)
+        let stackIDs = 64
+        let first = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: stackIDs) {
+            buffer -> Result<[UInt32]?, BPFError> in
+            info.nr_map_ids = UInt32(stackIDs)
             info.map_ids = UInt64(UInt(bitPattern: buffer.baseAddress))
-            return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }
+            let result = BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &info, &length) }
+            if case .failure(let error) = result { return .failure(error) }
+            let count = Int(info.nr_map_ids)
+            return .success(count <= stackIDs ? Array(UnsafeBufferPointer(rebasing: buffer[0..<count])) : nil)
         }
-        if case .failure(let error) = result { return .failure(error) }
-        let count = Int(info.nr_map_ids)
-        if count > mapIDs.count {
-            // More maps than the first buffer: ask again with the exact size.
-            mapIDs = [UInt32](repeating: 0, count: count)
+        var mapIDs: [UInt32]
+        switch first {
+        case .failure(let error): return .failure(error)
+        case .success(let ids?): mapIDs = ids
+        case .success(nil):
+            // More maps than the stack buffer: ask again with the exact size.
+            mapIDs = [UInt32](repeating: 0, count: Int(info.nr_map_ids))
             var again = bpf_prog_info()
             length = UInt32(MemoryLayout<bpf_prog_info>.size)
             let second = mapIDs.withUnsafeMutableBufferPointer { buffer in
@@ -105,10 +112,11 @@ package enum BPF {
                 return BPFError.call("bpf_obj_get_info_by_fd") { bpf_obj_get_info_by_fd(raw, &again, &length) }
             }
             if case .failure(let error) = second { return .failure(error) }
+            mapIDs = Array(mapIDs.prefix(min(Int(again.nr_map_ids), mapIDs.count)))
             info = again
         }
         info.map_ids = 0
-        return .success((info, Array(mapIDs.prefix(min(count, mapIDs.count)))))
+        return .success((info, mapIDs))
     }
 
     /// `struct bpf_map_info` of `fd`.
@@ -216,33 +224,70 @@ package enum BPF {
         memlock(rawFD: fd.rawValue)
     }
 
-    /// `memlock` for a descriptor kept open by another owner for the duration of the call.
+    /// `memlock` for a descriptor kept open by another owner for the duration of the call: the path is built
+    /// and the file read (one `read`) in one stack buffer, without allocating.
     static func memlock(rawFD: CInt) -> UInt32 {
-        let info = Glibc.open("/proc/self/fdinfo/\(rawFD)", O_RDONLY | O_CLOEXEC)
-        guard info >= 0 else { return 0 }
-        defer { Glibc.close(info) }
+        guard rawFD >= 0 else { return 0 }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> UInt32 in
-            let count = Glibc.read(info, buffer.baseAddress, buffer.count)
-            guard count > 0 else { return 0 }
-            let key = Array("memlock:".utf8)
-            var i = 0
-            while i + key.count <= count {
-                // At the start of a line?
-                if (i == 0 || buffer[i - 1] == 10) && buffer[i] == key[0]
-                    && (0..<key.count).allSatisfy({ buffer[i + $0] == key[$0] })
-                {
-                    var j = i + key.count
-                    var value: UInt64 = 0
-                    while j < count && (buffer[j] == 32 || buffer[j] == 9) { j += 1 }
-                    while j < count && buffer[j] >= 48 && buffer[j] <= 57 {
-                        value = value &* 10 &+ UInt64(buffer[j] - 48)
-                        j += 1
-                    }
-                    return UInt32(clamping: value)
-                }
-                i += 1
+            guard let base = buffer.baseAddress else { return 0 }
+            // "/proc/self/fdinfo/<fd>\0"
+            var length = 0
+            for byte in fdinfoPrefix {
+                base[length] = byte
+                length += 1
             }
-            return 0
+            var digits = 1
+            var scale: CInt = 10
+            while rawFD >= scale && digits < 10 {
+                digits += 1
+                scale = scale &* 10
+            }
+            var value = rawFD
+            for position in stride(from: length + digits - 1, through: length, by: -1) {
+                base[position] = UInt8(48 + value % 10)
+                value /= 10
+            }
+            base[length + digits] = 0
+            let file = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: length + digits + 1) {
+                Glibc.open($0, O_RDONLY | O_CLOEXEC)
+            }
+            guard file >= 0 else { return 0 }
+            let count = Glibc.read(file, base, buffer.count)
+            Glibc.close(file)
+            guard count > 0 else { return 0 }
+            return parseMemlock(UnsafeBufferPointer(rebasing: buffer[0..<count]))
         }
     }
+
+    /// The value of the `memlock:` line of fdinfo text, 0 without one.
+    static func parseMemlock(_ text: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        let key = memlockKey
+        var lineStart = 0
+        while lineStart + key.count <= text.count {
+            var matches = true
+            for offset in 0..<key.count where text[lineStart + offset] != key[offset] {
+                matches = false
+                break
+            }
+            if matches {
+                var j = lineStart + key.count
+                var value: UInt64 = 0
+                while j < text.count && (text[j] == 32 || text[j] == 9) { j += 1 }
+                while j < text.count && text[j] >= 48 && text[j] <= 57 {
+                    value = value &* 10 &+ UInt64(text[j] - 48)
+                    j += 1
+                }
+                return UInt32(clamping: value)
+            }
+            // Next line.
+            while lineStart < text.count && text[lineStart] != 10 { lineStart += 1 }
+            lineStart += 1
+        }
+        return 0
+    }
+
 }
+
+/// `/proc/self/fdinfo/` and `memlock:`, as bytes (built once).
+private let fdinfoPrefix: [UInt8] = Array("/proc/self/fdinfo/".utf8)
+private let memlockKey: [UInt8] = Array("memlock:".utf8)

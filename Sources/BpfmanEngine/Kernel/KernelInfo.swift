@@ -22,13 +22,13 @@ extension KernelProgramInfo {
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
         let tag = withUnsafeBytes(of: info.tag) { bytes in
-            var hex: [UInt8] = []
-            hex.reserveCapacity(16)
-            for byte in bytes {
-                hex.append(hexDigits[Int(byte >> 4)])
-                hex.append(hexDigits[Int(byte & 0xf)])
+            String(unsafeUninitializedCapacity: bytes.count * 2) { hex in
+                for (index, byte) in bytes.enumerated() {
+                    hex[2 * index] = hexDigits[Int(byte >> 4)]
+                    hex[2 * index + 1] = hexDigits[Int(byte & 0xf)]
+                }
+                return bytes.count * 2
             }
-            return String(decoding: hex, as: UTF8.self)
         }
         return KernelProgramInfo(
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
@@ -49,10 +49,11 @@ extension KernelProgramInfo {
         var seconds = time_t((nowNanos - bootNanos + Int64(loadTime)) / 1_000_000_000)
         var parts = tm()
         localtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 64)
-        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
-        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            let count = strftime(buffer.baseAddress, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+            return String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: count), as: UTF8.self)
+        }
     }
 }
 
-private let hexDigits = Array("0123456789abcdef".utf8)
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

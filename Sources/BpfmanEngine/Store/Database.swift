@@ -5,9 +5,10 @@ package final class Database {
     private var handle: OpaquePointer?
 
     /// Opens (creating if needed) the database at `path`. The corresponding C function is `sqlite3_open_v2`.
-    package init(path: String) throws(SQLiteError) {
+    /// With `create: false` the file must exist already.
+    package init(path: String, create: Bool = true) throws(SQLiteError) {
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let error = SQLiteError.from(db, code: rc, context: "open \(path)")

@@ -3,7 +3,8 @@ internal import Foundation
 
 /// The engine's records (SPEC §6.1): every SQL statement of the engine lives in this file.
 ///
-/// One `ProgramStore` per `Engine`; the engine actor serialises access, so the class is not `Sendable`.
+/// One writing `ProgramStore` per `Engine`, whose actor serialises access, plus read-only ones lent by the
+/// engine's `ReadPool` to one reader at a time; the class is not `Sendable`.
 package final class ProgramStore {
     package let database: Database
     /// Prepared statements by SQL text, reused across calls (preparing dominates small queries).
@@ -14,6 +15,17 @@ package final class ProgramStore {
         database = try Database(path: path)
         try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Schema.migrate(database)
+    }
+
+    /// Opens a read-only connection to an existing, migrated store (`ReadPool`): `query_only`, no migration.
+    package init(readerAt path: String) throws(SQLiteError) {
+        database = try Database(path: path, create: false)
+        try database.execute("PRAGMA query_only=1")
+    }
+
+    /// Rewinds every cached statement, so none keeps a read transaction open.
+    package func resetStatements() {
+        for statement in statements.values { statement.reset() }
     }
 
     package func close() {

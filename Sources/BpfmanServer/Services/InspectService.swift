@@ -17,7 +17,7 @@ package struct InspectService: Sendable {
             M.getLink.path,
             c.unary("GetLink") { _, bytes in
                 let request = try decode(Bpfman_Ext_V1_GetLinkRequest.self, bytes)
-                let link = try await c.engine.link(id: request.linkID)
+                let link = try c.engine.reader.link(id: request.linkID)
                 let program = try? await c.engine.get(id: link.programID).info?.record
                 return Bpfman_Ext_V1_LinkInfo(link, program: program).serializedBytes()
             })

@@ -1,0 +1,101 @@
+internal import CBPF
+internal import Glibc
+
+/// The engine's read path (SPEC §1.7): Get, List and link queries, run on the caller's task without entering
+/// the `Engine` actor, so reads proceed concurrently with each other and with a mutation in progress.
+///
+/// Records come from a read-only connection of the engine's `ReadPool`, all of one request's queries in one
+/// read transaction (a consistent snapshot); kernel information is read live afterwards, one program fd at a
+/// time, closed before the next (no fds at rest, SPEC §6.5). The only write a read may cause — dropping the
+/// record of a program that vanished (SPEC §6.4) — is handed to the actor.
+package struct EngineReader: Sendable {
+    let engine: Engine
+    let pool: ReadPool
+    let paths: BpfmanPaths
+
+    /// Runs store reads in one snapshot, turning SQLite failures into INTERNAL errors.
+    private func snapshot<R>(_ body: (ProgramStore) throws(SQLiteError) -> R) throws(EngineError) -> R {
+        do { return try pool.read(body) } catch { throw error.engineError }
+    }
+
+    /// Get (SPEC §3.6): managed programs with `info` and `kernelInfo`, unmanaged ones with `kernelInfo` only.
+    /// A managed program gone from the kernel loses its records and reads as NOT_FOUND.
+    package func get(id: UInt32) async throws(EngineError) -> ProgramDetails {
+        guard id != 0 else { throw .invalidArgument("program id is required") }
+        let found = try snapshot { store throws(SQLiteError) -> (ProgramRecord, [UInt32], [UInt32])? in
+            guard let record = try store.program(id) else { return nil }
+            return (record, try store.activeLinkIDs(ofProgram: id), try store.mapSetMembers(record.mapSetID))
+        }
+        guard let (record, links, members) = found else {
+            guard let kernel = KernelProgramInfo.read(id: id) else { throw .notFound("program \(id) does not exist") }
+            return ProgramDetails(info: nil, kernelInfo: kernel)
+        }
+        guard let kernel = KernelProgramInfo.read(id: id, reportedType: record.kind.reportedKernelType) else {
+            await engine.dropStaleRecord(id)
+            throw .notFound("program \(id) does not exist")
+        }
+        let info = ProgramInfo(
+            record: record, links: links, mapPinPath: paths.mapSetDirectory(record.mapSetID),
+            mapUsedBy: members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) })
+        return ProgramDetails(info: info, kernelInfo: kernel)
+    }
+
+    /// List (SPEC §3.5): every kernel program in ascending id, managed ones with their records, filtered.
+    /// Programs that vanish while listing are left out (their records are dropped by a later Get or restart).
+    package func list(_ filter: ListFilter = ListFilter()) throws(EngineError) -> [ProgramDetails] {
+        let (records, links, members) = try snapshot {
+            store throws(SQLiteError) -> ([ProgramRecord], [UInt32: [UInt32]], [UInt32: [UInt32]]) in
+            (try store.allPrograms(), try store.activeLinkIDsByProgram(), try store.allMapSetMembers())
+        }
+        var byID: [UInt32: ProgramRecord] = [:]
+        byID.reserveCapacity(records.count)
+        for record in records { byID[record.id] = record }
+        let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
+        let ids = onlyManaged ? records.map(\.id) : BPF.allProgramIDs()
+        var alive: Set<UInt32> = []
+        alive.reserveCapacity(records.count)
+        var pending: [(ProgramRecord?, KernelProgramInfo)] = []
+        pending.reserveCapacity(ids.count)
+        for id in ids {
+            if let record = byID[id] {
+                if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
+                guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
+                guard let kernel = KernelProgramInfo.read(id: id, reportedType: record.kind.reportedKernelType) else {
+                    continue
+                }
+                alive.insert(id)
+                pending.append((record, kernel))
+            } else {
+                guard !onlyManaged, let kernel = KernelProgramInfo.read(id: id) else { continue }
+                if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
+                pending.append((nil, kernel))
+            }
+        }
+        var results: [ProgramDetails] = []
+        results.reserveCapacity(pending.count)
+        for (record, kernel) in pending {
+            guard let record else {
+                results.append(ProgramDetails(info: nil, kernelInfo: kernel))
+                continue
+            }
+            let set = members[record.mapSetID] ?? []
+            let info = ProgramInfo(
+                record: record, links: links[record.id] ?? [], mapPinPath: paths.mapSetDirectory(record.mapSetID),
+                mapUsedBy: set.filter { alive.contains($0) || BPF.programExists(id: $0) }.map { String($0) })
+            results.append(ProgramDetails(info: info, kernelInfo: kernel))
+        }
+        return results
+    }
+
+    /// Every active link record (Inspect).
+    package func links() throws(EngineError) -> [LinkRecord] {
+        try snapshot { store throws(SQLiteError) in try store.allLinks().filter { $0.state == .active } }
+    }
+
+    /// One active link record, or NOT_FOUND `link <id> does not exist`.
+    package func link(id: UInt32) throws(EngineError) -> LinkRecord {
+        guard let link = try snapshot({ store throws(SQLiteError) in try store.link(id) }), link.state == .active
+        else { throw .notFound("link \(id) does not exist") }
+        return link
+    }
+}

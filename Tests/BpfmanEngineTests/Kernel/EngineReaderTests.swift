@@ -1,0 +1,91 @@
+import Glibc
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import BpfmanEngine
+
+/// A flag shared between tasks.
+private final class Flag: Sendable {
+    private let value = Atomic(false)
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+}
+
+extension Engine {
+    /// Test hook: occupies the actor (blocking its thread, so nothing else can run on it) until `release` is
+    /// set or 10 s pass, after setting `entered`.
+    fileprivate func occupy(entered: Flag, release: Flag) {
+        entered.set()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !release.isSet && ContinuousClock.now < deadline { usleep(1000) }
+    }
+}
+
+extension KernelTests {
+    /// The concurrent read path (SPEC §1.7): reads never queue behind the engine actor.
+    @Suite struct EngineReaderTests {
+        @Test func getListAndLinksAnswerWhileTheActorIsBusy() async throws {
+            try await withTestEngine("reader") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let link = try await h.engine.attach(
+                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                let entered = Flag()
+                let release = Flag()
+                let engine = h.engine
+                let busy = Task { await engine.occupy(entered: entered, release: release) }
+                while !entered.isSet { try await Task.sleep(for: .milliseconds(1)) }
+
+                let got = try await engine.get(id: id)
+                let listed = try await engine.list(ListFilter(bpfmanProgramsOnly: true))
+                let links = try await engine.links()
+                let byID = try engine.reader.link(id: link)
+                let answeredWhileBusy = !release.isSet
+                release.set()
+                await busy.value
+
+                #expect(answeredWhileBusy, "reads finished while the actor was still occupied")
+                #expect(got.info?.links == [link])
+                #expect(got.info?.mapUsedBy == [String(id)])
+                #expect(listed.map(\.kernelInfo.id) == [id])
+                #expect(links.map(\.id) == [link])
+                #expect(byID.programID == id)
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        @Test func concurrentReadsDuringLoadsAndUnloadsSeeWholePrograms() async throws {
+            try await withTestEngine("readmix") { h in
+                let engine = h.engine
+                let object = try BPFFixtures.object("tracepoint_counter")
+                let readers = Task {
+                    try await withThrowingTaskGroup(of: Int.self) { group in
+                        for _ in 0..<4 {
+                            group.addTask {
+                                var seen = 0
+                                for _ in 0..<40 {
+                                    for details in try await engine.list(ListFilter(bpfmanProgramsOnly: true)) {
+                                        // A listed managed program carries its record and its own map set.
+                                        #expect(details.info?.mapUsedBy.contains(String(details.kernelInfo.id)) == true)
+                                        seen += 1
+                                    }
+                                }
+                                return seen
+                            }
+                        }
+                        return try await group.reduce(0, +)
+                    }
+                }
+                for _ in 0..<6 {
+                    let loaded = try await engine.load(
+                        LoadRequest(
+                            bytecode: .file(object), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                    h.loadedIDs += loaded.map(\.kernelInfo.id)
+                    try await engine.unload(id: loaded[0].kernelInfo.id)
+                }
+                _ = try await readers.value
+                #expect(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty)
+            }
+        }
+    }
+}
