@@ -225,16 +225,20 @@ package enum BPF {
     }
 
     /// `memlock` for a descriptor kept open by another owner for the duration of the call: the path is built
-    /// and the file read (one `read`) in one stack buffer, without allocating.
-    static func memlock(rawFD: CInt) -> UInt32 {
+    /// and the file read (one `read`) in one stack buffer, without allocating. With `fdinfo`, an open
+    /// `/proc/self/fdinfo` directory (`FDInfoDirectory`), the file opens relative to it, skipping the walk of
+    /// `/proc/self/fdinfo` for every program of a List.
+    static func memlock(rawFD: CInt, fdinfo: CInt? = nil) -> UInt32 {
         guard rawFD >= 0 else { return 0 }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> UInt32 in
             guard let base = buffer.baseAddress else { return 0 }
-            // "/proc/self/fdinfo/<fd>\0"
+            // "/proc/self/fdinfo/<fd>\0", or "<fd>\0" relative to `fdinfo`.
             var length = 0
-            for byte in fdinfoPrefix {
-                base[length] = byte
-                length += 1
+            if fdinfo == nil {
+                for byte in fdinfoPrefix {
+                    base[length] = byte
+                    length += 1
+                }
             }
             var digits = 1
             var scale: CInt = 10
@@ -249,7 +253,7 @@ package enum BPF {
             }
             base[length + digits] = 0
             let file = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: length + digits + 1) {
-                Glibc.open($0, O_RDONLY | O_CLOEXEC)
+                openat(fdinfo ?? AT_FDCWD, $0, O_RDONLY | O_CLOEXEC)
             }
             guard file >= 0 else { return 0 }
             let count = Glibc.read(file, base, buffer.count)

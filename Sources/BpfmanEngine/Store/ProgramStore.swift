@@ -23,9 +23,15 @@ package final class ProgramStore {
         try database.execute("PRAGMA query_only=1")
     }
 
-    /// Rewinds every cached statement, so none keeps a read transaction open.
-    package func resetStatements() {
+    /// Starts a read transaction (`ReadPool`): a deferred `BEGIN`, so the snapshot is taken at the first read.
+    package func beginRead() throws(SQLiteError) {
+        try cached("BEGIN").run()
+    }
+
+    /// Ends a read transaction, first rewinding every cached statement so none keeps the snapshot open.
+    package func endRead() throws(SQLiteError) {
         for statement in statements.values { statement.reset() }
+        try cached("COMMIT").run()
     }
 
     package func close() {

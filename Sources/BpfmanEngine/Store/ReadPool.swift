@@ -33,17 +33,15 @@ package final class ReadPool: Sendable {
         let borrowed = try borrow()
         let store = borrowed.store
         do throws(SQLiteError) {
-            try store.database.execute("BEGIN")
+            try store.beginRead()
             let result: R
             do throws(SQLiteError) {
                 result = try body(store)
             } catch {
-                store.resetStatements()
-                try? store.database.execute("ROLLBACK")
+                try? store.endRead()
                 throw error
             }
-            store.resetStatements()
-            try store.database.execute("COMMIT")
+            try store.endRead()
             giveBack(borrowed)
             return result
         } catch {

@@ -48,6 +48,8 @@ extension KernelTests {
                 #expect(got.info?.links == [link])
                 #expect(got.info?.mapUsedBy == [String(id)])
                 #expect(listed.map(\.kernelInfo.id) == [id])
+                #expect(got.kernelInfo.bytesMemlock > 0)
+                #expect(listed.first?.kernelInfo.bytesMemlock == got.kernelInfo.bytesMemlock, "List reads fdinfo too")
                 #expect(links.map(\.id) == [link])
                 #expect(byID.programID == id)
                 try await h.engine.unload(id: id)
