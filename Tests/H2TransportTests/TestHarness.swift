@@ -49,47 +49,6 @@ func withEchoServer<R>(
     }
 }
 
-/// A finished child process.
-struct SpawnResult: Sendable {
-    var status: Int32
-    /// Standard output and standard error, interleaved.
-    var output: String
-}
-
-/// Runs a program to completion without blocking a Swift concurrency thread; output and errors
-/// are interleaved into one string.
-func spawn(
-    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
-) async throws -> SpawnResult {
-    let outputPath = NSTemporaryDirectory() + "h2-out-\(UUID().uuidString)"
-    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-            return
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-            if process.isRunning { process.terminate() }
-        }
-    }
-    try? output.close()
-    let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-    return SpawnResult(status: status, output: text)
-}
-
 /// Real clients and where they live; each is `nil` when missing, and tests skip with the reason.
 enum InteropTools {
     static let python: String? = {

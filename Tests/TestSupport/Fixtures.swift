@@ -61,6 +61,11 @@ public struct CommandResult: Sendable {
     public var status: Int32
     /// Standard output and standard error, interleaved.
     public var output: String
+
+    public init(status: Int32, output: String) {
+        self.status = status
+        self.output = output
+    }
 }
 
 /// Runs `command` (looked up on PATH) with `arguments` and waits for it.
@@ -82,16 +87,40 @@ public func run(_ command: String, _ arguments: [String], environment: [String: 
     return CommandResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
 }
 
-/// Runs `command` like `run(_:_:environment:)`, but waiting on a thread of its own instead of a thread of Swift's
-/// cooperative pool. Use this from async tests whose command talks to a server running in the same process:
-/// a blocking wait there can take the pool thread the server's handlers need (the pool is one thread per core).
-public func runOffPool(_ command: String, _ arguments: [String], environment: [String: String]? = nil) async throws
-    -> CommandResult
-{
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(with: Result { try run(command, arguments, environment: environment) as CommandResult })
+/// A finished child process, as `spawn` reports it.
+public typealias SpawnResult = CommandResult
+
+/// Runs `executable` (an absolute path) to completion without holding a thread of Swift's cooperative pool,
+/// killing it after `timeout` seconds. Use this from async tests whose child talks to a server running in the
+/// same process: a blocking wait there can take the pool thread (one per core) the server's handlers need.
+/// Standard output and standard error are interleaved into one string.
+public func spawn(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
+) async throws -> SpawnResult {
+    let outputPath = NSTemporaryDirectory() + "spawn-out-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+            return
         }
-        thread.start()
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+            if process.isRunning { process.terminate() }
+        }
     }
+    try? output.close()
+    return SpawnResult(status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
 }

@@ -64,7 +64,7 @@ final class CSIDaemonProcess: @unchecked Sendable {
 
     /// Health Check of `service` on the CSI socket, by grpcio in a separate process.
     func health(_ service: String) async throws -> String {
-        let result = try await csiSpawn(
+        let result = try await spawn(
             CSITools.python!,
             [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiSocket, "health", service])
         let line = result.output.split(separator: "\n").last.map(String.init) ?? ""
@@ -105,7 +105,7 @@ extension CSIKernelTests {
             let csiSocket = daemon.csiSocket
             let kubelet = Repository.path("Interop/csi/kubelet.py")
             func python(_ arguments: [String]) async throws -> [String: Any] {
-                let result = try await csiSpawn(CSITools.python!, [kubelet, "--stubs", CSITools.stubs] + arguments)
+                let result = try await spawn(CSITools.python!, [kubelet, "--stubs", CSITools.stubs] + arguments)
                 try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
                 let line = try #require(result.output.split(separator: "\n").last.map(String.init))
                 return try #require(
@@ -123,7 +123,7 @@ extension CSIKernelTests {
                 "main-socket names are not on the CSI socket")
             // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
             if let grpcurl = CSIDaemonProcess.grpcurl {
-                let listed = try await csiSpawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
+                let listed = try await spawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
                 #expect(
                     listed.output.split(separator: "\n").map(String.init) == [
                         "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health",
@@ -179,7 +179,7 @@ extension CSIKernelTests {
             // A health Watch on the CSI socket sees SERVING, then NOT_SERVING when SIGTERM arrives.
             let watchLog = directory + "/watch.log"
             let watch = Task {
-                try await csiSpawn(
+                try await spawn(
                     CSITools.python!, [kubelet, "--stubs", CSITools.stubs, csiSocket, "watch", "", watchLog])
             }
             for _ in 0..<200 {
@@ -206,7 +206,7 @@ extension CSIKernelTests {
             try await daemon.waitUntilServing()
             let clock = ContinuousClock()
             // A Probe every 0.5 s for 5 s from one client: never 2 s without an RPC, so the daemon stays up.
-            let probes = try await csiSpawn(
+            let probes = try await spawn(
                 CSITools.python!,
                 [
                     Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every",

@@ -33,7 +33,7 @@ extension CSIKernelTests {
             try await withCSIPlugin("go") { h in
                 _ = try await h.loadCounter(named: "csi-go")
                 let target = try h.podTarget("vol-go")
-                let result = try await csiSpawn(
+                let result = try await spawn(
                     client, [h.csiPaths.socket, "vol-go", target, "csi-go", "csi_counts,csi_last_pid", "3456"])
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)")
                 #expect(csiMounts(at: target).isEmpty)
@@ -64,7 +64,7 @@ extension CSIKernelTests {
 
         /// kubelet.py against one of the daemon's sockets; the last output line as JSON.
         func python(_ arguments: [String]) async throws -> [String: Any] {
-            let result = try await csiSpawn(
+            let result = try await spawn(
                 CSITools.python!, [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs] + arguments)
             try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
             let line = try #require(result.output.split(separator: "\n").last.map(String.init))
@@ -89,7 +89,7 @@ extension CSIKernelTests {
                 let target = parent + "/mount"
                 let arguments = [daemon.csiSocket, "vol-gd", target, "csi-go-daemon", "csi_counts,csi_last_pid", "3456"]
 
-                let published = try await csiSpawn(client, arguments + ["publish"])
+                let published = try await spawn(client, arguments + ["publish"])
                 #expect(published.status == 0 && published.output.contains("PASS"), "\(published.output)")
                 #expect(csiMounts(at: target).count == 1)
                 // The maps under the target are the program's: the counter moves with the traced syscall.
@@ -102,7 +102,7 @@ extension CSIKernelTests {
 
                 daemon = try CSIDaemonProcess(directory: directory)
                 try await daemon.waitUntilServing()
-                let unpublished = try await csiSpawn(client, arguments + ["unpublish"])
+                let unpublished = try await spawn(client, arguments + ["unpublish"])
                 #expect(unpublished.status == 0 && unpublished.output.contains("PASS"), "\(unpublished.output)")
                 #expect(csiMounts(at: target).isEmpty)
                 #expect(csiMounts(under: daemon.runtimeDirectory + "/csi").isEmpty, "per-volume bpffs removed")

@@ -302,7 +302,7 @@ extension CSIKernelTests {
                 let work = h.root + "/sanity"
                 try FileManager.default.createDirectory(
                     atPath: work + "/pod/volumes", withIntermediateDirectories: true)
-                let result = try await csiSpawn(
+                let result = try await spawn(
                     CSITools.python!,
                     [
                         Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, h.csiPaths.socket,

@@ -114,7 +114,7 @@ final class CSIHarness: @unchecked Sendable {
     /// One RPC through the Python (grpcio) kubelet stand-in, in its own process.
     func call(_ method: String, _ request: [String: Any]) async throws -> CSIReply {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
-        let result = try await csiSpawn(
+        let result = try await spawn(
             CSITools.python!,
             [
                 Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "call", method,
@@ -132,7 +132,7 @@ final class CSIHarness: @unchecked Sendable {
     /// N identical RPCs at once from N threads of one grpcio client; their status codes.
     func concurrent(_ count: Int, _ method: String, _ request: [String: Any]) async throws -> [String] {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
-        let result = try await csiSpawn(
+        let result = try await spawn(
             CSITools.python!,
             [
                 Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "concurrent",
@@ -236,40 +236,8 @@ func csiMounts(at path: String) -> [CSITestMount] {
 
 /// `bpftool -j <arguments>` in a separate process, decoded.
 func bpftoolJSON(_ arguments: [String]) async throws -> Any {
-    let result = try await csiSpawn(CSITools.bpftool!, ["-j"] + arguments)
+    let result = try await spawn(CSITools.bpftool!, ["-j"] + arguments)
     try #require(result.status == 0, "bpftool \(arguments) failed:\n\(result.output)")
     return try JSONSerialization.jsonObject(with: Data(result.output.utf8))
 }
 
-/// A finished child process.
-struct CSISpawnResult: Sendable {
-    var status: Int32
-    /// Standard output and standard error, interleaved.
-    var output: String
-}
-
-/// Runs a program to completion off the Swift concurrency threads.
-func csiSpawn(_ executable: String, _ arguments: [String]) async throws -> CSISpawnResult {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.standardInput = FileHandle.nullDevice
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            continuation.resume(
-                returning: CSISpawnResult(
-                    status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
-        }
-    }
-}

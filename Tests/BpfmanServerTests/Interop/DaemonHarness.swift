@@ -2,45 +2,6 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The result of a finished child process.
-struct SpawnResult: Sendable {
-    var status: Int32
-    /// Standard output and standard error, interleaved.
-    var output: String
-}
-
-/// Runs `executable` to completion (killed after `timeout` seconds).
-func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120)
-    async throws -> SpawnResult
-{
-    let outputPath = NSTemporaryDirectory() + "srv-out-\(UUID().uuidString)"
-    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-            return
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-            if process.isRunning { process.terminate() }
-        }
-    }
-    try? output.close()
-    return SpawnResult(status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
-}
-
 /// Real clients and tools; each is nil when missing, and tests skip with the reason.
 enum DaemonTools {
     /// The `bpfman` executable of this build (next to the test bundle), or `$BPFMAN_BIN`.
