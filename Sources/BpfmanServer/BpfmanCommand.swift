@@ -1,5 +1,6 @@
 public import ArgumentParser
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The `bpfman` command: `bpfman serve` is the daemon, every other subcommand is a client of it.
 public struct BpfmanCommand: AsyncParsableCommand {
@@ -78,10 +79,24 @@ extension BpfmanCommand {
         } catch {
             // Usage errors exit 2 (SPEC §1.2, §9); RPC errors print `Error: <STATUS>: <message>` and exit 1.
             if exitCode(for: error) == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
+                writeToStandardError(fullMessage(for: error) + "\n")
+                Glibc.exit(2)
             }
             exit(withError: error)
+        }
+    }
+}
+
+/// Writes text to standard error unbuffered (usage and start-up errors, before or instead of the logger).
+func writeToStandardError(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
         }
     }
 }

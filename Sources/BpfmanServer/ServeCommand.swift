@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import Dispatch
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 internal import Synchronization
 
@@ -47,7 +48,7 @@ extension BpfmanCommand {
             do {
                 try await serve()
             } catch let error as StartupError {
-                FileHandle.standardError.write(Data("bpfman: \(error.message)\n".utf8))
+                writeToStandardError("bpfman: \(error.message)\n")
                 throw ExitCode.failure
             }
         }

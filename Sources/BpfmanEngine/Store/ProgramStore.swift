@@ -1,5 +1,6 @@
 internal import CSQLite
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The engine's records (SPEC §6.1): every SQL statement of the engine lives in this file.
 ///

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// What was published for one CSI volume, kept so a restarted daemon knows the volumes published before it.
 ///

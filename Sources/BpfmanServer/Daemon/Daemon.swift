@@ -2,7 +2,7 @@ package import BpfmanEngine
 package import H2Transport
 package import Logging
 internal import Glibc
-internal import Foundation
+internal import FoundationEssentials
 internal import Synchronization
 
 /// The compiled dispatcher objects: `$BPFMAN_BPF_DIR`, next to the executable as invoked (`.build/debug` ->
