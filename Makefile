@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build check unit fixtures clean kernel-b
+.PHONY: run test setup build release check unit fixtures clean kernel-b
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
@@ -23,6 +23,14 @@ build:
 	$(SWIFT) build $(BUILD_FLAGS)
 	bash scripts/build-bpf.sh
 	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build --show-bin-path $(BUILD_FLAGS))/bpf"
+
+## The daemon as it ships: release build with the Swift runtime and FoundationEssentials linked in
+## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
+## "BpfmanServer"), dispatcher objects beside it. Install with: install -m 755 .build/release/bpfman /usr/sbin/
+release: setup
+	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
+	bash scripts/build-bpf.sh
+	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/bpf"
 
 ## Static checks: the module graph, the proto contract against reference-proto, fresh generated code.
 check:

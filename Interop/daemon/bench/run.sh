@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Daemon benchmark (issue 8): grpc-go load generator against `bpfman serve` (release build) and against an
+# Daemon benchmark (issue 8): grpc-go load generator against `bpfman serve` (release build as `make release`) and against an
 # empty grpc-go server answering the same methods (the floor), same kind of Unix socket, same run.
 # Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed
 # programs; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
@@ -20,8 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building (release) ..." >&2
-(cd "$root" && swift build -c release --scratch-path .build-server-bench --product bpfman >&2)
-bpfman="$root/.build-server-bench/release/bpfman"
+(cd "$root" && swift build -c release --static-swift-stdlib --product bpfman >&2)  # as `make release` ships it
+bpfman="$root/.build/release/bpfman"
 bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
 export BPFMAN_BPF_DIR="$root/.build/bpf"
 "$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
