@@ -51,9 +51,18 @@ package final class ProgramStore {
         return prepared
     }
 
-    /// `BEGIN IMMEDIATE … COMMIT` around `body`.
+    /// `BEGIN IMMEDIATE … COMMIT` around `body`, rolled back when it throws. The three statements are prepared
+    /// once (an `sqlite3_exec` parses its text on every call).
     package func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
-        try database.transaction(body)
+        try cached("BEGIN IMMEDIATE").run()
+        do {
+            let result = try body()
+            try cached("COMMIT").run()
+            return result
+        } catch {
+            try? cached("ROLLBACK").run()
+            throw error
+        }
     }
 
     // MARK: programs
