@@ -71,9 +71,9 @@ extension Engine {
     /// Drops every record whose program vanished from the kernel (SPEC §6.4), dependants before owners.
     func dropStaleRecords() {
         guard let ids = try? store.programIDs(), !ids.isEmpty else { return }
-        // One walk of the kernel's ids (no fds) instead of opening every program.
-        let live = Set(BPF.allProgramIDs())
-        let stale = ids.filter { !live.contains($0) }.compactMap { try? store.program($0) }
+        // One fd-less syscall per record; walking every kernel program instead would make each Load cost as
+        // much as the whole machine's program count.
+        let stale = ids.filter { !BPF.programExists(id: $0) }.compactMap { try? store.program($0) }
         for record in stale where record.mapOwnerID != nil { try? forget(record, stale: true) }
         for record in stale where record.mapOwnerID == nil { try? forget(record, stale: true) }
     }

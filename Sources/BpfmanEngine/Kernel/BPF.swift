@@ -52,9 +52,15 @@ package enum BPF {
     }
 
     /// True when a program with kernel id `id` exists.
+    ///
+    /// One `BPF_PROG_GET_NEXT_ID` from `id - 1`, which answers `id` itself exactly when it exists: no fd is
+    /// opened (an fd by id would cost a file and a close). Kernel ids lie in 1...INT_MAX (the kernel refuses a
+    /// larger start id with EINVAL); any other failure than ENOENT reads as "exists".
     package static func programExists(id: UInt32) -> Bool {
-        do { _ = try programFD(id: id) } catch { return error.errno != .noSuchFileOrDirectory }
-        return true
+        guard id > 0, id <= UInt32(Int32.max) else { return false }
+        var next: UInt32 = 0
+        if bpf_prog_get_next_id(id - 1, &next) != 0 { return errno != ENOENT }
+        return next == id
     }
 
     /// True when a link with kernel id `id` exists.
@@ -225,10 +231,10 @@ package enum BPF {
     }
 
     /// `memlock` for a descriptor kept open by another owner for the duration of the call: the path is built
-    /// and the file read (one `read`) in one stack buffer, without allocating. With `fdinfo`, an open
-    /// `/proc/self/fdinfo` directory (`FDInfoDirectory`), the file opens relative to it, skipping the walk of
-    /// `/proc/self/fdinfo` for every program of a List.
-    static func memlock(rawFD: CInt, fdinfo: CInt? = nil) -> UInt32 {
+    /// and the file read (one `read`) in one stack buffer, without allocating; the file opens relative to the
+    /// process's open `/proc/self/fdinfo` (`fdinfoDirectory`), skipping the walk of that path.
+    static func memlock(rawFD: CInt) -> UInt32 {
+        let fdinfo: CInt? = fdinfoDirectory >= 0 ? fdinfoDirectory : nil
         guard rawFD >= 0 else { return 0 }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> UInt32 in
             guard let base = buffer.baseAddress else { return 0 }
