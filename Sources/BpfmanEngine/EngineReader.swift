@@ -56,19 +56,18 @@ package struct EngineReader: Sendable {
         alive.reserveCapacity(records.count)
         var pending: [(ProgramRecord?, KernelProgramInfo)] = []
         pending.reserveCapacity(ids.count)
-        let fdinfo = FDInfoDirectory()
         for id in ids {
             if let record = byID[id] {
                 if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
                 guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
                 guard
                     let kernel = KernelProgramInfo.read(
-                        id: id, reportedType: record.kind.reportedKernelType, fdinfo: fdinfo)
+                        id: id, reportedType: record.kind.reportedKernelType)
                 else { continue }
                 alive.insert(id)
                 pending.append((record, kernel))
             } else {
-                guard !onlyManaged, let kernel = KernelProgramInfo.read(id: id, fdinfo: fdinfo) else { continue }
+                guard !onlyManaged, let kernel = KernelProgramInfo.read(id: id) else { continue }
                 if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
                 pending.append((nil, kernel))
             }

@@ -10,21 +10,13 @@ extension KernelProgramInfo {
         return read(rawFD: fd.rawValue, reportedType: reportedType)
     }
 
-    /// Same, opening the fdinfo file relative to `fdinfo` (List: one open directory for every program).
-    package static func read(
-        id: UInt32, reportedType: UInt32? = nil, fdinfo: borrowing FDInfoDirectory
-    ) -> KernelProgramInfo? {
-        guard let fd = try? BPF.programFD(id: id) else { return nil }
-        return read(rawFD: fd.rawValue, reportedType: reportedType, fdinfo: fdinfo.rawValue >= 0 ? fdinfo.rawValue : nil)
-    }
-
     /// Same from an fd the caller owns.
     package static func read(fd: borrowing OwnedFD, reportedType: UInt32? = nil) -> KernelProgramInfo? {
         read(rawFD: fd.rawValue, reportedType: reportedType)
     }
 
     /// Same from a descriptor another owner (e.g. a `bpf_object`) keeps open for the duration of the call.
-    static func read(rawFD: CInt, reportedType: UInt32? = nil, fdinfo: CInt? = nil) -> KernelProgramInfo? {
+    static func read(rawFD: CInt, reportedType: UInt32? = nil) -> KernelProgramInfo? {
         guard case .success(let (info, mapIDs)) = BPF.programInfo(rawFD: rawFD) else { return nil }
         let name = withUnsafeBytes(of: info.name) { bytes in
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
@@ -42,7 +34,7 @@ extension KernelProgramInfo {
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
             loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
             mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
-            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD, fdinfo: fdinfo),
+            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD),
             verifiedInsns: info.verified_insns
         )
     }
@@ -65,17 +57,10 @@ extension KernelProgramInfo {
     }
 }
 
-/// `/proc/self/fdinfo`, open for the duration of one request that reads many programs (List), closed when
-/// the value goes (SPEC §6.5: nothing kept between calls).
-package struct FDInfoDirectory: ~Copyable {
-    let rawValue: CInt
-
-    /// Opens the directory; when it cannot (`rawValue` -1), reads fall back to the full path.
-    package init() {
-        rawValue = Glibc.open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    }
-
-    deinit { if rawValue >= 0 { Glibc.close(rawValue) } }
-}
+/// `/proc/self/fdinfo`, opened on first use and kept for the life of the process, so reading a program's
+/// memlock opens `<fd>` relative to it instead of walking `/proc/self/fdinfo/` for every program of every Get
+/// and List. A directory, not a BPF object: SPEC §6.5 (no BPF fds at rest) is unaffected. -1 when it cannot be
+/// opened; reads then use the full path.
+let fdinfoDirectory: CInt = Glibc.open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
