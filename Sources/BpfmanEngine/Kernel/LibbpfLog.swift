@@ -5,26 +5,47 @@ internal import Synchronization
 /// Forwards libbpf's diagnostics to a `Logger` (STYLE convention 13).
 ///
 /// libbpf's print callback is process-global and receives a `va_list`; it is installed once, the first time
-/// an `Engine` starts, and formats into a stack buffer with `vsnprintf` (through `cbpf_vformat`).
+/// an `Engine` starts. libbpf prints dozens of debug lines per object opened and loaded, so the callback first
+/// compares the line's level with the destination logger's and returns at once when it would be dropped; only
+/// lines that will be logged are formatted (`vsnprintf`, through `cbpf_vformat`).
 package enum LibbpfLog {
     private static let logger = Mutex<Logger?>(nil)
+    /// The destination's level (`Logger.Level` as its index in `allCases`), read without the lock.
+    private static let threshold = Atomic<Int>(Int.max)
 
     /// Installs the callback (idempotent) and makes `logger` the destination.
     static func install(_ logger: Logger) {
         let first = self.logger.withLock { current -> Bool in
-            defer { current = logger }
+            defer {
+                current = logger
+                threshold.store(levelIndex(logger.logLevel), ordering: .relaxed)
+            }
             return current == nil
         }
         if first { _ = libbpf_set_print(libbpfPrint) }
     }
 
+    /// The logger level a libbpf level is logged at.
+    fileprivate static func level(_ level: libbpf_print_level) -> Logger.Level {
+        switch level {
+        case LIBBPF_WARN: .warning
+        case LIBBPF_INFO: .debug
+        default: .trace
+        }
+    }
+
+    private static func levelIndex(_ level: Logger.Level) -> Int {
+        Logger.Level.allCases.firstIndex(of: level) ?? 0
+    }
+
+    /// Whether a line of libbpf `level` would reach the destination.
+    fileprivate static func wants(_ level: libbpf_print_level) -> Bool {
+        levelIndex(self.level(level)) >= threshold.load(ordering: .relaxed)
+    }
+
     fileprivate static func emit(level: libbpf_print_level, message: String) {
         guard let logger = logger.withLock({ $0 }) else { return }
-        switch level {
-        case LIBBPF_WARN: logger.warning("\(message)", metadata: ["source": "libbpf"])
-        case LIBBPF_INFO: logger.debug("\(message)", metadata: ["source": "libbpf"])
-        default: logger.trace("\(message)", metadata: ["source": "libbpf"])
-        }
+        logger.log(level: self.level(level), "\(message)", metadata: ["source": "libbpf"])
     }
 }
 
@@ -32,7 +53,7 @@ package enum LibbpfLog {
 private func libbpfPrint(
     _ level: libbpf_print_level, _ format: UnsafePointer<CChar>?, _ args: CVaListPointer?
 ) -> Int32 {
-    guard let format, let args else { return 0 }
+    guard let format, let args, LibbpfLog.wants(level) else { return 0 }
     var buffer = [CChar](repeating: 0, count: 1024)
     let written = buffer.withUnsafeMutableBufferPointer { cbpf_vformat($0.baseAddress, $0.count, format, args) }
     var message = String(cString: buffer)
