@@ -13,10 +13,11 @@ extension Engine {
         dropStaleRecords()
         let mapOwner = try checkMapOwner(request.mapOwnerID ?? 0)
         let (objectPath, location) = try resolveBytecode(request.bytecode!)
-        try checkObjectFile(objectPath)
+        let image = try readObjectFile(objectPath)
         let pinRoot = paths.sharedMapsDirectory
-        let object = try converting({ () throws(BPFError) in try BPFObject.open(path: objectPath, pinRoot: pinRoot) }) {
-            .invalidArgument("object file \(objectPath) is not a BPF object: \($0.errno)")
+        let object: BPFObject
+        do { object = try BPFObject.open(image: image, path: objectPath, pinRoot: pinRoot) } catch {
+            throw .invalidArgument("object file \(objectPath) is not a BPF object: \(error.errno)")
         }
         // An image that declares its programs must declare every requested name (SPEC §3.1).
         if case .image(let image)? = request.bytecode, let names = imageResolver?.declaredProgramNames(for: image) {
@@ -63,12 +64,10 @@ extension Engine {
                 program.handle, kind: program.kind, target: program.target, holding: &heldUntilLoad)
         }
         // Verifier logs, one buffer per requested program; libbpf retries with log level 1 on failure.
-        let logSize = 1 << 20
-        let logs = chosen.map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: logSize) }
-        defer { logs.forEach { $0.deallocate() } }
+        let logs = verifierLogs.buffers(chosen.count)
         for (index, program) in chosen.enumerated() {
             logs[index].initialize(to: 0)
-            bpf_program__set_log_buf(program.handle, logs[index], logSize)
+            bpf_program__set_log_buf(program.handle, logs[index], VerifierLogBuffers.size)
         }
         // Which PIN_BY_NAME pins this load creates (to remove them again on failure).
         let usesSharedPins = object.maps.contains { $0.pinPath != nil }
@@ -142,7 +141,7 @@ extension Engine {
                         id: id, name: program.name, kind: program.kind, loadMode: loadMode[program.name] ?? .native,
                         location: storedLocation, metadata: request.metadata, globalData: request.globalData,
                         mapOwnerID: mapOwner, mapSetID: mapOwner ?? id, attachTarget: program.target?.targetName,
-                        sharedMaps: sharedNames))
+                        sharedMaps: sharedNames, bytesMemlock: info.bytesMemlock))
             }
             crashPoint("load.beforeCommit")
             try db { () throws(SQLiteError) in
@@ -244,17 +243,15 @@ extension Engine {
         }
     }
 
-    /// Opens the file and checks its ELF header (SPEC §3.1).
-    private func checkObjectFile(_ path: String) throws(EngineError) {
-        let fd = try converting({ () throws(SyscallError) in try Syscalls.open(path, O_RDONLY) }) {
+    /// Reads the object file whole and checks its ELF header (SPEC §3.1).
+    private func readObjectFile(_ path: String) throws(EngineError) -> ObjectImage {
+        let image = try converting({ () throws(SyscallError) in try ObjectImage.read(path: path) }) {
             .invalidArgument("object file \(path): \($0.errno)")
         }
-        var header = [UInt8](repeating: 0, count: 64)
-        let count = header.withUnsafeMutableBytes { read(fd.rawValue, $0.baseAddress, 64) }
-        if count < 0 { throw .invalidArgument("object file \(path): \(Errno.current)") }
-        if let problem = ELFFile.bpfObjectProblem(header: Array(header.prefix(max(count, 0)))) {
+        if let problem = ELFFile.bpfObjectProblem(header: image.prefix(64)) {
             throw .invalidArgument("object file \(path) is not a BPF object: \(problem)")
         }
+        return image
     }
 
     /// The section family of SPEC §4.2, for messages.
@@ -394,4 +391,23 @@ extension Engine {
         }
         return .native
     }
+}
+
+/// The verifier-log buffers Load hands libbpf, one per requested program, kept for the engine's lifetime.
+///
+/// A megabyte each, so a failing program's whole log fits (a 6.1 kernel fails the load with ENOSPC when the
+/// log does not). libbpf only writes to them when a load fails and is retried with log level 1, so a buffer
+/// costs address space and one touched page; allocating and freeing them per Load cost an `mmap`, a page
+/// fault and a `munmap` per program. Owned by the `Engine` actor, used by one Load at a time.
+final class VerifierLogBuffers {
+    static let size = 1 << 20
+    private var pool: [UnsafeMutablePointer<CChar>] = []
+
+    /// At least `count` buffers (the first `count` of the pool, growing it when needed).
+    func buffers(_ count: Int) -> ArraySlice<UnsafeMutablePointer<CChar>> {
+        while pool.count < count { pool.append(.allocate(capacity: Self.size)) }
+        return pool[0..<count]
+    }
+
+    deinit { pool.forEach { $0.deallocate() } }
 }

@@ -18,6 +18,8 @@ package actor Engine {
     let imageResolver: (any BytecodeImageResolver)?
     /// What the kernel supports, probed at start-up (SPEC §4.3); the only kernel state kept across calls.
     package nonisolated let kernelFeatures: KernelFeatures
+    /// Load's verifier-log buffers, reused from one Load to the next.
+    let verifierLogs = VerifierLogBuffers()
     /// `_testOnlyCrashAt`: the named step at which the process SIGKILLs itself (crash-safety tests).
     let crashStep: String?
 

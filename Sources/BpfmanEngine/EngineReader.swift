@@ -30,7 +30,10 @@ package struct EngineReader: Sendable {
             guard let kernel = KernelProgramInfo.read(id: id) else { throw .notFound("program \(id) does not exist") }
             return ProgramDetails(info: nil, kernelInfo: kernel)
         }
-        guard let kernel = KernelProgramInfo.read(id: id, reportedType: record.kind.reportedKernelType) else {
+        guard
+            let kernel = KernelProgramInfo.read(
+                id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)
+        else {
             await engine.dropStaleRecord(id)
             throw .notFound("program \(id) does not exist")
         }
@@ -62,7 +65,7 @@ package struct EngineReader: Sendable {
                 guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
                 guard
                     let kernel = KernelProgramInfo.read(
-                        id: id, reportedType: record.kind.reportedKernelType)
+                        id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)
                 else { continue }
                 alive.insert(id)
                 pending.append((record, kernel))

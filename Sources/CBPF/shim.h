@@ -93,6 +93,20 @@ static inline struct bpf_object *cbpf_object_open_pinned(const char *path, const
     }
     return obj;
 }
+
+/// Opens an object from `size` bytes at `buf` (which must outlive the object) under `name`, the name libbpf
+/// would derive from the file's path; PIN_BY_NAME maps use `pin_root`. NULL with errno on failure.
+static inline struct bpf_object *cbpf_object_open_memory(const void *buf, size_t size, const char *name,
+                                                         const char *pin_root) {
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .pin_root_path = pin_root);
+    struct bpf_object *obj = bpf_object__open_mem(buf, size, &opts);
+    long err = libbpf_get_error(obj);
+    if (err) {
+        errno = (int)-err;
+        return NULL;
+    }
+    return obj;
+}
 #include <sys/vfs.h>
 
 /// 1 when `path` is on a bpffs mount (statfs magic 0xcafe4a11), 0 when not, -1 with errno on error.

@@ -32,6 +32,37 @@ import Testing
         }
     }
 
+    @Test func schemaOneStoreMigratesKeepingItsProgramsWithoutARecordedMemlock() throws {
+        try withStore { path in
+            // A store as the first release wrote it: migration 1 only, one program row.
+            let old = try Database(path: path)
+            try old.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+            try old.execute(Schema.migrations[0])
+            try old.execute("PRAGMA user_version = 1")
+            try old.execute(
+                """
+                INSERT INTO map_sets(id, pin_dir) VALUES(10, '/rd/fs/maps/10');
+                INSERT INTO programs(id, name, kind, load_mode, location_kind, location, map_set_id, created_at)
+                    VALUES(10, 'prog_10', 'tracepoint', 'native', 'file', '/o.bpf.o', 10, 0);
+                """)
+            old.close()
+
+            let store = try ProgramStore(path: path)
+            defer { store.close() }
+            #expect(try store.database.userVersion == Schema.currentVersion)
+            let migrated = try #require(try store.program(10))
+            #expect(migrated.name == "prog_10")
+            #expect(migrated.bytesMemlock == nil, "unknown for old rows: Get and List read it live")
+            var fresh = record(11)
+            fresh.bytesMemlock = 8192
+            try store.transaction { () throws(SQLiteError) in
+                try store.insertMapSet(id: 11, pinDirectory: "/rd/fs/maps/11")
+                try store.insertProgram(fresh)
+            }
+            #expect(try store.program(11)?.bytesMemlock == 8192)
+        }
+    }
+
     @Test func newerSchemaIsRefused() throws {
         try withStore { path in
             let store = try ProgramStore(path: path)

@@ -6,16 +6,43 @@ internal import Glibc
 /// Closing a loaded object closes its program and map fds; pins keep the kernel objects alive.
 package struct BPFObject: ~Copyable {
     package let pointer: OpaquePointer
+    /// The file's bytes when opened from memory: libelf reads them until the object is closed.
+    private let image: UnsafeMutableRawBufferPointer?
 
     /// Opens the ELF at `path`; PIN_BY_NAME maps use `pinRoot`.
     /// The corresponding C function is `bpf_object__open_file` (via `cbpf_object_open_pinned`).
     package static func open(path: String, pinRoot: String) throws(BPFError) -> BPFObject {
-        BPFObject(pointer: try BPFError.pointer("bpf_object__open_file", cbpf_object_open_pinned(path, pinRoot)).get())
+        BPFObject(
+            pointer: try BPFError.pointer("bpf_object__open_file", cbpf_object_open_pinned(path, pinRoot)).get(),
+            image: nil)
     }
 
-    private init(pointer: OpaquePointer) { self.pointer = pointer }
+    /// Opens an object file already read into memory, under the name libbpf gives the file at `path` (its
+    /// base name up to the first dot, which prefixes internal map names such as `<name>.rodata`); PIN_BY_NAME
+    /// maps use `pinRoot`. Reading the file once ourselves (`ObjectImage.read`) costs four system calls where
+    /// `bpf_object__open_file` makes a dozen, and lets the header be checked without opening the file twice.
+    /// The corresponding C function is `bpf_object__open_mem` (via `cbpf_object_open_memory`).
+    package static func open(image: consuming ObjectImage, path: String, pinRoot: String) throws(BPFError) -> BPFObject {
+        let bytes = image.take()
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        let name = String(base.prefix { $0 != "." })
+        guard let pointer = cbpf_object_open_memory(bytes.baseAddress, bytes.count, name, pinRoot) else {
+            let error = BPFError(function: "bpf_object__open_mem", errno: Errno.current)
+            bytes.deallocate()
+            throw error
+        }
+        return BPFObject(pointer: pointer, image: bytes)
+    }
 
-    deinit { bpf_object__close(pointer) }
+    private init(pointer: OpaquePointer, image: UnsafeMutableRawBufferPointer?) {
+        self.pointer = pointer
+        self.image = image
+    }
+
+    deinit {
+        bpf_object__close(pointer)
+        image?.deallocate()
+    }
 
     /// Programs in object order: function name, ELF section, libbpf handle.
     package var programs: [(name: String, section: String, handle: OpaquePointer)] {
@@ -86,5 +113,57 @@ package struct BPFMapHandle {
                 bpf_map__set_initial_value(pointer, buffer.baseAddress, buffer.count)
             }
         }
+    }
+}
+
+/// The bytes of an object file, read whole with one `open`, `fstat` and `read`; handed to `BPFObject.open`.
+package struct ObjectImage: ~Copyable {
+    /// Allocated here; deallocated by `deinit`, or by the `BPFObject` that `take` hands it to.
+    private let storage: UnsafeMutableRawBufferPointer
+    /// How many bytes of `storage` the file filled.
+    private let count: Int
+
+    /// Reads the file at `path` up to the size `fstat` reported (at most 1 GiB).
+    /// - Throws: the failing call and its errno (a directory reads as EISDIR).
+    package static func read(path: String) throws(SyscallError) -> ObjectImage {
+        let fd = try Syscalls.open(path, O_RDONLY)
+        var status = Glibc.stat()
+        if fstat(fd.rawValue, &status) != 0 { throw SyscallError(function: "fstat", errno: Errno.current) }
+        let size = max(1, min(Int(status.st_size), 1 << 30))
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        var filled = 0
+        while filled < size {
+            let result = valueOrErrno("read") { Glibc.read(fd.rawValue, storage.baseAddress! + filled, size - filled) }
+            switch result {
+            case .success(0): break
+            case .success(let count):
+                filled += count
+                continue
+            case .failure(let error):
+                storage.deallocate()
+                throw error
+            }
+            break
+        }
+        return ObjectImage(storage: storage, count: filled)
+    }
+
+    private init(storage: UnsafeMutableRawBufferPointer, count: Int) {
+        self.storage = storage
+        self.count = count
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The first `length` bytes (fewer for a shorter file), for the header check.
+    package func prefix(_ length: Int) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: storage[0..<min(length, count)]))
+    }
+
+    /// Hands the bytes to the caller, who deallocates them with `deallocate()` on the returned buffer.
+    fileprivate consuming func take() -> UnsafeMutableRawBufferPointer {
+        let result = UnsafeMutableRawBufferPointer(start: storage.baseAddress, count: count)
+        discard self
+        return result
     }
 }

@@ -3,11 +3,12 @@ internal import Glibc
 
 extension KernelProgramInfo {
     /// Reads a program's information live (SPEC §3.8): `BPF_PROG_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD`,
-    /// `/proc/self/fdinfo/<fd>` for memlock; the fd is closed on return.
+    /// `/proc/self/fdinfo/<fd>` for memlock unless `memlock` gives it (a managed program's value recorded at
+    /// load, `ProgramRecord.bytesMemlock`); the fd is closed on return.
     /// - Returns: nil when the program no longer exists.
-    package static func read(id: UInt32, reportedType: UInt32? = nil) -> KernelProgramInfo? {
+    package static func read(id: UInt32, reportedType: UInt32? = nil, memlock: UInt32? = nil) -> KernelProgramInfo? {
         guard let fd = try? BPF.programFD(id: id) else { return nil }
-        return read(rawFD: fd.rawValue, reportedType: reportedType)
+        return read(rawFD: fd.rawValue, reportedType: reportedType, memlock: memlock)
     }
 
     /// Same from an fd the caller owns.
@@ -16,7 +17,7 @@ extension KernelProgramInfo {
     }
 
     /// Same from a descriptor another owner (e.g. a `bpf_object`) keeps open for the duration of the call.
-    static func read(rawFD: CInt, reportedType: UInt32? = nil) -> KernelProgramInfo? {
+    static func read(rawFD: CInt, reportedType: UInt32? = nil, memlock: UInt32? = nil) -> KernelProgramInfo? {
         guard case .success(let (info, mapIDs)) = BPF.programInfo(rawFD: rawFD) else { return nil }
         let name = withUnsafeBytes(of: info.name) { bytes in
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
@@ -34,7 +35,7 @@ extension KernelProgramInfo {
             id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
             loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
             mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
-            bytesJited: info.jited_prog_len, bytesMemlock: BPF.memlock(rawFD: rawFD),
+            bytesJited: info.jited_prog_len, bytesMemlock: memlock ?? BPF.memlock(rawFD: rawFD),
             verifiedInsns: info.verified_insns
         )
     }

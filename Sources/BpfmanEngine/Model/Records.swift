@@ -18,11 +18,17 @@ package struct ProgramRecord: Sendable, Hashable {
     package var attachTarget: String?
     /// Names of the PIN_BY_NAME maps this program references in `<rd>/fs/shared`.
     package var sharedMaps: [String]
+    /// The `memlock:` line of the program's fdinfo, read once right after the load. The kernel fixes a
+    /// program's locked pages when the load returns (`prog->pages` only grows while the verifier rewrites it),
+    /// so every later read of fdinfo would show this same number; keeping it saves Get and List an open, read
+    /// and close of `/proc/self/fdinfo/<fd>` per program, half of their kernel work. nil for records written
+    /// before it was kept (schema 1): those are read live.
+    package var bytesMemlock: UInt32?
 
     package init(
         id: UInt32, name: String, kind: ProgramKind, loadMode: LoadMode, location: BytecodeLocation,
         metadata: [String: String], globalData: [String: [UInt8]], mapOwnerID: UInt32?, mapSetID: UInt32,
-        attachTarget: String?, sharedMaps: [String]
+        attachTarget: String?, sharedMaps: [String], bytesMemlock: UInt32? = nil
     ) {
         self.id = id
         self.name = name
@@ -35,6 +41,7 @@ package struct ProgramRecord: Sendable, Hashable {
         self.mapSetID = mapSetID
         self.attachTarget = attachTarget
         self.sharedMaps = sharedMaps
+        self.bytesMemlock = bytesMemlock
     }
 }
 

@@ -10,10 +10,21 @@ package final class ProgramStore {
     package let database: Database
     /// Prepared statements by SQL text, reused across calls (preparing dominates small queries).
     private var statements: [String: Statement] = [:]
+    /// The writing store's copy of the `programs` ids, so every Load's stale-record sweep (SPEC §6.4) costs no
+    /// read transaction: filled by the first `programIDs()`, changed by `insertProgram` / `deleteProgram` once
+    /// their transaction commits. Always nil on read-only stores, whose rows other connections change.
+    private var programIDCache: Set<UInt32>?
+    /// Id changes made inside the open transaction: `true` inserted, `false` deleted; applied on COMMIT.
+    private var uncommittedIDChanges: [(id: UInt32, present: Bool)] = []
+    private var inTransaction = false
+    private let isWriter: Bool
+    /// Statements a read-only store used since its read transaction began (`endRead` rewinds just these).
+    private var usedStatements: [Statement] = []
 
     /// Opens the store at `path` with WAL, `synchronous=FULL` and foreign keys, and migrates it.
     package init(path: String) throws(SQLiteError) {
         database = try Database(path: path)
+        isWriter = true
         try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Schema.migrate(database)
     }
@@ -21,6 +32,7 @@ package final class ProgramStore {
     /// Opens a read-only connection to an existing, migrated store (`ReadPool`): `query_only`, no migration.
     package init(readerAt path: String) throws(SQLiteError) {
         database = try Database(path: path, create: false)
+        isWriter = false
         try database.execute("PRAGMA query_only=1")
     }
 
@@ -29,9 +41,10 @@ package final class ProgramStore {
         try cached("BEGIN").run()
     }
 
-    /// Ends a read transaction, first rewinding every cached statement so none keeps the snapshot open.
+    /// Ends a read transaction, first rewinding the statements it used so none keeps the snapshot open.
     package func endRead() throws(SQLiteError) {
-        for statement in statements.values { statement.reset() }
+        for statement in usedStatements { statement.reset() }
+        usedStatements.removeAll(keepingCapacity: true)
         try cached("COMMIT").run()
     }
 
@@ -42,27 +55,49 @@ package final class ProgramStore {
 
     /// A prepared statement for `sql`, from the cache; reset, with bindings cleared.
     private func cached(_ sql: String) throws(SQLiteError) -> Statement {
+        let statement: Statement
         if let cached = statements[sql] {
             cached.reset()
-            return cached
+            statement = cached
+        } else {
+            statement = try database.prepare(sql)
+            statements[sql] = statement
         }
-        let prepared = try database.prepare(sql)
-        statements[sql] = prepared
-        return prepared
+        if !isWriter { usedStatements.append(statement) }
+        return statement
     }
 
     /// `BEGIN IMMEDIATE … COMMIT` around `body`, rolled back when it throws. The three statements are prepared
     /// once (an `sqlite3_exec` parses its text on every call).
     package func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
         try cached("BEGIN IMMEDIATE").run()
+        inTransaction = true
+        defer {
+            inTransaction = false
+            uncommittedIDChanges.removeAll()
+        }
         do {
             let result = try body()
             try cached("COMMIT").run()
+            for change in uncommittedIDChanges { noteProgramID(change.id, present: change.present) }
             return result
         } catch {
             try? cached("ROLLBACK").run()
             throw error
         }
+    }
+
+    /// Records that program `id` now has (or no longer has) a row, once that is committed.
+    private func programIDChanged(_ id: UInt32, present: Bool) {
+        if inTransaction {
+            uncommittedIDChanges.append((id, present))
+        } else {
+            noteProgramID(id, present: present)
+        }
+    }
+
+    private func noteProgramID(_ id: UInt32, present: Bool) {
+        if present { programIDCache?.insert(id) } else { programIDCache?.remove(id) }
     }
 
     // MARK: programs
@@ -77,12 +112,13 @@ package final class ProgramStore {
         try cached(
             """
             INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
-                map_set_id, attach_target, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)
+                map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
             """
         ).bind(
             p.id, p.name, p.kind.rawValue, p.loadMode.rawValue, locationKind, location, policy, p.mapOwnerID,
-            p.mapSetID, p.attachTarget, Int64(time(nil))
+            p.mapSetID, p.attachTarget, Int64(time(nil)), p.bytesMemlock
         ).run()
+        programIDChanged(p.id, present: true)
         let metadata = try cached("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
         for (key, value) in p.metadata { try metadata.bind(p.id, key, value).run() }
         let global = try cached("INSERT INTO program_global_data(program_id, name, value) VALUES(?,?,?)")
@@ -120,11 +156,13 @@ package final class ProgramStore {
         }
         try cached("DELETE FROM links WHERE program_id = ?").bind(id).run()
         try cached("DELETE FROM programs WHERE id = ?").bind(id).run()
+        programIDChanged(id, present: false)
         return released
     }
 
     private static let programColumns =
-        "id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id, map_set_id, attach_target"
+        "id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id, map_set_id, attach_target, "
+        + "bytes_memlock"
 
     /// Program records, all of them or the one with `id`, with metadata, global data and shared maps.
     private func programs(id: UInt32?) throws(SQLiteError) -> [ProgramRecord] {
@@ -145,7 +183,7 @@ package final class ProgramStore {
                     id: id, name: statement.text(1), kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
                     loadMode: LoadMode(rawValue: statement.text(3)) ?? .native, location: location, metadata: [:],
                     globalData: [:], mapOwnerID: statement.optionalUInt32(7), mapSetID: statement.uint32(8),
-                    attachTarget: statement.optionalText(9), sharedMaps: []))
+                    attachTarget: statement.optionalText(9), sharedMaps: [], bytesMemlock: statement.optionalUInt32(10)))
         }
         if records.isEmpty { return records }
         let programFilter = id == nil ? "" : "WHERE program_id = ?1"
@@ -177,11 +215,13 @@ package final class ProgramStore {
         try programs(id: nil)
     }
 
-    /// Ids of all managed programs, ascending.
+    /// Ids of all managed programs, ascending. The writing store answers from its copy after the first call.
     package func programIDs() throws(SQLiteError) -> [UInt32] {
+        if let programIDCache { return programIDCache.sorted() }
         let statement = try cached("SELECT id FROM programs ORDER BY id")
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
+        if isWriter && !inTransaction { programIDCache = Set(ids) }
         return ids
     }
 

@@ -46,7 +46,12 @@ package enum Schema {
         CREATE TABLE program_shared_maps(
             program_id INTEGER NOT NULL REFERENCES programs(id) ON DELETE CASCADE,
             name TEXT NOT NULL, PRIMARY KEY(program_id, name));
+        """,
+        // 2: the program's `memlock` as fdinfo showed it at load (the kernel never changes it afterwards);
+        // NULL for programs recorded before this migration, whose memlock is then read live.
         """
+        ALTER TABLE programs ADD COLUMN bytes_memlock INTEGER;
+        """,
     ]
 
     /// The version a fully migrated database has.

@@ -1,3 +1,5 @@
+import CBPF
+import Foundation
 import Glibc
 import Synchronization
 import TestSupport
@@ -52,6 +54,33 @@ extension KernelTests {
                 #expect(listed.first?.kernelInfo.bytesMemlock == got.kernelInfo.bytesMemlock, "List reads fdinfo too")
                 #expect(links.map(\.id) == [link])
                 #expect(byID.programID == id)
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        @Test func memlockRecordedAtLoadEqualsFdinfoAndARecordWithoutOneIsReadLive() async throws {
+            try await withTestEngine("memlock") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                // What the kernel shows now, read by the test itself through a descriptor of its own.
+                let fd = bpf_prog_get_fd_by_id(id)
+                try #require(fd >= 0)
+                let fdinfo = try String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8)
+                close(fd)
+                let line = try #require(fdinfo.split(separator: "\n").first { $0.hasPrefix("memlock:") })
+                let live = try #require(UInt32(line.dropFirst("memlock:".count).trimmingCharacters(in: .whitespaces)))
+                #expect(live > 0)
+
+                let recorded = try await h.engine.get(id: id)
+                let listed = try await h.engine.list(ListFilter(bpfmanProgramsOnly: true))
+                #expect(recorded.kernelInfo.bytesMemlock == live)
+                #expect(listed.first?.kernelInfo.bytesMemlock == live)
+
+                // A record written before memlock was kept (schema 1 rows after the migration) reads it live.
+                let other = try Database(path: h.paths.database)
+                try other.execute("UPDATE programs SET bytes_memlock = NULL WHERE id = \(id)")
+                other.close()
+                #expect(try await h.engine.get(id: id).kernelInfo.bytesMemlock == live)
+                #expect(try await h.engine.list(ListFilter(bpfmanProgramsOnly: true)).first?.kernelInfo.bytesMemlock == live)
                 try await h.engine.unload(id: id)
             }
         }
