@@ -48,9 +48,11 @@ package enum Schema {
             name TEXT NOT NULL, PRIMARY KEY(program_id, name));
         """,
         // 2: the program's `memlock` as fdinfo showed it at load (the kernel never changes it afterwards);
-        // NULL for programs recorded before this migration, whose memlock is then read live.
+        // NULL for programs recorded before this migration, whose memlock is then read live. An index for
+        // the members of a map set, which every Get and Unload asks for (a scan of all programs before).
         """
         ALTER TABLE programs ADD COLUMN bytes_memlock INTEGER;
+        CREATE INDEX programs_map_set ON programs(map_set_id);
         """,
     ]
 
