@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Daemon benchmark (issue 8): grpc-go load generator against `bpfman serve` (release build as `make release`) and against an
-# empty grpc-go server answering the same methods (the floor), same kind of Unix socket, same run.
+# empty grpc-go server answering the same methods (the floor), same kind of Unix socket, same run. A second grpc-go
+# server (the mirror) answers every call with the daemon's own Get and List answers, fetched once: what a gRPC
+# daemon that had the real answer ready would cost, the client's decoding of it included.
 # Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed
 # programs; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
 # Needs root (it loads tracepoint programs). Prints a Markdown table.
@@ -77,21 +79,27 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$daemon/status"; }
 run() { "$work/load" -socket "$1" -method "$2" -id "${3:-1}" -callers "$4" -seconds "$seconds"; }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
-echo "| programs | method | callers | bpfman calls/s | floor calls/s | bpfman p50 µs | floor p50 µs | bpfman p99 µs | floor p99 µs | p50 ratio | throughput ratio |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| programs | method | callers | bpfman calls/s | floor calls/s | mirror calls/s | bpfman p50 µs | floor p50 µs | mirror p50 µs | bpfman p99 µs | floor p99 µs | p50 ratio | throughput ratio | mirror p50 ratio | mirror throughput ratio |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in 20 100; do
     load_to "$n"
     [ "$n" = 20 ] && rss20=$(rss)
     id=$(first_id)
+    [ -n "${mirror:-}" ] && kill "$mirror" && wait "$mirror" 2>/dev/null
+    rm -f "$work/m.sock"
+    "$work/floor" -socket "$work/m.sock" -mirror "$work/d.sock" -id "$id" & pids+=($!); mirror=$!
+    for _ in $(seq 200); do [ -S "$work/m.sock" ] && break; sleep 0.05; done
     for method in get list; do
         for callers in 1 8; do
             d=$(run "$work/d.sock" "$method" "$id" "$callers")
             f=$(run "$work/f.sock" "$method" "$id" "$callers")
-            echo "$n $method c=$callers bpfman: $d | floor: $f" >&2
+            m=$(run "$work/m.sock" "$method" "$id" "$callers")
+            echo "$n $method c=$callers bpfman: $d | floor: $f | mirror: $m" >&2
             awk -v n="$n" -v m="$method" -v c="$callers" \
-                -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" \
+                -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v mr="$(field rate "$m")" \
+                -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" -v m50="$(field p50us "$m")" \
                 -v d99="$(field p99us "$d")" -v f99="$(field p99us "$f")" \
-                'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx |\n", n, m, c, dr, fr, d50, f50, d99, f99, d50 / f50, dr / fr }'
+                'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx | %.2fx | %.2fx |\n", n, m, c, dr, fr, mr, d50, f50, m50, d99, f99, d50 / f50, dr / fr, m50 / f50, mr / fr }'
         done
     done
 done
