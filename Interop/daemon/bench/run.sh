@@ -85,7 +85,7 @@ for n in 20 100; do
     load_to "$n"
     [ "$n" = 20 ] && rss20=$(rss)
     id=$(first_id)
-    [ -n "${mirror:-}" ] && kill "$mirror" && wait "$mirror" 2>/dev/null
+    if [ -n "${mirror:-}" ]; then kill "$mirror"; wait "$mirror" 2>/dev/null || true; fi
     rm -f "$work/m.sock"
     "$work/floor" -socket "$work/m.sock" -mirror "$work/d.sock" -id "$id" & pids+=($!); mirror=$!
     for _ in $(seq 200); do [ -S "$work/m.sock" ] && break; sleep 0.05; done
