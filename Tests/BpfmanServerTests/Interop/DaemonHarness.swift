@@ -74,6 +74,8 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     var logPath: String { directory + "/daemon.log" }
     private(set) var process: Process?
     var pid: Int32 { process?.processIdentifier ?? 0 }
+    /// Whether the last daemon started was stopped by the test (`stop`), not by itself.
+    private var stoppedByTest = false
 
     init() throws {
         var template = Array("/tmp/srv-XXXXXX".utf8CString)
@@ -102,6 +104,7 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
         process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
+        stoppedByTest = false
         try waitForSocket()
     }
 
@@ -150,6 +153,7 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Double = 5) -> Int32? {
         guard let process, process.isRunning else { return process?.terminationStatus }
+        stoppedByTest = true
         kill(process.processIdentifier, signal)
         let end = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < end { usleep(10_000) }
@@ -158,6 +162,19 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
             process.waitUntilExit()
             return nil
         }
+        return process.terminationStatus
+    }
+
+    /// Prints the end of the daemon's log (the directory holding it is removed with the daemon): for a test that
+    /// failed, or a daemon that exited without the test stopping it.
+    func printLogTail(_ why: String, lines: Int = 60) {
+        let tail = log.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        print("--- bpfman daemon log (\(why)), last \(lines) lines of \(logPath):\n\(tail)\n--- end of daemon log")
+    }
+
+    /// The daemon's exit status when it exited without the test stopping it, else nil.
+    var exitedByItself: Int32? {
+        guard let process, !process.isRunning, !stoppedByTest else { return nil }
         return process.terminationStatus
     }
 
@@ -176,12 +193,20 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     }
 }
 
-/// Starts a daemon, runs `body`, then tears everything down (also when `body` throws).
+/// Starts a daemon, runs `body`, then tears everything down (also when `body` throws). The daemon's log goes with
+/// its directory, so its end is printed first when `body` threw or the daemon exited on its own.
 func withDaemon<R>(extraArguments: [String] = [], _ body: (TestDaemon) async throws -> R) async throws -> R {
     let daemon = try TestDaemon()
     defer { daemon.destroy() }
     try daemon.start(extraArguments: extraArguments)
-    return try await body(daemon)
+    do {
+        let result = try await body(daemon)
+        if let status = daemon.exitedByItself { daemon.printLogTail("the daemon exited by itself with status \(status)") }
+        return result
+    } catch {
+        daemon.printLogTail("the test threw: \(error)")
+        throw error
+    }
 }
 
 /// The value after `prefix` on the first output line starting with it ("PROGRAM 42" -> "42").
