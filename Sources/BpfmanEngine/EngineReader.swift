@@ -46,13 +46,19 @@ package struct EngineReader: Sendable {
     /// List (SPEC §3.5): every kernel program in ascending id, managed ones with their records, filtered.
     /// Programs that vanish while listing are left out (their records are dropped by a later Get or restart).
     package func list(_ filter: ListFilter = ListFilter()) throws(EngineError) -> [ProgramDetails] {
-        let (records, links, members) = try snapshot {
-            store throws(SQLiteError) -> ([ProgramRecord], [UInt32: [UInt32]], [UInt32: [UInt32]]) in
-            (try store.allPrograms(), try store.activeLinkIDsByProgram(), try store.allMapSetMembers())
+        let (records, links) = try snapshot {
+            store throws(SQLiteError) -> ([ProgramRecord], [UInt32: [UInt32]]) in
+            (try store.allPrograms(), try store.activeLinkIDsByProgram())
         }
+        // Every record is here (filters apply below), so the map sets' members come from them: ascending, as
+        // the records are.
         var byID: [UInt32: ProgramRecord] = [:]
+        var members: [UInt32: [UInt32]] = [:]
         byID.reserveCapacity(records.count)
-        for record in records { byID[record.id] = record }
+        for record in records {
+            byID[record.id] = record
+            members[record.mapSetID, default: []].append(record.id)
+        }
         let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
         let ids = onlyManaged ? records.map(\.id) : BPF.allProgramIDs()
         var alive: Set<UInt32> = []

@@ -251,14 +251,6 @@ package final class ProgramStore {
         return ids
     }
 
-    /// Map-set id → member ids (ascending), for every set.
-    package func allMapSetMembers() throws(SQLiteError) -> [UInt32: [UInt32]] {
-        let statement = try cached("SELECT map_set_id, id FROM programs ORDER BY id")
-        var result: [UInt32: [UInt32]] = [:]
-        while try statement.step() { result[statement.uint32(0), default: []].append(statement.uint32(1)) }
-        return result
-    }
-
     /// Shared-map names with a positive reference count.
     package func sharedMapNames() throws(SQLiteError) -> Set<String> {
         let statement = try cached("SELECT name FROM shared_maps WHERE refcount > 0")
