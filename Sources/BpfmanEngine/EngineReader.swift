@@ -61,22 +61,30 @@ package struct EngineReader: Sendable {
         }
         let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
         let ids = onlyManaged ? records.map(\.id) : BPF.allProgramIDs()
-        var alive: Set<UInt32> = []
-        alive.reserveCapacity(records.count)
-        var pending: [(ProgramRecord?, KernelProgramInfo)] = []
-        pending.reserveCapacity(ids.count)
+        // The programs to read: managed ones that pass the record filters, unmanaged ones unless excluded.
+        var candidates: [(record: ProgramRecord?, request: KernelProgramInfo.Request)] = []
+        candidates.reserveCapacity(ids.count)
         for id in ids {
             if let record = byID[id] {
                 if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
                 guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
-                guard
-                    let kernel = KernelProgramInfo.read(
-                        id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)
-                else { continue }
-                alive.insert(id)
+                candidates.append(
+                    (record, .init(id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)))
+            } else if !onlyManaged {
+                candidates.append((nil, .init(id: id)))
+            }
+        }
+        let kernelInfos = KernelProgramInfo.read(candidates.map(\.request))
+        var alive: Set<UInt32> = []
+        alive.reserveCapacity(records.count)
+        var pending: [(ProgramRecord?, KernelProgramInfo)] = []
+        pending.reserveCapacity(candidates.count)
+        for (candidate, kernel) in zip(candidates, kernelInfos) {
+            guard let kernel else { continue }
+            if let record = candidate.record {
+                alive.insert(record.id)
                 pending.append((record, kernel))
             } else {
-                guard !onlyManaged, let kernel = KernelProgramInfo.read(id: id) else { continue }
                 if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
                 pending.append((nil, kernel))
             }

@@ -1,4 +1,5 @@
 internal import CBPF
+internal import Dispatch
 internal import Glibc
 
 extension KernelProgramInfo {
@@ -9,6 +10,37 @@ extension KernelProgramInfo {
     package static func read(id: UInt32, reportedType: UInt32? = nil, memlock: UInt32? = nil) -> KernelProgramInfo? {
         guard let fd = try? BPF.programFD(id: id) else { return nil }
         return read(rawFD: fd.rawValue, reportedType: reportedType, memlock: memlock)
+    }
+
+    /// One program for `read(_:)`: its id, the kernel type to report and a recorded memlock (see `read(id:)`).
+    struct Request {
+        var id: UInt32
+        var reportedType: UInt32? = nil
+        var memlock: UInt32? = nil
+    }
+
+    /// Programs from this many on are read by two threads at once (`read(_:)`).
+    static let parallelReadThreshold = 16
+
+    /// Reads many programs' information live, in order; nil for a program that no longer exists.
+    ///
+    /// Each program costs three system calls (fd by id, info, close), most of a long List's time. From
+    /// `parallelReadThreshold` programs on, the two halves are read at the same time, one on the calling thread
+    /// and one on a Dispatch worker: a List answered to one caller otherwise leaves the second core idle, and
+    /// when both cores are busy the second half simply runs after the first.
+    static func read(_ requests: [Request]) -> [KernelProgramInfo?] {
+        guard requests.count >= parallelReadThreshold else { return requests.map(readOne) }
+        let slots = DisjointSlots<KernelProgramInfo?>(count: requests.count, initial: nil)
+        let half = requests.count / 2
+        // Each half writes only its own slots; concurrentPerform returns once both halves are done.
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            for index in part == 0 ? 0..<half : half..<requests.count { slots[index] = readOne(requests[index]) }
+        }
+        return slots.values
+    }
+
+    @Sendable private static func readOne(_ request: Request) -> KernelProgramInfo? {
+        read(id: request.id, reportedType: request.reportedType, memlock: request.memlock)
     }
 
     /// Same from an fd the caller owns.
@@ -65,3 +97,28 @@ extension KernelProgramInfo {
 let fdinfoDirectory: CInt = Glibc.open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+/// A fixed number of slots that concurrent workers fill, each writing only slots no other worker writes, read
+/// back once all of them have finished (`KernelProgramInfo.read(_:)` with `concurrentPerform`). That discipline
+/// is what makes sharing it sound; the type cannot check it.
+final class DisjointSlots<Value>: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<Value>
+
+    init(count: Int, initial: Value) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: initial)
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+
+    subscript(index: Int) -> Value {
+        get { storage[index] }
+        set { storage[index] = newValue }
+    }
+
+    /// The slots' values, in order.
+    var values: [Value] { Array(storage) }
+}

@@ -52,6 +52,46 @@ extension KernelTests {
             }
         }
 
+        @Test func aListLongEnoughToBeReadInTwoHalvesKeepsIdOrderAndEachProgramsOwnFields() async throws {
+            try await withTestEngine("listmany") { h in
+                let count = KernelProgramInfo.parallelReadThreshold + 5
+                var loaded: [UInt32] = []
+                for index in 0..<count {
+                    loaded.append(
+                        try await h.load(
+                            fixture: "tracepoint_counter", "count_kill", .tracepoint, metadata: ["n": "\(index)"]))
+                }
+                // One of them vanishes behind the engine's back (its pin removed): left out, the rest unchanged.
+                let gone = loaded[count / 2]
+                unlink(h.paths.programPin(gone))
+                var vanished = false
+                for _ in 0..<400 where !vanished {
+                    vanished = !BPF.programExists(id: gone)
+                    if !vanished { usleep(5000) }
+                }
+                try #require(vanished)
+                let expected = loaded.filter { $0 != gone }
+
+                let managed = try await h.engine.list(ListFilter(bpfmanProgramsOnly: true))
+                #expect(managed.map(\.kernelInfo.id) == expected)
+                for details in managed {
+                    // Each entry pairs a program's record with that same program's kernel info.
+                    let index = try #require(loaded.firstIndex(of: details.kernelInfo.id))
+                    #expect(details.info?.metadata == ["n": "\(index)"])
+                    #expect(details.info?.mapUsedBy == [String(details.kernelInfo.id)])
+                    #expect(details.kernelInfo.name == "count_kill")
+                    #expect(details.kernelInfo.bytesMemlock > 0)
+                }
+                let all = try await h.engine.list()
+                #expect(all.map(\.kernelInfo.id) == all.map(\.kernelInfo.id).sorted())
+                #expect(Set(expected).isSubset(of: Set(all.map(\.kernelInfo.id))))
+                #expect(!all.contains { $0.kernelInfo.id == gone })
+
+                _ = try? await h.engine.get(id: gone)  // drops the stale record
+                for id in expected { try await h.engine.unload(id: id) }
+            }
+        }
+
         @Test func kernelRefusalOfAnAttachLeavesNothing() async throws {
             try await withTestEngine("refuse") { h in
                 let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
