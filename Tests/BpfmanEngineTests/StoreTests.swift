@@ -63,6 +63,38 @@ import Testing
         }
     }
 
+    @Test func programIDsFollowCommitsNotRolledBackWritesOnceRemembered() throws {
+        try withStore { path in
+            let store = try ProgramStore(path: path)
+            defer { store.close() }
+            try store.transaction { () throws(SQLiteError) in
+                try store.insertMapSet(id: 10, pinDirectory: "/rd/fs/maps/10")
+                try store.insertProgram(record(10))
+            }
+            #expect(try store.programIDs() == [10])  // read from the table, then remembered
+            // A transaction that fails after inserting leaves neither the row nor the id.
+            #expect(throws: SQLiteError.self) {
+                try store.transaction { () throws(SQLiteError) in
+                    try store.insertMapSet(id: 11, pinDirectory: "/rd/fs/maps/11")
+                    try store.insertProgram(record(11))
+                    try store.insertProgram(record(11))  // duplicate primary key
+                }
+            }
+            #expect(try store.programIDs() == [10])
+            #expect(try store.program(11) == nil)
+            try store.transaction { () throws(SQLiteError) in
+                try store.insertMapSet(id: 12, pinDirectory: "/rd/fs/maps/12")
+                try store.insertProgram(record(12))
+            }
+            _ = try store.deleteProgram(10)
+            #expect(try store.programIDs() == [12])
+            // What a fresh connection reads from the table agrees.
+            let reader = try ProgramStore(readerAt: path)
+            defer { reader.close() }
+            #expect(try reader.programIDs() == [12])
+        }
+    }
+
     @Test func newerSchemaIsRefused() throws {
         try withStore { path in
             let store = try ProgramStore(path: path)
