@@ -59,77 +59,19 @@ package struct NetworkNamespace: Sendable, Equatable {
     /// - Throws: what `body` throws, or `.internal` when the namespace cannot be entered.
     package func run<T>(_ body: () throws(DispatchError) -> T) throws(DispatchError) -> T {
         guard let path else { return try body() }
-        var result: Result<T, DispatchError>? = nil
-        let work: () -> Void = { result = Result { () throws(DispatchError) -> T in try body() } }
-        try withoutActuallyEscaping(work) { escapable throws(DispatchError) in
-            try Self.runOnThread(path: path, escapable)
+        var result: Result<T, DispatchError>?
+        let failure = NamespaceThread.runOnThread(inNetns: path) {
+            result = Result { () throws(DispatchError) -> T in try body() }
         }
-        return try result!.get()
-    }
-
-    /// Starts a thread that enters `path` and runs `work`, and waits for it.
-    private static func runOnThread(path: String, _ work: @escaping () -> Void) throws(DispatchError) {
-        let box = ThreadBox(path: path, work: work)
-        let unmanaged = Unmanaged.passRetained(box)
-        var thread = pthread_t()
-        let started = pthread_create(
-            &thread,
-            nil,
-            { raw in
-                let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
-                box.enterAndRun()
-                return nil
-            },
-            unmanaged.toOpaque()
-        )
-        guard started == 0 else {
-            unmanaged.release()
-            throw DispatchError(
-                .internal,
-                "cannot start a thread for netns \"\(path)\": \(String(cString: strerror(started)))",
-                errno: started
-            )
+        func failed(_ what: String, _ error: Errno) -> DispatchError {
+            DispatchError(.internal, "\(what) \"\(path)\": \(error)", errno: error.rawValue)
         }
-        pthread_join(thread, nil)
-        if let failure = box.failure { throw failure }
-    }
-}
-
-/// Carries the work across `pthread_create`. Only the new thread touches it until `pthread_join` returns,
-/// which orders the accesses; hence no lock.
-private final class ThreadBox {
-    let path: String
-    let work: () -> Void
-    /// Set when the namespace could not be entered (then `work` did not run).
-    var failure: DispatchError?
-
-    init(path: String, work: @escaping () -> Void) {
-        self.path = path
-        self.work = work
-    }
-
-    func enterAndRun() {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let error = errno
-            failure = DispatchError(
-                .internal,
-                "cannot open netns \"\(path)\": \(String(cString: strerror(error)))",
-                errno: error
-            )
-            return
+        switch failure {
+        case .threadNotStarted(let error)?: throw failed("cannot start a thread for netns", error)
+        case .cannotOpen(let error)?: throw failed("cannot open netns", error)
+        case .cannotEnter(let error)?: throw failed("cannot enter netns", error)
+        case nil: return try result!.get()
         }
-        defer { close(fd) }
-        guard cbpf_setns_net(fd) == 0 else {
-            let error = errno
-            failure = DispatchError(
-                .internal,
-                "cannot enter netns \"\(path)\": \(String(cString: strerror(error)))",
-                errno: error
-            )
-            return
-        }
-        work()
     }
 }
 

@@ -30,61 +30,69 @@ package enum NamespaceThread {
     /// run inline).
     package static func run<R>(in path: String?, _ body: () throws(EngineError) -> R) throws(EngineError) -> R {
         guard let path else { return try body() }
-        return try withoutActuallyEscaping(body) { (escapable) throws(EngineError) -> R in
-            let box = NamespaceThreadBox<R>(body: escapable, path: path)
+        var result: Result<R, EngineError>?
+        let failure = runOnThread(inNetns: path) { result = Result { () throws(EngineError) -> R in try body() } }
+        switch failure {
+        case .threadNotStarted(let error)?: throw .internal("cannot start a namespace thread: \(error)")
+        case .cannotOpen(let error)?, .cannotEnter(let error)?: throw notANamespace(path, error.description)
+        case nil: return try result!.get()
+        }
+    }
+
+    /// Why `runOnThread` did not run its work.
+    package enum EntryFailure: Error {
+        case threadNotStarted(Errno)
+        case cannotOpen(Errno)
+        case cannotEnter(Errno)
+    }
+
+    /// Starts a thread that opens the netns file at `path`, enters it with `setns(CLONE_NEWNET)`, runs `work`
+    /// and ends (its namespace goes with it: nothing to switch back); waits for it.
+    /// - Returns: nil when `work` ran, else why it did not.
+    package static func runOnThread(inNetns path: String, _ work: () -> Void) -> EntryFailure? {
+        withoutActuallyEscaping(work) { escapable in
+            let box = ThreadBox(path: path, work: escapable)
             let context = Unmanaged.passRetained(box).toOpaque()
             var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, namespaceThreadEntry, context)
-            guard rc == 0 else {
-                Unmanaged<NamespaceThreadBox<R>>.fromOpaque(context).release()
-                throw .internal("cannot start a namespace thread: \(Errno(rawValue: rc))")
+            let started = pthread_create(
+                &thread, nil,
+                { raw in
+                    Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue().enterAndRun()
+                    return nil
+                }, context)
+            guard started == 0 else {
+                Unmanaged<ThreadBox>.fromOpaque(context).release()
+                return .threadNotStarted(Errno(rawValue: started))
             }
             pthread_join(thread, nil)
-            Unmanaged<NamespaceThreadBox<R>>.fromOpaque(context).release()
-            if let setnsError = box.setnsError { throw notANamespace(path, setnsError.description) }
-            switch box.result {
-            case .success(let value)?: return value
-            case .failure(let error)?: throw error
-            case nil: throw .internal("namespace thread produced no result")
-            }
+            return box.failure
         }
     }
 }
 
-/// State handed to the namespace thread: it runs `body` and stores the outcome. The box is retained for the
-/// thread's lifetime and only read after `pthread_join`, so no two threads touch it at once.
-private final class NamespaceThreadBox<R> {
-    let body: () throws(EngineError) -> R
+/// Carries the work across `pthread_create`. Only the new thread touches it until `pthread_join` returns,
+/// which orders the accesses; hence no lock.
+private final class ThreadBox {
     let path: String
-    var result: Result<R, EngineError>?
-    var setnsError: Errno?
+    let work: () -> Void
+    /// Set when the namespace could not be entered (then `work` did not run).
+    var failure: NamespaceThread.EntryFailure?
 
-    init(body: @escaping () throws(EngineError) -> R, path: String) {
-        self.body = body
+    init(path: String, work: @escaping () -> Void) {
         self.path = path
+        self.work = work
     }
 
-    func main() {
+    func enterAndRun() {
         let namespaceFD: OwnedFD
         do { namespaceFD = try Syscalls.open(path, O_RDONLY) } catch {
-            setnsError = error.errno
+            failure = .cannotOpen(error.errno)
             return
         }
         guard cbpf_setns_net(namespaceFD.rawValue) == 0 else {
-            setnsError = Errno.current
+            failure = .cannotEnter(Errno.current)
             return
         }
-        // The thread exits right after; its namespace dies with it, so no switch back is needed.
-        do throws(EngineError) { result = .success(try body()) } catch { result = .failure(error) }
+        work()
     }
-}
-
-private protocol NamespaceThreadMain: AnyObject { func main() }
-extension NamespaceThreadBox: NamespaceThreadMain {}
-
-private func namespaceThreadEntry(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    guard let context else { return nil }
-    let box = Unmanaged<AnyObject>.fromOpaque(context).takeUnretainedValue() as! any NamespaceThreadMain
-    box.main()
-    return nil
 }
