@@ -21,6 +21,14 @@ import Testing
             sharedMaps: ["shared_a"])
     }
 
+    /// Inserts `record` as the owner of its own map set, in one transaction.
+    func insertOwner(_ record: ProgramRecord, into store: ProgramStore) throws {
+        try store.transaction { () throws(SQLiteError) in
+            try store.insertMapSet(id: record.id, pinDirectory: "/rd/fs/maps/\(record.id)")
+            try store.insertProgram(record)
+        }
+    }
+
     @Test func schemaIsVersionedAndMigrationIsIdempotent() throws {
         try withStore { path in
             let store = try ProgramStore(path: path)
@@ -55,10 +63,7 @@ import Testing
             #expect(migrated.bytesMemlock == nil, "unknown for old rows: Get and List read it live")
             var fresh = record(11)
             fresh.bytesMemlock = 8192
-            try store.transaction { () throws(SQLiteError) in
-                try store.insertMapSet(id: 11, pinDirectory: "/rd/fs/maps/11")
-                try store.insertProgram(fresh)
-            }
+            try insertOwner(fresh, into: store)
             #expect(try store.program(11)?.bytesMemlock == 8192)
         }
     }
@@ -67,10 +72,7 @@ import Testing
         try withStore { path in
             let store = try ProgramStore(path: path)
             defer { store.close() }
-            try store.transaction { () throws(SQLiteError) in
-                try store.insertMapSet(id: 10, pinDirectory: "/rd/fs/maps/10")
-                try store.insertProgram(record(10))
-            }
+            try insertOwner(record(10), into: store)
             #expect(try store.programIDs() == [10])  // read from the table, then remembered
             // A transaction that fails after inserting leaves neither the row nor the id.
             #expect(throws: SQLiteError.self) {
@@ -82,10 +84,7 @@ import Testing
             }
             #expect(try store.programIDs() == [10])
             #expect(try store.program(11) == nil)
-            try store.transaction { () throws(SQLiteError) in
-                try store.insertMapSet(id: 12, pinDirectory: "/rd/fs/maps/12")
-                try store.insertProgram(record(12))
-            }
+            try insertOwner(record(12), into: store)
             _ = try store.deleteProgram(10)
             #expect(try store.programIDs() == [12])
             // What a fresh connection reads from the table agrees.
@@ -128,10 +127,7 @@ import Testing
     @Test func linkIDsStartAtOneAndAreNeverReusedEvenAfterReopening() throws {
         try withStore { path in
             var store = try ProgramStore(path: path)
-            try store.transaction { () throws(SQLiteError) in
-                try store.insertMapSet(id: 10, pinDirectory: "/rd/fs/maps/10")
-                try store.insertProgram(record(10))
-            }
+            try insertOwner(record(10), into: store)
             let spec = AttachSpec.tracepoint(TracepointAttach(tracepoint: "a/b", metadata: ["m": "1"]))
             let first = try store.insertPendingLink(programID: 10, kind: .tracepoint, spec: spec)
             let second = try store.insertPendingLink(programID: 10, kind: .tracepoint, spec: spec)
