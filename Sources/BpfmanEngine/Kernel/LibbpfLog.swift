@@ -10,15 +10,17 @@ internal import Synchronization
 /// lines that will be logged are formatted (`vsnprintf`, through `cbpf_vformat`).
 package enum LibbpfLog {
     private static let logger = Mutex<Logger?>(nil)
-    /// The destination's level (`Logger.Level` as its index in `allCases`), read without the lock.
-    private static let threshold = Atomic<Int>(Int.max)
+    /// The most verbose libbpf level the destination logs (`LIBBPF_WARN` 0, `INFO` 1, `DEBUG` 2; -1 none),
+    /// read by the callback without the lock.
+    private static let mostVerbose = Atomic<Int>(-1)
 
     /// Installs the callback (idempotent) and makes `logger` the destination.
     static func install(_ logger: Logger) {
         let first = self.logger.withLock { current -> Bool in
             defer {
                 current = logger
-                threshold.store(levelIndex(logger.logLevel), ordering: .relaxed)
+                let logged = [LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG].filter { level($0) >= logger.logLevel }
+                mostVerbose.store(logged.map { Int($0.rawValue) }.max() ?? -1, ordering: .relaxed)
             }
             return current == nil
         }
@@ -34,13 +36,9 @@ package enum LibbpfLog {
         }
     }
 
-    private static func levelIndex(_ level: Logger.Level) -> Int {
-        Logger.Level.allCases.firstIndex(of: level) ?? 0
-    }
-
-    /// Whether a line of libbpf `level` would reach the destination.
+    /// Whether a line of libbpf `level` would reach the destination: one atomic load and a comparison.
     fileprivate static func wants(_ level: libbpf_print_level) -> Bool {
-        levelIndex(self.level(level)) >= threshold.load(ordering: .relaxed)
+        Int(level.rawValue) <= mostVerbose.load(ordering: .relaxed)
     }
 
     fileprivate static func emit(level: libbpf_print_level, message: String) {
