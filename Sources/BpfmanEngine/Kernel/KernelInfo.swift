@@ -33,13 +33,17 @@ extension KernelProgramInfo {
     /// when both cores are busy the second half simply runs after the first.
     static func read(_ requests: [Request]) -> [KernelProgramInfo?] {
         guard requests.count >= parallelReadThreshold else { return requests.map(readOne) }
-        let slots = DisjointSlots<KernelProgramInfo?>(count: requests.count, initial: nil)
+        var results = [KernelProgramInfo?](repeating: nil, count: requests.count)
         let half = requests.count / 2
-        // Each half writes only its own slots; concurrentPerform returns once both halves are done.
-        DispatchQueue.concurrentPerform(iterations: 2) { part in
-            for index in part == 0 ? 0..<half : half..<requests.count { slots[index] = readOne(requests[index]) }
+        results.withUnsafeMutableBufferPointer { buffer in
+            // Each half writes only its own slots, and concurrentPerform returns once both halves are done:
+            // sharing the buffer between the two threads is sound, which the compiler cannot see.
+            nonisolated(unsafe) let slots = buffer
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                for index in part == 0 ? 0..<half : half..<requests.count { slots[index] = readOne(requests[index]) }
+            }
         }
-        return slots.values
+        return results
     }
 
     @Sendable private static func readOne(_ request: Request) -> KernelProgramInfo? {
@@ -100,28 +104,3 @@ extension KernelProgramInfo {
 let fdinfoDirectory: CInt = Glibc.open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-/// A fixed number of slots that concurrent workers fill, each writing only slots no other worker writes, read
-/// back once all of them have finished (`KernelProgramInfo.read(_:)` with `concurrentPerform`). That discipline
-/// is what makes sharing it sound; the type cannot check it.
-final class DisjointSlots<Value>: @unchecked Sendable {
-    private let storage: UnsafeMutableBufferPointer<Value>
-
-    init(count: Int, initial: Value) {
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: initial)
-    }
-
-    deinit {
-        storage.deinitialize()
-        storage.deallocate()
-    }
-
-    subscript(index: Int) -> Value {
-        get { storage[index] }
-        set { storage[index] = newValue }
-    }
-
-    /// The slots' values, in order.
-    var values: [Value] { Array(storage) }
-}
