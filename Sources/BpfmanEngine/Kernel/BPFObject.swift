@@ -133,17 +133,13 @@ package struct ObjectImage: ~Copyable {
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         var filled = 0
         while filled < size {
-            let result = valueOrErrno("read") { Glibc.read(fd.rawValue, storage.baseAddress! + filled, size - filled) }
-            switch result {
-            case .success(0): break
-            case .success(let count):
-                filled += count
-                continue
+            switch valueOrErrno("read", { Glibc.read(fd.rawValue, storage.baseAddress! + filled, size - filled) }) {
+            case .success(let count) where count > 0: filled += count
+            case .success: return ObjectImage(storage: storage, count: filled)  // shorter than fstat said
             case .failure(let error):
                 storage.deallocate()
                 throw error
             }
-            break
         }
         return ObjectImage(storage: storage, count: filled)
     }
