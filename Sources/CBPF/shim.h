@@ -20,15 +20,19 @@
 static inline unsigned cbpf_libbpf_major(void) { return libbpf_major_version(); }
 static inline unsigned cbpf_libbpf_minor(void) { return libbpf_minor_version(); }
 
-/// Opens an object file with default options. Returns NULL and sets errno on failure.
-static inline struct bpf_object *cbpf_object_open(const char *path) {
-    struct bpf_object *obj = bpf_object__open_file(path, NULL);
+/// libbpf's object openers may return an ERR_PTR-encoded pointer; this turns one into NULL + errno.
+static inline struct bpf_object *cbpf_object_checked(struct bpf_object *obj) {
     long err = libbpf_get_error(obj);
     if (err) {
         errno = (int)-err;
         return NULL;
     }
     return obj;
+}
+
+/// Opens an object file with default options. Returns NULL and sets errno on failure.
+static inline struct bpf_object *cbpf_object_open(const char *path) {
+    return cbpf_object_checked(bpf_object__open_file(path, NULL));
 }
 
 /// libxdp returns ERR_PTR-encoded pointers; this turns one into NULL + errno.
@@ -85,13 +89,7 @@ static inline int cbpf_perf_open_probe(unsigned int type, unsigned long long con
 /// Options for opening an object: libbpf's pin root for PIN_BY_NAME maps. LIBBPF_OPTS does not import.
 static inline struct bpf_object *cbpf_object_open_pinned(const char *path, const char *pin_root) {
     LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
-    struct bpf_object *obj = bpf_object__open_file(path, &opts);
-    long err = libbpf_get_error(obj);
-    if (err) {
-        errno = (int)-err;
-        return NULL;
-    }
-    return obj;
+    return cbpf_object_checked(bpf_object__open_file(path, &opts));
 }
 
 /// Opens an object from `size` bytes at `buf` (which must outlive the object) under `name`, the name libbpf
@@ -99,13 +97,7 @@ static inline struct bpf_object *cbpf_object_open_pinned(const char *path, const
 static inline struct bpf_object *cbpf_object_open_memory(const void *buf, size_t size, const char *name,
                                                          const char *pin_root) {
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .pin_root_path = pin_root);
-    struct bpf_object *obj = bpf_object__open_mem(buf, size, &opts);
-    long err = libbpf_get_error(obj);
-    if (err) {
-        errno = (int)-err;
-        return NULL;
-    }
-    return obj;
+    return cbpf_object_checked(bpf_object__open_mem(buf, size, &opts));
 }
 #include <sys/vfs.h>
 
