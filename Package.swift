@@ -19,7 +19,9 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 /// each. Release builds also place the functions the daemon runs first in .text, in the order of
 /// packaging/bpfman.order (scripts/profile-order.sh); names no longer in the binary are skipped.
 let daemonLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"]),
+    .unsafeFlags([
+        "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+    ]),
     .unsafeFlags(
         [
             "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/packaging/bpfman.order",
@@ -43,7 +45,11 @@ let package = Package(
     targets: [
         // C system libraries: each is a module map over one shim header.
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
-        .systemLibrary(name: "CBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev"])]),
+        .systemLibrary(
+            name: "CBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev"])]
+        ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // The wire contract: generated messages plus a hand-written codec. No dependencies at all.
@@ -56,7 +62,11 @@ let package = Package(
         // gRPC over HTTP/2 on libnghttp2. Knows nothing of bpfman.
         .target(name: "H2Transport", dependencies: ["CNghttp2", logging], swiftSettings: swiftSettings),
         // A one-method echo server on H2Transport for Interop/bench.
-        .executableTarget(name: "h2-echo-server", dependencies: ["H2Transport", logging], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "h2-echo-server",
+            dependencies: ["H2Transport", logging],
+            swiftSettings: swiftSettings
+        ),
 
         // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
         .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),
@@ -79,7 +89,11 @@ let package = Package(
         // The single-threaded container_pid helper (SPEC §4.14): enters a mount namespace, sends an fd back.
         .executableTarget(name: "bpfman-ns", dependencies: ["CBPF"], swiftSettings: swiftSettings),
         // Engine benchmark (load+pin vs plain libbpf, List, TCX attach+detach); not a test.
-        .executableTarget(name: "bpfman-engine-bench", dependencies: ["BpfmanEngine", "CBPF"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "bpfman-engine-bench",
+            dependencies: ["BpfmanEngine", "CBPF"],
+            swiftSettings: swiftSettings
+        ),
 
         // Tests. TestSupport holds helpers and the eBPF fixture sources shared by every suite.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),

@@ -14,18 +14,21 @@ extension Engine {
         guard spec.acceptedKinds.contains(program.kind) else {
             throw .failedPrecondition(
                 "program \(programID) is a \(program.kind.rawValue) program; the \(spec.variantName) attach accepts "
-                    + spec.acceptedKinds.map(\.rawValue).joined(separator: " or "))
+                    + spec.acceptedKinds.map(\.rawValue).joined(separator: " or ")
+            )
         }
         if program.kind.usesHookAttacher {
             guard let hooks else {
                 throw .failedPrecondition(
-                    "\(spec.variantName) attachment is not available: this engine was started without the dispatcher")
+                    "\(spec.variantName) attachment is not available: this engine was started without the dispatcher"
+                )
             }
             guard program.loadMode == hooks.loadMode else {
                 func name(_ mode: LoadMode) -> String { mode == .ext ? "dispatcher" : "native" }
                 throw .failedPrecondition(
                     "program \(programID) was loaded for \(name(program.loadMode)) attachment but the daemon runs in "
-                        + "\(name(hooks.loadMode)) mode")
+                        + "\(name(hooks.loadMode)) mode"
+                )
             }
             let linkID = try db { () throws(SQLiteError) in
                 try store.insertPendingLink(programID: programID, kind: program.kind, spec: spec)
@@ -116,7 +119,13 @@ extension Engine {
         case kprobe(function: String, offset: UInt64, retprobe: Bool)
         case uprobe(path: String, address: UInt64, pid: Int32, retprobe: Bool, target: String)
         case uprobeInContainer(
-            containerPid: Int32, target: String, fnName: String?, offset: UInt64, pid: Int32, retprobe: Bool)
+            containerPid: Int32,
+            target: String,
+            fnName: String?,
+            offset: UInt64,
+            pid: Int32,
+            retprobe: Bool
+        )
         case tracing(ProgramKind)
         case tcx(TCXHook, priority: Int32)
     }
@@ -130,7 +139,8 @@ extension Engine {
                 !a.tracepoint.contains(where: { $0.isWhitespace })
             else {
                 throw .invalidArgument(
-                    "invalid tracepoint \"\(a.tracepoint)\": expected group/name (e.g. sched/sched_switch)")
+                    "invalid tracepoint \"\(a.tracepoint)\": expected group/name (e.g. sched/sched_switch)"
+                )
             }
             guard let id = Probes.tracepointID(group: String(parts[0]), name: String(parts[1])) else {
                 throw .notFound("tracepoint \"\(a.tracepoint)\" not found")
@@ -156,11 +166,17 @@ extension Engine {
                 else {
                     throw .invalidArgument(
                         "container pid \(container) has no mount namespace (tried /proc/\(container)/ns/mnt and "
-                            + "/host/proc/\(container)/ns/mnt)")
+                            + "/host/proc/\(container)/ns/mnt)"
+                    )
                 }
                 return .uprobeInContainer(
-                    containerPid: container, target: a.target, fnName: fnName, offset: a.offset, pid: a.pid ?? 0,
-                    retprobe: retprobe)
+                    containerPid: container,
+                    target: a.target,
+                    fnName: fnName,
+                    offset: a.offset,
+                    pid: a.pid ?? 0,
+                    retprobe: retprobe
+                )
             }
             let path: String
             switch UprobeTarget.resolve(a.target, pid: a.pid) {
@@ -188,9 +204,10 @@ extension Engine {
     /// Symbol file offset + offset, or the offset alone without a symbol.
     func probeAddress(path: String, fnName: String?, offset: UInt64) throws(EngineError) -> UInt64 {
         guard let fnName else { return offset }
-        let fd = try converting({ () throws(SyscallError) in try Syscalls.open(path, O_RDONLY) }) { error in
-            .invalidArgument("uprobe target \"\(path)\" could not be resolved: \(error.errno)")
-        }
+        let fd = try converting(
+            { () throws(SyscallError) in try Syscalls.open(path, O_RDONLY) },
+            mapError: { .invalidArgument("uprobe target \"\(path)\" could not be resolved: \($0.errno)") }
+        )
         guard let symbol = ELFFile.fileOffset(of: fnName, in: fd) else {
             throw .invalidArgument("symbol \"\(fnName)\" not found in \(path)")
         }
@@ -240,13 +257,21 @@ extension Engine {
     // MARK: kernel steps
 
     /// Creates and pins the kernel link; returns the record to activate.
-    private func perform(_ plan: AttachPlan, program: ProgramRecord, linkID: UInt32, pin: String) throws(EngineError)
+    private func perform(
+        _ plan: AttachPlan,
+        program: ProgramRecord,
+        linkID: UInt32,
+        pin: String
+    ) throws(EngineError)
         -> LinkRecord
     {
         let programPin = paths.programPin(program.id)
-        let programFD = try converting({ () throws(BPFError) -> OwnedFD in
-            do { return try BPF.objectGet(programPin) } catch { return try BPF.programFD(id: program.id) }
-        }) { _ in .notFound("program \(program.id) does not exist") }
+        let programFD = try converting(
+            { () throws(BPFError) -> OwnedFD in
+                do { return try BPF.objectGet(programPin) } catch { return try BPF.programFD(id: program.id) }
+            },
+            mapError: { _ in .notFound("program \(program.id) does not exist") }
+        )
         let spec = try db { () throws(SQLiteError) in try store.link(linkID)?.spec }
         guard let spec else { throw .internal("link \(linkID) vanished during attach") }
         var record = LinkRecord(id: linkID, programID: program.id, kind: program.kind, state: .active, spec: spec)
@@ -268,11 +293,21 @@ extension Engine {
             }
         case .uprobe(let path, let address, let pid, let retprobe, _):
             link = try attachUprobe(
-                programFD: programFD, kind: program.kind, path: path, address: address, pid: pid, retprobe: retprobe)
+                programFD: programFD,
+                kind: program.kind,
+                path: path,
+                address: address,
+                pid: pid,
+                retprobe: retprobe
+            )
             record.resolvedTarget = path
         case .uprobeInContainer(let container, let target, let fnName, let offset, let pid, let retprobe):
             let opened = try ContainerTarget.open(
-                containerPid: container, target: target, pid: pid, helper: BpfmanPaths.nsHelperPath)
+                containerPid: container,
+                target: target,
+                pid: pid,
+                helper: BpfmanPaths.nsHelperPath
+            )
             let fdPath = "/proc/self/fd/\(opened.fd.rawValue)"
             let address: UInt64
             if let fnName {
@@ -284,7 +319,13 @@ extension Engine {
                 address = offset
             }
             link = try attachUprobe(
-                programFD: programFD, kind: program.kind, path: fdPath, address: address, pid: pid, retprobe: retprobe)
+                programFD: programFD,
+                kind: program.kind,
+                path: fdPath,
+                address: address,
+                pid: pid,
+                retprobe: retprobe
+            )
             record.resolvedTarget = opened.path
         case .tracing(let kind):
             link = try attachFailure(kind, program.attachTarget ?? program.name) { () throws(BPFError) -> OwnedFD in
@@ -306,7 +347,12 @@ extension Engine {
     }
 
     private func attachUprobe(
-        programFD: borrowing OwnedFD, kind: ProgramKind, path: String, address: UInt64, pid: Int32, retprobe: Bool
+        programFD: borrowing OwnedFD,
+        kind: ProgramKind,
+        path: String,
+        address: UInt64,
+        pid: Int32,
+        retprobe: Bool
     ) throws(EngineError) -> OwnedFD {
         guard let pmu = Probes.pmu("uprobe") else {
             throw .internal("attach \(kind.rawValue) \(path): uprobes are not supported by this kernel")
@@ -319,7 +365,9 @@ extension Engine {
 
     /// Kernel refusals become INTERNAL `attach <kind> <target>: <strerror>`.
     private func attachFailure(
-        _ kind: ProgramKind, _ target: String, _ body: () throws(BPFError) -> OwnedFD
+        _ kind: ProgramKind,
+        _ target: String,
+        _ body: () throws(BPFError) -> OwnedFD
     ) throws(EngineError) -> OwnedFD {
         do { return try body() } catch {
             throw .internal("attach \(kind.rawValue) \(target): \(error.errno)", errno: error.errno)
@@ -328,7 +376,12 @@ extension Engine {
 
     // MARK: TCX (SPEC §4.10)
 
-    private func attachTCX(programFD: borrowing OwnedFD, program: ProgramRecord, hook: TCXHook, priority: Int32)
+    private func attachTCX(
+        programFD: borrowing OwnedFD,
+        program: ProgramRecord,
+        hook: TCXHook,
+        priority: Int32
+    )
         throws(EngineError) -> OwnedFD
     {
         let existing = try db { () throws(SQLiteError) in
@@ -337,13 +390,19 @@ extension Engine {
         let ordered = existing.sorted { ($0.priority ?? 0, $0.position ?? 0) < ($1.priority ?? 0, $1.position ?? 0) }
             .filter { BPF.programExists(id: $0.programID) }
         let (flags, relative) = Engine.tcxAnchor(
-            ordered.map { ($0.priority ?? 0, $0.programID) }, newPriority: priority)
+            ordered.map { ($0.priority ?? 0, $0.programID) },
+            newPriority: priority
+        )
         let raw = programFD.rawValue
         let fd = try NamespaceThread.run(in: hook.netns) { () throws(EngineError) -> CInt in
             do throws(BPFError) {
                 let link = try BPF.linkCreate(
-                    programFD: OwnedFD(taking: dup(raw)), target: hook.ifindex, attachType: hook.attachType,
-                    flags: flags, relativeID: relative)
+                    programFD: OwnedFD(taking: dup(raw)),
+                    target: hook.ifindex,
+                    attachType: hook.attachType,
+                    flags: flags,
+                    relativeID: relative
+                )
                 return link.take()
             } catch {
                 throw .internal("attach tcx \(hook.iface) \(hook.direction): \(error.errno)", errno: error.errno)

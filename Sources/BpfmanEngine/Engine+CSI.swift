@@ -40,7 +40,10 @@ extension Engine {
     /// - Throws: NOT_FOUND `map "<m>" is not published by program "<p>"` when the program has no such map pin
     ///   (the engine pins only maps in a map-set directory); INTERNAL naming the path and errno when the new pin cannot be made.
     package nonisolated static func csiRepinMap(
-        _ map: String, from source: CSIMapSource, to destination: String, programName: String
+        _ map: String,
+        from source: CSIMapSource,
+        to destination: String,
+        programName: String
     ) throws(EngineError) {
         let path = source.mapPinDirectory + "/" + map
         let notPublished = EngineError.notFound("map \"\(map)\" is not published by program \"\(programName)\"")

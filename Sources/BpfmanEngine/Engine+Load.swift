@@ -24,7 +24,8 @@ extension Engine {
             for item in validated where !names.contains(item.info.name) {
                 throw .invalidArgument(
                     "program \(item.info.name) not found in bytecode image \(image.url) with program names "
-                        + "[\(names.joined(separator: ", "))]")
+                        + "[\(names.joined(separator: ", "))]"
+                )
             }
         }
         // Programs by name; unrequested ones are not loaded.
@@ -33,7 +34,8 @@ extension Engine {
         guard missing.isEmpty else {
             throw .invalidArgument(
                 "program(s) not found in object file: [\(missing.joined(separator: ", "))]; available programs: "
-                    + "[\(declared.map(\.name).joined(separator: ", "))]")
+                    + "[\(declared.map(\.name).joined(separator: ", "))]"
+            )
         }
         var chosen: [(name: String, kind: ProgramKind, handle: OpaquePointer, target: LoadTarget?)] = []
         for item in validated {
@@ -42,7 +44,8 @@ extension Engine {
                 let family = Engine.sectionFamily(program.section) ?? "unknown"
                 throw .invalidArgument(
                     "program type mismatch: \(item.info.name) was requested as \(item.type.name) but its ELF section "
-                        + "\"\(program.section)\" is a \(family) section")
+                        + "\"\(program.section)\" is a \(family) section"
+                )
             }
             chosen.append((item.info.name, kind, program.handle, item.info.target))
         }
@@ -58,10 +61,14 @@ extension Engine {
         var loadMode: [String: LoadMode] = [:]
         // Fds libbpf needs until the load (EXT targets); closed when this call returns.
         var heldUntilLoad: [CInt] = []
-        defer { heldUntilLoad.forEach { _ = Glibc.close($0) } }
+        defer { for fd in heldUntilLoad { _ = Glibc.close(fd) } }
         for program in chosen {
             loadMode[program.name] = try configure(
-                program.handle, kind: program.kind, target: program.target, holding: &heldUntilLoad)
+                program.handle,
+                kind: program.kind,
+                target: program.target,
+                holding: &heldUntilLoad
+            )
         }
         // Verifier logs, one buffer per requested program; libbpf retries with log level 1 on failure.
         let logs = verifierLogs.buffers(chosen.count)
@@ -91,9 +98,9 @@ extension Engine {
         let sharedCreated =
             usesSharedPins ? Set(Syscalls.listDirectory(paths.sharedMapsDirectory)).subtracting(sharedBefore) : []
         func rollback() {
-            createdPins.reversed().forEach { removePin($0) }
-            createdDirectories.forEach { removeDirectory($0) }
-            sharedCreated.forEach { removePin(paths.sharedMapsDirectory + "/" + $0) }
+            for pin in createdPins.reversed() { removePin(pin) }
+            for directory in createdDirectories { removeDirectory(directory) }
+            for name in sharedCreated { removePin(paths.sharedMapsDirectory + "/" + name) }
         }
         let publicMaps = object.maps.filter { !$0.isInternal }
         let sharedNames = publicMaps.compactMap { map -> String? in
@@ -138,10 +145,20 @@ extension Engine {
                     }
                 records.append(
                     ProgramRecord(
-                        id: id, name: program.name, kind: program.kind, loadMode: loadMode[program.name] ?? .native,
-                        location: storedLocation, metadata: request.metadata, globalData: request.globalData,
-                        mapOwnerID: mapOwner, mapSetID: mapOwner ?? id, attachTarget: program.target?.targetName,
-                        sharedMaps: sharedNames, bytesMemlock: info.bytesMemlock))
+                        id: id,
+                        name: program.name,
+                        kind: program.kind,
+                        loadMode: loadMode[program.name] ?? .native,
+                        location: storedLocation,
+                        metadata: request.metadata,
+                        globalData: request.globalData,
+                        mapOwnerID: mapOwner,
+                        mapSetID: mapOwner ?? id,
+                        attachTarget: program.target?.targetName,
+                        sharedMaps: sharedNames,
+                        bytesMemlock: info.bytesMemlock
+                    )
+                )
             }
             crashPoint("load.beforeCommit")
             try db { () throws(SQLiteError) in
@@ -166,7 +183,10 @@ extension Engine {
             let info =
                 record.mapOwnerID == nil
                 ? ProgramInfo(
-                    record: record, links: [], mapPinPath: paths.mapSetDirectory(record.id), mapUsedBy: ["\(record.id)"]
+                    record: record,
+                    links: [],
+                    mapPinPath: paths.mapSetDirectory(record.id),
+                    mapUsedBy: ["\(record.id)"]
                 )
                 : try programInfo(record)
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
@@ -175,7 +195,9 @@ extension Engine {
     }
 
     /// The checks of SPEC §3.1 that need no file or kernel, in table order.
-    private func validate(_ request: LoadRequest) throws(EngineError) -> [(
+    private func validate(
+        _ request: LoadRequest
+    ) throws(EngineError) -> [(
         info: ProgramLoadInfo, type: BpfmanProgramType
     )] {
         guard let bytecode = request.bytecode else { throw .invalidArgument("bytecode location is required") }
@@ -200,7 +222,8 @@ extension Engine {
             }
             guard let type = BpfmanProgramType(rawValue: info.programType) else {
                 throw .invalidArgument(
-                    "invalid program type for \(info.name): unknown program type: \(info.programType)")
+                    "invalid program type for \(info.name): unknown program type: \(info.programType)"
+                )
             }
             switch (type, info.target) {
             case (.fentry, .fentry(let name)?) where !name.isEmpty, (.fexit, .fexit(let name)?) where !name.isEmpty,
@@ -214,7 +237,8 @@ extension Engine {
                 break
             case (_, let target?):
                 throw .invalidArgument(
-                    "program \(info.name): \(target.variantName) does not apply to a \(type.name) program")
+                    "program \(info.name): \(target.variantName) does not apply to a \(type.name) program"
+                )
             }
             result.append((info, type))
         }
@@ -237,7 +261,8 @@ extension Engine {
         case .image(let image):
             guard let imageResolver else {
                 throw .failedPrecondition(
-                    "bytecode images are not supported by this daemon (no image cache configured)")
+                    "bytecode images are not supported by this daemon (no image cache configured)"
+                )
             }
             return (try imageResolver.objectPath(for: image), location)
         }
@@ -245,9 +270,10 @@ extension Engine {
 
     /// Reads the object file whole and checks its ELF header (SPEC §3.1).
     private func readObjectFile(_ path: String) throws(EngineError) -> ObjectImage {
-        let image = try converting({ () throws(SyscallError) in try ObjectImage.read(path: path) }) {
-            .invalidArgument("object file \(path): \($0.errno)")
-        }
+        let image = try converting(
+            { () throws(SyscallError) in try ObjectImage.read(path: path) },
+            mapError: { .invalidArgument("object file \(path): \($0.errno)") }
+        )
         if let problem = ELFFile.bpfObjectProblem(header: image.prefix(64)) {
             throw .invalidArgument("object file \(path) is not a BPF object: \(problem)")
         }
@@ -299,11 +325,13 @@ extension Engine {
             guard let variable = variables.first(where: { $0.name == name }) else {
                 throw .invalidArgument(
                     "global variable \"\(name)\" not found in object; available: "
-                        + "[\(variables.map(\.name).sorted().joined(separator: ", "))]")
+                        + "[\(variables.map(\.name).sorted().joined(separator: ", "))]"
+                )
             }
             guard variable.size == value.count else {
                 throw .invalidArgument(
-                    "global variable \"\(name)\" is \(variable.size) bytes but \(value.count) bytes were given")
+                    "global variable \"\(name)\" is \(variable.size) bytes but \(value.count) bytes were given"
+                )
             }
             var image = images[variable.map.pointer] ?? variable.map.initialValue ?? []
             guard variable.offset + variable.size <= image.count else {
@@ -323,9 +351,10 @@ extension Engine {
     private func reuseOwnerMaps(of object: borrowing BPFObject, owner: UInt32) throws(EngineError) {
         for map in object.maps where !map.isInternal {
             let pin = paths.mapPin(owner: owner, map: map.name)
-            let fd = try converting({ () throws(BPFError) in try BPF.objectGet(pin) }) { _ in
-                .invalidArgument("map \"\(map.name)\" is not in the map set of owner \(owner)")
-            }
+            let fd = try converting(
+                { () throws(BPFError) in try BPF.objectGet(pin) },
+                mapError: { _ in .invalidArgument("map \"\(map.name)\" is not in the map set of owner \(owner)") }
+            )
             guard case .success(let info) = BPF.mapInfo(fd) else {
                 throw .internal("cannot read map \"\(map.name)\" of owner \(owner)")
             }
@@ -336,7 +365,8 @@ extension Engine {
             ]
             if let (field, mine, theirs) = fields.first(where: { $0.1 != $0.2 }) {
                 throw .invalidArgument(
-                    "map \"\(map.name)\" of owner \(owner) does not match this object (\(field): \(mine) vs \(theirs))")
+                    "map \"\(map.name)\" of owner \(owner) does not match this object (\(field): \(mine) vs \(theirs))"
+                )
             }
             if case .failure(let error) = map.reuse(fd) {
                 throw .internal("failed to reuse map \"\(map.name)\" of owner \(owner): \(error.errno)")
@@ -346,14 +376,18 @@ extension Engine {
 
     /// Sets the kernel program type and load-time target; returns the load mode.
     private func configure(
-        _ program: OpaquePointer, kind: ProgramKind, target: LoadTarget?, holding held: inout [CInt]
+        _ program: OpaquePointer,
+        kind: ProgramKind,
+        target: LoadTarget?,
+        holding held: inout [CInt]
     ) throws(EngineError) -> LoadMode {
         switch kind {
         case .xdp, .tc:
             if let hooks, hooks.loadMode == .ext, let testPin = hooks.testDispatcherPin(for: kind) {
-                let dispatcher = try converting({ () throws(BPFError) in try BPF.objectGet(testPin) }) {
-                    .internal("cannot open the test dispatcher \(testPin): \($0.errno)")
-                }
+                let dispatcher = try converting(
+                    { () throws(BPFError) in try BPF.objectGet(testPin) },
+                    mapError: { .internal("cannot open the test dispatcher \(testPin): \($0.errno)") }
+                )
                 bpf_program__set_type(program, BPF_PROG_TYPE_EXT)
                 // The kernel refuses EXT programs that carry an expected attach type (EINVAL), and libbpf gives
                 // `xdp` sections BPF_XDP: clear it.
@@ -385,7 +419,9 @@ extension Engine {
                 if rc != 0 {
                     throw .internal(
                         "failed to load program \(String(cString: bpf_program__name(program))): "
-                            + "\(target.targetName): \(Errno(rawValue: -rc))", errno: Errno(rawValue: -rc))
+                            + "\(target.targetName): \(Errno(rawValue: -rc))",
+                        errno: Errno(rawValue: -rc)
+                    )
                 }
             }
         }
@@ -409,5 +445,5 @@ final class VerifierLogBuffers {
         return pool[0..<count]
     }
 
-    deinit { pool.forEach { $0.deallocate() } }
+    deinit { for buffer in pool { buffer.deallocate() } }
 }

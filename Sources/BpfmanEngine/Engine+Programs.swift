@@ -19,7 +19,9 @@ extension Engine {
         for link in links where !link.kind.usesHookAttacher {
             do { try detachLink(link) } catch {
                 throw .internal(
-                    "failed to unload program \(id): detach link \(link.id): \(error.message)", errno: error.errno)
+                    "failed to unload program \(id): detach link \(link.id): \(error.message)",
+                    errno: error.errno
+                )
             }
         }
         try forget(record)
@@ -84,8 +86,11 @@ extension Engine {
             (try store.activeLinkIDs(ofProgram: record.id), try store.mapSetMembers(record.mapSetID))
         }
         return ProgramInfo(
-            record: record, links: links, mapPinPath: paths.mapSetDirectory(record.mapSetID),
-            mapUsedBy: members.filter { $0 == record.id || BPF.programExists(id: $0) }.map { String($0) })
+            record: record,
+            links: links,
+            mapPinPath: paths.mapSetDirectory(record.mapSetID),
+            mapUsedBy: members.filter { $0 == record.id || BPF.programExists(id: $0) }.map { String($0) }
+        )
     }
 
     /// Get (SPEC §3.6), served off the actor by `reader`.

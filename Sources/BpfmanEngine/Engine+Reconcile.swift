@@ -62,6 +62,7 @@ extension Engine {
         for hook in Set(tcx.compactMap { tcxHook(of: $0) }) { try? recomputeTCXPositions(hook) }
         let remaining = try db { () throws(SQLiteError) in (try store.programIDs().count, try store.allLinks().count) }
         logger.info(
-            "reconciled: \(remaining.0) programs, \(remaining.1) links, dropped \(dropped) stale records")
+            "reconciled: \(remaining.0) programs, \(remaining.1) links, dropped \(dropped) stale records"
+        )
     }
 }

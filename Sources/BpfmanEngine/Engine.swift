@@ -35,8 +35,10 @@ package actor Engine {
     ///   - imageResolver: turns OCI images into object files, or nil (image Loads then fail).
     /// - Throws: `EngineError.internal` when the directories, the mount or the database cannot be set up.
     package init(
-        paths: BpfmanPaths = BpfmanPaths(), logger: Logger = Logger(label: "bpfman.engine"),
-        hookAttacher: sending (any HookAttacher)? = nil, imageResolver: (any BytecodeImageResolver)? = nil
+        paths: BpfmanPaths = BpfmanPaths(),
+        logger: Logger = Logger(label: "bpfman.engine"),
+        hookAttacher: sending (any HookAttacher)? = nil,
+        imageResolver: (any BytecodeImageResolver)? = nil
     ) async throws(EngineError) {
         self.paths = paths
         self.logger = logger

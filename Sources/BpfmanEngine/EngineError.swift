@@ -66,7 +66,8 @@ package struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Runs `body` and turns its typed error into an `EngineError` (also for non-copyable results such as fds).
 func converting<T: ~Copyable, E: Error>(
-    _ body: () throws(E) -> T, _ transform: (E) -> EngineError
+    _ body: () throws(E) -> T,
+    mapError transform: (E) -> EngineError
 ) throws(EngineError) -> T {
     do { return try body() } catch { throw transform(error) }
 }

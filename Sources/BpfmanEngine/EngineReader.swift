@@ -32,14 +32,20 @@ package struct EngineReader: Sendable {
         }
         guard
             let kernel = KernelProgramInfo.read(
-                id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)
+                id: id,
+                reportedType: record.kind.reportedKernelType,
+                memlock: record.bytesMemlock
+            )
         else {
             await engine.dropStaleRecord(id)
             throw .notFound("program \(id) does not exist")
         }
         let info = ProgramInfo(
-            record: record, links: links, mapPinPath: paths.mapSetDirectory(record.mapSetID),
-            mapUsedBy: members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) })
+            record: record,
+            links: links,
+            mapPinPath: paths.mapSetDirectory(record.mapSetID),
+            mapUsedBy: members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) }
+        )
         return ProgramDetails(info: info, kernelInfo: kernel)
     }
 
@@ -69,7 +75,8 @@ package struct EngineReader: Sendable {
                 if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
                 guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
                 candidates.append(
-                    (record, .init(id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock)))
+                    (record, .init(id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock))
+                )
             } else if !onlyManaged {
                 candidates.append((nil, .init(id: id)))
             }
@@ -98,8 +105,11 @@ package struct EngineReader: Sendable {
             }
             let set = members[record.mapSetID] ?? []
             let info = ProgramInfo(
-                record: record, links: links[record.id] ?? [], mapPinPath: paths.mapSetDirectory(record.mapSetID),
-                mapUsedBy: set.filter { alive.contains($0) || BPF.programExists(id: $0) }.map { String($0) })
+                record: record,
+                links: links[record.id] ?? [],
+                mapPinPath: paths.mapSetDirectory(record.mapSetID),
+                mapUsedBy: set.filter { alive.contains($0) || BPF.programExists(id: $0) }.map { String($0) }
+            )
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }
         return results

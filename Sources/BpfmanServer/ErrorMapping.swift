@@ -29,7 +29,10 @@ package enum ErrorMapping {
     /// SPEC §1.7: the client's deadline ran out while the call waited for the writer lock.
     package static let writerLockTimeout = GRPCStatus(.deadlineExceeded, "timed out waiting for the bpfman writer lock")
     /// SPEC §1.7: the client cancelled while waiting for the writer lock.
-    package static let writerLockCancelled = GRPCStatus(.cancelled, "cancelled while waiting for the bpfman writer lock")
+    package static let writerLockCancelled = GRPCStatus(
+        .cancelled,
+        "cancelled while waiting for the bpfman writer lock"
+    )
 
     /// A request message that does not decode.
     package static func undecodable(_ type: String, _ error: any Error) -> GRPCStatus {
@@ -38,7 +41,9 @@ package enum ErrorMapping {
 
     /// PullBytecode before the image issue lands (SPEC §3.7).
     package static let pullBytecodeUnavailable = GRPCStatus(
-        .unimplemented, "PullBytecode is not implemented by this build of bpfman: OCI bytecode images are not supported yet")
+        .unimplemented,
+        "PullBytecode is not implemented by this build of bpfman: OCI bytecode images are not supported yet"
+    )
 }
 
 extension EngineError: GRPCStatusConvertible {

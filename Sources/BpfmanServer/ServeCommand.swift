@@ -61,17 +61,25 @@ extension BpfmanCommand {
             for warning in config.warnings { logger.warning("config: unknown setting ignored: \(warning)") }
             // 2. RLIMIT_MEMLOCK.
             if case .notNeeded(let hard) = try ProcessSetup.raiseMemlockLimit() {
-                logger.warning("cannot raise RLIMIT_MEMLOCK (hard limit \(hard)); this kernel charges BPF memory to the cgroup")
+                logger.warning(
+                    "cannot raise RLIMIT_MEMLOCK (hard limit \(hard)); this kernel charges BPF memory to the cgroup"
+                )
             }
             ProcessSetup.ignoreSIGPIPE()
             // 3. The runtime-dir lock, held until this function returns.
             let lock = try RuntimeDirectoryLock(
-                directory: runtimeDirectory, retries: config.lockMaxRetries,
-                delayMilliseconds: config.lockRetryDelayMilliseconds)
+                directory: runtimeDirectory,
+                retries: config.lockMaxRetries,
+                delayMilliseconds: config.lockRetryDelayMilliseconds
+            )
             // 4-10. Engine, sockets, services.
             let options = DaemonOptions(
-                socketPath: socketPath, runtimeDirectory: runtimeDirectory, imageCacheDirectory: imageCacheDirectory,
-                csiSupport: csiSupport, timeout: timeout)
+                socketPath: socketPath,
+                runtimeDirectory: runtimeDirectory,
+                imageCacheDirectory: imageCacheDirectory,
+                csiSupport: csiSupport,
+                timeout: timeout
+            )
             // Signals are watched before the socket exists: a SIGTERM that comes during start-up is kept and
             // acted on once the daemon runs (ignoring it first would drop one already pending).
             let target = Mutex<(daemon: Daemon?, pending: String?)>((nil, nil))
@@ -83,7 +91,10 @@ extension BpfmanCommand {
                 daemon?.requestShutdown(name)
             }
             let daemon = try await Daemon.start(options: options, config: config, logger: logger)
-            if let pending = target.withLock({ t in t.daemon = daemon; return t.pending }) {
+            if let pending = target.withLock({ t in
+                t.daemon = daemon
+                return t.pending
+            }) {
                 daemon.requestShutdown(pending)
             }
             let reason = await daemon.waitForShutdownRequest()

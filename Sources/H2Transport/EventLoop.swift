@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-@preconcurrency internal import Glibc
-#endif
 internal import CNghttp2
 internal import Logging
 internal import Synchronization
+
+#if canImport(Glibc)
+@preconcurrency internal import Glibc
+#endif
 
 /// Names one stream of one connection across threads.
 struct StreamKey: Hashable, Sendable {
@@ -99,12 +100,15 @@ final class EventLoop: @unchecked Sendable {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(
-            &thread, nil,
+            &thread,
+            nil,
             { context in
                 let loop = Unmanaged<EventLoop>.fromOpaque(context!).takeRetainedValue()
                 loop.run()
                 return nil
-            }, context)
+            },
+            context
+        )
         precondition(rc == 0, "pthread_create failed: \(rc)")
         pthread_detach(thread)
     }

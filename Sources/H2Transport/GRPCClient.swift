@@ -1,7 +1,8 @@
+internal import CNghttp2
+
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
-internal import CNghttp2
 
 /// A blocking gRPC client for one unary call at a time over a Unix socket (the `bpfman` CLI's side).
 ///
@@ -58,7 +59,11 @@ package final class GRPCUnaryClient {
     /// - Parameter timeout: sent as `grpc-timeout`; the server enforces it.
     /// - Returns: the serialized response, or the call's non-OK status.
     /// - Throws: `SystemCallError` when the connection fails.
-    package func call(_ path: String, _ request: [UInt8], timeout: Duration? = nil) throws(SystemCallError)
+    package func call(
+        _ path: String,
+        _ request: [UInt8],
+        timeout: Duration? = nil
+    ) throws(SystemCallError)
         -> Result<[UInt8], GRPCStatus>
     {
         body = []
@@ -76,7 +81,10 @@ package final class GRPCUnaryClient {
         block.add("content-type", "application/grpc")
         block.add("te", "trailers")
         if let timeout {
-            let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = max(
+                1,
+                timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+            )
             block.add("grpc-timeout", "\(milliseconds)m")
         }
         var provider = cnghttp2_data_provider(readRequestData)
@@ -90,8 +98,12 @@ package final class GRPCUnaryClient {
                 if errno == EINTR { continue }
                 throw SystemCallError(function: "read", errno: errno, detail: "")
             }
-            if n == 0 { throw SystemCallError(function: "read", errno: ECONNRESET, detail: "the daemon closed the connection") }
-            let consumed = buffer.withUnsafeBytes { nghttp2_session_mem_recv(session, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), n) }
+            if n == 0 {
+                throw SystemCallError(function: "read", errno: ECONNRESET, detail: "the daemon closed the connection")
+            }
+            let consumed = buffer.withUnsafeBytes {
+                nghttp2_session_mem_recv(session, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
+            }
             if consumed < 0 { throw SystemCallError(function: "nghttp2_session_mem_recv", errno: EPROTO, detail: "") }
         }
         return finish()
@@ -120,8 +132,12 @@ package final class GRPCUnaryClient {
         guard let statusText = header("grpc-status"), let number = Int(statusText),
             let code = GRPCStatus.Code(rawValue: number)
         else {
-            if resetCode != 0 { return .failure(GRPCStatus(.unavailable, "stream reset by the daemon (HTTP/2 error \(resetCode))")) }
-            return .failure(GRPCStatus(.internal, "response without grpc-status (HTTP status \(header(":status") ?? "none"))"))
+            if resetCode != 0 {
+                return .failure(GRPCStatus(.unavailable, "stream reset by the daemon (HTTP/2 error \(resetCode))"))
+            }
+            return .failure(
+                GRPCStatus(.internal, "response without grpc-status (HTTP status \(header(":status") ?? "none"))")
+            )
         }
         guard code == .ok else {
             let message = header("grpc-message").map { GRPCStatus.percentDecoded(Array($0.utf8)) } ?? ""
@@ -152,9 +168,14 @@ private func client(_ userData: UnsafeMutableRawPointer?) -> GRPCUnaryClient {
 }
 
 private func clientOnHeader(
-    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
-    _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
-    _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?,
+    _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?,
+    _ valueLength: Int,
+    _ flags: UInt8,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     let name = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
     let value = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
@@ -163,7 +184,11 @@ private func clientOnHeader(
 }
 
 private func clientOnData(
-    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ session: OpaquePointer?,
+    _ flags: UInt8,
+    _ streamID: Int32,
+    _ data: UnsafePointer<UInt8>?,
+    _ length: Int,
     _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     client(userData).received.append(contentsOf: UnsafeBufferPointer(start: data, count: length))
@@ -171,7 +196,10 @@ private func clientOnData(
 }
 
 private func clientOnStreamClose(
-    _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ errorCode: UInt32,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     let owner = client(userData)
     owner.closedStream = streamID
@@ -180,12 +208,19 @@ private func clientOnStreamClose(
 }
 
 private func readRequestData(
-    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
-    _ dataFlags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ buffer: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ dataFlags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
     guard let buffer, let dataFlags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-    return client(userData).readBody(into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: dataFlags)
+    return client(userData).readBody(
+        into: UnsafeMutableRawBufferPointer(start: buffer, count: length),
+        flags: dataFlags
+    )
 }
 
 private func makeClientSession(owner: GRPCUnaryClient) -> OpaquePointer? {
@@ -199,7 +234,10 @@ private func makeClientSession(owner: GRPCUnaryClient) -> OpaquePointer? {
     let userData = Unmanaged.passUnretained(owner).toOpaque()
     guard nghttp2_session_client_new(&session, callbacks, userData) == 0 else { return nil }
     var window = [
-        nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 16 * 1024 * 1024)
+        nghttp2_settings_entry(
+            settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+            value: 16 * 1024 * 1024
+        )
     ]
     _ = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &window, window.count)
     _ = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 64 * 1024 * 1024)

@@ -109,7 +109,8 @@ package struct GRPCMethod: Sendable {
         case serverStreaming(@Sendable (GRPCServerContext, [UInt8], GRPCResponseWriter) async throws -> Void)
         case clientStreaming(@Sendable (GRPCServerContext, GRPCRequestStream) async throws -> [UInt8])
         case bidiStreaming(
-            @Sendable (GRPCServerContext, GRPCRequestStream, GRPCResponseWriter) async throws -> Void)
+            @Sendable (GRPCServerContext, GRPCRequestStream, GRPCResponseWriter) async throws -> Void
+        )
     }
     let body: Body
 

@@ -27,18 +27,25 @@ struct GRPCRequestHead {
         guard let contentType, Self.isGRPCContentType(contentType) else {
             let shown = contentType.map { String(decoding: $0, as: UTF8.self) } ?? ""
             return .reject(
-                httpStatus: 415, GRPCStatus(.internal, "invalid gRPC request content-type \"\(shown)\""),
-                acceptEncoding: false)
+                httpStatus: 415,
+                GRPCStatus(.internal, "invalid gRPC request content-type \"\(shown)\""),
+                acceptEncoding: false
+            )
         }
         guard let te, te.elementsEqual(GRPCHeaderValue.trailers) else {
-            return .reject(httpStatus: 400, GRPCStatus(.internal, "missing \"te: trailers\" header"), acceptEncoding: false)
+            return .reject(
+                httpStatus: 400,
+                GRPCStatus(.internal, "missing \"te: trailers\" header"),
+                acceptEncoding: false
+            )
         }
         if let encoding, !encoding.elementsEqual(GRPCHeaderValue.identity) {
             let name = String(decoding: encoding, as: UTF8.self)
             return .reject(
                 httpStatus: 200,
                 GRPCStatus(.unimplemented, "message encoding \"\(name)\" is not supported (identity only)"),
-                acceptEncoding: true)
+                acceptEncoding: true
+            )
         }
         let pathString = String(decoding: path, as: UTF8.self)
         let found: GRPCMethod
@@ -49,7 +56,11 @@ struct GRPCRequestHead {
         }
         guard let timeout else { return .accept(found, path: pathString, timeout: nil) }
         guard let nanoseconds = GRPCFraming.parseTimeout(timeout) else {
-            return .reject(httpStatus: 200, GRPCStatus(.internal, "malformed grpc-timeout header"), acceptEncoding: false)
+            return .reject(
+                httpStatus: 200,
+                GRPCStatus(.internal, "malformed grpc-timeout header"),
+                acceptEncoding: false
+            )
         }
         return .accept(found, path: pathString, timeout: min(nanoseconds, Self.maxTimeout))
     }

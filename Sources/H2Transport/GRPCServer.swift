@@ -1,8 +1,9 @@
+package import Logging
+internal import Synchronization
+
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
-package import Logging
-internal import Synchronization
 
 /// A gRPC server on HTTP/2 (h2c, prior knowledge) driven by libnghttp2 and one epoll thread.
 ///

@@ -1,7 +1,8 @@
+internal import CNghttp2
+
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
-internal import CNghttp2
 
 /// Where a server listens.
 package enum GRPCBindTarget: Sendable {
@@ -35,8 +36,11 @@ enum ListenerFactory {
     static func make(_ target: GRPCBindTarget) throws(SystemCallError) -> Made {
         switch target {
         case .unix(let path, let mode, let group):
-            return Made(fd: try unix(path: path, mode: mode_t(mode), group: group.map { gid_t($0) }),
-                unlinkPath: path, bound: GRPCBoundListener())
+            return Made(
+                fd: try unix(path: path, mode: mode_t(mode), group: group.map { gid_t($0) }),
+                unlinkPath: path,
+                bound: GRPCBoundListener()
+            )
         case .tcp(let host, let port):
             var bound: UInt16 = 0
             let fd = try tcp(host: host, port: port, bound: &bound)
@@ -60,8 +64,13 @@ enum ListenerFactory {
         }
         let fd = OwnedFD(
             taking: try syscall("socket") {
-                socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            }!)
+                socket(
+                    AF_UNIX,
+                    Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                    0
+                )
+            }!
+        )
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -99,8 +108,13 @@ enum ListenerFactory {
     private static func tcp(host: String, port: UInt16, bound: inout UInt16) throws(SystemCallError) -> OwnedFD {
         let fd = OwnedFD(
             taking: try syscall("socket") {
-                socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            }!)
+                socket(
+                    AF_INET,
+                    Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                    0
+                )
+            }!
+        )
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -137,7 +151,11 @@ enum ListenerFactory {
             getsockopt(raw, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length)
         }
         guard type == Int32(SOCK_STREAM.rawValue), accepting == 1 else {
-            throw SystemCallError(function: "adopt", errno: EINVAL, detail: "fd \(raw) is not a listening stream socket")
+            throw SystemCallError(
+                function: "adopt",
+                errno: EINVAL,
+                detail: "fd \(raw) is not a listening stream socket"
+            )
         }
         let flags = try syscall("fcntl") { fcntl(raw, F_GETFL) }!
         try syscall("fcntl") { fcntl(raw, F_SETFL, flags | O_NONBLOCK) }
@@ -154,8 +172,12 @@ enum ListenerFactory {
         else { return nil }
         guard Int32(pidText) == getpid(), fdsText == "1" else {
             return .failure(
-                SystemCallError(function: "socket activation", errno: EINVAL,
-                    detail: "LISTEN_PID=\(pidText) LISTEN_FDS=\(fdsText) do not name one fd for this process"))
+                SystemCallError(
+                    function: "socket activation",
+                    errno: EINVAL,
+                    detail: "LISTEN_PID=\(pidText) LISTEN_FDS=\(fdsText) do not name one fd for this process"
+                )
+            )
         }
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")
@@ -163,7 +185,9 @@ enum ListenerFactory {
         var domain: CInt = 0
         var length = socklen_t(MemoryLayout<CInt>.size)
         guard getsockopt(3, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0, domain == AF_UNIX else {
-            return .failure(SystemCallError(function: "socket activation", errno: ENOTSOCK, detail: "fd 3 is not AF_UNIX"))
+            return .failure(
+                SystemCallError(function: "socket activation", errno: ENOTSOCK, detail: "fd 3 is not AF_UNIX")
+            )
         }
         return .success(3)
     }

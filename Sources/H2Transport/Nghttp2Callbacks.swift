@@ -9,7 +9,9 @@ private func connection(_ userData: UnsafeMutableRawPointer?) -> Connection {
 }
 
 private func onBeginHeaders(
-    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     guard let frame, cnghttp2_frame_type(frame) == UInt8(NGHTTP2_HEADERS.rawValue),
         cnghttp2_frame_headers_category(frame) == CInt(NGHTTP2_HCAT_REQUEST.rawValue)
@@ -19,33 +21,48 @@ private func onBeginHeaders(
 }
 
 private func onHeader(
-    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
-    _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
-    _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?,
+    _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?,
+    _ valueLength: Int,
+    _ flags: UInt8,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     guard let frame else { return 0 }
     let accepted = connection(userData).onHeader(
         streamID: cnghttp2_frame_stream_id(frame),
         name: UnsafeBufferPointer(start: name, count: nameLength),
-        value: UnsafeBufferPointer(start: value, count: valueLength))
+        value: UnsafeBufferPointer(start: value, count: valueLength)
+    )
     // A temporal failure resets just this stream (header list too large).
     return accepted ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
 }
 
 private func onFrameRecv(
-    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     guard let frame else { return 0 }
     let type = cnghttp2_frame_type(frame)
     let category = type == UInt8(NGHTTP2_HEADERS.rawValue) ? cnghttp2_frame_headers_category(frame) : -1
     connection(userData).onFrameRecv(
-        type: type, flags: cnghttp2_frame_flags(frame), streamID: cnghttp2_frame_stream_id(frame),
-        isRequestHeaders: category == CInt(NGHTTP2_HCAT_REQUEST.rawValue))
+        type: type,
+        flags: cnghttp2_frame_flags(frame),
+        streamID: cnghttp2_frame_stream_id(frame),
+        isRequestHeaders: category == CInt(NGHTTP2_HCAT_REQUEST.rawValue)
+    )
     return 0
 }
 
 private func onDataChunkRecv(
-    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ session: OpaquePointer?,
+    _ flags: UInt8,
+    _ streamID: Int32,
+    _ data: UnsafePointer<UInt8>?,
+    _ length: Int,
     _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     connection(userData).onDataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: length))
@@ -53,31 +70,45 @@ private func onDataChunkRecv(
 }
 
 private func onStreamClose(
-    _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ errorCode: UInt32,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     connection(userData).onStreamClose(streamID: streamID, errorCode: errorCode)
     return 0
 }
 
 private func onFrameSend(
-    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
 ) -> CInt {
     guard let frame else { return 0 }
     connection(userData).onFrameSend(
-        type: cnghttp2_frame_type(frame), flags: cnghttp2_frame_flags(frame),
-        streamID: cnghttp2_frame_stream_id(frame))
+        type: cnghttp2_frame_type(frame),
+        flags: cnghttp2_frame_flags(frame),
+        streamID: cnghttp2_frame_stream_id(frame)
+    )
     return 0
 }
 
 /// The data provider's read callback: copies the stream's queued response bytes into nghttp2's buffer.
 private func readResponseData(
-    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
-    _ dataFlags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ buffer: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ dataFlags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
     guard let buffer, let dataFlags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
     return connection(userData).readResponseData(
-        streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: dataFlags)
+        streamID: streamID,
+        into: UnsafeMutableRawBufferPointer(start: buffer, count: length),
+        flags: dataFlags
+    )
 }
 
 /// The data provider every response body uses.
@@ -122,14 +153,24 @@ func makeServerSession(owner: Connection, settings: GRPCServer.Configuration) ->
 
     var entries = [
         nghttp2_settings_entry(
-            settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+            value: settings.maxConcurrentStreams
+        ),
         nghttp2_settings_entry(
-            settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+            value: settings.initialWindowSize
+        ),
         nghttp2_settings_entry(
-            settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(settings.maxHeaderListSize)),
+            settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+            value: UInt32(settings.maxHeaderListSize)
+        ),
     ]
     _ = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
     _ = nghttp2_session_set_local_window_size(
-        session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindowSize))
+        session,
+        UInt8(NGHTTP2_FLAG_NONE.rawValue),
+        0,
+        Int32(settings.connectionWindowSize)
+    )
     return session
 }

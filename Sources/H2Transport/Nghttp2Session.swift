@@ -1,8 +1,9 @@
+internal import CNghttp2
+internal import Logging
+
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
-internal import CNghttp2
-internal import Logging
 
 /// One gRPC call on one HTTP/2 stream. Confined to the loop thread.
 final class H2Stream {
@@ -116,7 +117,8 @@ final class Connection {
             if consumed < 0 {
                 logger.debug(
                     "HTTP/2 session error",
-                    metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"])
+                    metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
+                )
                 // Flush whatever nghttp2 queued (a GOAWAY) and hang up.
                 flush(finalAttempt: true)
                 close()
@@ -225,8 +227,13 @@ final class Connection {
     func sendGoAway() {
         guard let session else { return }
         _ = nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
-            NGHTTP2_NO_ERROR.rawValue, nil, 0)
+            session,
+            UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            nghttp2_session_get_last_proc_stream_id(session),
+            NGHTTP2_NO_ERROR.rawValue,
+            nil,
+            0
+        )
         markDirty()
     }
 
@@ -260,7 +267,8 @@ final class Connection {
             stream.head.encoding = Array(value)
         } else {
             stream.metadata.append(
-                (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+                (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+            )
         }
         return true
     }
@@ -308,15 +316,19 @@ final class Connection {
                 }
             case .compressed:
                 fail(
-                    stream, GRPCStatus(.unimplemented, "compressed messages are not supported (identity only)"),
-                    acceptEncoding: true)
+                    stream,
+                    GRPCStatus(.unimplemented, "compressed messages are not supported (identity only)"),
+                    acceptEncoding: true
+                )
                 return
             case .tooLarge(let announced):
                 fail(
                     stream,
                     GRPCStatus(
                         .resourceExhausted,
-                        "received message larger than max (\(announced) vs. \(stream.deframer.maxMessageSize))"))
+                        "received message larger than max (\(announced) vs. \(stream.deframer.maxMessageSize))"
+                    )
+                )
                 return
             }
         }
@@ -340,7 +352,9 @@ final class Connection {
     }
 
     func readResponseData(
-        streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>
+        streamID: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let n = min(buffer.count, stream.pendingOutput)
@@ -397,7 +411,11 @@ final class Connection {
             stream.requests = continuation
             stream.flow = flow
             let requestStream = GRPCRequestStream(
-                base: requests, flow: flow, loop: loop, key: StreamKey(connection: id, stream: stream.id))
+                base: requests,
+                flow: flow,
+                loop: loop,
+                key: StreamKey(connection: id, stream: stream.id)
+            )
             spawnHandler(stream, request: [], requests: requestStream)
         }
     }
@@ -434,12 +452,26 @@ final class Connection {
         case .inline:
             stream.task = Task.immediate {
                 await runHandler(
-                    method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+                    method,
+                    context: context,
+                    request: request,
+                    requests: requests,
+                    writer: writer,
+                    loop: loop,
+                    key: key
+                )
             }
         case .globalExecutor:
             stream.task = Task {
                 await runHandler(
-                    method, context: context, request: request, requests: requests, writer: writer, loop: loop, key: key)
+                    method,
+                    context: context,
+                    request: request,
+                    requests: requests,
+                    writer: writer,
+                    loop: loop,
+                    key: key
+                )
             }
         }
     }
@@ -548,8 +580,13 @@ final class Connection {
 
 /// Runs one handler to completion and posts its outcome to the loop.
 private func runHandler(
-    _ method: GRPCMethod, context: GRPCServerContext, request: [UInt8], requests: GRPCRequestStream?,
-    writer: GRPCResponseWriter, loop: EventLoop, key: StreamKey
+    _ method: GRPCMethod,
+    context: GRPCServerContext,
+    request: [UInt8],
+    requests: GRPCRequestStream?,
+    writer: GRPCResponseWriter,
+    loop: EventLoop,
+    key: StreamKey
 ) async {
     do {
         switch method.body {
@@ -604,8 +641,12 @@ struct HeaderBlock {
             let base = buffer.baseAddress!
             let nva = fields.map { field in
                 nghttp2_nv(
-                    name: base + field.nameStart, value: base + field.valueStart, namelen: field.nameLength,
-                    valuelen: field.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                    name: base + field.nameStart,
+                    value: base + field.valueStart,
+                    namelen: field.nameLength,
+                    valuelen: field.valueLength,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                )
             }
             return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }

@@ -25,7 +25,9 @@ package struct SystemCallError: Error, CustomStringConvertible, Sendable {
 @inline(never)
 @discardableResult
 func syscall<T: FixedWidthInteger>(
-    _ function: StaticString, detail: @autoclosure () -> String = "", nonBlocking: Bool = false,
+    _ function: StaticString,
+    detail: @autoclosure () -> String = "",
+    nonBlocking: Bool = false,
     _ body: () -> T
 ) throws(SystemCallError) -> T? {
     while true {

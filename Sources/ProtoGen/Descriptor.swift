@@ -9,7 +9,10 @@ let scalarTypes: [String: Int] = [
 let typeMessage = 11
 let typeEnum = 14
 
-enum SymbolKind { case message(MessageDef), enumeration(EnumDef) }
+enum SymbolKind {
+    case message(MessageDef)
+    case enumeration(EnumDef)
+}
 
 final class SymbolTable {
     var symbols: [String: SymbolKind] = [:]

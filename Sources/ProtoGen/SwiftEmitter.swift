@@ -294,7 +294,10 @@ struct ValueCodec {
     var defaultValue: String
     var wireType: Int
     var kind: Kind
-    enum Kind { case scalar(String), enumeration, message }
+    enum Kind {
+        case scalar(String)
+        case enumeration, message
+    }
 
     func isNonDefault(_ x: String) -> String {
         switch kind {

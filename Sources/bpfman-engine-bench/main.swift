@@ -81,7 +81,12 @@ func plainLibbpf(_ path: String, programs: [String], pinDirectory: String, index
 /// the loop runs on a pool thread like a daemon's handler does: from the main actor every `engine.load` would pay
 /// two extra thread switches (main queue -> actor -> main queue) that no RPC pays.
 nonisolated func measureLoad(
-    _ engine: Engine, _ request: LoadRequest, path: String, names: [String], pinDirectory: String, iterations: Int
+    _ engine: Engine,
+    _ request: LoadRequest,
+    path: String,
+    names: [String],
+    pinDirectory: String,
+    iterations: Int
 ) async throws -> (engine: [Double], plain: [Double]) {
     var engineTimes: [Double] = []
     var plainTimes: [Double] = []
@@ -158,14 +163,23 @@ struct Bench {
         ] {
             let types: [BpfmanProgramType] = names.map { $0.contains("uprobe") ? .uprobe : .tracepoint }
             let request = LoadRequest(
-                bytecode: .file(path), programs: zip(names, types).map { ProgramLoadInfo(name: $0, type: $1) })
+                bytecode: .file(path),
+                programs: zip(names, types).map { ProgramLoadInfo(name: $0, type: $1) }
+            )
             let (engineTimes, plainTimes) = try await measureLoad(
-                engine, request, path: path, names: names, pinDirectory: baselineDirectory, iterations: iterations)
+                engine,
+                request,
+                path: path,
+                names: names,
+                pinDirectory: baselineDirectory,
+                iterations: iterations
+            )
             let ratio = median(engineTimes) / median(plainTimes)
             print(
                 "\(label): engine \(ms(median(engineTimes))), plain libbpf \(ms(median(plainTimes))), ratio "
                     + String(format: "%.2f", ratio)
-                    + (ratio <= 1.2 ? " (target <= 1.2 met)" : " (target <= 1.2 missed)"))
+                    + (ratio <= 1.2 ? " (target <= 1.2 met)" : " (target <= 1.2 missed)")
+            )
         }
 
         // `--load-only` stops here (for profiling the load path alone).
@@ -179,8 +193,12 @@ struct Bench {
                 managed.append(
                     try await engine.load(
                         LoadRequest(
-                            bytecode: .file(single), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)],
-                            metadata: ["bench": "\(managed.count)"]))[0].kernelInfo.id)
+                            bytecode: .file(single),
+                            programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)],
+                            metadata: ["bench": "\(managed.count)"]
+                        )
+                    )[0].kernelInfo.id
+                )
             }
             var times: [Double] = []
             for _ in 0..<max(10, iterations / 2) {
@@ -209,7 +227,8 @@ struct Bench {
         )
         defer { shell("ip netns del \(netns)") }
         let program = try await engine.load(
-            LoadRequest(bytecode: .file(tcx), programs: [ProgramLoadInfo(name: "tcx_count", type: .tcx)]))[0].kernelInfo
+            LoadRequest(bytecode: .file(tcx), programs: [ProgramLoadInfo(name: "tcx_count", type: .tcx)])
+        )[0].kernelInfo
             .id
         var times: [Double] = []
         for _ in 0..<iterations {
@@ -217,7 +236,9 @@ struct Bench {
             let link = try await engine.attach(
                 programID: program,
                 spec: .tcx(
-                    TCXAttach(priority: 100, iface: "engb0", direction: "ingress", netns: "/var/run/netns/\(netns)")))
+                    TCXAttach(priority: 100, iface: "engb0", direction: "ingress", netns: "/var/run/netns/\(netns)")
+                )
+            )
             try await engine.detach(linkID: link)
             times.append(Double(nowNanos() - start))
         }
@@ -254,12 +275,15 @@ final class RawTCX: @unchecked Sendable {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
         pthread_create(
-            &thread, nil,
+            &thread,
+            nil,
             { raw in
                 let box = Unmanaged<RawTCX>.fromOpaque(raw!).takeRetainedValue()
                 box.work()
                 return nil
-            }, context)
+            },
+            context
+        )
         pthread_join(thread, nil)
     }
 

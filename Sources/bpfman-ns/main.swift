@@ -59,9 +59,9 @@ func lookupCache(_ prefix: String, _ cache: [UInt8]) -> String? {
         return String(decoding: cache[min(at, cache.count)..<end], as: UTF8.self)
     }
     #if arch(x86_64)
-        let abi = 0x0303
+    let abi = 0x0303
     #else
-        let abi = 0x0a03
+    let abi = 0x0a03
     #endif
     for i in 0..<u32(start + 20) {
         let entry = start + 48 + i * 24

@@ -1,3 +1,6 @@
+internal import H2Transport
+internal import Logging
+
 // A minimal gRPC server on H2Transport for benchmarks and manual poking.
 // Serves /h2test.v1.Echo/Unary (Interop/h2/echo.proto) by echoing the request bytes: an
 // EchoRequest carrying only `text` is byte-identical to the EchoReply with the same text.
@@ -6,8 +9,6 @@
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
 #endif
-internal import H2Transport
-internal import Logging
 
 let arguments = CommandLine.arguments
 guard arguments.count == 3, arguments[1] == "--unix" || arguments[1] == "--tcp" else {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The module graph is enforced by scripts/check-imports.sh; these tests prove the check bites.
 @Suite struct ImportGraphTests {

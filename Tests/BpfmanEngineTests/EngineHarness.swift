@@ -27,13 +27,21 @@ final class TestEngine: @unchecked Sendable {
 
     /// Loads one program of a fixture.
     func load(
-        fixture: String, _ name: String, _ type: BpfmanProgramType, metadata: [String: String] = [:],
-        globalData: [String: [UInt8]] = [:], mapOwner: UInt32? = nil, target: LoadTarget? = nil
+        fixture: String,
+        _ name: String,
+        _ type: BpfmanProgramType,
+        metadata: [String: String] = [:],
+        globalData: [String: [UInt8]] = [:],
+        mapOwner: UInt32? = nil,
+        target: LoadTarget? = nil
     ) async throws -> UInt32 {
         let request = LoadRequest(
             bytecode: .file(try BPFFixtures.object(fixture)),
             programs: [ProgramLoadInfo(name: name, type: type, target: target)],
-            globalData: globalData, metadata: metadata, mapOwnerID: mapOwner)
+            globalData: globalData,
+            metadata: metadata,
+            mapOwnerID: mapOwner
+        )
         return try await load(request)[0].kernelInfo.id
     }
 
@@ -108,7 +116,9 @@ func removeTestRuntime(_ paths: BpfmanPaths) {
 /// Runs `body` with a fresh engine under a private bpffs, then asserts that nothing leaked: no records, no
 /// pins, no BPF/perf fds beyond those open before, and every program the test loaded gone from the kernel.
 func withTestEngine(
-    _ tag: String = "t", imageResolver: (any BytecodeImageResolver)? = nil, _ body: (TestEngine) async throws -> Void
+    _ tag: String = "t",
+    imageResolver: (any BytecodeImageResolver)? = nil,
+    _ body: (TestEngine) async throws -> Void
 ) async throws {
     let paths = try makeTestRuntime(tag)
     defer { removeTestRuntime(paths) }

@@ -15,10 +15,18 @@ import Testing
 
     func record(_ id: UInt32, owner: UInt32? = nil) -> ProgramRecord {
         ProgramRecord(
-            id: id, name: "prog_\(id)", kind: .uprobe, loadMode: .native,
-            location: .image(BytecodeImage(url: "quay.io/x:1", pullPolicy: 2)), metadata: ["app": "a", "k": "v"],
-            globalData: ["g": [0xde, 0xad]], mapOwnerID: owner, mapSetID: owner ?? id, attachTarget: nil,
-            sharedMaps: ["shared_a"])
+            id: id,
+            name: "prog_\(id)",
+            kind: .uprobe,
+            loadMode: .native,
+            location: .image(BytecodeImage(url: "quay.io/x:1", pullPolicy: 2)),
+            metadata: ["app": "a", "k": "v"],
+            globalData: ["g": [0xde, 0xad]],
+            mapOwnerID: owner,
+            mapSetID: owner ?? id,
+            attachTarget: nil,
+            sharedMaps: ["shared_a"]
+        )
     }
 
     /// Inserts `record` as the owner of its own map set, in one transaction.
@@ -52,7 +60,8 @@ import Testing
                 INSERT INTO map_sets(id, pin_dir) VALUES(10, '/rd/fs/maps/10');
                 INSERT INTO programs(id, name, kind, load_mode, location_kind, location, map_set_id, created_at)
                     VALUES(10, 'prog_10', 'tracepoint', 'native', 'file', '/o.bpf.o', 10, 0);
-                """)
+                """
+            )
             old.close()
 
             let store = try ProgramStore(path: path)

@@ -1,8 +1,8 @@
 import Foundation
 import H2Transport
 import Logging
-import TestSupport
 import Synchronization
+import TestSupport
 import Testing
 
 /// Something like the daemon's engine: a default actor whose work blocks its thread.
@@ -20,15 +20,22 @@ actor BlockingWorker {
 @Suite(.serialized) struct ConcurrencyTests {
     @Test func handlerBlockedInAnActorDoesNotStallOtherConnections() async throws {
         let worker = BlockingWorker()
-        try await withEchoServer(extraMethods: { router in
-            router.register("/h2test.v1.Slow/Block", .unary { _, _ in
-                _ = await worker.work(milliseconds: 2500)
-                return []
-            })
-        }) { server in
+        let extraMethods: (inout GRPCRouter) -> Void = { router in
+            router.register(
+                "/h2test.v1.Slow/Block",
+                .unary { _, _ in
+                    _ = await worker.work(milliseconds: 2500)
+                    return []
+                }
+            )
+        }
+        try await withEchoServer(extraMethods: extraMethods) { server in
             let slow = try RawHTTP2Connection(unixPath: server.socketPath)
             slow.handshake()
-            slow.send(.grpcRequest(path: "/h2test.v1.Slow/Block"), .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+            slow.send(
+                .grpcRequest(path: "/h2test.v1.Slow/Block"),
+                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true)
+            )
             #expect(await eventually { server.server.inFlightRPCs == 1 })
             // Timed on a plain thread, so the measurement does not depend on free Swift concurrency threads.
             let path = server.socketPath
@@ -36,7 +43,10 @@ actor BlockingWorker {
                 let started = ContinuousClock.now
                 guard let fast = try? RawHTTP2Connection(unixPath: path) else { return ([], .zero) }
                 fast.handshake()
-                fast.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(EchoRequest(text: "quick").encoded), endStream: true))
+                fast.send(
+                    .grpcRequest(),
+                    .data(stream: 1, H2Frame.grpcMessage(EchoRequest(text: "quick").encoded), endStream: true)
+                )
                 let frames = fast.readStreamBlocking(1)
                 return (frames, ContinuousClock.now - started)
             }
@@ -53,14 +63,18 @@ actor BlockingWorker {
     @Test func slowStreamingReaderWithholdsTheStreamWindowUntilItReads() async throws {
         var configuration = GRPCServer.Configuration()
         configuration.streamInputHighWater = 256 * 1024
-        try await withEchoServer(configuration: configuration, extraMethods: { router in
-            router.register("/h2test.v1.Slow/Count", .clientStreaming { _, requests in
-                try await Task.sleep(for: .milliseconds(1500))
-                var count = 0
-                for try await _ in requests { count += 1 }
-                return EchoReply(index: count).encoded
-            })
-        }) { server in
+        let extraMethods: (inout GRPCRouter) -> Void = { router in
+            router.register(
+                "/h2test.v1.Slow/Count",
+                .clientStreaming { _, requests in
+                    try await Task.sleep(for: .milliseconds(1500))
+                    var count = 0
+                    for try await _ in requests { count += 1 }
+                    return EchoReply(index: count).encoded
+                }
+            )
+        }
+        try await withEchoServer(configuration: configuration, extraMethods: extraMethods) { server in
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
             connection.handshake()
             // Wait for the server's preface (SETTINGS with the 1 MiB stream window, then the
@@ -74,7 +88,8 @@ actor BlockingWorker {
             let early = await connection.readFrames()
             #expect(
                 !early.contains { $0.type == H2Frame.windowUpdate && $0.streamID == 1 },
-                "stream window granted before the handler read anything: \(early)")
+                "stream window granted before the handler read anything: \(early)"
+            )
             connection.setReadTimeout(milliseconds: 5000)
             let later = await connection.readFrames { $0.type == H2Frame.windowUpdate && $0.streamID == 1 }
             #expect(later.contains { $0.type == H2Frame.windowUpdate && $0.streamID == 1 }, "\(later)")
@@ -90,19 +105,26 @@ actor BlockingWorker {
 @Suite struct SlowReaderTests {
     @Test func writerSuspendsWhileTheClientDoesNotRead() async throws {
         let written = Atomic<Int>(0)
-        try await withEchoServer(extraMethods: { router in
-            router.register("/h2test.v1.Slow/Flood", .serverStreaming { _, _, writer in
-                let chunk = [UInt8](repeating: 1, count: 64 * 1024)
-                for _ in 0..<1000 {
-                    try await writer.write(chunk)
-                    written.add(1, ordering: .relaxed)
+        let extraMethods: (inout GRPCRouter) -> Void = { router in
+            router.register(
+                "/h2test.v1.Slow/Flood",
+                .serverStreaming { _, _, writer in
+                    let chunk = [UInt8](repeating: 1, count: 64 * 1024)
+                    for _ in 0..<1000 {
+                        try await writer.write(chunk)
+                        written.add(1, ordering: .relaxed)
+                    }
                 }
-            })
-        }) { server in
+            )
+        }
+        try await withEchoServer(extraMethods: extraMethods) { server in
             // The raw client never sends WINDOW_UPDATE: the server may send 64 KiB and no more.
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
             connection.handshake()
-            connection.send(.grpcRequest(path: "/h2test.v1.Slow/Flood"), .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+            connection.send(
+                .grpcRequest(path: "/h2test.v1.Slow/Flood"),
+                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true)
+            )
             try await Task.sleep(for: .milliseconds(500))
             // 256 KiB high-water mark over 64 KiB messages: a handful of writes, not 1000 (64 MiB).
             let count = written.load(ordering: .relaxed)

@@ -175,7 +175,8 @@ enum EchoService {
                 try fail(request)
                 observations.record(request.text, "completed")
                 return EchoReply(text: request.text, payload: request.payload).encoded
-            })
+            }
+        )
         router.register(
             "/\(name)/ServerStream",
             .serverStreaming { _, bytes, writer in
@@ -183,7 +184,9 @@ enum EchoService {
                 for index in 0..<request.count {
                     if index > 0 { try await sleep(request.sleepMilliseconds, request.text, observations) }
                     do {
-                        try await writer.write(EchoReply(text: request.text, payload: request.payload, index: index).encoded)
+                        try await writer.write(
+                            EchoReply(text: request.text, payload: request.payload, index: index).encoded
+                        )
                     } catch {
                         observations.record(request.text, "cancelled")
                         throw error
@@ -191,7 +194,8 @@ enum EchoService {
                 }
                 try fail(request)
                 observations.record(request.text, "completed")
-            })
+            }
+        )
         router.register(
             "/\(name)/ClientStream",
             .clientStreaming { _, requests in
@@ -203,7 +207,8 @@ enum EchoService {
                     payload += request.payload
                 }
                 return EchoReply(text: texts.joined(separator: ","), payload: payload, index: texts.count).encoded
-            })
+            }
+        )
         router.register(
             "/\(name)/Bidi",
             .bidiStreaming { _, requests, writer in
@@ -211,9 +216,12 @@ enum EchoService {
                 for try await bytes in requests {
                     let request = try EchoRequest(decoding: bytes)
                     try fail(request)
-                    try await writer.write(EchoReply(text: request.text, payload: request.payload, index: index).encoded)
+                    try await writer.write(
+                        EchoReply(text: request.text, payload: request.payload, index: index).encoded
+                    )
                     index += 1
                 }
-            })
+            }
+        )
     }
 }

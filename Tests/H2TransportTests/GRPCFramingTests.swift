@@ -39,11 +39,20 @@ import Testing
         var router = GRPCRouter()
         router.register("/a.B/C", .unary { _, r in r })
         #expect(router.serviceNames == ["a.B"])
-        guard case .unimplemented(let method) = router.lookup("/a.B/D") else { Issue.record("found D"); return }
+        guard case .unimplemented(let method) = router.lookup("/a.B/D") else {
+            Issue.record("found D")
+            return
+        }
         #expect(method == "unknown method D for service a.B")
-        guard case .unimplemented(let service) = router.lookup("/x.Y/C") else { Issue.record("found x.Y"); return }
+        guard case .unimplemented(let service) = router.lookup("/x.Y/C") else {
+            Issue.record("found x.Y")
+            return
+        }
         #expect(service == "unknown service x.Y")
-        guard case .found = router.lookup("/a.B/C") else { Issue.record("C not found"); return }
+        guard case .found = router.lookup("/a.B/C") else {
+            Issue.record("C not found")
+            return
+        }
     }
 
     @Test(arguments: 0...16)

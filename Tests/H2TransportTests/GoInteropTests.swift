@@ -14,7 +14,9 @@ actor GoPrograms {
         let task = Task<String, any Error> {
             let output = "/tmp/h2go-bin-\(getpid())-\(source.replacingOccurrences(of: "/", with: "_"))"
             let result = try await spawn(
-                "/bin/bash", [Repository.path("Interop/h2/go/build.sh"), output, Repository.path("Interop/\(source)")])
+                "/bin/bash",
+                [Repository.path("Interop/h2/go/build.sh"), output, Repository.path("Interop/\(source)")]
+            )
             guard result.status == 0 else { throw FixtureError("go build of \(source) failed:\n\(result.output)") }
             return output
         }

@@ -15,7 +15,10 @@ import Testing
     /// One raw unary call; true when it came back OK with the echoed text.
     static func echoWorks(connection: RawHTTP2Connection) async -> Bool {
         connection.handshake()
-        connection.send(.grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(EchoRequest(text: "l").encoded), endStream: true))
+        connection.send(
+            .grpcRequest(),
+            .data(stream: 1, H2Frame.grpcMessage(EchoRequest(text: "l").encoded), endStream: true)
+        )
         let frames = await connection.readStream(1)
         return frames.count == 3 && frames[1].payload == H2Frame.grpcMessage(EchoReply(text: "l").encoded)
     }
@@ -94,7 +97,9 @@ import Testing
             raw[path.utf8.count] = 0
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         try #require(bound == 0 && listen(fd, 16) == 0)
         let server = try Self.makeServer()
@@ -128,12 +133,19 @@ import Testing
         #expect(port != 0)
         try await Task.sleep(for: .milliseconds(50))
         let result = try await spawn(
-            "/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "--http2-prior-knowledge", "-X", "POST",
+            "/usr/bin/curl",
+            [
+                "-s", "-D", "-", "-o", "/dev/null", "--http2-prior-knowledge", "-X", "POST",
                 "-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "",
-                "http://127.0.0.1:\(port)/h2test.v1.Echo/Missing"])
+                "http://127.0.0.1:\(port)/h2test.v1.Echo/Missing",
+            ]
+        )
         #expect(result.output.hasPrefix("HTTP/2 200"), "\(result.output)")
         #expect(result.output.contains("grpc-status: 12"), "\(result.output)")
-        #expect(result.output.contains("grpc-message: unknown method Missing for service h2test.v1.Echo"), "\(result.output)")
+        #expect(
+            result.output.contains("grpc-message: unknown method Missing for service h2test.v1.Echo"),
+            "\(result.output)"
+        )
         await server.shutdown(gracePeriod: .seconds(1))
     }
 }

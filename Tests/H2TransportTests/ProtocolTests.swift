@@ -17,7 +17,10 @@ import Testing
         try await withEchoServer { server in
             let request = EchoRequest(text: "raw").encoded
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true))
+                server,
+                .grpcRequest(),
+                .data(stream: 1, H2Frame.grpcMessage(request), endStream: true)
+            )
             try #require(frames.count == 3, "\(frames)")
             #expect(frames[0].type == H2Frame.headers && frames[0].flags & H2Frame.endStream == 0)
             #expect(connection.decodeHeaders(frames[0]) == [":status: 200", "content-type: application/grpc"])
@@ -31,22 +34,27 @@ import Testing
     @Test func wrongContentTypeIsHTTP415() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(overrides: ["content-type": "application/json"], endStream: true))
+                server,
+                .grpcRequest(overrides: ["content-type": "application/json"], endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             #expect(frames[0].type == H2Frame.headers && frames[0].flags & H2Frame.endStream != 0)
             #expect(
                 connection.decodeHeaders(frames[0]) == [
                     ":status: 415", "content-type: application/grpc", "grpc-status: 13",
                     #"grpc-message: invalid gRPC request content-type "application/json""#,
-                ])
+                ]
+            )
         }
     }
 
     @Test func grpcPlusProtoContentTypeIsAccepted() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(overrides: ["content-type": "application/grpc+proto"]),
-                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+                server,
+                .grpcRequest(overrides: ["content-type": "application/grpc+proto"]),
+                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true)
+            )
             try #require(frames.count == 3, "\(frames)")
             #expect(connection.decodeHeaders(frames[2]) == ["grpc-status: 0"])
         }
@@ -54,36 +62,49 @@ import Testing
 
     @Test func missingTEIsRejected() async throws {
         try await withEchoServer { server in
-            let (connection, frames) = try await Self.exchange(server, .grpcRequest(overrides: ["te": nil], endStream: true))
+            let (connection, frames) = try await Self.exchange(
+                server,
+                .grpcRequest(overrides: ["te": nil], endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             #expect(
                 connection.decodeHeaders(frames[0]) == [
                     ":status: 400", "content-type: application/grpc", "grpc-status: 13",
                     #"grpc-message: missing "te: trailers" header"#,
-                ])
+                ]
+            )
         }
     }
 
     @Test func methodOtherThanPOSTIsHTTP405() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(overrides: [":method": "GET"], endStream: true))
+                server,
+                .grpcRequest(overrides: [":method": "GET"], endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
-            #expect(connection.decodeHeaders(frames[0]).prefix(3) == [":status: 405", "content-type: application/grpc", "grpc-status: 13"])
+            #expect(
+                connection.decodeHeaders(frames[0]).prefix(3) == [
+                    ":status: 405", "content-type: application/grpc", "grpc-status: 13",
+                ]
+            )
         }
     }
 
     @Test func unknownServiceAndMethodAreUnimplemented() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(path: "/h2test.v1.Echo/Missing"),
-                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true))
+                server,
+                .grpcRequest(path: "/h2test.v1.Echo/Missing"),
+                .data(stream: 1, H2Frame.grpcMessage([]), endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             #expect(
                 connection.decodeHeaders(frames[0]) == [
                     ":status: 200", "content-type: application/grpc", "grpc-status: 12",
                     "grpc-message: unknown method Missing for service h2test.v1.Echo",
-                ])
+                ]
+            )
             connection.send(.grpcRequest(stream: 3, path: "/other.Svc/Call", endStream: true))
             let second = await connection.readStream(3)
             try #require(second.count == 1, "\(second)")
@@ -95,14 +116,20 @@ import Testing
         try await withEchoServer { server in
             // Only the 5-byte prefix announcing 5 MiB: the server must answer without waiting for the body.
             let prefix: [UInt8] = [0, 0, 0x50, 0, 0]
-            let (connection, ended) = try await Self.exchange(server, .grpcRequest(), .data(stream: 1, prefix, endStream: false))
-            let frames = ended + (await connection.readFrames { $0.type == H2Frame.rstStream }).filter { $0.streamID == 1 }
+            let (connection, ended) = try await Self.exchange(
+                server,
+                .grpcRequest(),
+                .data(stream: 1, prefix, endStream: false)
+            )
+            let frames =
+                ended + (await connection.readFrames { $0.type == H2Frame.rstStream }).filter { $0.streamID == 1 }
             try #require(frames.count == 2, "\(frames)")
             #expect(
                 connection.decodeHeaders(frames[0]) == [
                     ":status: 200", "content-type: application/grpc", "grpc-status: 8",
                     "grpc-message: received message larger than max (5242880 vs. 4194304)",
-                ])
+                ]
+            )
             #expect(frames[1].type == H2Frame.rstStream && frames[1].errorCode == 0)
         }
     }
@@ -110,7 +137,10 @@ import Testing
     @Test func compressedMessageIsUnimplementedWithAcceptEncoding() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(), .data(stream: 1, H2Frame.grpcMessage([1, 2, 3], compressed: true), endStream: true))
+                server,
+                .grpcRequest(),
+                .data(stream: 1, H2Frame.grpcMessage([1, 2, 3], compressed: true), endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             let fields = connection.decodeHeaders(frames[0])
             #expect(fields.contains("grpc-status: 12"))
@@ -121,14 +151,17 @@ import Testing
     @Test func unsupportedGrpcEncodingIsUnimplemented() async throws {
         try await withEchoServer { server in
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(overrides: ["grpc-encoding": "gzip"], endStream: true))
+                server,
+                .grpcRequest(overrides: ["grpc-encoding": "gzip"], endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             #expect(
                 connection.decodeHeaders(frames[0]) == [
                     ":status: 200", "content-type: application/grpc", "grpc-status: 12",
                     #"grpc-message: message encoding "gzip" is not supported (identity only)"#,
                     "grpc-accept-encoding: identity",
-                ])
+                ]
+            )
         }
     }
 
@@ -136,13 +169,17 @@ import Testing
         try await withEchoServer { server in
             let request = EchoRequest(text: "raw-slow", sleepMilliseconds: 5000).encoded
             let (connection, frames) = try await Self.exchange(
-                server, .grpcRequest(overrides: ["grpc-timeout": "100m"]),
-                .data(stream: 1, H2Frame.grpcMessage(request), endStream: true))
+                server,
+                .grpcRequest(overrides: ["grpc-timeout": "100m"]),
+                .data(stream: 1, H2Frame.grpcMessage(request), endStream: true)
+            )
             try #require(frames.count == 1, "\(frames)")
             #expect(
                 connection.decodeHeaders(frames[0]) == [
-                    ":status: 200", "content-type: application/grpc", "grpc-status: 4", "grpc-message: deadline exceeded",
-                ])
+                    ":status: 200", "content-type: application/grpc", "grpc-status: 4",
+                    "grpc-message: deadline exceeded",
+                ]
+            )
             #expect(await server.observations.waitForOutcome(of: "raw-slow") == "cancelled")
         }
     }
@@ -201,11 +238,19 @@ import Testing
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
             connection.handshake()
             // 20 headers of 1000 bytes: over the 16 KiB header list limit, split over CONTINUATION.
-            let big = H2Frame.grpcRequest(extra: (0..<20).map { ("x-filler-\($0)", String(repeating: "a", count: 1000)) })
+            let big = H2Frame.grpcRequest(
+                extra: (0..<20).map { ("x-filler-\($0)", String(repeating: "a", count: 1000)) }
+            )
             let half = big.payload.count / 2
             connection.send(
                 H2Frame(type: H2Frame.headers, flags: 0, streamID: 1, payload: Array(big.payload[..<half])),
-                H2Frame(type: H2Frame.continuation, flags: H2Frame.endHeaders, streamID: 1, payload: Array(big.payload[half...])))
+                H2Frame(
+                    type: H2Frame.continuation,
+                    flags: H2Frame.endHeaders,
+                    streamID: 1,
+                    payload: Array(big.payload[half...])
+                )
+            )
             let frames = await connection.readStream(1)
             #expect(frames.last?.type == H2Frame.rstStream, "\(frames)")
             // The connection survives: a normal call on stream 3 works.
@@ -220,7 +265,9 @@ import Testing
             let connection = try RawHTTP2Connection(unixPath: server.socketPath)
             connection.handshake()
             let request = H2Frame.grpcRequest()
-            var frames = [H2Frame(type: H2Frame.headers, flags: 0, streamID: 1, payload: Array(request.payload.prefix(4)))]
+            var frames = [
+                H2Frame(type: H2Frame.headers, flags: 0, streamID: 1, payload: Array(request.payload.prefix(4)))
+            ]
             // One header field split over many CONTINUATION frames, never ending the block.
             for index in 0..<40 {
                 let byte = request.payload[min(4 + index, request.payload.count - 1)]

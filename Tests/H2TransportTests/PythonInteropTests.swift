@@ -7,11 +7,17 @@ import Testing
 /// Interop/h2/echo_client.py and assert on every reply and status they get.
 @Suite(.enabled(if: InteropTools.python != nil, "\(InteropTools.pythonMissing)"))
 struct PythonInteropTests {
-    static func runScenario(_ scenario: String, _ server: TestServer, extra: [String] = []) async throws
+    static func runScenario(
+        _ scenario: String,
+        _ server: TestServer,
+        extra: [String] = []
+    ) async throws
         -> SpawnResult
     {
         let result = try await spawn(
-            InteropTools.python!, [Repository.path("Interop/h2/echo_client.py"), server.socketPath, scenario] + extra)
+            InteropTools.python!,
+            [Repository.path("Interop/h2/echo_client.py"), server.socketPath, scenario] + extra
+        )
         if ProcessInfo.processInfo.environment["H2_TEST_VERBOSE"] != nil { print(result.output) }
         #expect(result.status == 0, "python \(scenario) failed:\n\(result.output)")
         #expect(result.output.contains("PASS"), "\(result.output)")

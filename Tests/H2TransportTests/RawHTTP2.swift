@@ -15,9 +15,11 @@ struct H2Frame: Equatable, CustomStringConvertible {
 
     var bytes: [UInt8] {
         let n = payload.count
-        return [UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
+        return [
+            UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
             UInt8(streamID >> 24 & 0x7F), UInt8(streamID >> 16 & 0xFF), UInt8(streamID >> 8 & 0xFF),
-            UInt8(streamID & 0xFF)] + payload
+            UInt8(streamID & 0xFF),
+        ] + payload
     }
 
     /// The error code of a GOAWAY or RST_STREAM frame.
@@ -45,7 +47,11 @@ struct H2Frame: Equatable, CustomStringConvertible {
             block += Array(value.utf8)
         }
         return H2Frame(
-            type: headers, flags: endHeaders | (endStream ? H2Frame.endStream : 0), streamID: stream, payload: block)
+            type: headers,
+            flags: endHeaders | (endStream ? H2Frame.endStream : 0),
+            streamID: stream,
+            payload: block
+        )
     }
 
     /// An HPACK string length with a 7-bit prefix (H = 0).
@@ -70,7 +76,9 @@ struct H2Frame: Equatable, CustomStringConvertible {
     /// A gRPC message with its 5-byte prefix.
     static func grpcMessage(_ message: [UInt8], compressed: Bool = false) -> [UInt8] {
         let n = message.count
-        return [compressed ? 1 : 0, UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
+        return [
+            compressed ? 1 : 0, UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF),
+        ]
             + message
     }
 
@@ -78,8 +86,11 @@ struct H2Frame: Equatable, CustomStringConvertible {
 
     /// The request headers a gRPC client sends, with overrides (`nil` value drops a field).
     static func grpcRequest(
-        stream: UInt32 = 1, path: String = "/h2test.v1.Echo/Unary", overrides: [String: String?] = [:],
-        extra: [(String, String)] = [], endStream: Bool = false
+        stream: UInt32 = 1,
+        path: String = "/h2test.v1.Echo/Unary",
+        overrides: [String: String?] = [:],
+        extra: [(String, String)] = [],
+        endStream: Bool = false
     ) -> H2Frame {
         var fields: [(String, String?)] = [
             (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
@@ -145,7 +156,9 @@ final class RawHTTP2Connection: @unchecked Sendable {
     func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Foundation.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if n <= 0 { return }
             offset += n
         }
@@ -167,9 +180,11 @@ final class RawHTTP2Connection: @unchecked Sendable {
                 let length = Int(buffer[0]) << 16 | Int(buffer[1]) << 8 | Int(buffer[2])
                 if buffer.count >= 9 + length {
                     let frame = H2Frame(
-                        type: buffer[3], flags: buffer[4],
+                        type: buffer[3],
+                        flags: buffer[4],
                         streamID: buffer[5..<9].reduce(0) { $0 << 8 | UInt32($1) } & 0x7FFF_FFFF,
-                        payload: Array(buffer[9..<(9 + length)]))
+                        payload: Array(buffer[9..<(9 + length)])
+                    )
                     buffer.removeFirst(9 + length)
                     return frame
                 }
@@ -222,12 +237,24 @@ final class RawHTTP2Connection: @unchecked Sendable {
                 var nv = nghttp2_nv()
                 var flags: Int32 = 0
                 let consumed = nghttp2_hd_inflate_hd2(
-                    inflater, &nv, &flags, raw.baseAddress! + offset, raw.count - offset, 1)
-                if consumed < 0 { fields.append("<hpack error \(consumed)>"); return }
+                    inflater,
+                    &nv,
+                    &flags,
+                    raw.baseAddress! + offset,
+                    raw.count - offset,
+                    1
+                )
+                if consumed < 0 {
+                    fields.append("<hpack error \(consumed)>")
+                    return
+                }
                 offset += consumed
                 if flags & Int32(NGHTTP2_HD_INFLATE_EMIT.rawValue) != 0 {
                     let name = String(decoding: UnsafeBufferPointer(start: nv.name, count: nv.namelen), as: UTF8.self)
-                    let value = String(decoding: UnsafeBufferPointer(start: nv.value, count: nv.valuelen), as: UTF8.self)
+                    let value = String(
+                        decoding: UnsafeBufferPointer(start: nv.value, count: nv.valuelen),
+                        as: UTF8.self
+                    )
                     fields.append("\(name): \(value)")
                 }
                 if flags & Int32(NGHTTP2_HD_INFLATE_FINAL.rawValue) != 0 {

@@ -61,8 +61,11 @@ import Testing
             connection.handshake()
             let request = EchoRequest(text: "busy", sleepMilliseconds: 1000).encoded
             connection.send(
-                .grpcRequest(stream: 1), .data(stream: 1, H2Frame.grpcMessage(request), endStream: true),
-                .grpcRequest(stream: 3), .data(stream: 3, H2Frame.grpcMessage(request), endStream: true))
+                .grpcRequest(stream: 1),
+                .data(stream: 1, H2Frame.grpcMessage(request), endStream: true),
+                .grpcRequest(stream: 3),
+                .data(stream: 3, H2Frame.grpcMessage(request), endStream: true)
+            )
             #expect(await eventually { server.server.inFlightRPCs == 2 })
             #expect(transitions.withLock { $0 } == [1])
             _ = await connection.readStream(3)

@@ -58,7 +58,11 @@ struct RandomEncoder {
     }
 
     /// The wire value (without tag) of one field of `type`, and its wire type.
-    func value<R: RandomNumberGenerator>(_ f: Google_Protobuf_FieldDescriptorProto, depth: Int, _ rng: inout R)
+    func value<R: RandomNumberGenerator>(
+        _ f: Google_Protobuf_FieldDescriptorProto,
+        depth: Int,
+        _ rng: inout R
+    )
         -> (UInt64, [UInt8])
     {
         var out: [UInt8] = []

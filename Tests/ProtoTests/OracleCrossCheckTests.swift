@@ -59,7 +59,8 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("proto-oracle-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let cases = dir + "/cases.tsv", ours = dir + "/ours.tsv"
+        let cases = dir + "/cases.tsv"
+        let ours = dir + "/ours.tsv"
 
         let gen = try run(
             Self.python,

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// scripts/check-proto-contract.sh passes on our protos and fails when the contract drifts.
 @Suite struct ProtoContractTests {

@@ -165,14 +165,18 @@ import Testing
             }
         }
         #expect(written(4) { $0.writeFixed32Value(0x0102_0304) } == [0x04, 0x03, 0x02, 0x01])
-        #expect(try read([0x04, 0x03, 0x02, 0x01]) { r throws(ProtoDecodingError) in try r.readFixed32() } == 0x0102_0304)
+        #expect(
+            try read([0x04, 0x03, 0x02, 0x01]) { r throws(ProtoDecodingError) in try r.readFixed32() } == 0x0102_0304
+        )
         #expect(written(4) { $0.writeFloat(1.0) } == [0x00, 0x00, 0x80, 0x3f])
         #expect(try read([0x00, 0x00, 0x80, 0x3f]) { r throws(ProtoDecodingError) in try r.readFloat() } == 1.0)
         #expect(written(4) { $0.writeSFixed32(-2) } == [0xfe, 0xff, 0xff, 0xff])
         #expect(written(1) { $0.writeSInt32(-1) } == [0x01])
         #expect(written(1) { $0.writeSInt32(1) } == [0x02])
         #expect(written(5) { $0.writeSInt32(.min) } == [0xff, 0xff, 0xff, 0xff, 0x0f])
-        #expect(try read([0xff, 0xff, 0xff, 0xff, 0x0f]) { r throws(ProtoDecodingError) in try r.readSInt32() } == .min)
+        #expect(
+            try read([0xff, 0xff, 0xff, 0xff, 0x0f]) { r throws(ProtoDecodingError) in try r.readSInt32() } == .min
+        )
         #expect(written(10) { $0.writeSInt64(.min) } == [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
         #expect(
             try read([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]) { r throws(ProtoDecodingError) in

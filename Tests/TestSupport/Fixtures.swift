@@ -69,7 +69,11 @@ public struct CommandResult: Sendable {
 }
 
 /// Runs `command` (looked up on PATH) with `arguments` and waits for it.
-public func run(_ command: String, _ arguments: [String], environment: [String: String]? = nil) throws
+public func run(
+    _ command: String,
+    _ arguments: [String],
+    environment: [String: String]? = nil
+) throws
     -> CommandResult
 {
     let process = Process()
@@ -95,7 +99,10 @@ public typealias SpawnResult = CommandResult
 /// same process: a blocking wait there can take the pool thread (one per core) the server's handlers need.
 /// Standard output and standard error are interleaved into one string.
 public func spawn(
-    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String] = [:],
+    timeout: Double = 120
 ) async throws -> SpawnResult {
     let outputPath = NSTemporaryDirectory() + "spawn-out-\(UUID().uuidString)"
     _ = FileManager.default.createFile(atPath: outputPath, contents: nil)

@@ -161,7 +161,11 @@ package enum BPF {
     /// Layout of `attr.link_create` (UAPI): prog_fd @0, target_fd/ifindex @4, attach_type @8, flags @12,
     /// then for TCX `relative_fd|relative_id` @16 and `expected_revision` @24.
     package static func linkCreate(
-        programFD: borrowing OwnedFD, target: UInt32, attachType: UInt32, flags: UInt32 = 0, relativeID: UInt32 = 0
+        programFD: borrowing OwnedFD,
+        target: UInt32,
+        attachType: UInt32,
+        flags: UInt32 = 0,
+        relativeID: UInt32 = 0
     ) throws(BPFError) -> OwnedFD {
         var attr = bpf_attr()
         let program = UInt32(bitPattern: programFD.rawValue)
@@ -181,7 +185,10 @@ package enum BPF {
     ///
     /// Layout of `attr.query` (UAPI 6.6): target_ifindex @0, attach_type @4, query_flags @8, attach_flags @12,
     /// prog_ids @16, count @24, prog_attach_flags @32, link_ids @40, link_attach_flags @48, revision @56.
-    package static func query(ifindex: UInt32, attachType: UInt32) -> Result<
+    package static func query(
+        ifindex: UInt32,
+        attachType: UInt32
+    ) -> Result<
         [(program: UInt32, link: UInt32)], BPFError
     > {
         var programs = [UInt32](repeating: 0, count: 64)
@@ -194,10 +201,16 @@ package enum BPF {
                     bytes.storeBytes(of: ifindex, toByteOffset: 0, as: UInt32.self)
                     bytes.storeBytes(of: attachType, toByteOffset: 4, as: UInt32.self)
                     bytes.storeBytes(
-                        of: UInt64(UInt(bitPattern: programBuffer.baseAddress)), toByteOffset: 16, as: UInt64.self)
+                        of: UInt64(UInt(bitPattern: programBuffer.baseAddress)),
+                        toByteOffset: 16,
+                        as: UInt64.self
+                    )
                     bytes.storeBytes(of: UInt32(programBuffer.count), toByteOffset: 24, as: UInt32.self)
                     bytes.storeBytes(
-                        of: UInt64(UInt(bitPattern: linkBuffer.baseAddress)), toByteOffset: 40, as: UInt64.self)
+                        of: UInt64(UInt(bitPattern: linkBuffer.baseAddress)),
+                        toByteOffset: 40,
+                        as: UInt64.self
+                    )
                 }
                 let outcome = BPFError.call("bpf(BPF_PROG_QUERY)") {
                     cbpf_sys_bpf(Int32(BPF_PROG_QUERY.rawValue), &attr, UInt32(MemoryLayout<bpf_attr>.size))

@@ -14,7 +14,8 @@ package struct BPFObject: ~Copyable {
     package static func open(path: String, pinRoot: String) throws(BPFError) -> BPFObject {
         BPFObject(
             pointer: try BPFError.pointer("bpf_object__open_file", cbpf_object_open_pinned(path, pinRoot)).get(),
-            image: nil)
+            image: nil
+        )
     }
 
     /// Opens an object file already read into memory, under the name libbpf gives the file at `path` (its
@@ -22,7 +23,8 @@ package struct BPFObject: ~Copyable {
     /// maps use `pinRoot`. Reading the file once ourselves (`ObjectImage.read`) costs four system calls where
     /// `bpf_object__open_file` makes a dozen, and lets the header be checked without opening the file twice.
     /// The corresponding C function is `bpf_object__open_mem` (via `cbpf_object_open_memory`).
-    package static func open(image: consuming ObjectImage, path: String, pinRoot: String) throws(BPFError) -> BPFObject {
+    package static func open(image: consuming ObjectImage, path: String, pinRoot: String) throws(BPFError) -> BPFObject
+    {
         let bytes = image.take()
         let base = path.split(separator: "/").last.map(String.init) ?? path
         let name = String(base.prefix { $0 != "." })

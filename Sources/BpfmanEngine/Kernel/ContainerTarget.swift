@@ -12,7 +12,12 @@ package enum ContainerTarget {
     /// Runs `bpfman-ns open-target --container-pid <c> --target <t> [--pid <p>] --sock-fd 3`, waits at most
     /// 10 s, and returns what it sent.
     /// - Throws: INTERNAL `unable to attach uprobe in container with pid <c>: <reason>`.
-    package static func open(containerPid: Int32, target: String, pid: Int32, helper: String) throws(EngineError)
+    package static func open(
+        containerPid: Int32,
+        target: String,
+        pid: Int32,
+        helper: String
+    ) throws(EngineError)
         -> Opened
     {
         func failure(_ reason: String) -> EngineError {
@@ -42,7 +47,7 @@ package enum ContainerTarget {
         posix_spawn_file_actions_adddup2(&actions, errorWrite.rawValue, 2)
         var child: pid_t = 0
         let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         let rc = posix_spawn(&child, helper, &actions, nil, argv, environ)
         guard rc == 0 else { throw failure("cannot run \(helper): \(Errno(rawValue: rc))") }
         _ = consume theirs

@@ -13,8 +13,10 @@ extension KernelFeatures {
             tcx = true
         }
         return KernelFeatures(
-            btf: Syscalls.exists("/sys/kernel/btf/vmlinux"), tcx: tcx,
+            btf: Syscalls.exists("/sys/kernel/btf/vmlinux"),
+            tcx: tcx,
             kprobe: Syscalls.exists("/sys/bus/event_source/devices/kprobe/type"),
-            lsm: lsm.split(separator: ",").contains("bpf"))
+            lsm: lsm.split(separator: ",").contains("bpf")
+        )
     }
 }

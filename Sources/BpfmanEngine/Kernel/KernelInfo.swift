@@ -71,10 +71,19 @@ extension KernelProgramInfo {
             }
         }
         return KernelProgramInfo(
-            id: info.id, name: name, programType: reportedType ?? info.type, kernelProgramType: info.type,
-            loadedAt: formatLoadTime(info.load_time), tag: tag, gplCompatible: info.gpl_compatible != 0,
-            mapIDs: mapIDs, btfID: info.btf_id, bytesXlated: info.xlated_prog_len, jited: info.jited_prog_len > 0,
-            bytesJited: info.jited_prog_len, bytesMemlock: memlock ?? BPF.memlock(rawFD: rawFD),
+            id: info.id,
+            name: name,
+            programType: reportedType ?? info.type,
+            kernelProgramType: info.type,
+            loadedAt: formatLoadTime(info.load_time),
+            tag: tag,
+            gplCompatible: info.gpl_compatible != 0,
+            mapIDs: mapIDs,
+            btfID: info.btf_id,
+            bytesXlated: info.xlated_prog_len,
+            jited: info.jited_prog_len > 0,
+            bytesJited: info.jited_prog_len,
+            bytesMemlock: memlock ?? BPF.memlock(rawFD: rawFD),
             verifiedInsns: info.verified_insns
         )
     }

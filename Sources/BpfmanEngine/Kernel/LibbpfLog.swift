@@ -49,7 +49,9 @@ package enum LibbpfLog {
 
 /// The C callback: formats libbpf's message and hands it to `LibbpfLog`.
 private func libbpfPrint(
-    _ level: libbpf_print_level, _ format: UnsafePointer<CChar>?, _ args: CVaListPointer?
+    _ level: libbpf_print_level,
+    _ format: UnsafePointer<CChar>?,
+    _ args: CVaListPointer?
 ) -> Int32 {
     guard let format, let args, LibbpfLog.wants(level) else { return 0 }
     var buffer = [CChar](repeating: 0, count: 1024)

@@ -55,11 +55,14 @@ package enum NamespaceThread {
             let context = Unmanaged.passRetained(box).toOpaque()
             var thread = pthread_t()
             let started = pthread_create(
-                &thread, nil,
+                &thread,
+                nil,
                 { raw in
                     Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue().enterAndRun()
                     return nil
-                }, context)
+                },
+                context
+            )
             guard started == 0 else {
                 Unmanaged<ThreadBox>.fromOpaque(context).release()
                 return .threadNotStarted(Errno(rawValue: started))

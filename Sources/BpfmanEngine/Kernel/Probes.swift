@@ -36,7 +36,11 @@ package enum Probes {
     /// Opens a kprobe/uprobe perf event on the PMU. `name` is the kernel function (kprobe) or the file path
     /// (uprobe); `offset` is within the function or the file. The corresponding C function is `perf_event_open`.
     package static func openProbe(
-        pmu: (type: UInt32, retprobeBit: UInt64), retprobe: Bool, name: String, offset: UInt64, pid: Int32
+        pmu: (type: UInt32, retprobeBit: UInt64),
+        retprobe: Bool,
+        name: String,
+        offset: UInt64,
+        pid: Int32
     ) throws(BPFError) -> OwnedFD {
         let config: UInt64 = retprobe ? 1 << pmu.retprobeBit : 0
         switch valueOrErrno("perf_event_open", { cbpf_perf_open_probe(pmu.type, config, name, offset, pid) }) {

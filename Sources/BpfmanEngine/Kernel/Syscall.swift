@@ -11,7 +11,8 @@ internal import Glibc
 /// - Returns: the non-negative result, or the failing function and errno.
 @inline(never)
 package func valueOrErrno<T: SignedInteger>(
-    _ function: StaticString, _ body: () -> T
+    _ function: StaticString,
+    _ body: () -> T
 ) -> Result<T, SyscallError> {
     while true {
         let result = body()

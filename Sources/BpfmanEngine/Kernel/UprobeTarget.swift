@@ -44,11 +44,11 @@ package enum UprobeTarget {
 /// osversion, hwcap); string offsets count from the start of that header.
 package enum LDSOCache {
     #if arch(x86_64)
-        static let abiFlags: Int32 = 0x0303  // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64
+    static let abiFlags: Int32 = 0x0303  // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64
     #elseif arch(arm64)
-        static let abiFlags: Int32 = 0x0a03  // FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64
+    static let abiFlags: Int32 = 0x0a03  // FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64
     #else
-        static let abiFlags: Int32 = 0x0003
+    static let abiFlags: Int32 = 0x0003
     #endif
 
     /// The path of the first entry of the host ABI whose name starts with `prefix`.

@@ -64,7 +64,10 @@ package struct XDPAttach: Sendable, Hashable, Codable {
     package var metadata: [String: String]
 
     package init(
-        priority: Int32, iface: String, proceedOn: [Int32] = [], netns: String? = nil,
+        priority: Int32,
+        iface: String,
+        proceedOn: [Int32] = [],
+        netns: String? = nil,
         metadata: [String: String] = [:]
     ) {
         self.priority = priority
@@ -85,7 +88,11 @@ package struct TCAttach: Sendable, Hashable, Codable {
     package var metadata: [String: String]
 
     package init(
-        priority: Int32, iface: String, direction: String, proceedOn: [Int32] = [], netns: String? = nil,
+        priority: Int32,
+        iface: String,
+        direction: String,
+        proceedOn: [Int32] = [],
+        netns: String? = nil,
         metadata: [String: String] = [:]
     ) {
         self.priority = priority
@@ -106,7 +113,11 @@ package struct TCXAttach: Sendable, Hashable, Codable {
     package var metadata: [String: String]
 
     package init(
-        priority: Int32, iface: String, direction: String, netns: String? = nil, metadata: [String: String] = [:]
+        priority: Int32,
+        iface: String,
+        direction: String,
+        netns: String? = nil,
+        metadata: [String: String] = [:]
     ) {
         self.priority = priority
         self.iface = iface
@@ -155,7 +166,11 @@ package struct UprobeAttach: Sendable, Hashable, Codable {
     package var metadata: [String: String]
 
     package init(
-        fnName: String? = nil, offset: UInt64 = 0, target: String, pid: Int32? = nil, containerPid: Int32? = nil,
+        fnName: String? = nil,
+        offset: UInt64 = 0,
+        target: String,
+        pid: Int32? = nil,
+        containerPid: Int32? = nil,
         metadata: [String: String] = [:]
     ) {
         self.fnName = fnName

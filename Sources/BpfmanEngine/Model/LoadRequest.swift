@@ -80,8 +80,11 @@ package struct LoadRequest: Sendable, Hashable {
     package var mapOwnerID: UInt32?
 
     package init(
-        bytecode: BytecodeLocation?, programs: [ProgramLoadInfo], globalData: [String: [UInt8]] = [:],
-        metadata: [String: String] = [:], mapOwnerID: UInt32? = nil
+        bytecode: BytecodeLocation?,
+        programs: [ProgramLoadInfo],
+        globalData: [String: [UInt8]] = [:],
+        metadata: [String: String] = [:],
+        mapOwnerID: UInt32? = nil
     ) {
         self.bytecode = bytecode
         self.programs = programs

@@ -36,7 +36,15 @@ package enum ProgramKind: String, Sendable, Hashable, CaseIterable, Codable {
 
 /// The API's program type enum (`bpfman.v1.BpfmanProgramType`), numbered as on the wire.
 package enum BpfmanProgramType: Int32, Sendable, Hashable, CaseIterable, Codable {
-    case xdp = 0, tc = 1, tracepoint = 2, kprobe = 3, uprobe = 4, fentry = 5, fexit = 6, tcx = 7, lsm = 8
+    case xdp = 0
+    case tc = 1
+    case tracepoint = 2
+    case kprobe = 3
+    case uprobe = 4
+    case fentry = 5
+    case fexit = 6
+    case tcx = 7
+    case lsm = 8
 
     /// Lower-case name used in messages, e.g. "fentry".
     package var name: String {

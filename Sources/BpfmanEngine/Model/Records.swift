@@ -26,9 +26,18 @@ package struct ProgramRecord: Sendable, Hashable {
     package var bytesMemlock: UInt32?
 
     package init(
-        id: UInt32, name: String, kind: ProgramKind, loadMode: LoadMode, location: BytecodeLocation,
-        metadata: [String: String], globalData: [String: [UInt8]], mapOwnerID: UInt32?, mapSetID: UInt32,
-        attachTarget: String?, sharedMaps: [String], bytesMemlock: UInt32? = nil
+        id: UInt32,
+        name: String,
+        kind: ProgramKind,
+        loadMode: LoadMode,
+        location: BytecodeLocation,
+        metadata: [String: String],
+        globalData: [String: [UInt8]],
+        mapOwnerID: UInt32?,
+        mapSetID: UInt32,
+        attachTarget: String?,
+        sharedMaps: [String],
+        bytesMemlock: UInt32? = nil
     ) {
         self.id = id
         self.name = name
@@ -80,10 +89,22 @@ package struct LinkRecord: Sendable, Hashable {
     package var resolvedTarget: String?
 
     package init(
-        id: UInt32, programID: UInt32, kind: ProgramKind, state: LinkState, spec: AttachSpec, nsid: UInt64? = nil,
-        ifindex: UInt32? = nil, direction: String? = nil, priority: Int32? = nil, position: Int32? = nil,
-        dispatcherID: Int64? = nil, kernelLinkID: UInt32? = nil, pinPath: String? = nil, tcHandle: UInt32? = nil,
-        tcPriority: UInt32? = nil, resolvedTarget: String? = nil
+        id: UInt32,
+        programID: UInt32,
+        kind: ProgramKind,
+        state: LinkState,
+        spec: AttachSpec,
+        nsid: UInt64? = nil,
+        ifindex: UInt32? = nil,
+        direction: String? = nil,
+        priority: Int32? = nil,
+        position: Int32? = nil,
+        dispatcherID: Int64? = nil,
+        kernelLinkID: UInt32? = nil,
+        pinPath: String? = nil,
+        tcHandle: UInt32? = nil,
+        tcPriority: UInt32? = nil,
+        resolvedTarget: String? = nil
     ) {
         self.id = id
         self.programID = programID

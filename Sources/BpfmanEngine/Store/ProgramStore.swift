@@ -115,8 +115,18 @@ package final class ProgramStore {
                 map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
             """
         ).bind(
-            p.id, p.name, p.kind.rawValue, p.loadMode.rawValue, locationKind, location, policy, p.mapOwnerID,
-            p.mapSetID, p.attachTarget, Int64(time(nil)), p.bytesMemlock
+            p.id,
+            p.name,
+            p.kind.rawValue,
+            p.loadMode.rawValue,
+            locationKind,
+            location,
+            policy,
+            p.mapOwnerID,
+            p.mapSetID,
+            p.attachTarget,
+            Int64(time(nil)),
+            p.bytesMemlock
         ).run()
         programIDChanged(p.id, present: true)
         let metadata = try cached("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
@@ -180,10 +190,20 @@ package final class ProgramStore {
             index[id] = records.count
             records.append(
                 ProgramRecord(
-                    id: id, name: statement.text(1), kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
-                    loadMode: LoadMode(rawValue: statement.text(3)) ?? .native, location: location, metadata: [:],
-                    globalData: [:], mapOwnerID: statement.optionalUInt32(7), mapSetID: statement.uint32(8),
-                    attachTarget: statement.optionalText(9), sharedMaps: [], bytesMemlock: statement.optionalUInt32(10)))
+                    id: id,
+                    name: statement.text(1),
+                    kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
+                    loadMode: LoadMode(rawValue: statement.text(3)) ?? .native,
+                    location: location,
+                    metadata: [:],
+                    globalData: [:],
+                    mapOwnerID: statement.optionalUInt32(7),
+                    mapSetID: statement.uint32(8),
+                    attachTarget: statement.optionalText(9),
+                    sharedMaps: [],
+                    bytesMemlock: statement.optionalUInt32(10)
+                )
+            )
         }
         if records.isEmpty { return records }
         let programFilter = id == nil ? "" : "WHERE program_id = ?1"
@@ -284,8 +304,18 @@ package final class ProgramStore {
                 resolved_target = ? WHERE id = ?
             """
         ).bind(
-            Self.encodeSpec(link.spec), link.nsid, link.ifindex, link.direction, link.priority, link.position,
-            link.dispatcherID, link.kernelLinkID, link.pinPath, link.tcHandle, link.tcPriority, link.resolvedTarget,
+            Self.encodeSpec(link.spec),
+            link.nsid,
+            link.ifindex,
+            link.direction,
+            link.priority,
+            link.position,
+            link.dispatcherID,
+            link.kernelLinkID,
+            link.pinPath,
+            link.tcHandle,
+            link.tcPriority,
+            link.resolvedTarget,
             link.id
         ).run()
     }
@@ -311,16 +341,24 @@ package final class ProgramStore {
             guard let spec = Self.decodeSpec(statement.text(4)) else { continue }
             result.append(
                 LinkRecord(
-                    id: statement.uint32(0), programID: statement.uint32(1),
+                    id: statement.uint32(0),
+                    programID: statement.uint32(1),
                     kind: ProgramKind(rawValue: statement.text(2)) ?? .tracepoint,
-                    state: LinkState(rawValue: statement.text(3)) ?? .pending, spec: spec,
+                    state: LinkState(rawValue: statement.text(3)) ?? .pending,
+                    spec: spec,
                     nsid: statement.optionalInt64(5).map { UInt64(bitPattern: $0) },
-                    ifindex: statement.optionalUInt32(6), direction: statement.optionalText(7),
+                    ifindex: statement.optionalUInt32(6),
+                    direction: statement.optionalText(7),
                     priority: statement.optionalInt64(8).map { Int32(truncatingIfNeeded: $0) },
                     position: statement.optionalInt64(9).map { Int32(truncatingIfNeeded: $0) },
-                    dispatcherID: statement.optionalInt64(10), kernelLinkID: statement.optionalUInt32(11),
-                    pinPath: statement.optionalText(12), tcHandle: statement.optionalUInt32(13),
-                    tcPriority: statement.optionalUInt32(14), resolvedTarget: statement.optionalText(15)))
+                    dispatcherID: statement.optionalInt64(10),
+                    kernelLinkID: statement.optionalUInt32(11),
+                    pinPath: statement.optionalText(12),
+                    tcHandle: statement.optionalUInt32(13),
+                    tcPriority: statement.optionalUInt32(14),
+                    resolvedTarget: statement.optionalText(15)
+                )
+            )
         }
         return result
     }
@@ -348,7 +386,8 @@ package final class ProgramStore {
     /// Active link ids of one program, ascending.
     package func activeLinkIDs(ofProgram id: UInt32) throws(SQLiteError) -> [UInt32] {
         let statement = try cached("SELECT id FROM links WHERE program_id = ? AND state = 'active' ORDER BY id").bind(
-            id)
+            id
+        )
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids

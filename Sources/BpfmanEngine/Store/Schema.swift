@@ -64,8 +64,10 @@ package enum Schema {
         let version = try database.userVersion
         guard version <= currentVersion else {
             throw SQLiteError(
-                code: 1, message: "database schema version \(version) is newer than this daemon's \(currentVersion)",
-                context: "migrate")
+                code: 1,
+                message: "database schema version \(version) is newer than this daemon's \(currentVersion)",
+                context: "migrate"
+            )
         }
         for index in version..<currentVersion {
             try database.transaction { () throws(SQLiteError) in

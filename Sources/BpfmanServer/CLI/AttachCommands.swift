@@ -22,10 +22,15 @@ func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info, client
 func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
     try names.flatMap { $0.split(separator: ",").map(String.init) }.map { name in
         let lower = name.lowercased()
-        let code = xdp ? XDPAction.allCases.first { $0.name == lower }?.rawValue : TCAction.allCases.first { $0.name == lower }?.rawValue
+        let code =
+            xdp
+            ? XDPAction.allCases.first { $0.name == lower }?.rawValue
+            : TCAction.allCases.first { $0.name == lower }?.rawValue
         guard let code else {
             let known = xdp ? XDPAction.allCases.map(\.name) : TCAction.allCases.map(\.name)
-            throw ValidationError("unknown \(xdp ? "XDP" : "TC") action \"\(name)\"; expected one of \(known.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown \(xdp ? "XDP" : "TC") action \"\(name)\"; expected one of \(known.joined(separator: ", "))"
+            )
         }
         return code
     }
@@ -37,20 +42,31 @@ extension BpfmanCommand {
         static let configuration = CommandConfiguration(
             abstract: "Attach a loaded program; prints the new link.",
             usage: "bpfman attach <program-id> <kind> [options]",
-            subcommands: [XDP.self, TC.self, TCX.self, Tracepoint.self, Kprobe.self, Uprobe.self, Fentry.self, Fexit.self, LSM.self])
+            subcommands: [
+                XDP.self, TC.self, TCX.self, Tracepoint.self, Kprobe.self, Uprobe.self, Fentry.self, Fexit.self,
+                LSM.self,
+            ]
+        )
 
         /// Kinds as they follow the program id.
-        static let kinds: Set<String> = ["xdp", "tc", "tcx", "tracepoint", "kprobe", "uprobe", "fentry", "fexit", "lsm"]
+        static let kinds: Set<String> = [
+            "xdp", "tc", "tcx", "tracepoint", "kprobe", "uprobe", "fentry", "fexit", "lsm",
+        ]
 
         struct XDP: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "xdp", abstract: "Attach an XDP program to an interface.")
+            static let configuration = CommandConfiguration(
+                commandName: "xdp",
+                abstract: "Attach an XDP program to an interface."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
-            @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.") var proceedOn: [String] = []
+            @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.")
+            var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_XDPAttachInfo()
@@ -64,15 +80,20 @@ extension BpfmanCommand {
         }
 
         struct TC: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "tc", abstract: "Attach a TC program to an interface.")
+            static let configuration = CommandConfiguration(
+                commandName: "tc",
+                abstract: "Attach a TC program to an interface."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
-            @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.") var proceedOn: [String] = []
+            @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.")
+            var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_TCAttachInfo()
@@ -87,14 +108,18 @@ extension BpfmanCommand {
         }
 
         struct TCX: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "tcx", abstract: "Attach a TCX program to an interface.")
+            static let configuration = CommandConfiguration(
+                commandName: "tcx",
+                abstract: "Attach a TCX program to an interface."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_TCXAttachInfo()
@@ -108,12 +133,16 @@ extension BpfmanCommand {
         }
 
         struct Tracepoint: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "tracepoint", abstract: "Attach to a tracepoint.")
+            static let configuration = CommandConfiguration(
+                commandName: "tracepoint",
+                abstract: "Attach to a tracepoint."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("tracepoint")], help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.")
             var tracepoint: String
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_TracepointAttachInfo()
@@ -124,13 +153,18 @@ extension BpfmanCommand {
         }
 
         struct Kprobe: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "kprobe", abstract: "Attach a kprobe or kretprobe.")
+            static let configuration = CommandConfiguration(
+                commandName: "kprobe",
+                abstract: "Attach a kprobe or kretprobe."
+            )
             @OptionGroup var client: ClientOptionsLongOutput
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("fn-name")], help: "Kernel function.") var fnName: String
             @Option(name: [.short, .customLong("offset")], help: "Offset within the function.") var offset: UInt64 = 0
-            @Option(name: [.short, .customLong("container-pid")], help: "Accepted for compatibility.") var containerPid: Int32?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("container-pid")], help: "Accepted for compatibility.")
+            var containerPid: Int32?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_KprobeAttachInfo()
@@ -143,15 +177,21 @@ extension BpfmanCommand {
         }
 
         struct Uprobe: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "uprobe", abstract: "Attach a uprobe or uretprobe.")
+            static let configuration = CommandConfiguration(
+                commandName: "uprobe",
+                abstract: "Attach a uprobe or uretprobe."
+            )
             @OptionGroup var client: ClientOptionsLongOutput
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("target")], help: "Binary path or library name.") var target: String
             @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
-            @Option(name: [.short, .customLong("offset")], help: "Offset (file offset without --fn-name).") var offset: UInt64 = 0
+            @Option(name: [.short, .customLong("offset")], help: "Offset (file offset without --fn-name).")
+            var offset: UInt64 = 0
             @Option(name: [.short, .customLong("pid")], help: "Only this process.") var pid: Int32?
-            @Option(name: [.short, .customLong("container-pid")], help: "A process in the target's container.") var containerPid: Int32?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("container-pid")], help: "A process in the target's container.")
+            var containerPid: Int32?
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_UprobeAttachInfo()
@@ -166,10 +206,14 @@ extension BpfmanCommand {
         }
 
         struct Fentry: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "fentry", abstract: "Attach an fentry program (target set at load).")
+            static let configuration = CommandConfiguration(
+                commandName: "fentry",
+                abstract: "Attach an fentry program (target set at load)."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_FentryAttachInfo()
@@ -179,10 +223,14 @@ extension BpfmanCommand {
         }
 
         struct Fexit: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "fexit", abstract: "Attach an fexit program (target set at load).")
+            static let configuration = CommandConfiguration(
+                commandName: "fexit",
+                abstract: "Attach an fexit program (target set at load)."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_FexitAttachInfo()
@@ -192,10 +240,14 @@ extension BpfmanCommand {
         }
 
         struct LSM: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "lsm", abstract: "Attach an LSM program (hook set at load).")
+            static let configuration = CommandConfiguration(
+                commandName: "lsm",
+                abstract: "Attach an LSM program (hook set at load)."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
+                []
 
             func run() throws {
                 var a = Bpfman_V1_LsmAttachInfo()

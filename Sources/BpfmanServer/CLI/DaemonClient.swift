@@ -6,7 +6,10 @@ internal import Proto
 
 /// Options every client command shares (SPEC §9): the socket and the output format.
 struct ClientOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("socket-path")], help: "The daemon's socket (default $BPFMAN_SOCKET_PATH, else /run/bpfman-sock/bpfman.sock).")
+    @Option(
+        name: [.short, .customLong("socket-path")],
+        help: "The daemon's socket (default $BPFMAN_SOCKET_PATH, else /run/bpfman-sock/bpfman.sock)."
+    )
     var socketPath: String?
 
     @Option(name: [.short, .long], help: "Output format: table or json.")
@@ -15,7 +18,10 @@ struct ClientOptions: ParsableArguments {
 
 /// The same options where `-o` means something else (the probe offsets): `--output` only.
 struct ClientOptionsLongOutput: ParsableArguments {
-    @Option(name: [.short, .customLong("socket-path")], help: "The daemon's socket (default $BPFMAN_SOCKET_PATH, else /run/bpfman-sock/bpfman.sock).")
+    @Option(
+        name: [.short, .customLong("socket-path")],
+        help: "The daemon's socket (default $BPFMAN_SOCKET_PATH, else /run/bpfman-sock/bpfman.sock)."
+    )
     var socketPath: String?
 
     @Option(name: .long, help: "Output format: table or json.")
@@ -53,7 +59,9 @@ extension ClientOptions {
         do {
             return DaemonClient(client: try GRPCUnaryClient(unixPath: path), socketPath: path)
         } catch {
-            throw ClientError(status: GRPCStatus(.unavailable, "cannot connect to the bpfman daemon at \(path): \(error)"))
+            throw ClientError(
+                status: GRPCStatus(.unavailable, "cannot connect to the bpfman daemon at \(path): \(error)")
+            )
         }
     }
 }
@@ -63,14 +71,20 @@ struct DaemonClient {
     let client: GRPCUnaryClient
     let socketPath: String
 
-    func call<Response: ProtoMessage>(_ path: String, _ request: some ProtoMessage, _: Response.Type) throws(ClientError)
+    func call<Response: ProtoMessage>(
+        _ path: String,
+        _ request: some ProtoMessage,
+        _: Response.Type
+    ) throws(ClientError)
         -> Response
     {
         let result: Result<[UInt8], GRPCStatus>
         do {
             result = try client.call(path, request.serializedBytes(), timeout: .seconds(60))
         } catch {
-            throw ClientError(status: GRPCStatus(.unavailable, "talking to the bpfman daemon at \(socketPath): \(error)"))
+            throw ClientError(
+                status: GRPCStatus(.unavailable, "talking to the bpfman daemon at \(socketPath): \(error)")
+            )
         }
         switch result {
         case .failure(let status): throw ClientError(status: status)
@@ -93,7 +107,10 @@ struct DaemonClient {
         var request = Bpfman_Ext_V1_GetProgramDetailsRequest()
         request.programIds = ids
         let response = try call(
-            Bpfman_Ext_V1_Inspect.Method.getProgramDetails.path, request, Bpfman_Ext_V1_GetProgramDetailsResponse.self)
+            Bpfman_Ext_V1_Inspect.Method.getProgramDetails.path,
+            request,
+            Bpfman_Ext_V1_GetProgramDetailsResponse.self
+        )
         var byID: [UInt32: Bpfman_Ext_V1_ProgramDetails] = [:]
         for details in response.programs { byID[details.programID] = details }
         return byID
@@ -108,7 +125,10 @@ struct DaemonClient {
 
 /// JSON as SPEC §9.3 wants it: proto field names, 64-bit integers as numbers, defaults printed.
 let cliJSONOptions = ProtoJSONEncodingOptions(
-    preserveProtoFieldNames: true, int64AsNumbers: true, alwaysPrintFieldsWithoutPresence: true)
+    preserveProtoFieldNames: true,
+    int64AsNumbers: true,
+    alwaysPrintFieldsWithoutPresence: true
+)
 
 /// Prints compact JSON text indented, one member per line.
 func printJSON(_ text: String) {

@@ -7,7 +7,9 @@ internal import Proto
 func table(_ header: [String], _ rows: [[String]]) -> String {
     let all = [header] + rows
     var widths = [Int](repeating: 0, count: header.count)
-    for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    for row in all {
+        for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+    }
     return all.map { row in
         var line = ""
         for (i, cell) in row.enumerated() {
@@ -52,7 +54,8 @@ func programTypeNumber(_ name: String) -> UInt32? {
 }
 
 func metadataText(_ metadata: [String: String]) -> String {
-    metadata.isEmpty ? "None" : metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+    metadata.isEmpty
+        ? "None" : metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
 }
 
 func hex(_ bytes: [UInt8]) -> String {
@@ -63,22 +66,46 @@ func hex(_ bytes: [UInt8]) -> String {
 }
 
 /// `get program` / `load` output: "Bpfman State" then "Kernel State".
-func programText(info: Bpfman_V1_ProgramInfo?, kernel: Bpfman_V1_KernelProgramInfo, details: Bpfman_Ext_V1_ProgramDetails?)
+func programText(
+    info: Bpfman_V1_ProgramInfo?,
+    kernel: Bpfman_V1_KernelProgramInfo,
+    details: Bpfman_Ext_V1_ProgramDetails?
+)
     -> String
 {
     var bpfman: [(String, String)] = []
     if let info {
         bpfman.append(("BPF Function", info.name))
-        bpfman.append(("Program Type", details.map { $0.kind.isEmpty ? kernelTypeName(kernel.programType) : $0.kind } ?? kernelTypeName(kernel.programType)))
+        bpfman.append(
+            (
+                "Program Type",
+                details.map { $0.kind.isEmpty ? kernelTypeName(kernel.programType) : $0.kind }
+                    ?? kernelTypeName(kernel.programType)
+            )
+        )
         switch info.bytecode.location {
         case .file(let path)?: bpfman.append(("Path", path))
         case .image(let image)?:
             bpfman.append(("Image URL", image.url))
-            bpfman.append(("Pull Policy", ["Always", "IfNotPresent", "Never"].indices.contains(Int(image.imagePullPolicy))
-                ? ["Always", "IfNotPresent", "Never"][Int(image.imagePullPolicy)] : "\(image.imagePullPolicy)"))
+            bpfman.append(
+                (
+                    "Pull Policy",
+                    ["Always", "IfNotPresent", "Never"].indices.contains(Int(image.imagePullPolicy))
+                        ? ["Always", "IfNotPresent", "Never"][Int(image.imagePullPolicy)] : "\(image.imagePullPolicy)"
+                )
+            )
         case nil: bpfman.append(("Path", "None"))
         }
-        bpfman.append(("Global", info.globalData.isEmpty ? "None" : info.globalData.sorted { $0.key < $1.key }.map { "\($0.key)=0x\(hex($0.value))" }.joined(separator: ", ")))
+        bpfman.append(
+            (
+                "Global",
+                info.globalData.isEmpty
+                    ? "None"
+                    : info.globalData.sorted { $0.key < $1.key }.map { "\($0.key)=0x\(hex($0.value))" }.joined(
+                        separator: ", "
+                    )
+            )
+        )
         bpfman.append(("Metadata", metadataText(info.metadata)))
         bpfman.append(("Map Pin Path", info.mapPinPath.isEmpty ? "None" : info.mapPinPath))
         bpfman.append(("Map Owner ID", info.hasMapOwnerID ? "\(info.mapOwnerID)" : "None"))
@@ -94,7 +121,10 @@ func programText(info: Bpfman_V1_ProgramInfo?, kernel: Bpfman_V1_KernelProgramIn
         ("Loaded At", kernel.loadedAt),
         ("Tag", kernel.tag),
         ("GPL Compatible", "\(kernel.gplCompatible)"),
-        ("Map IDs", kernel.mapIds.isEmpty ? "None" : "[" + kernel.mapIds.map(String.init).joined(separator: ", ") + "]"),
+        (
+            "Map IDs",
+            kernel.mapIds.isEmpty ? "None" : "[" + kernel.mapIds.map(String.init).joined(separator: ", ") + "]"
+        ),
         ("BTF ID", "\(kernel.btfID)"),
         ("Size Translated (bytes)", "\(kernel.bytesXlated)"),
         ("JITted", "\(kernel.jited)"),
@@ -114,23 +144,34 @@ func linkText(_ link: Bpfman_Ext_V1_LinkInfo) -> String {
     func netns(_ has: Bool, _ value: String) -> String { has && !value.isEmpty ? value : "None" }
     switch link.attach.info {
     case .xdpAttachInfo(let a)?:
-        rows += [("Interface", a.iface), ("Priority", "\(a.priority)"), ("Position", "\(a.position)"),
-            ("Proceed On", proceedOnText(a.proceedOn, xdp: true)), ("Network Namespace", netns(a.hasNetns, a.netns))]
+        rows += [
+            ("Interface", a.iface), ("Priority", "\(a.priority)"), ("Position", "\(a.position)"),
+            ("Proceed On", proceedOnText(a.proceedOn, xdp: true)), ("Network Namespace", netns(a.hasNetns, a.netns)),
+        ]
     case .tcAttachInfo(let a)?:
-        rows += [("Interface", a.iface), ("Direction", a.direction), ("Priority", "\(a.priority)"),
+        rows += [
+            ("Interface", a.iface), ("Direction", a.direction), ("Priority", "\(a.priority)"),
             ("Position", "\(a.position)"), ("Proceed On", proceedOnText(a.proceedOn, xdp: false)),
-            ("Network Namespace", netns(a.hasNetns, a.netns))]
+            ("Network Namespace", netns(a.hasNetns, a.netns)),
+        ]
     case .tcxAttachInfo(let a)?:
-        rows += [("Interface", a.iface), ("Direction", a.direction), ("Priority", "\(a.priority)"),
-            ("Position", "\(a.position)"), ("Network Namespace", netns(a.hasNetns, a.netns))]
+        rows += [
+            ("Interface", a.iface), ("Direction", a.direction), ("Priority", "\(a.priority)"),
+            ("Position", "\(a.position)"), ("Network Namespace", netns(a.hasNetns, a.netns)),
+        ]
     case .tracepointAttachInfo(let a)?:
         rows += [("Tracepoint", a.tracepoint)]
     case .kprobeAttachInfo(let a)?:
-        rows += [("Attach Function", a.fnName), ("Offset", "\(a.offset)"),
-            ("Container PID", a.hasContainerPid ? "\(a.containerPid)" : "None")]
+        rows += [
+            ("Attach Function", a.fnName), ("Offset", "\(a.offset)"),
+            ("Container PID", a.hasContainerPid ? "\(a.containerPid)" : "None"),
+        ]
     case .uprobeAttachInfo(let a)?:
-        rows += [("Attach Function", a.hasFnName ? a.fnName : "None"), ("Offset", "\(a.offset)"), ("Target", a.target),
-            ("PID", a.hasPid ? "\(a.pid)" : "None"), ("Container PID", a.hasContainerPid ? "\(a.containerPid)" : "None")]
+        rows += [
+            ("Attach Function", a.hasFnName ? a.fnName : "None"), ("Offset", "\(a.offset)"), ("Target", a.target),
+            ("PID", a.hasPid ? "\(a.pid)" : "None"),
+            ("Container PID", a.hasContainerPid ? "\(a.containerPid)" : "None"),
+        ]
     case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?, nil:
         break
     }

@@ -51,7 +51,8 @@ func loadInfos(_ items: [String]) throws -> [Bpfman_V1_LoadInfo] {
         let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, let type = types[parts[0].lowercased()], !parts[1].isEmpty else {
             throw ValidationError(
-                "--programs expects TYPE:FUNCTION[:TARGET] with TYPE one of \(types.keys.sorted().joined(separator: ", ")), got \"\(item)\"")
+                "--programs expects TYPE:FUNCTION[:TARGET] with TYPE one of \(types.keys.sorted().joined(separator: ", ")), got \"\(item)\""
+            )
         }
         var info = Bpfman_V1_LoadInfo()
         info.name = parts[1]
@@ -123,16 +124,20 @@ func printLoaded(_ response: Bpfman_V1_LoadResponse, client: DaemonClient, outpu
     case .json:
         printJSON(jsonArray(response.programs.map { json($0) }))
     case .table:
-        print(response.programs.map { p in
-            programText(info: p.hasInfo ? p.info : nil, kernel: p.kernelInfo, details: details[p.kernelInfo.id])
-        }.joined(separator: "\n\n"))
+        print(
+            response.programs.map { p in
+                programText(info: p.hasInfo ? p.info : nil, kernel: p.kernelInfo, details: details[p.kernelInfo.id])
+            }.joined(separator: "\n\n")
+        )
     }
 }
 
 extension BpfmanCommand {
     struct Load: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Load eBPF programs from an object file or an OCI image.", subcommands: [File.self, Image.self])
+            abstract: "Load eBPF programs from an object file or an OCI image.",
+            subcommands: [File.self, Image.self]
+        )
 
         struct File: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Load programs from an ELF object file.")
@@ -184,7 +189,11 @@ extension BpfmanCommand {
             var request = Bpfman_V1_UnloadRequest()
             request.id = programID
             do {
-                _ = try client.connect().call(Bpfman_V1_Bpfman.Method.unload.path, request, Bpfman_V1_UnloadResponse.self)
+                _ = try client.connect().call(
+                    Bpfman_V1_Bpfman.Method.unload.path,
+                    request,
+                    Bpfman_V1_UnloadResponse.self
+                )
             } catch {
                 guard ignoreMissing && error.status.code == .notFound else { throw error }
             }
@@ -202,7 +211,11 @@ extension BpfmanCommand {
             var request = Bpfman_V1_DetachRequest()
             request.linkID = linkID
             do {
-                _ = try client.connect().call(Bpfman_V1_Bpfman.Method.detach.path, request, Bpfman_V1_DetachResponse.self)
+                _ = try client.connect().call(
+                    Bpfman_V1_Bpfman.Method.detach.path,
+                    request,
+                    Bpfman_V1_DetachResponse.self
+                )
             } catch {
                 guard ignoreMissing && error.status.code == .notFound else { throw error }
             }
@@ -212,13 +225,17 @@ extension BpfmanCommand {
 
     struct ImageCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "image", abstract: "Manage bytecode images.", subcommands: [Pull.self])
+            commandName: "image",
+            abstract: "Manage bytecode images.",
+            subcommands: [Pull.self]
+        )
 
         struct Pull: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
             @OptionGroup var client: ClientOptions
             @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
-            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).") var registryAuth: String?
+            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
+            var registryAuth: String?
             @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
             var pullPolicy: String = "IfNotPresent"
 
@@ -226,7 +243,10 @@ extension BpfmanCommand {
                 var request = Bpfman_V1_PullBytecodeRequest()
                 request.image = try bytecodeImage(imageURL, pullPolicy, registryAuth)
                 _ = try client.connect().call(
-                    Bpfman_V1_Bpfman.Method.pullBytecode.path, request, Bpfman_V1_PullBytecodeResponse.self)
+                    Bpfman_V1_Bpfman.Method.pullBytecode.path,
+                    request,
+                    Bpfman_V1_PullBytecodeResponse.self
+                )
                 if client.output == .json { print("{}") }
             }
         }

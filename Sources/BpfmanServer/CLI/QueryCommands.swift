@@ -4,17 +4,26 @@ internal import Proto
 extension BpfmanCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List programs or links.", subcommands: [Programs.self, Links.self])
+            abstract: "List programs or links.",
+            subcommands: [Programs.self, Links.self]
+        )
 
         struct Programs: ParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "programs", abstract: "List programs (managed ones unless --all).", aliases: ["program"])
+                commandName: "programs",
+                abstract: "List programs (managed ones unless --all).",
+                aliases: ["program"]
+            )
             @OptionGroup var client: ClientOptions
-            @Option(name: [.short, .customLong("program-type")], help: "A kind (xdp, tc, tracepoint, ...) or kernel type name.")
+            @Option(
+                name: [.short, .customLong("program-type")],
+                help: "A kind (xdp, tc, tracepoint, ...) or kernel type name."
+            )
             var programType: String?
             @Option(name: .customLong("application"), help: "Only programs with metadata bpfman_application=NAME.")
             var application: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Metadata selector KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Metadata selector KEY=VALUE.")
+            var metadata: [String] = []
             @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
 
             func run() throws {
@@ -29,39 +38,55 @@ extension BpfmanCommand {
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
                 if let application { request.matchMetadata["bpfman_application"] = application }
                 let daemon = try client.connect()
-                let results = try daemon.call(Bpfman_V1_Bpfman.Method.list.path, request, Bpfman_V1_ListResponse.self).results
+                let results = try daemon.call(Bpfman_V1_Bpfman.Method.list.path, request, Bpfman_V1_ListResponse.self)
+                    .results
                 let details = try daemon.details([])
                 switch client.output {
                 case .json:
-                    printJSON(jsonArray(results.map { r in
-                        jsonObject([
-                            ("info", r.hasInfo ? json(r.info) : nil), ("kernel_info", json(r.kernelInfo)),
-                            ("details", details[r.kernelInfo.id].map { json($0) }),
-                        ])
-                    }))
+                    printJSON(
+                        jsonArray(
+                            results.map { r in
+                                jsonObject([
+                                    ("info", r.hasInfo ? json(r.info) : nil), ("kernel_info", json(r.kernelInfo)),
+                                    ("details", details[r.kernelInfo.id].map { json($0) }),
+                                ])
+                            }
+                        )
+                    )
                 case .table:
-                    print(table(
-                        ["Program ID", "Application", "Type", "Function Name", "Links"],
-                        results.map { r in
-                            let managed = r.hasInfo
-                            return [
-                                "\(r.kernelInfo.id)", managed ? r.info.metadata["bpfman_application"] ?? "" : "",
-                                details[r.kernelInfo.id]?.kind ?? kernelTypeName(r.kernelInfo.programType),
-                                managed ? r.info.name : r.kernelInfo.name, managed ? linksColumn(r.info.links) : "",
-                            ]
-                        }))
+                    print(
+                        table(
+                            ["Program ID", "Application", "Type", "Function Name", "Links"],
+                            results.map { r in
+                                let managed = r.hasInfo
+                                return [
+                                    "\(r.kernelInfo.id)", managed ? r.info.metadata["bpfman_application"] ?? "" : "",
+                                    details[r.kernelInfo.id]?.kind ?? kernelTypeName(r.kernelInfo.programType),
+                                    managed ? r.info.name : r.kernelInfo.name, managed ? linksColumn(r.info.links) : "",
+                                ]
+                            }
+                        )
+                    )
                 }
             }
         }
 
         struct Links: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "links", abstract: "List links.", aliases: ["link"])
+            static let configuration = CommandConfiguration(
+                commandName: "links",
+                abstract: "List links.",
+                aliases: ["link"]
+            )
             @OptionGroup var client: ClientOptions
-            @Option(name: [.short, .customLong("program-type")], help: "A kind (xdp, tc, tracepoint, ...) or kernel type name.")
+            @Option(
+                name: [.short, .customLong("program-type")],
+                help: "A kind (xdp, tc, tracepoint, ...) or kernel type name."
+            )
             var programType: String?
             @Option(name: .customLong("application"), help: "Only links of programs with bpfman_application=NAME.")
             var application: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Program metadata selector KEY=VALUE.") var metadata: [String] = []
+            @Option(name: [.short, .customLong("metadata")], help: "Program metadata selector KEY=VALUE.")
+            var metadata: [String] = []
             @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
 
             func run() throws {
@@ -76,17 +101,25 @@ extension BpfmanCommand {
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
                 if let application { request.matchMetadata["bpfman_application"] = application }
                 let links = try client.connect().call(
-                    Bpfman_Ext_V1_Inspect.Method.listLinks.path, request, Bpfman_Ext_V1_ListLinksResponse.self
+                    Bpfman_Ext_V1_Inspect.Method.listLinks.path,
+                    request,
+                    Bpfman_Ext_V1_ListLinksResponse.self
                 ).links
                 switch client.output {
                 case .json: printJSON(jsonArray(links.map { json($0) }))
                 case .table:
-                    print(table(
-                        ["Program ID", "Link ID", "Application", "Type", "Function Name", "Attachment"],
-                        links.map { l in
-                            ["\(l.programID)", "\(l.linkID)", l.programMetadata["bpfman_application"] ?? "", l.kind,
-                                l.programName, attachmentText(l)]
-                        }))
+                    print(
+                        table(
+                            ["Program ID", "Link ID", "Application", "Type", "Function Name", "Attachment"],
+                            links.map { l in
+                                [
+                                    "\(l.programID)", "\(l.linkID)", l.programMetadata["bpfman_application"] ?? "",
+                                    l.kind,
+                                    l.programName, attachmentText(l),
+                                ]
+                            }
+                        )
+                    )
                 }
             }
         }
@@ -94,7 +127,9 @@ extension BpfmanCommand {
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show one program or link.", subcommands: [Program.self, Link.self])
+            abstract: "Show one program or link.",
+            subcommands: [Program.self, Link.self]
+        )
 
         struct Program: ParsableCommand {
             static let configuration = CommandConfiguration(commandName: "program", abstract: "Show a program.")
@@ -107,10 +142,12 @@ extension BpfmanCommand {
                 let details = got.hasInfo ? (try? daemon.details([programID]))?[programID] : nil
                 switch client.output {
                 case .json:
-                    printJSON(jsonObject([
-                        ("info", got.hasInfo ? json(got.info) : nil), ("kernel_info", json(got.kernelInfo)),
-                        ("details", details.map { json($0) }),
-                    ]))
+                    printJSON(
+                        jsonObject([
+                            ("info", got.hasInfo ? json(got.info) : nil), ("kernel_info", json(got.kernelInfo)),
+                            ("details", details.map { json($0) }),
+                        ])
+                    )
                 case .table:
                     print(programText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
                 }
@@ -139,9 +176,13 @@ extension BpfmanCommand {
         func run() throws {
             let daemon = try client.connect()
             let status = try daemon.call(
-                Bpfman_Ext_V1_Inspect.Method.status.path, Bpfman_Ext_V1_StatusRequest(), Bpfman_Ext_V1_StatusResponse.self)
+                Bpfman_Ext_V1_Inspect.Method.status.path,
+                Bpfman_Ext_V1_StatusRequest(),
+                Bpfman_Ext_V1_StatusResponse.self
+            )
             let dispatchers = try daemon.call(
-                Bpfman_Ext_V1_Inspect.Method.listDispatchers.path, Bpfman_Ext_V1_ListDispatchersRequest(),
+                Bpfman_Ext_V1_Inspect.Method.listDispatchers.path,
+                Bpfman_Ext_V1_ListDispatchersRequest(),
                 Bpfman_Ext_V1_ListDispatchersResponse.self
             ).dispatchers
             switch client.output {
@@ -149,26 +190,45 @@ extension BpfmanCommand {
                 // StatusResponse plus `dispatchers` (SPEC §9.3).
                 var text = json(status)
                 text.removeLast()
-                text += (text.hasSuffix("{") ? "" : ",") + "\"dispatchers\":" + jsonArray(dispatchers.map { json($0) }) + "}"
+                text +=
+                    (text.hasSuffix("{") ? "" : ",") + "\"dispatchers\":" + jsonArray(dispatchers.map { json($0) })
+                    + "}"
                 printJSON(text)
             case .table:
                 let mode = status.attachMode == "native" ? "native (\(status.attachModeReason))" : status.attachMode
-                print(block(nil, [
-                    ("Version", status.version), ("Socket", status.socketPath), ("Runtime Dir", status.runtimeDir),
-                    ("XDP/TC Attach Mode", mode),
-                    ("CSI", status.csiEnabled ? "enabled (\(status.csiSocketPath))" : "disabled"),
-                    ("Idle Timeout", status.idleTimeoutSecs == 0 ? "none" : "\(status.idleTimeoutSecs) s"),
-                    ("Programs", "\(status.programCount)"), ("Links", "\(status.linkCount)"),
-                    ("Kernel Features", status.kernelFeatures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")),
-                ]))
+                print(
+                    block(
+                        nil,
+                        [
+                            ("Version", status.version), ("Socket", status.socketPath),
+                            ("Runtime Dir", status.runtimeDir),
+                            ("XDP/TC Attach Mode", mode),
+                            ("CSI", status.csiEnabled ? "enabled (\(status.csiSocketPath))" : "disabled"),
+                            ("Idle Timeout", status.idleTimeoutSecs == 0 ? "none" : "\(status.idleTimeoutSecs) s"),
+                            ("Programs", "\(status.programCount)"), ("Links", "\(status.linkCount)"),
+                            (
+                                "Kernel Features",
+                                status.kernelFeatures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                                    separator: " "
+                                )
+                            ),
+                        ]
+                    )
+                )
                 print("")
-                print(table(
-                    ["Kind", "Interface", "Netns", "Direction", "Revision", "Dispatcher Program ID", "Members"],
-                    dispatchers.map { d in
-                        [d.kind, d.iface, d.netns.isEmpty ? "host" : d.netns, d.direction.isEmpty ? "-" : d.direction,
-                            "\(d.revision)", "\(d.programID)",
-                            d.members.map { "\($0.position):\($0.linkID)/\($0.programID)" }.joined(separator: " ")]
-                    }))
+                print(
+                    table(
+                        ["Kind", "Interface", "Netns", "Direction", "Revision", "Dispatcher Program ID", "Members"],
+                        dispatchers.map { d in
+                            [
+                                d.kind, d.iface, d.netns.isEmpty ? "host" : d.netns,
+                                d.direction.isEmpty ? "-" : d.direction,
+                                "\(d.revision)", "\(d.programID)",
+                                d.members.map { "\($0.position):\($0.linkID)/\($0.programID)" }.joined(separator: " "),
+                            ]
+                        }
+                    )
+                )
             }
         }
     }

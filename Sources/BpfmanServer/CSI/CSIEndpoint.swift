@@ -30,13 +30,20 @@ package final class CSIEndpoint: Sendable {
     ///   - logger: the daemon's logger.
     /// - Throws: `StartupError` naming the directory or the socket that failed.
     package static func start(
-        engine: Engine, runtimeDirectory: String, configuration: CSIConfiguration = CSIConfiguration(),
-        serverConfiguration: GRPCServer.Configuration, logger: Logger
+        engine: Engine,
+        runtimeDirectory: String,
+        configuration: CSIConfiguration = CSIConfiguration(),
+        serverConfiguration: GRPCServer.Configuration,
+        logger: Logger
     ) throws(StartupError) -> CSIEndpoint {
         var router = GRPCRouter()
         let node = try CSIServices.register(
-            on: &router, engine: engine, runtimeDirectory: runtimeDirectory, configuration: configuration,
-            logger: logger)
+            on: &router,
+            engine: engine,
+            runtimeDirectory: runtimeDirectory,
+            configuration: configuration,
+            logger: logger
+        )
         let health = HealthService(services: CSIServices.healthServiceNames)
         health.register(on: &router)
         ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
@@ -63,7 +70,8 @@ package final class CSIEndpoint: Sendable {
             metadata: [
                 "socket": "\(node.paths.socket)", "node_id": "\(node.nodeID)", "volumes_published": "\(kept)",
                 "stale_volume_records_dropped": "\(dropped)",
-            ])
+            ]
+        )
         return CSIEndpoint(server: server, health: health, node: node)
     }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-    @preconcurrency internal import Glibc
+@preconcurrency internal import Glibc
 #endif
 
 /// A failed system call of the CSI node plugin: the C function, the path it was about, the errno.
@@ -119,7 +119,11 @@ enum CSISyscalls {
     }
 
     /// Writes `bytes` to `path` through a temporary file and `rename`, so readers see the old or the new content.
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) -> Result<
+    static func writeFileAtomically(
+        _ path: String,
+        _ bytes: [UInt8],
+        mode: mode_t = 0o600
+    ) -> Result<
         Void, CSISystemError
     > {
         let temporary = path + ".tmp"
@@ -192,8 +196,11 @@ struct MountEntry: Sendable, Equatable {
             else { continue }
             entries.append(
                 MountEntry(
-                    mountPoint: unescape(fields[4]), filesystemType: String(fields[separator + 1]),
-                    mountOptions: fields[5].split(separator: ",").map(String.init)))
+                    mountPoint: unescape(fields[4]),
+                    filesystemType: String(fields[separator + 1]),
+                    mountOptions: fields[5].split(separator: ",").map(String.init)
+                )
+            )
         }
         return entries
     }

@@ -3,8 +3,9 @@ internal import H2Transport
 internal import Logging
 internal import Proto
 internal import Synchronization
+
 #if canImport(Glibc)
-    @preconcurrency internal import Glibc
+@preconcurrency internal import Glibc
 #endif
 
 /// `csi.v1.Node` (SPEC §7.2-7.4): publishes a managed program's maps into a pod as a bind-mounted bpffs.
@@ -77,21 +78,30 @@ package final class CSINodeService: Sendable {
             guard top.filesystemType == "bpf" else {
                 throw GRPCStatus(
                     .failedPrecondition,
-                    "target path \(plan.targetPath) is already mounted with filesystem \(top.filesystemType)")
+                    "target path \(plan.targetPath) is already mounted with filesystem \(top.filesystemType)"
+                )
             }
             let entries = Set(CSISyscalls.listDirectory(target)).subtracting(Self.kernelEntries)
             guard entries == Set(plan.maps), top.isReadOnly == plan.readOnly else {
                 throw GRPCStatus(
                     .alreadyExists,
-                    "target path \(plan.targetPath) is already published with different maps or access mode")
+                    "target path \(plan.targetPath) is already published with different maps or access mode"
+                )
             }
             // A crash between the bind mount and the record leaves a published volume without one; write it now.
             if records.record(plan.volumeID) == nil {
                 let programID = (try? await engine.csiMapSource(programName: plan.programName))?.programID ?? 0
                 try? records.save(
                     CSIVolumeRecord(
-                        volumeID: plan.volumeID, targetPath: plan.targetPath, programName: plan.programName,
-                        programID: programID, maps: plan.maps, readOnly: plan.readOnly, group: plan.group))
+                        volumeID: plan.volumeID,
+                        targetPath: plan.targetPath,
+                        programName: plan.programName,
+                        programID: programID,
+                        maps: plan.maps,
+                        readOnly: plan.readOnly,
+                        group: plan.group
+                    )
+                )
             }
             log.info("volume already published", metadata: ["rpc": "NodePublishVolume"])
             return
@@ -156,8 +166,14 @@ package final class CSINodeService: Sendable {
                 }
             }
             let record = CSIVolumeRecord(
-                volumeID: plan.volumeID, targetPath: plan.targetPath, programName: plan.programName,
-                programID: source.programID, maps: plan.maps, readOnly: plan.readOnly, group: plan.group)
+                volumeID: plan.volumeID,
+                targetPath: plan.targetPath,
+                programName: plan.programName,
+                programID: source.programID,
+                maps: plan.maps,
+                readOnly: plan.readOnly,
+                group: plan.group
+            )
             do {
                 try records.save(record)
             } catch {
@@ -169,7 +185,9 @@ package final class CSINodeService: Sendable {
             if mountedVolume { unmountAll(volume) }
             _ = CSISyscalls.rmdir(volume)
             log.info(
-                "publish failed, rolled back", metadata: ["rpc": "NodePublishVolume", "error": "\(error)"])
+                "publish failed, rolled back",
+                metadata: ["rpc": "NodePublishVolume", "error": "\(error)"]
+            )
             throw error
         }
         log.info(
@@ -178,7 +196,8 @@ package final class CSINodeService: Sendable {
                 "rpc": "NodePublishVolume", "program": "\(plan.programName)",
                 "maps": "\(plan.maps.joined(separator: ","))",
                 "readonly": "\(plan.readOnly)", "group": "\(plan.group.map { String($0) } ?? "")",
-            ])
+            ]
+        )
     }
 
     /// A per-volume directory left by a crashed attempt: unmount whatever is there and remove it.
@@ -254,7 +273,8 @@ package final class CSINodeService: Sendable {
             dropped += 1
             logger.info(
                 "dropped the record of a volume no longer mounted",
-                metadata: ["volume_id": "\(record.volumeID)", "target_path": "\(record.targetPath)"])
+                metadata: ["volume_id": "\(record.volumeID)", "target_path": "\(record.targetPath)"]
+            )
         }
         return (kept, dropped)
     }

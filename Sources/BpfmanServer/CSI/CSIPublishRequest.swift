@@ -53,7 +53,8 @@ struct CSIPublishRequest: Sendable, Equatable {
         default:
             throw Self.invalid(
                 "volume_capability.access_mode must be SINGLE_NODE_WRITER or SINGLE_NODE_SINGLE_WRITER, got "
-                    + (capability.accessMode.mode.protoName ?? "\(capability.accessMode.mode.rawValue)"))
+                    + (capability.accessMode.mode.protoName ?? "\(capability.accessMode.mode.rawValue)")
+            )
         }
         if mount.volumeMountGroup.isEmpty {
             group = nil

@@ -75,14 +75,22 @@ package enum CSIServices {
     /// - Throws: `StartupError` when the directories cannot be created.
     @discardableResult
     package static func register(
-        on router: inout GRPCRouter, engine: Engine, runtimeDirectory: String,
-        configuration: CSIConfiguration = CSIConfiguration(), logger: Logger
+        on router: inout GRPCRouter,
+        engine: Engine,
+        runtimeDirectory: String,
+        configuration: CSIConfiguration = CSIConfiguration(),
+        logger: Logger
     ) throws(StartupError) -> CSINodeService {
         let paths = CSIPaths(runtimeDirectory: runtimeDirectory)
         try makeDirectories(paths.filesystems, mode: 0o755)
         let nodeID = configuration.nodeID ?? CSISyscalls.environment("KUBE_NODE_NAME") ?? CSISyscalls.hostName()
         let node = CSINodeService(
-            engine: engine, paths: paths, nodeID: nodeID, podsRoot: configuration.podsRoot, logger: logger)
+            engine: engine,
+            paths: paths,
+            nodeID: nodeID,
+            podsRoot: configuration.podsRoot,
+            logger: logger
+        )
         let version = configuration.version
 
         router.register(
@@ -92,17 +100,20 @@ package enum CSIServices {
                 response.name = pluginName
                 response.vendorVersion = version
                 return response
-            })
+            }
+        )
         router.register(
             Csi_V1_Identity.Method.getPluginCapabilities.path,
-            unary { (_: Csi_V1_GetPluginCapabilitiesRequest) in Csi_V1_GetPluginCapabilitiesResponse() })
+            unary { (_: Csi_V1_GetPluginCapabilitiesRequest) in Csi_V1_GetPluginCapabilitiesResponse() }
+        )
         router.register(
             Csi_V1_Identity.Method.probe.path,
             unary { (_: Csi_V1_ProbeRequest) in
                 var response = Csi_V1_ProbeResponse()
                 response.ready.value = true
                 return response
-            })
+            }
+        )
 
         router.register(Csi_V1_Node.Method.nodeGetInfo.path, unary { node.getInfo($0) })
         router.register(Csi_V1_Node.Method.nodeGetCapabilities.path, unary { node.getCapabilities($0) })
@@ -113,7 +124,8 @@ package enum CSIServices {
                 method.path,
                 .unary { _, _ in
                     throw GRPCStatus(.unimplemented, "\(method.fullName) is not implemented by \(pluginName)")
-                })
+                }
+            )
         }
         return node
     }

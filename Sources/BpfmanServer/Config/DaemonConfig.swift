@@ -209,7 +209,9 @@ private struct ConfigReader {
     }
 
     func choice<T: RawRepresentable & CaseIterable>(
-        _ entry: TOMLTable.Entry, _ key: String, _: T.Type
+        _ entry: TOMLTable.Entry,
+        _ key: String,
+        _: T.Type
     ) throws(ConfigError) -> T where T.RawValue == String {
         guard case .string(let s) = entry.value else {
             throw fail(entry, key, "must be a string, not a \(entry.value.typeName)")
@@ -229,7 +231,8 @@ private struct ConfigReader {
         var sawWildcard = false
         for item in items {
             guard case .table(let t) = item else { throw fail(entry, key, "must be an array of tables") }
-            func matcher(_ exact: String, _ pattern: String) throws(ConfigError) -> DaemonConfig.TrustedIdentity.Matcher {
+            func matcher(_ exact: String, _ pattern: String) throws(ConfigError) -> DaemonConfig.TrustedIdentity.Matcher
+            {
                 switch (t[exact], t[pattern]) {
                 case (.string(let s)?, nil): return .exact(s)
                 case (nil, .string(let s)?): return .pattern(s)

@@ -464,7 +464,10 @@ private struct TOMLParser {
         case UInt8(ascii: "u"), UInt8(ascii: "U"):
             let count = e == UInt8(ascii: "u") ? 4 : 8
             guard position + count <= bytes.count,
-                let scalarValue = UInt32(String(decoding: bytes[position..<position + count], as: UTF8.self), radix: 16),
+                let scalarValue = UInt32(
+                    String(decoding: bytes[position..<position + count], as: UTF8.self),
+                    radix: 16
+                ),
                 let scalar = Unicode.Scalar(scalarValue)
             else { throw error("bad unicode escape") }
             position += count

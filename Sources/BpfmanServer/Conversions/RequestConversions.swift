@@ -41,8 +41,12 @@ extension LoadRequest {
             programs.append(ProgramLoadInfo(name: info.name, type: type, target: target))
         }
         self.init(
-            bytecode: bytecode, programs: programs, globalData: proto.globalData, metadata: proto.metadata,
-            mapOwnerID: proto.hasMapOwnerID && proto.mapOwnerID != 0 ? proto.mapOwnerID : nil)
+            bytecode: bytecode,
+            programs: programs,
+            globalData: proto.globalData,
+            metadata: proto.metadata,
+            mapOwnerID: proto.hasMapOwnerID && proto.mapOwnerID != 0 ? proto.mapOwnerID : nil
+        )
     }
 
     /// The load-info rows of SPEC §3.1: fentry/fexit need `fn_name`, lsm needs `hook_name`, and no other
@@ -83,8 +87,11 @@ extension BytecodeImage {
             throw .invalidArgument("invalid pull policy: unknown pull policy: \(proto.imagePullPolicy)")
         }
         self.init(
-            url: proto.url, pullPolicy: proto.imagePullPolicy, username: proto.hasUsername ? proto.username : nil,
-            password: proto.hasPassword ? proto.password : nil)
+            url: proto.url,
+            pullPolicy: proto.imagePullPolicy,
+            username: proto.hasUsername ? proto.username : nil,
+            password: proto.hasPassword ? proto.password : nil
+        )
     }
 }
 
@@ -110,31 +117,56 @@ extension AttachSpec {
         case .xdpAttachInfo(let a):
             self = .xdp(
                 XDPAttach(
-                    priority: a.priority, iface: a.iface, proceedOn: a.proceedOn, netns: optional(a.hasNetns, a.netns),
-                    metadata: a.metadata))
+                    priority: a.priority,
+                    iface: a.iface,
+                    proceedOn: a.proceedOn,
+                    netns: optional(a.hasNetns, a.netns),
+                    metadata: a.metadata
+                )
+            )
         case .tcAttachInfo(let a):
             self = .tc(
                 TCAttach(
-                    priority: a.priority, iface: a.iface, direction: a.direction, proceedOn: a.proceedOn,
-                    netns: optional(a.hasNetns, a.netns), metadata: a.metadata))
+                    priority: a.priority,
+                    iface: a.iface,
+                    direction: a.direction,
+                    proceedOn: a.proceedOn,
+                    netns: optional(a.hasNetns, a.netns),
+                    metadata: a.metadata
+                )
+            )
         case .tcxAttachInfo(let a):
             self = .tcx(
                 TCXAttach(
-                    priority: a.priority, iface: a.iface, direction: a.direction, netns: optional(a.hasNetns, a.netns),
-                    metadata: a.metadata))
+                    priority: a.priority,
+                    iface: a.iface,
+                    direction: a.direction,
+                    netns: optional(a.hasNetns, a.netns),
+                    metadata: a.metadata
+                )
+            )
         case .tracepointAttachInfo(let a):
             self = .tracepoint(TracepointAttach(tracepoint: a.tracepoint, metadata: a.metadata))
         case .kprobeAttachInfo(let a):
             self = .kprobe(
                 KprobeAttach(
-                    fnName: a.fnName, offset: a.offset, containerPid: a.hasContainerPid ? a.containerPid : nil,
-                    metadata: a.metadata))
+                    fnName: a.fnName,
+                    offset: a.offset,
+                    containerPid: a.hasContainerPid ? a.containerPid : nil,
+                    metadata: a.metadata
+                )
+            )
         case .uprobeAttachInfo(let a):
             self = .uprobe(
                 UprobeAttach(
-                    fnName: a.hasFnName ? a.fnName : nil, offset: a.offset, target: a.target,
-                    pid: a.hasPid ? a.pid : nil, containerPid: a.hasContainerPid ? a.containerPid : nil,
-                    metadata: a.metadata))
+                    fnName: a.hasFnName ? a.fnName : nil,
+                    offset: a.offset,
+                    target: a.target,
+                    pid: a.hasPid ? a.pid : nil,
+                    containerPid: a.hasContainerPid ? a.containerPid : nil,
+                    metadata: a.metadata
+                )
+            )
         case .fentryAttachInfo(let a): self = .fentry(metadata: a.metadata)
         case .fexitAttachInfo(let a): self = .fexit(metadata: a.metadata)
         case .lsmAttachInfo(let a): self = .lsm(metadata: a.metadata)
@@ -166,7 +198,9 @@ extension BytecodeImage {
 extension ListFilter {
     package init(_ proto: Bpfman_V1_ListRequest) {
         self.init(
-            programType: proto.hasProgramType ? proto.programType : nil, bpfmanProgramsOnly: proto.bpfmanProgramsOnly,
-            matchMetadata: proto.matchMetadata)
+            programType: proto.hasProgramType ? proto.programType : nil,
+            bpfmanProgramsOnly: proto.bpfmanProgramsOnly,
+            matchMetadata: proto.matchMetadata
+        )
     }
 }

@@ -1,14 +1,16 @@
 package import BpfmanEngine
+internal import FoundationEssentials
+internal import Glibc
 package import H2Transport
 package import Logging
-internal import Glibc
-internal import FoundationEssentials
 internal import Synchronization
 
 /// The compiled dispatcher objects: `$BPFMAN_BPF_DIR`, next to the executable as invoked (`.build/debug` ->
 /// `.build/bpf`), next to the resolved executable, then the system directory.
 func locateDispatcherObjects() throws -> DispatcherObjects {
-    let invoked = CommandLine.arguments.first.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
+    let invoked = CommandLine.arguments.first.map {
+        $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0
+    }
     do {
         return try DispatcherObjects.locate(executable: invoked)
     } catch {
@@ -29,8 +31,12 @@ package struct DaemonOptions: Sendable {
     package var allowSocketActivation: Bool
 
     package init(
-        socketPath: String, runtimeDirectory: String, imageCacheDirectory: String = "/var/cache/bpfman",
-        csiSupport: Bool = false, timeout: UInt64? = nil, allowSocketActivation: Bool = true
+        socketPath: String,
+        runtimeDirectory: String,
+        imageCacheDirectory: String = "/var/cache/bpfman",
+        csiSupport: Bool = false,
+        timeout: UInt64? = nil,
+        allowSocketActivation: Bool = true
     ) {
         self.socketPath = socketPath
         self.runtimeDirectory = runtimeDirectory
@@ -70,8 +76,13 @@ package final class Daemon: Sendable {
     package static let healthNames = ["", "bpfman.v1.Bpfman", "bpfman.ext.v1.Inspect"]
 
     private init(
-        engine: Engine, server: GRPCServer, health: HealthService, facts: DaemonFacts, csi: CSIEndpoint?,
-        logger: Logger, requests: (AsyncStream<String>, AsyncStream<String>.Continuation)
+        engine: Engine,
+        server: GRPCServer,
+        health: HealthService,
+        facts: DaemonFacts,
+        csi: CSIEndpoint?,
+        logger: Logger,
+        requests: (AsyncStream<String>, AsyncStream<String>.Continuation)
     ) {
         self.csi = csi
         self.engine = engine
@@ -85,7 +96,9 @@ package final class Daemon: Sendable {
     /// SPEC §1.3 steps 4-10: engine start-up, services, socket, SERVING.
     /// - Throws: `StartupError` with a one-line reason.
     package static func start(
-        options: DaemonOptions, config: DaemonConfig = DaemonConfig(), logger: Logger
+        options: DaemonOptions,
+        config: DaemonConfig = DaemonConfig(),
+        logger: Logger
     ) async throws(StartupError) -> Daemon {
         let paths = BpfmanPaths(root: options.runtimeDirectory)
         // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3).
@@ -117,23 +130,31 @@ package final class Daemon: Sendable {
             throw StartupError(error.message)
         }
         logger.info(
-            "XDP/TC attach mode: \(attachMode) (\(reason))\(attachMode == "native" ? "; one XDP program per interface" : "")")
+            "XDP/TC attach mode: \(attachMode) (\(reason))\(attachMode == "native" ? "; one XDP program per interface" : "")"
+        )
 
         // Socket activation (§1.4): LISTEN_PID/LISTEN_FDS name fd 3, else bind the path.
         var activatedFD: CInt?
         if options.allowSocketActivation, let activation = GRPCServer.socketActivatedFD() {
             switch activation {
             case .success(let fd): activatedFD = fd
-            case .failure(let error): logger.warning("ignoring socket activation: \(error); binding \(options.socketPath)")
+            case .failure(let error):
+                logger.warning("ignoring socket activation: \(error); binding \(options.socketPath)")
             }
         }
         let idleSeconds = options.idleTimeout(socketActivated: activatedFD != nil)
         let facts = DaemonFacts(
-            version: BpfmanVersion.string, attachMode: attachMode, attachModeReason: reason,
-            runtimeDirectory: options.runtimeDirectory, socketPath: options.socketPath,
+            version: BpfmanVersion.string,
+            attachMode: attachMode,
+            attachModeReason: reason,
+            runtimeDirectory: options.runtimeDirectory,
+            socketPath: options.socketPath,
             csiEnabled: options.csiSupport,
-            csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "", idleTimeoutSeconds: UInt32(clamping: idleSeconds),
-            socketActivated: activatedFD != nil, kernelFeatures: KernelFacts.features(freplace: freplace))
+            csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "",
+            idleTimeoutSeconds: UInt32(clamping: idleSeconds),
+            socketActivated: activatedFD != nil,
+            kernelFeatures: KernelFacts.features(freplace: freplace)
+        )
 
         let health = HealthService(services: healthNames)
         let context = ServiceContext(engine: engine, logger: logger, facts: facts)
@@ -148,12 +169,18 @@ package final class Daemon: Sendable {
         let inFlight = Mutex<(main: Int, csi: Int)>((0, 0))
         var configuration = GRPCServer.Configuration()
         configuration.onInFlightChange = { count in
-            let total = inFlight.withLock { $0.main = count; return $0.main + $0.csi }
+            let total = inFlight.withLock {
+                $0.main = count
+                return $0.main + $0.csi
+            }
             idle.withLock { $0 }?.inFlightChanged(total)
         }
         var csiConfiguration = configuration
         csiConfiguration.onInFlightChange = { count in
-            let total = inFlight.withLock { $0.csi = count; return $0.main + $0.csi }
+            let total = inFlight.withLock {
+                $0.csi = count
+                return $0.main + $0.csi
+            }
             idle.withLock { $0 }?.inFlightChanged(total)
         }
         let server: GRPCServer
@@ -174,9 +201,12 @@ package final class Daemon: Sendable {
         if options.csiSupport {
             do {
                 csi = try CSIEndpoint.start(
-                    engine: engine, runtimeDirectory: options.runtimeDirectory,
+                    engine: engine,
+                    runtimeDirectory: options.runtimeDirectory,
                     configuration: CSIConfiguration(podsRoot: config.csiPodsRoot),
-                    serverConfiguration: csiConfiguration, logger: logger)
+                    serverConfiguration: csiConfiguration,
+                    logger: logger
+                )
             } catch {
                 await server.shutdown(gracePeriod: .zero)
                 await engine.close()
@@ -184,8 +214,14 @@ package final class Daemon: Sendable {
             }
         }
         let daemon = Daemon(
-            engine: engine, server: server, health: health, facts: facts, csi: csi, logger: logger,
-            requests: AsyncStream<String>.makeStream())
+            engine: engine,
+            server: server,
+            health: health,
+            facts: facts,
+            csi: csi,
+            logger: logger,
+            requests: AsyncStream<String>.makeStream()
+        )
         if idleSeconds > 0 {
             let timer = IdleTimer(timeout: .seconds(idleSeconds)) { [weak daemon] in
                 daemon?.requestShutdown("idle for \(idleSeconds) s")
@@ -199,7 +235,8 @@ package final class Daemon: Sendable {
             metadata: [
                 "socket": "\(activatedFD != nil ? "fd 3 (socket activation)" : options.socketPath)",
                 "runtime_dir": "\(options.runtimeDirectory)", "idle_timeout": "\(idleSeconds)",
-            ])
+            ]
+        )
         return daemon
     }
 

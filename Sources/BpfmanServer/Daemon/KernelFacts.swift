@@ -13,7 +13,11 @@ package enum KernelFacts {
     }
 
     /// Whether the running kernel release is at least `major.minor`.
-    package static func kernelAtLeast(_ major: Int, _ minor: Int, release: String = ProcessSetup.kernelRelease())
+    package static func kernelAtLeast(
+        _ major: Int,
+        _ minor: Int,
+        release: String = ProcessSetup.kernelRelease()
+    )
         -> Bool
     {
         let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }

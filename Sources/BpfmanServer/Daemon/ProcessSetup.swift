@@ -14,7 +14,9 @@ package enum ProcessSetup {
 
     /// Raises RLIMIT_MEMLOCK to infinity, as kernels before 5.11 charge BPF maps and programs against it.
     /// - Throws: `StartupError` with SPEC's message when the limit cannot be raised on a kernel that needs it.
-    package static func raiseMemlockLimit(kernelRelease: String = kernelRelease()) throws(StartupError)
+    package static func raiseMemlockLimit(
+        kernelRelease: String = kernelRelease()
+    ) throws(StartupError)
         -> MemlockOutcome
     {
         let resource = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)

@@ -31,7 +31,8 @@ package final class WriterLock: Sendable {
     /// - Throws: `WaitError` when the deadline passes or the task is cancelled before the lock is had,
     ///   else whatever `body` throws.
     package func withLock<R: Sendable>(
-        deadline: ContinuousClock.Instant?, _ body: () async throws -> R
+        deadline: ContinuousClock.Instant?,
+        _ body: () async throws -> R
     ) async throws -> R {
         try await acquire(deadline: deadline)
         defer { release() }

@@ -31,7 +31,8 @@ package struct BpfmanService: Sendable {
                 var response = Bpfman_V1_LoadResponse()
                 response.programs = loaded.map(Bpfman_V1_LoadResponseInfo.init)
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.unload.path,
             c.unary("Unload", mutating: true) { call, bytes in
@@ -41,7 +42,8 @@ package struct BpfmanService: Sendable {
                     await Self.waitUntilGone(id, engine)
                 }
                 return Bpfman_V1_UnloadResponse().serializedBytes()
-            })
+            }
+        )
         router.register(
             M.attach.path,
             c.unary("Attach", mutating: true) { call, bytes in
@@ -52,14 +54,16 @@ package struct BpfmanService: Sendable {
                 var response = Bpfman_V1_AttachResponse()
                 response.linkID = linkID
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.detach.path,
             c.unary("Detach", mutating: true) { call, bytes in
                 let id = try IDValidation.linkID(try decode(Bpfman_V1_DetachRequest.self, bytes).linkID)
                 try await c.mutate(call) { engine throws(EngineError) in try await engine.detach(linkID: id) }
                 return Bpfman_V1_DetachResponse().serializedBytes()
-            })
+            }
+        )
         router.register(
             M.list.path,
             c.unary("List") { _, bytes in
@@ -67,18 +71,21 @@ package struct BpfmanService: Sendable {
                 var response = Bpfman_V1_ListResponse()
                 response.results = try await c.engine.list(filter).map(Bpfman_V1_ListResponse.ListResult.init)
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.get.path,
             c.unary("Get") { _, bytes in
                 let id = try IDValidation.programID(try decode(Bpfman_V1_GetRequest.self, bytes).id)
                 return Bpfman_V1_GetResponse(try await c.engine.get(id: id)).serializedBytes()
-            })
+            }
+        )
         router.register(
             M.pullBytecode.path,
             c.unary("PullBytecode", mutating: true) { _, bytes in
                 _ = try BytecodeImage(validatingPull: try decode(Bpfman_V1_PullBytecodeRequest.self, bytes))
                 throw ErrorMapping.pullBytecodeUnavailable
-            })
+            }
+        )
     }
 }

@@ -20,7 +20,8 @@ package struct InspectService: Sendable {
                 let link = try c.engine.reader.link(id: request.linkID)
                 let program = try? await c.engine.get(id: link.programID).info?.record
                 return Bpfman_Ext_V1_LinkInfo(link, program: program).serializedBytes()
-            })
+            }
+        )
         router.register(
             M.listLinks.path,
             c.unary("ListLinks") { _, bytes in
@@ -32,7 +33,8 @@ package struct InspectService: Sendable {
                     return filter.matches(link, program: program) ? Bpfman_Ext_V1_LinkInfo(link, program: program) : nil
                 }
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.listDispatchers.path,
             c.unary("ListDispatchers") { _, bytes in
@@ -42,7 +44,8 @@ package struct InspectService: Sendable {
                 response.dispatchers = try await c.engine.dispatchers(iface: request.hasIface ? request.iface : nil)
                     .map { Bpfman_Ext_V1_DispatcherInfo($0, paths: pinRoot) }
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.getProgramDetails.path,
             c.unary("GetProgramDetails") { _, bytes in
@@ -56,7 +59,8 @@ package struct InspectService: Sendable {
                 var response = Bpfman_Ext_V1_GetProgramDetailsResponse()
                 response.programs = details.map(Bpfman_Ext_V1_ProgramDetails.init)
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             M.status.path,
             c.unary("Status") { _, bytes in
@@ -76,11 +80,13 @@ package struct InspectService: Sendable {
                 response.linkCount = UInt32(try await c.engine.links().count)
                 response.kernelFeatures = facts.kernelFeatures
                 return response.serializedBytes()
-            })
+            }
+        )
     }
 
     /// Every active link and the records of managed programs by id.
-    static func linksAndPrograms(_ engine: Engine) async throws(EngineError) -> ([LinkRecord], [UInt32: ProgramRecord]) {
+    static func linksAndPrograms(_ engine: Engine) async throws(EngineError) -> ([LinkRecord], [UInt32: ProgramRecord])
+    {
         let links = try await engine.links()
         var programs: [UInt32: ProgramRecord] = [:]
         for details in try await engine.list(ListFilter(bpfmanProgramsOnly: true)) {

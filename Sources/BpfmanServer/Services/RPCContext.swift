@@ -19,7 +19,8 @@ package struct ServiceContext: Sendable {
     /// A unary method that logs one debug line per call (SPEC §1.10), and one info line when a mutating
     /// call fails (successful mutations are logged by the engine with their ids).
     func unary(
-        _ name: String, mutating: Bool = false,
+        _ name: String,
+        mutating: Bool = false,
         _ body: @escaping @Sendable (GRPCServerContext, [UInt8]) async throws -> [UInt8]
     ) -> GRPCMethod {
         let logger = logger
@@ -28,7 +29,9 @@ package struct ServiceContext: Sendable {
             do {
                 let reply = try await body(context, bytes)
                 logger.debug(
-                    "rpc", metadata: ["rpc": "\(name)", "status": "OK", "elapsed": "\(ContinuousClock.now - start)"])
+                    "rpc",
+                    metadata: ["rpc": "\(name)", "status": "OK", "elapsed": "\(ContinuousClock.now - start)"]
+                )
                 return reply
             } catch {
                 let status = (error as? any GRPCStatusConvertible)?.grpcStatus ?? GRPCStatus(.unknown, "\(error)")
@@ -36,7 +39,11 @@ package struct ServiceContext: Sendable {
                     "rpc": "\(name)", "status": "\(status.code)", "message": "\(status.message)",
                     "elapsed": "\(ContinuousClock.now - start)",
                 ]
-                if mutating { logger.info("rpc failed", metadata: metadata) } else { logger.debug("rpc", metadata: metadata) }
+                if mutating {
+                    logger.info("rpc failed", metadata: metadata)
+                } else {
+                    logger.debug("rpc", metadata: metadata)
+                }
                 throw error
             }
         }
@@ -44,7 +51,8 @@ package struct ServiceContext: Sendable {
 
     /// Runs a mutation under the writer lock (SPEC §1.7).
     func mutate<R: Sendable>(
-        _ context: GRPCServerContext, _ body: @Sendable (Engine) async throws(EngineError) -> R
+        _ context: GRPCServerContext,
+        _ body: @Sendable (Engine) async throws(EngineError) -> R
     ) async throws -> R {
         // Give up a little before the deadline (a tenth of the time left, 2 to 20 ms), so our message reaches the
         // client before its own timer or the transport's answer the call with a generic one.
@@ -78,9 +86,16 @@ package struct DaemonFacts: Sendable {
     package var kernelFeatures: [String: Bool]
 
     package init(
-        version: String, attachMode: String, attachModeReason: String, runtimeDirectory: String, socketPath: String,
-        csiEnabled: Bool = false, csiSocketPath: String = "", idleTimeoutSeconds: UInt32 = 0,
-        socketActivated: Bool = false, kernelFeatures: [String: Bool] = [:]
+        version: String,
+        attachMode: String,
+        attachModeReason: String,
+        runtimeDirectory: String,
+        socketPath: String,
+        csiEnabled: Bool = false,
+        csiSocketPath: String = "",
+        idleTimeoutSeconds: UInt32 = 0,
+        socketActivated: Bool = false,
+        kernelFeatures: [String: Bool] = [:]
     ) {
         self.version = version
         self.attachMode = attachMode

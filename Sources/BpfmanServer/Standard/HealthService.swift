@@ -67,7 +67,8 @@ package final class HealthService: Sendable {
                     throw GRPCStatus(.notFound, "unknown service \(request.service)")
                 }
                 return Self.proto(status).serializedBytes()
-            })
+            }
+        )
         router.register(
             Grpc_Health_V1_Health.Method.list.path,
             .unary { [self] _, bytes in
@@ -75,7 +76,8 @@ package final class HealthService: Sendable {
                 var response = Grpc_Health_V1_HealthListResponse()
                 for (name, status) in state.withLock({ $0.statuses }) { response.statuses[name] = Self.proto(status) }
                 return response.serializedBytes()
-            })
+            }
+        )
         router.register(
             Grpc_Health_V1_Health.Method.watch.path,
             .serverStreaming { [self] _, bytes, writer in
@@ -98,7 +100,8 @@ package final class HealthService: Sendable {
                         try await writer.write(Self.proto(now).serializedBytes())
                     }
                 }
-            })
+            }
+        )
     }
 }
 

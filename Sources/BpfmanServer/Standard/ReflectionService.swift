@@ -30,7 +30,9 @@ package struct ReflectionService: Sendable {
     }
 
     /// The response to one request: exactly one per request, echoing host and request.
-    package func answer(_ request: Grpc_Reflection_V1_ServerReflectionRequest)
+    package func answer(
+        _ request: Grpc_Reflection_V1_ServerReflectionRequest
+    )
         -> Grpc_Reflection_V1_ServerReflectionResponse
     {
         var response = Grpc_Reflection_V1_ServerReflectionResponse()
@@ -63,7 +65,8 @@ package struct ReflectionService: Sendable {
                 ProtoDescriptors.file(containingSymbol: symbol).map(files) ?? error("symbol not found: \(symbol)")
         case .fileContainingExtension(let ext)?:
             response.messageResponse = error(
-                "extension not found: \(ext.containingType) \(ext.extensionNumber)")
+                "extension not found: \(ext.containingType) \(ext.extensionNumber)"
+            )
         case .allExtensionNumbersOfType(let type)?:
             if ProtoDescriptors.isMessage(type) {
                 var numbers = Grpc_Reflection_V1_ExtensionNumberResponse()

@@ -555,7 +555,11 @@ extension ProtoJSONValue {
     }
 
     /// Map keys arrive as strings; these parse them as the declared key type.
-    package static func mapKey<T: FixedWidthInteger>(_ key: String, _ field: String, as: T.Type) throws(ProtoJSONError)
+    package static func mapKey<T: FixedWidthInteger>(
+        _ key: String,
+        _ field: String,
+        as: T.Type
+    ) throws(ProtoJSONError)
         -> T
     {
         guard let v = T(key) else { throw .invalidValue(field: field, reason: "bad map key \(key)") }
@@ -708,8 +712,12 @@ package enum ProtoTimestampText {
         guard c.count >= 20, c[4] == 0x2D, c[7] == 0x2D, c[10] == UInt8(ascii: "T") || c[10] == UInt8(ascii: "t"),
             c[13] == 0x3A, c[16] == 0x3A
         else { throw bad() }
-        let y = try num(0, 4), mo = try num(5, 2), d = try num(8, 2)
-        let h = try num(11, 2), mi = try num(14, 2), s = try num(17, 2)
+        let y = try num(0, 4)
+        let mo = try num(5, 2)
+        let d = try num(8, 2)
+        let h = try num(11, 2)
+        let mi = try num(14, 2)
+        let s = try num(17, 2)
         guard mo >= 1, mo <= 12, d >= 1, d <= 31, h <= 23, mi <= 59, s <= 59 else { throw bad() }
         var i = 19
         var nanos: Int64 = 0

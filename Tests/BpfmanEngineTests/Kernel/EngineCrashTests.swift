@@ -28,10 +28,14 @@ struct EngineCrashChild {
             _ = try await engine.load(
                 LoadRequest(
                     bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
-                    programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                    programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                )
+            )
         case "attach":
             _ = try await engine.attach(
-                programID: argument, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                programID: argument,
+                spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+            )
         case "detach":
             try await engine.detach(linkID: argument)
         case "unload":
@@ -51,11 +55,13 @@ extension KernelTests {
         func crashChild(_ paths: BpfmanPaths, _ operation: String, at step: String) throws {
             let bundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
             let result = try run(
-                bundle, ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"],
+                bundle,
+                ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"],
                 environment: [
                     CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation,
                     Engine.crashStepEnvironmentKey: step,
-                ])
+                ]
+            )
             #expect(result.status == SIGKILL, "the child died at \(step): \(result.output.suffix(2000))")
         }
 
@@ -103,9 +109,13 @@ extension KernelTests {
                 id = try await engine.load(
                     LoadRequest(
                         bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
-                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))[0].kernelInfo.id
+                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                    )
+                )[0].kernelInfo.id
                 firstLink = try await engine.attach(
-                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid")))
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))
+                )
             }
             // Attach: killed after the pending row, then after the link pin.
             for step in ["attach.afterPending", "attach.afterPin"] {
@@ -127,7 +137,9 @@ extension KernelTests {
                 #expect(filesUnder(paths.linksDirectory) == [])
                 // A new link gets an id above every id handed out so far, including the crashed attaches'.
                 let next = try await engine.attach(
-                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
                 #expect(next > firstLink + 2)
             }
             #expect(await eventually { !BPF.linkExists(id: kernelLink ?? 0) }, "the detached kernel link is gone")

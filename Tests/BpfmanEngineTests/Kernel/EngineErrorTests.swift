@@ -12,11 +12,16 @@ extension KernelTests {
         static let tracepointObject = { (try? BPFFixtures.object("tracepoint_counter")) ?? "" }()
 
         static func request(
-            _ programs: [ProgramLoadInfo], file: String? = nil, globalData: [String: [UInt8]] = [:],
+            _ programs: [ProgramLoadInfo],
+            file: String? = nil,
+            globalData: [String: [UInt8]] = [:],
             owner: UInt32? = nil
         ) -> LoadRequest {
             LoadRequest(
-                bytecode: .file(file ?? tracepointObject), programs: programs, globalData: globalData, mapOwnerID: owner
+                bytecode: .file(file ?? tracepointObject),
+                programs: programs,
+                globalData: globalData,
+                mapOwnerID: owner
             )
         }
 
@@ -116,7 +121,8 @@ extension KernelTests {
                 #expect(unknown?.code == .invalidArgument)
                 #expect(
                     unknown?.message
-                        == "global variable \"nope\" not found in object; available: [bias, increment, seen]")
+                        == "global variable \"nope\" not found in object; available: [bias, increment, seen]"
+                )
                 let size = await engineError {
                     _ = try await h.load(Self.request(programs, file: object, globalData: ["bias": [1, 2]]))
                 }
@@ -125,7 +131,11 @@ extension KernelTests {
                 // .bss and .data variables are writable too.
                 let ok = try await h.load(
                     Self.request(
-                        programs, file: object, globalData: ["seen": [0, 0, 0, 0], "bias": [1, 0, 0, 0, 0, 0, 0, 0]]))
+                        programs,
+                        file: object,
+                        globalData: ["seen": [0, 0, 0, 0], "bias": [1, 0, 0, 0, 0, 0, 0, 0]]
+                    )
+                )
                 try await h.engine.unload(id: ok[0].kernelInfo.id)
             }
         }
@@ -135,12 +145,17 @@ extension KernelTests {
                 let owner = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let mismatch = await engineError {
                     _ = try await h.load(
-                        fixture: "tracepoint_counter_big", "count_kill_big", .tracepoint, mapOwner: owner)
+                        fixture: "tracepoint_counter_big",
+                        "count_kill_big",
+                        .tracepoint,
+                        mapOwner: owner
+                    )
                 }
                 #expect(mismatch?.code == .invalidArgument)
                 #expect(
                     mismatch?.message
-                        == "map \"counter\" of owner \(owner) does not match this object (max entries: 8 vs 1)")
+                        == "map \"counter\" of owner \(owner) does not match this object (max entries: 8 vs 1)"
+                )
                 let missing = await engineError {
                     _ = try await h.load(fixture: "tracepoint_pinned", "pinned_kill", .tracepoint, mapOwner: owner)
                 }
@@ -167,7 +182,9 @@ extension KernelTests {
                 #expect(link?.message == "link 77 does not exist")
                 // An unmanaged kernel program: Get answers with kernel info only, Unload and Attach refuse.
                 let object = try BPFObject.open(
-                    path: try BPFFixtures.object("tracepoint_counter"), pinRoot: "/nonexistent")
+                    path: try BPFFixtures.object("tracepoint_counter"),
+                    pinRoot: "/nonexistent"
+                )
                 try object.load().get()
                 let foreign = try BPF.programID(OwnedFD(taking: dup(bpf_program__fd(object.programs[0].handle)))).get()
                 let details = try await h.engine.get(id: foreign)
@@ -190,7 +207,10 @@ extension KernelTests {
                 let up = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx)
                 func check(
-                    _ id: UInt32, _ spec: AttachSpec, _ code: EngineError.Code, _ message: String,
+                    _ id: UInt32,
+                    _ spec: AttachSpec,
+                    _ code: EngineError.Code,
+                    _ message: String,
                     sourceLocation: SourceLocation = #_sourceLocation
                 ) async {
                     let error = await engineError { _ = try await h.engine.attach(programID: id, spec: spec) }
@@ -198,68 +218,124 @@ extension KernelTests {
                     #expect(error?.message == message, sourceLocation: sourceLocation)
                 }
                 await check(
-                    up, .kprobe(KprobeAttach(fnName: "x")), .failedPrecondition,
-                    "program \(up) is a uprobe program; the kprobe attach accepts kprobe or kretprobe")
+                    up,
+                    .kprobe(KprobeAttach(fnName: "x")),
+                    .failedPrecondition,
+                    "program \(up) is a uprobe program; the kprobe attach accepts kprobe or kretprobe"
+                )
                 await check(
-                    tp, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")), .failedPrecondition,
-                    "program \(tp) is a tracepoint program; the tcx attach accepts tcx")
+                    tp,
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")),
+                    .failedPrecondition,
+                    "program \(tp) is a tracepoint program; the tcx attach accepts tcx"
+                )
                 await check(
-                    tp, .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")), .invalidArgument,
-                    "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
+                    tp,
+                    .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")),
+                    .invalidArgument,
+                    "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
+                )
                 await check(
-                    tp, .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")), .invalidArgument,
-                    "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)")
+                    tp,
+                    .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")),
+                    .invalidArgument,
+                    "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
+                )
                 await check(
-                    tp, .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")), .notFound,
-                    "tracepoint \"nogroup/noevent\" not found")
+                    tp,
+                    .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")),
+                    .notFound,
+                    "tracepoint \"nogroup/noevent\" not found"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "")), .invalidArgument, "target is required for uprobe attachment")
+                    up,
+                    .uprobe(UprobeAttach(target: "")),
+                    .invalidArgument,
+                    "target is required for uprobe attachment"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "libc", pid: -1)), .invalidArgument,
-                    "pid must be non-negative, got -1")
+                    up,
+                    .uprobe(UprobeAttach(target: "libc", pid: -1)),
+                    .invalidArgument,
+                    "pid must be non-negative, got -1"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "libc", containerPid: -2)), .invalidArgument,
-                    "container_pid must be non-negative, got -2")
+                    up,
+                    .uprobe(UprobeAttach(target: "libc", containerPid: -2)),
+                    .invalidArgument,
+                    "container_pid must be non-negative, got -2"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "/nonexistent/bin")), .invalidArgument,
-                    "uprobe target \"/nonexistent/bin\" could not be resolved: no such file")
+                    up,
+                    .uprobe(UprobeAttach(target: "/nonexistent/bin")),
+                    .invalidArgument,
+                    "uprobe target \"/nonexistent/bin\" could not be resolved: no such file"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "libnosuchlibrary")), .invalidArgument,
+                    up,
+                    .uprobe(UprobeAttach(target: "libnosuchlibrary")),
+                    .invalidArgument,
                     "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache"
                 )
                 await check(
-                    up, .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")), .invalidArgument,
-                    "symbol \"no_such_symbol_here\" not found in /bin/true")
+                    up,
+                    .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")),
+                    .invalidArgument,
+                    "symbol \"no_such_symbol_here\" not found in /bin/true"
+                )
                 await check(
-                    up, .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)), .invalidArgument,
+                    up,
+                    .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)),
+                    .invalidArgument,
                     "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)"
                 )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")), .invalidArgument,
-                    "iface is required")
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")),
+                    .invalidArgument,
+                    "iface is required"
+                )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")), .invalidArgument,
-                    "invalid interface name \"a/b\"")
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")),
+                    .invalidArgument,
+                    "invalid interface name \"a/b\""
+                )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")), .invalidArgument,
-                    "priority must be non-negative, got -1")
+                    tcx,
+                    .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")),
+                    .invalidArgument,
+                    "priority must be non-negative, got -1"
+                )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")), .invalidArgument,
-                    "invalid TC direction \"sideways\": must be 'ingress' or 'egress'")
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")),
+                    .invalidArgument,
+                    "invalid TC direction \"sideways\": must be 'ingress' or 'egress'"
+                )
                 await check(
                     tcx,
                     .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none")),
                     .invalidArgument,
-                    "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory")
+                    "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory"
+                )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")),
-                    .invalidArgument, "netns \"/etc/hostname\" is not a network namespace: Invalid argument")
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")),
+                    .invalidArgument,
+                    "netns \"/etc/hostname\" is not a network namespace: Invalid argument"
+                )
                 await check(
-                    tcx, .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: veth.netnsB)),
-                    .invalidArgument, "interface \"engv0\" not found in netns \"\(veth.netnsB)\"")
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: veth.netnsB)),
+                    .invalidArgument,
+                    "interface \"engv0\" not found in netns \"\(veth.netnsB)\""
+                )
                 // A failed attach leaves no link behind and the next attach works.
                 let link = try await h.engine.attach(
-                    programID: tp, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                    programID: tp,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
                 try await h.engine.detach(linkID: link)
                 for id in [tp, up, tcx] { try await h.engine.unload(id: id) }
             }

@@ -18,7 +18,9 @@ extension KernelTests {
                             ProgramLoadInfo(name: "kprobe_hit", type: .kprobe),
                             // The agent sends KPROBE for kretprobes: ret-ness comes from the section.
                             ProgramLoadInfo(name: "kretprobe_hit", type: .kprobe),
-                        ]))
+                        ]
+                    )
+                )
                 #expect(loaded.map { $0.info?.kind } == [.kprobe, .kretprobe])
                 let (entry, exit) = (loaded[0].kernelInfo.id, loaded[1].kernelInfo.id)
                 let spec = AttachSpec.kprobe(KprobeAttach(fnName: "__x64_sys_getpgid"))
@@ -33,13 +35,17 @@ extension KernelTests {
 
                 let offset = await engineError {
                     _ = try await h.engine.attach(
-                        programID: exit, spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 4)))
+                        programID: exit,
+                        spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 4))
+                    )
                 }
                 #expect(offset?.code == .invalidArgument)
                 #expect(offset?.message == "offset is not supported for kretprobe attachment")
                 let unknown = await engineError {
                     _ = try await h.engine.attach(
-                        programID: entry, spec: .kprobe(KprobeAttach(fnName: "no_such_kernel_function_x")))
+                        programID: entry,
+                        spec: .kprobe(KprobeAttach(fnName: "no_such_kernel_function_x"))
+                    )
                 }
                 #expect(unknown?.code == .internal)
                 #expect(unknown?.message.hasPrefix("attach kprobe no_such_kernel_function_x: ") == true)
@@ -53,7 +59,10 @@ extension KernelTests {
     @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
     struct EngineTracingKernelB {
         func loadAndAttach(
-            _ h: TestEngine, _ name: String, _ type: BpfmanProgramType, _ target: LoadTarget,
+            _ h: TestEngine,
+            _ name: String,
+            _ type: BpfmanProgramType,
+            _ target: LoadTarget,
             _ spec: AttachSpec
         ) async throws -> (UInt32, UInt32) {
             let id = try await h.load(fixture: "fentry_counter", name, type, target: target)
@@ -65,9 +74,19 @@ extension KernelTests {
         @Test func fentryAndFexitCountCallsOfTheirLoadTimeTarget() async throws {
             try await withTestEngine("fentry") { h in
                 let (fentry, l1) = try await loadAndAttach(
-                    h, "fentry_hit", .fentry, .fentry(functionName: "__x64_sys_getpgid"), .fentry(metadata: ["a": "b"]))
+                    h,
+                    "fentry_hit",
+                    .fentry,
+                    .fentry(functionName: "__x64_sys_getpgid"),
+                    .fentry(metadata: ["a": "b"])
+                )
                 let (fexit, l2) = try await loadAndAttach(
-                    h, "fexit_hit", .fexit, .fexit(functionName: "__x64_sys_getpgid"), .fexit(metadata: [:]))
+                    h,
+                    "fexit_hit",
+                    .fexit,
+                    .fexit(functionName: "__x64_sys_getpgid"),
+                    .fexit(metadata: [:])
+                )
                 #expect(try await h.engine.get(id: fentry).kernelInfo.programType == 26)
                 for _ in 0..<3 { getpgid(0) }
                 #expect(try h.counter(program: fentry, map: "traced", index: 0) >= 3)
@@ -82,7 +101,12 @@ extension KernelTests {
         @Test func lsmProgramRunsOnItsHook() async throws {
             try await withTestEngine("lsm") { h in
                 let (id, link) = try await loadAndAttach(
-                    h, "lsm_hit", .lsm, .lsm(hookName: "file_open"), .lsm(metadata: [:]))
+                    h,
+                    "lsm_hit",
+                    .lsm,
+                    .lsm(hookName: "file_open"),
+                    .lsm(metadata: [:])
+                )
                 #expect(try await h.engine.get(id: id).kernelInfo.programType == 29)
                 for _ in 0..<2 { close(open("/etc/hostname", O_RDONLY)) }
                 #expect(try h.counter(program: id, map: "traced", index: 2) >= 2)
@@ -95,7 +119,11 @@ extension KernelTests {
             try await withTestEngine("fentry-bad") { h in
                 let error = await engineError {
                     _ = try await h.load(
-                        fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "no_such_fn_x"))
+                        fixture: "fentry_counter",
+                        "fentry_hit",
+                        .fentry,
+                        target: .fentry(functionName: "no_such_fn_x")
+                    )
                 }
                 #expect(error?.code == .internal)
             }
@@ -109,7 +137,11 @@ extension KernelTests {
             try await withTestEngine("fentry-a") { h in
                 let error = await engineError {
                     _ = try await h.load(
-                        fixture: "fentry_counter", "fentry_hit", .fentry, target: .fentry(functionName: "do_unlinkat"))
+                        fixture: "fentry_counter",
+                        "fentry_hit",
+                        .fentry,
+                        target: .fentry(functionName: "do_unlinkat")
+                    )
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("failed to load program fentry_hit: ") == true)

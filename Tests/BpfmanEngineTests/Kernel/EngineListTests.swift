@@ -12,12 +12,18 @@ extension KernelTests {
         @Test func filtersByKernelTypeManagedOnlyAndMetadata() async throws {
             try await withTestEngine("list") { h in
                 let tracepoint = try await h.load(
-                    fixture: "tracepoint_counter", "count_kill", .tracepoint, metadata: ["app": "a", "tier": "1"])
+                    fixture: "tracepoint_counter",
+                    "count_kill",
+                    .tracepoint,
+                    metadata: ["app": "a", "tier": "1"]
+                )
                 let uprobe = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe, metadata: ["app": "b"])
                 let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx, metadata: ["app": "a"])
                 // A program the engine does not manage.
                 let object = try BPFObject.open(
-                    path: try BPFFixtures.object("tracepoint_counter"), pinRoot: "/nonexistent")
+                    path: try BPFFixtures.object("tracepoint_counter"),
+                    pinRoot: "/nonexistent"
+                )
                 try object.load().get()
                 let foreign = try BPF.programID(OwnedFD(taking: dup(bpf_program__fd(object.programs[0].handle)))).get()
 
@@ -44,7 +50,9 @@ extension KernelTests {
 
                 let info = try #require(managed.first?.kernelInfo)
                 #expect(
-                    info.loadedAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}/) != nil, "\(info.loadedAt)")
+                    info.loadedAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}/) != nil,
+                    "\(info.loadedAt)"
+                )
                 #expect(info.tag.wholeMatch(of: /[0-9a-f]{16}/) != nil)
                 #expect(info.jited == (info.bytesJited > 0))
                 #expect(info.verifiedInsns > 0)
@@ -59,7 +67,12 @@ extension KernelTests {
                 for index in 0..<count {
                     loaded.append(
                         try await h.load(
-                            fixture: "tracepoint_counter", "count_kill", .tracepoint, metadata: ["n": "\(index)"]))
+                            fixture: "tracepoint_counter",
+                            "count_kill",
+                            .tracepoint,
+                            metadata: ["n": "\(index)"]
+                        )
+                    )
                 }
                 // One of them vanishes behind the engine's back (its pin removed): left out, the rest unchanged.
                 let gone = loaded[count / 2]
@@ -97,7 +110,9 @@ extension KernelTests {
                 let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 let error = await engineError {
                     _ = try await h.engine.attach(
-                        programID: id, spec: .uprobe(UprobeAttach(offset: 0xffff_ffff_ff, target: "/bin/true")))
+                        programID: id,
+                        spec: .uprobe(UprobeAttach(offset: 0xffff_ffff_ff, target: "/bin/true"))
+                    )
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("attach uprobe /bin/true: ") == true)

@@ -15,8 +15,11 @@ extension KernelTests {
                 let object = try BPFFixtures.object("tracepoint_counter")
                 let loaded = try await h.load(
                     LoadRequest(
-                        bytecode: .file(object), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)],
-                        metadata: ["owner": "engine-test"]))
+                        bytecode: .file(object),
+                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)],
+                        metadata: ["owner": "engine-test"]
+                    )
+                )
                 let program = try #require(loaded.first)
                 let id = program.kernelInfo.id
                 #expect(program.kernelInfo.name == "count_kill")
@@ -63,7 +66,9 @@ extension KernelTests {
                             ProgramLoadInfo(name: "multi_getppid", type: .tracepoint),
                             ProgramLoadInfo(name: "multi_kill", type: .tracepoint),
                         ],
-                        globalData: ["increment": five]))
+                        globalData: ["increment": five]
+                    )
+                )
                 // Request order, each with its own map directory holding the same kernel map.
                 #expect(loaded.map { $0.info?.name } == ["multi_getppid", "multi_kill"])
                 let ids = loaded.map(\.kernelInfo.id)
@@ -73,7 +78,9 @@ extension KernelTests {
                 for id in ids { #expect(filesUnder(h.paths.mapSetDirectory(id)) == ["shared_counts"]) }
 
                 let link = try await h.engine.attach(
-                    programID: ids[1], spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                    programID: ids[1],
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
                 for _ in 0..<4 { kill(getpid(), 0) }
                 let count = try h.counter(program: ids[0], map: "shared_counts", index: 0)
                 #expect(count >= 20, "four kills counted with increment 5")
@@ -87,7 +94,11 @@ extension KernelTests {
             try await withTestEngine("owner") { h in
                 let owner = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let dependant = try await h.load(
-                    fixture: "tracepoint_counter", "count_kill", .tracepoint, mapOwner: owner)
+                    fixture: "tracepoint_counter",
+                    "count_kill",
+                    .tracepoint,
+                    mapOwner: owner
+                )
                 let ownerInfo = try await h.engine.get(id: owner)
                 let dependantInfo = try await h.engine.get(id: dependant)
                 #expect(ownerInfo.kernelInfo.mapIDs == dependantInfo.kernelInfo.mapIDs, "same kernel map")
@@ -135,7 +146,10 @@ extension KernelTests {
                 let error = await engineError {
                     _ = try await h.load(
                         LoadRequest(
-                            bytecode: .file(object), programs: [ProgramLoadInfo(name: "rejected", type: .tracepoint)]))
+                            bytecode: .file(object),
+                            programs: [ProgramLoadInfo(name: "rejected", type: .tracepoint)]
+                        )
+                    )
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("failed to load program rejected: ") == true)
@@ -190,20 +204,30 @@ extension KernelTests {
             let images = FixtureImages(object: try BPFFixtures.object("tracepoint_counter"))
             try await withTestEngine("image", imageResolver: images) { h in
                 let image = BytecodeImage(
-                    url: "quay.io/bpfman-bytecode/tracepoint:latest", pullPolicy: 1, username: "user",
-                    password: "secret")
+                    url: "quay.io/bpfman-bytecode/tracepoint:latest",
+                    pullPolicy: 1,
+                    username: "user",
+                    password: "secret"
+                )
                 let loaded = try await h.load(
                     LoadRequest(
-                        bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                        bytecode: .image(image),
+                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                    )
+                )
                 let id = loaded[0].kernelInfo.id
                 let expected = BytecodeLocation.image(
-                    BytecodeImage(url: image.url, pullPolicy: 1, username: "", password: ""))
+                    BytecodeImage(url: image.url, pullPolicy: 1, username: "", password: "")
+                )
                 #expect(loaded[0].info?.bytecode == expected)
                 #expect(try await h.engine.get(id: id).info?.bytecode == expected, "credentials are never stored")
                 let missing = await engineError {
                     _ = try await h.load(
                         LoadRequest(
-                            bytecode: .image(image), programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]))
+                            bytecode: .image(image),
+                            programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]
+                        )
+                    )
                 }
                 #expect(missing?.code == .invalidArgument)
                 #expect(

@@ -31,7 +31,9 @@ extension KernelTests {
             try await withTestEngine("reader") { h in
                 let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let link = try await h.engine.attach(
-                    programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
                 let entered = Flag()
                 let release = Flag()
                 let engine = h.engine
@@ -80,7 +82,9 @@ extension KernelTests {
                 try other.execute("UPDATE programs SET bytes_memlock = NULL WHERE id = \(id)")
                 other.close()
                 #expect(try await h.engine.get(id: id).kernelInfo.bytesMemlock == live)
-                #expect(try await h.engine.list(ListFilter(bpfmanProgramsOnly: true)).first?.kernelInfo.bytesMemlock == live)
+                #expect(
+                    try await h.engine.list(ListFilter(bpfmanProgramsOnly: true)).first?.kernelInfo.bytesMemlock == live
+                )
                 try await h.engine.unload(id: id)
             }
         }
@@ -110,7 +114,10 @@ extension KernelTests {
                 for _ in 0..<6 {
                     let loaded = try await engine.load(
                         LoadRequest(
-                            bytecode: .file(object), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))
+                            bytecode: .file(object),
+                            programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                        )
+                    )
                     h.loadedIDs += loaded.map(\.kernelInfo.id)
                     try await engine.unload(id: loaded[0].kernelInfo.id)
                 }

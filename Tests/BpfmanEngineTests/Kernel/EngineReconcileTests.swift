@@ -29,9 +29,13 @@ extension KernelTests {
             let id = try await engine.load(
                 LoadRequest(
                     bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
-                    programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]))[0].kernelInfo.id
+                    programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                )
+            )[0].kernelInfo.id
             let link = try await engine.attach(
-                programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")))
+                programID: id,
+                spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+            )
             await engine.close()
             do {
                 // Keep the objects alive through fds while their pins vanish; add pins nobody recorded.
@@ -46,7 +50,8 @@ extension KernelTests {
             }
             #expect(
                 filesUnder(paths.bpffs) == ["links/\(link)", "maps/\(id)/counter", "prog_\(id)"],
-                "re-pinned from the live ids; orphans removed")
+                "re-pinned from the live ids; orphans removed"
+            )
             let got = try await engine.get(id: id)
             #expect(got.info?.links == [link])
             try await engine.unload(id: id)

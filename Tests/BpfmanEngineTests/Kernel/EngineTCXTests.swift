@@ -66,7 +66,8 @@ extension KernelTests {
                 let id = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx)
                 let link = try await h.engine.attach(
                     programID: id,
-                    spec: .tcx(TCXAttach(priority: 100, iface: "engv1", direction: "Ingress ", netns: veth.netnsB)))
+                    spec: .tcx(TCXAttach(priority: 100, iface: "engv1", direction: "Ingress ", netns: veth.netnsB))
+                )
                 #expect(try veth.send(count: 5) == 0)
                 #expect(try h.counter(program: id, map: "packets") >= 5)
                 let record = try await h.engine.link(id: link)
@@ -79,12 +80,14 @@ extension KernelTests {
                 let duplicate = await engineError {
                     _ = try await h.engine.attach(
                         programID: id,
-                        spec: .tcx(TCXAttach(priority: 5, iface: "engv1", direction: "ingress", netns: veth.netnsB)))
+                        spec: .tcx(TCXAttach(priority: 5, iface: "engv1", direction: "ingress", netns: veth.netnsB))
+                    )
                 }
                 #expect(duplicate?.code == .failedPrecondition)
                 #expect(
                     duplicate?.message
-                        == "program \(id) is already attached to engv1 ingress as link \(link); detach it first")
+                        == "program \(id) is already attached to engv1 ingress as link \(link); detach it first"
+                )
                 #expect(try await h.engine.link(id: link).position == 0, "the original is untouched")
                 try await h.engine.detach(linkID: link)
                 try await h.engine.unload(id: id)
@@ -101,7 +104,9 @@ extension KernelTests {
                     try await h.engine.attach(
                         programID: programs[index],
                         spec: .tcx(
-                            TCXAttach(priority: priority, iface: "engv1", direction: "egress", netns: veth.netnsB)))
+                            TCXAttach(priority: priority, iface: "engv1", direction: "egress", netns: veth.netnsB)
+                        )
+                    )
                 }
                 var links: [Int32: UInt32] = [:]
                 for (index, priority) in [500, 100, 800, 300, 55].enumerated() {
@@ -128,7 +133,8 @@ extension KernelTests {
                 #expect(
                     kernelOrder == [
                         programs[5], programs[6], programs[4], programs[1], programs[3], programs[0], programs[2],
-                    ])
+                    ]
+                )
                 // Detach recomputes positions.
                 try await h.engine.detach(linkID: zeroA)
                 #expect(try await h.engine.link(id: zeroB).position == 0)

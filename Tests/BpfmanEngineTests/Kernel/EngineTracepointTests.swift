@@ -13,7 +13,8 @@ extension KernelTests {
                 let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let link = try await h.engine.attach(
                     programID: id,
-                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill", metadata: ["k": "v"])))
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill", metadata: ["k": "v"]))
+                )
                 #expect(FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
                 let before = try h.counter(program: id, map: "counter")
                 for _ in 0..<5 { kill(getpid(), 0) }
@@ -40,9 +41,13 @@ extension KernelTests {
                 let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let links = [
                     try await h.engine.attach(
-                        programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))),
+                        programID: id,
+                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                    ),
                     try await h.engine.attach(
-                        programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))),
+                        programID: id,
+                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))
+                    ),
                 ]
                 let kernelIDs = try await links.asyncMap { try await h.engine.link(id: $0).kernelLinkID }
                 try await h.engine.unload(id: id)

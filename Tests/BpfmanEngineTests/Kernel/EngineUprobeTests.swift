@@ -30,7 +30,9 @@ extension KernelTests {
                         programs: [
                             ProgramLoadInfo(name: "count_call", type: .uprobe),
                             ProgramLoadInfo(name: "count_return", type: .uprobe),
-                        ]))
+                        ]
+                    )
+                )
                 let call = loaded[0].kernelInfo.id
                 let ret = loaded[1].kernelInfo.id
                 #expect(loaded[0].info?.kind == .uprobe)
@@ -38,9 +40,12 @@ extension KernelTests {
                 let target = testExecutable
                 let entry = try await h.engine.attach(
                     programID: call,
-                    spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target, pid: getpid())))
+                    spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target, pid: getpid()))
+                )
                 let exit = try await h.engine.attach(
-                    programID: ret, spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target)))
+                    programID: ret,
+                    spec: .uprobe(UprobeAttach(fnName: "bpfman_engine_uprobe_target", target: target))
+                )
                 var sum: Int32 = 0
                 for i in 0..<7 { sum &+= uprobeTargetPointer(Int32(i)) }
                 #expect(sum == 28)
@@ -62,12 +67,16 @@ extension KernelTests {
                 let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 // Without pid: /etc/ld.so.cache; with pid: the process's mapped files.
                 let cached = try await h.engine.attach(
-                    programID: id, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc")))
+                    programID: id,
+                    spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc"))
+                )
                 let cachedPath = try #require(try await h.engine.link(id: cached).resolvedTarget)
                 #expect(cachedPath.hasSuffix("/libc.so.6"))
                 try await h.engine.detach(linkID: cached)
                 let mine = try await h.engine.attach(
-                    programID: id, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc", pid: getpid())))
+                    programID: id,
+                    spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc", pid: getpid()))
+                )
                 let mappedPath = try #require(try await h.engine.link(id: mine).resolvedTarget)
                 #expect(mappedPath.hasSuffix("/libc.so.6"))
                 let before = try h.counter(program: id, map: "calls")
@@ -90,7 +99,10 @@ extension KernelTests {
                 "mount -t tmpfs none \(directory) && cp /bin/busybox \(directory)/busybox && touch \(directory)/ready && exec sleep 60",
             ]
             try container.run()
-            defer { container.terminate(); container.waitUntilExit() }
+            defer {
+                container.terminate()
+                container.waitUntilExit()
+            }
             let pid = container.processIdentifier
             #expect(await eventually { FileManager.default.fileExists(atPath: "/proc/\(pid)/root\(directory)/ready") })
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/busybox"), "invisible on the host")
@@ -99,7 +111,8 @@ extension KernelTests {
                 let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 let link = try await h.engine.attach(
                     programID: id,
-                    spec: .uprobe(UprobeAttach(offset: entry, target: "\(directory)/busybox", containerPid: pid)))
+                    spec: .uprobe(UprobeAttach(offset: entry, target: "\(directory)/busybox", containerPid: pid))
+                )
                 #expect(try await h.engine.link(id: link).resolvedTarget == "\(directory)/busybox")
                 for _ in 0..<3 {
                     let result = try run("nsenter", ["-t", "\(pid)", "-m", "\(directory)/busybox", "true"])
@@ -108,7 +121,9 @@ extension KernelTests {
                 #expect(try h.counter(program: id, map: "calls") >= 3)
                 let missing = await engineError {
                     _ = try await h.engine.attach(
-                        programID: id, spec: .uprobe(UprobeAttach(target: "/nonexistent/x", containerPid: pid)))
+                        programID: id,
+                        spec: .uprobe(UprobeAttach(target: "/nonexistent/x", containerPid: pid))
+                    )
                 }
                 #expect(missing?.code == .internal)
                 #expect(

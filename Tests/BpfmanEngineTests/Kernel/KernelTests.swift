@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 
 /// The one serialized parent of every test that touches bpffs, interfaces, libxdp or kernel objects.
 ///

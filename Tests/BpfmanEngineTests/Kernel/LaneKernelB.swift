@@ -1,7 +1,7 @@
 import CBPF
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 extension KernelTests {
     /// Proof that `scripts/run-kernel-b.sh` boots kernel B and that it allows what kernel A refuses:

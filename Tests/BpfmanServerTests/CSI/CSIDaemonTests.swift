@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanServer
 
@@ -66,7 +66,8 @@ final class CSIDaemonProcess: @unchecked Sendable {
     func health(_ service: String) async throws -> String {
         let result = try await spawn(
             CSITools.python!,
-            [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiSocket, "health", service])
+            [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiSocket, "health", service]
+        )
         let line = result.output.split(separator: "\n").last.map(String.init) ?? ""
         let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         return object?["status"] as? String ?? object?["code"] as? String ?? "?"
@@ -88,7 +89,9 @@ extension CSIKernelTests {
     @Suite(
         .enabled(
             if: CSITools.available && CSIDaemonProcess.executable != nil,
-            "\(CSITools.missing); \(CSIDaemonProcess.missing)"))
+            "\(CSITools.missing); \(CSIDaemonProcess.missing)"
+        )
+    )
     struct CSIDaemonTests {
         @Test func publishSurvivesKill9AndUnpublishesAfterRestart() async throws {
             var template = Array("/tmp/csi-dm-XXXXXX".utf8CString)
@@ -109,7 +112,9 @@ extension CSIKernelTests {
                 try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
                 let line = try #require(result.output.split(separator: "\n").last.map(String.init))
                 return try #require(
-                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    "\(line)"
+                )
             }
 
             // The socket: mode 0660, health names of SPEC §1.5.
@@ -120,7 +125,8 @@ extension CSIKernelTests {
             }
             #expect(
                 try await daemon.health("bpfman.v1.Bpfman") == "NOT_FOUND",
-                "main-socket names are not on the CSI socket")
+                "main-socket names are not on the CSI socket"
+            )
             // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
             if let grpcurl = CSIDaemonProcess.grpcurl {
                 let listed = try await spawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
@@ -129,7 +135,9 @@ extension CSIKernelTests {
                         "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health",
                         "grpc.reflection.v1.ServerReflection",
                         "grpc.reflection.v1alpha.ServerReflection",
-                    ], "\(listed.output)")
+                    ],
+                    "\(listed.output)"
+                )
             }
 
             // The operator loads a program with two maps and the ProgramName metadata through the main socket.
@@ -144,7 +152,12 @@ extension CSIKernelTests {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             let target = parent + "/mount"
             let request = CSIHarness.publishRequest(
-                "vol-dm", target: target, program: "csi-daemon", maps: "csi_counts,csi_last_pid", group: "2345")
+                "vol-dm",
+                target: target,
+                program: "csi-daemon",
+                maps: "csi_counts,csi_last_pid",
+                group: "2345"
+            )
             let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
             let published = try await python([csiSocket, "call", "Node/NodePublishVolume", json])
             #expect(published["code"] as? String == "OK", "\(published)")
@@ -166,7 +179,8 @@ extension CSIKernelTests {
             #expect(csiMounts(at: target).count == 1)
             let unpublish = String(
                 decoding: try JSONSerialization.data(withJSONObject: ["volume_id": "vol-dm", "target_path": target]),
-                as: UTF8.self)
+                as: UTF8.self
+            )
             for attempt in 1...2 {
                 let reply = try await python([csiSocket, "call", "Node/NodeUnpublishVolume", unpublish])
                 #expect(reply["code"] as? String == "OK", "unpublish \(attempt): \(reply)")
@@ -180,7 +194,9 @@ extension CSIKernelTests {
             let watchLog = directory + "/watch.log"
             let watch = Task {
                 try await spawn(
-                    CSITools.python!, [kubelet, "--stubs", CSITools.stubs, csiSocket, "watch", "", watchLog])
+                    CSITools.python!,
+                    [kubelet, "--stubs", CSITools.stubs, csiSocket, "watch", "", watchLog]
+                )
             }
             for _ in 0..<200 {
                 if let text = try? String(contentsOfFile: watchLog, encoding: .utf8), text.contains("SERVING") { break }
@@ -212,10 +228,12 @@ extension CSIKernelTests {
                     Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every",
                     "0.5",
                     "10", "Identity/Probe", "{}",
-                ])
+                ]
+            )
             #expect(
                 probes.output.contains("{\"codes\": [" + Array(repeating: "\"OK\"", count: 10).joined(separator: ", ")),
-                "\(probes.output)")
+                "\(probes.output)"
+            )
             try #require(daemon.process.isRunning, "the daemon went idle while CSI calls kept coming")
             let last = clock.now
             for _ in 0..<100 where daemon.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }

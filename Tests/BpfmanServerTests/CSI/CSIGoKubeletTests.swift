@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanServer
 
@@ -34,7 +34,9 @@ extension CSIKernelTests {
                 _ = try await h.loadCounter(named: "csi-go")
                 let target = try h.podTarget("vol-go")
                 let result = try await spawn(
-                    client, [h.csiPaths.socket, "vol-go", target, "csi-go", "csi_counts,csi_last_pid", "3456"])
+                    client,
+                    [h.csiPaths.socket, "vol-go", target, "csi-go", "csi_counts,csi_last_pid", "3456"]
+                )
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)")
                 #expect(csiMounts(at: target).isEmpty)
             }
@@ -48,7 +50,9 @@ extension CSIKernelTests {
     @Suite(
         .enabled(
             if: CSIGoKubelet.toolchain && CSITools.available && CSIDaemonProcess.executable != nil,
-            "\(CSIGoKubelet.missing); \(CSITools.missing); \(CSIDaemonProcess.missing)"))
+            "\(CSIGoKubelet.missing); \(CSITools.missing); \(CSIDaemonProcess.missing)"
+        )
+    )
     struct CSIGoKubeletDaemonTests {
         /// A private directory for one daemon; `body` runs with it, then mounts and the directory go.
         func withDirectory(_ prefix: String, _ body: (String) async throws -> Void) async throws {
@@ -65,7 +69,9 @@ extension CSIKernelTests {
         /// kubelet.py against one of the daemon's sockets; the last output line as JSON.
         func python(_ arguments: [String]) async throws -> [String: Any] {
             let result = try await spawn(
-                CSITools.python!, [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs] + arguments)
+                CSITools.python!,
+                [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs] + arguments
+            )
             try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
             let line = try #require(result.output.split(separator: "\n").last.map(String.init))
             return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
@@ -87,7 +93,9 @@ extension CSIKernelTests {
                 let parent = directory + "/pods/p-go/volumes/kubernetes.io~csi/vol-gd"
                 try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
                 let target = parent + "/mount"
-                let arguments = [daemon.csiSocket, "vol-gd", target, "csi-go-daemon", "csi_counts,csi_last_pid", "3456"]
+                let arguments = [
+                    daemon.csiSocket, "vol-gd", target, "csi-go-daemon", "csi_counts,csi_last_pid", "3456",
+                ]
 
                 let published = try await spawn(client, arguments + ["publish"])
                 #expect(published.status == 0 && published.output.contains("PASS"), "\(published.output)")

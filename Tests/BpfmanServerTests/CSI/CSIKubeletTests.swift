@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 @testable import BpfmanServer
@@ -33,10 +33,12 @@ extension CSIKernelTests {
                 // The pins at the target are the program's maps (same kernel ids), seen from another process.
                 for map in ["csi_counts", "csi_last_pid"] {
                     let ours = try #require(
-                        try await bpftoolJSON(["map", "show", "pinned", "\(target)/\(map)"]) as? [String: Any])
+                        try await bpftoolJSON(["map", "show", "pinned", "\(target)/\(map)"]) as? [String: Any]
+                    )
                     let program = try #require(
                         try await bpftoolJSON(["map", "show", "pinned", h.paths.mapPin(owner: id, map: map)])
-                            as? [String: Any])
+                            as? [String: Any]
+                    )
                     #expect(ours["id"] as? Int == program["id"] as? Int, "\(map): \(ours) vs \(program)")
                     #expect(ours["name"] as? String == String(map.prefix(15)))
                     // fsGroup: group 12345, mode 0660.
@@ -61,7 +63,8 @@ extension CSIKernelTests {
                 #expect(FileManager.default.fileExists(atPath: h.csiPaths.volumeRecords + "/vol-rt.json"))
                 let record = try #require(CSIVolumeRecords(directory: h.csiPaths.volumeRecords).record("vol-rt"))
                 #expect(
-                    record.programID == id && record.maps == ["csi_counts", "csi_last_pid"] && record.group == 12345)
+                    record.programID == id && record.maps == ["csi_counts", "csi_last_pid"] && record.group == 12345
+                )
 
                 // Publishing again is a no-op; still one mount each (a lost record is written again).
                 try FileManager.default.removeItem(atPath: h.csiPaths.volumeRecords + "/vol-rt.json")
@@ -176,7 +179,10 @@ extension CSIKernelTests {
                 _ = try await h.loadCounter(named: "csi-test")
                 let target = try h.podTarget("vol-cc")
                 let codes = try await h.concurrent(
-                    8, "Node/NodePublishVolume", CSIHarness.publishRequest("vol-cc", target: target))
+                    8,
+                    "Node/NodePublishVolume",
+                    CSIHarness.publishRequest("vol-cc", target: target)
+                )
                 #expect(codes.count == 8)
                 #expect(codes.allSatisfy { $0 == "OK" || $0 == "ABORTED" }, "\(codes)")
                 #expect(codes.contains("OK"))
@@ -255,14 +261,17 @@ extension CSIKernelTests {
                 let second = try await h.loadCounter(named: "csi-dup")
                 let target = try h.podTarget("vol-lo")
                 #expect(
-                    try await h.publish("vol-lo", target: target, program: "csi-dup", maps: "csi_counts").code == "OK")
+                    try await h.publish("vol-lo", target: target, program: "csi-dup", maps: "csi_counts").code == "OK"
+                )
                 let pinned = try #require(
-                    try await bpftoolJSON(["map", "show", "pinned", target + "/csi_counts"]) as? [String: Any])
+                    try await bpftoolJSON(["map", "show", "pinned", target + "/csi_counts"]) as? [String: Any]
+                )
                 let lowest = try #require(
                     try await bpftoolJSON([
                         "map", "show", "pinned", h.paths.mapPin(owner: min(first, second), map: "csi_counts"),
                     ])
-                        as? [String: Any])
+                        as? [String: Any]
+                )
                 #expect(pinned["id"] as? Int == lowest["id"] as? Int)
                 #expect(try await h.unpublish("vol-lo", target: target).code == "OK")
             }
@@ -272,7 +281,8 @@ extension CSIKernelTests {
             try await withCSIPlugin("pr", configuration: CSIConfiguration(podsRoot: "/var/lib/kubelet/pods")) { h in
                 let reply = try await h.publish("vol-pr", target: try h.podTarget("vol-pr"))
                 #expect(
-                    reply.code == "INVALID_ARGUMENT" && reply.message.contains("outside the kubelet pods directory"))
+                    reply.code == "INVALID_ARGUMENT" && reply.message.contains("outside the kubelet pods directory")
+                )
                 let unpublish = try await h.unpublish("vol-pr", target: "/etc/x")
                 #expect(unpublish.code == "INVALID_ARGUMENT")
             }
@@ -301,14 +311,17 @@ extension CSIKernelTests {
                 _ = try await h.loadCounter(named: "csi-test")
                 let work = h.root + "/sanity"
                 try FileManager.default.createDirectory(
-                    atPath: work + "/pod/volumes", withIntermediateDirectories: true)
+                    atPath: work + "/pod/volumes",
+                    withIntermediateDirectories: true
+                )
                 let result = try await spawn(
                     CSITools.python!,
                     [
                         Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, h.csiPaths.socket,
                         "sanity",
                         "csi-test", "csi_counts,csi_last_pid", work,
-                    ])
+                    ]
+                )
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)")
             }
         }

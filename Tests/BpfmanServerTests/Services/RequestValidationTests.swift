@@ -8,7 +8,11 @@ import Testing
 /// SPEC §3 validation tables, row by row: each case breaks exactly the checks it names and expects the
 /// first failing one's status and message.
 @Suite struct RequestValidationTests {
-    static func program(_ name: String, _ type: Bpfman_V1_BpfmanProgramType, _ info: Bpfman_V1_ProgSpecificInfo.OneOf_Info? = nil)
+    static func program(
+        _ name: String,
+        _ type: Bpfman_V1_BpfmanProgramType,
+        _ info: Bpfman_V1_ProgSpecificInfo.OneOf_Info? = nil
+    )
         -> Bpfman_V1_LoadInfo
     {
         var p = Bpfman_V1_LoadInfo()
@@ -22,7 +26,11 @@ import Testing
         return p
     }
 
-    static func load(file: String? = "/obj.o", image: Bpfman_V1_BytecodeImage? = nil, _ info: [Bpfman_V1_LoadInfo])
+    static func load(
+        file: String? = "/obj.o",
+        image: Bpfman_V1_BytecodeImage? = nil,
+        _ info: [Bpfman_V1_LoadInfo]
+    )
         -> Bpfman_V1_LoadRequest
     {
         var r = Bpfman_V1_LoadRequest()
@@ -62,8 +70,15 @@ import Testing
 
     static let loadCases: [(String, Bpfman_V1_LoadRequest, String)] = [
         ("no bytecode", load(file: nil, [tp]), "bytecode location is required"),
-        ("bytecode without location", { var r = load(file: nil, [tp]); r.bytecode = Bpfman_V1_BytecodeLocation(); return r }(),
-            "bytecode location is required"),
+        (
+            "bytecode without location",
+            {
+                var r = load(file: nil, [tp])
+                r.bytecode = Bpfman_V1_BytecodeLocation()
+                return r
+            }(),
+            "bytecode location is required"
+        ),
         ("relative path", load(file: "obj.o", [tp]), "bytecode file path must be absolute, got \"obj.o\""),
         ("empty path", load(file: "", [tp]), "bytecode file path must be absolute, got \"\""),
         ("empty url", load(image: image(""), [tp]), "image url is required"),
@@ -73,15 +88,35 @@ import Testing
         ("path checked before info", load(file: "x", []), "bytecode file path must be absolute, got \"x\""),
         ("empty name", load([tp, program("", .xdp)]), "program name is required (info[1])"),
         ("duplicate", load([tp, program("tp_a", .kprobe)]), "program tp_a is listed more than once"),
-        ("unknown type", load([program("p", .UNRECOGNIZED(42))]), "invalid program type for p: unknown program type: 42"),
+        (
+            "unknown type", load([program("p", .UNRECOGNIZED(42))]),
+            "invalid program type for p: unknown program type: 42"
+        ),
         ("fentry without info", load([program("f", .fentry)]), "fn_name is required for fentry program f"),
-        ("fexit with empty fn", load([program("f", .fexit, { var x = Bpfman_V1_FexitLoadInfo(); x.fnName = ""; return .fexitLoadInfo(x) }())]),
-            "fn_name is required for fexit program f"),
+        (
+            "fexit with empty fn",
+            load([
+                program(
+                    "f",
+                    .fexit,
+                    {
+                        var x = Bpfman_V1_FexitLoadInfo()
+                        x.fnName = ""
+                        return .fexitLoadInfo(x)
+                    }()
+                )
+            ]),
+            "fn_name is required for fexit program f"
+        ),
         ("lsm without hook", load([program("l", .lsm)]), "hook_name is required for lsm program l"),
-        ("variant on a tracepoint", load([program("t", .tracepoint, fentry("do_unlinkat"))]),
-            "program t: fentry_load_info does not apply to a tracepoint program"),
-        ("lsm info on fentry", load([program("f", .fentry, lsm("file_open"))]),
-            "program f: lsm_load_info does not apply to a fentry program"),
+        (
+            "variant on a tracepoint", load([program("t", .tracepoint, fentry("do_unlinkat"))]),
+            "program t: fentry_load_info does not apply to a tracepoint program"
+        ),
+        (
+            "lsm info on fentry", load([program("f", .fentry, lsm("file_open"))]),
+            "program f: lsm_load_info does not apply to a fentry program"
+        ),
     ]
 
     @Test(arguments: loadCases)
@@ -91,7 +126,10 @@ import Testing
 
     @Test func loadAcceptsAndConverts() throws {
         var request = Self.load(
-            [Self.tp, Self.program("f", .fentry, Self.fentry("do_unlinkat")), Self.program("l", .lsm, Self.lsm("file_open"))])
+            [
+                Self.tp, Self.program("f", .fentry, Self.fentry("do_unlinkat")),
+                Self.program("l", .lsm, Self.lsm("file_open")),
+            ])
         request.metadata = ["bpfman.io/uuid": "u"]
         request.globalData = ["config_u8": [0x42]]
         request.mapOwnerID = 0
@@ -111,7 +149,10 @@ import Testing
         image.username = "u"
         image.password = "p"
         let converted = try LoadRequest(validating: Self.load(image: image, [Self.tp]))
-        #expect(converted.bytecode == .image(BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: 2, username: "u", password: "p")))
+        #expect(
+            converted.bytecode
+                == .image(BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: 2, username: "u", password: "p"))
+        )
     }
 
     static func attach(_ id: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info?) -> Bpfman_V1_AttachRequest {
@@ -156,7 +197,18 @@ import Testing
         x.metadata = ["owner": "alpha"]
         let xdp = try AttachCall(validating: Self.attach(5, .xdpAttachInfo(x)))
         #expect(xdp.programID == 5)
-        #expect(xdp.spec == .xdp(XDPAttach(priority: 0, iface: "veth0", proceedOn: [2, 31], netns: nil, metadata: ["owner": "alpha"])))
+        #expect(
+            xdp.spec
+                == .xdp(
+                    XDPAttach(
+                        priority: 0,
+                        iface: "veth0",
+                        proceedOn: [2, 31],
+                        netns: nil,
+                        metadata: ["owner": "alpha"]
+                    )
+                )
+        )
 
         var u = Bpfman_V1_UprobeAttachInfo()
         u.target = "libc"
@@ -172,7 +224,9 @@ import Testing
         t.priority = 100
         t.netns = "/var/run/netns/x"
         let tcx = try AttachCall(validating: Self.attach(5, .tcxAttachInfo(t)))
-        #expect(tcx.spec == .tcx(TCXAttach(priority: 100, iface: "eth0", direction: "Ingress", netns: "/var/run/netns/x")))
+        #expect(
+            tcx.spec == .tcx(TCXAttach(priority: 100, iface: "eth0", direction: "Ingress", netns: "/var/run/netns/x"))
+        )
     }
 
     @Test func idsOfZeroAreMissing() {

@@ -18,7 +18,10 @@ final class Box: Sendable {
             for i in 0..<8 {
                 group.addTask {
                     try await lock.withLock(deadline: nil) {
-                        let n = box.inside.withLock { $0 += 1; return $0 }
+                        let n = box.inside.withLock {
+                            $0 += 1
+                            return $0
+                        }
                         #expect(n == 1, "two holders at once")
                         box.order.withLock { $0.append(i) }
                         try await Task.sleep(for: .milliseconds(2))
