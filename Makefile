@@ -32,8 +32,10 @@ release: setup
 	bash scripts/build-bpf.sh
 	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/bpf"
 
-## Static checks: the module graph, the proto contract against reference-proto, fresh generated code.
+## Static checks: formatting (.swift-format, STYLE.md 24), the module graph, the proto contract against
+## reference-proto, fresh generated code. `swift format -i -r Sources Tests Package.swift` fixes the first.
 check:
+	$(SWIFT) format lint --strict -r Sources Tests Package.swift
 	bash scripts/check-imports.sh
 	bash scripts/check-proto-contract.sh
 	bash scripts/check-generated.sh
