@@ -26,7 +26,8 @@ build:
 
 ## The daemon as it ships: release build with the Swift runtime and FoundationEssentials linked in
 ## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
-## "BpfmanServer"), dispatcher objects beside it. Install with: install -m 755 .build/release/bpfman /usr/sbin/
+## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift),
+## dispatcher objects beside it. Install with: install -m 755 .build/release/bpfman /usr/sbin/
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
 	bash scripts/build-bpf.sh
