@@ -5,14 +5,14 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build release check unit fixtures clean kernel-b
+.PHONY: run test setup build release release-smoke check unit fixtures clean kernel-b
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
 	$(BIN)/bpfman serve
 
 ## Set up what is missing, build, and run every test suite; non-zero exit on any failure.
-test: setup check build fixtures unit kernel-b
+test: setup check build fixtures unit kernel-b release-smoke
 
 setup:
 	bash scripts/setup.sh
@@ -32,6 +32,10 @@ release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
 	bash scripts/build-bpf.sh
 	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/bpf"
+
+## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
+release-smoke: release fixtures
+	bash scripts/release-smoke.sh
 
 ## Static checks: formatting (.swift-format, STYLE.md 24), the module graph, the proto contract against
 ## reference-proto, fresh generated code. `swift format -i -r Sources Tests Package.swift` fixes the first.
