@@ -448,31 +448,20 @@ final class Connection {
         // The handler starts on the loop thread and runs there until its first real suspension (an
         // actor hop, a sleep, a write that waits): a handler that answers at once costs no thread
         // switch at all, and anything that waits continues on the global executor, off the loop.
+        let run: @Sendable () async -> Void = {
+            await runHandler(
+                method,
+                context: context,
+                request: request,
+                requests: requests,
+                writer: writer,
+                loop: loop,
+                key: key
+            )
+        }
         switch loop.configuration.handlerStart {
-        case .inline:
-            stream.task = Task.immediate {
-                await runHandler(
-                    method,
-                    context: context,
-                    request: request,
-                    requests: requests,
-                    writer: writer,
-                    loop: loop,
-                    key: key
-                )
-            }
-        case .globalExecutor:
-            stream.task = Task {
-                await runHandler(
-                    method,
-                    context: context,
-                    request: request,
-                    requests: requests,
-                    writer: writer,
-                    loop: loop,
-                    key: key
-                )
-            }
+        case .inline: stream.task = Task.immediate(operation: run)
+        case .globalExecutor: stream.task = Task(operation: run)
         }
     }
 
