@@ -4,7 +4,7 @@
 #
 # Why: the daemon's resident memory is mostly executable text, and the kernel maps text in 64 KiB windows
 # around each page the process touches (fault-around). Spread over 13 MB of .text, the few thousand functions
-# a daemon runs pull in most of it; packed together they fill about a third as many pages (README,
+# a daemon runs pull in most of it; packed together they fill about half as many pages (README,
 # "BpfmanServer", RSS).
 #
 # How: run the release daemon under callgrind on a temporary runtime dir, drive it the way the benchmark and
@@ -61,12 +61,12 @@ kill -TERM "$daemon"
 wait "$daemon" || true
 daemon=
 
-python3 - "$work/callgrind.out" "$bpfman" >"$root/packaging/bpfman.order" <<'PY'
+python3 - "$work/callgrind.out" "$bpfman" >"$work/bpfman.order" <<'PY'
 import re, subprocess, sys
 profile, executable = sys.argv[1], sys.argv[2]
 defined = {line.split()[-1] for line in
            subprocess.run(["nm", "--defined-only", executable], capture_output=True, text=True, check=True).stdout.splitlines()}
-objects, functions, ordered, seen = {}, {}, [], set()
+objects, functions, ran = {}, {}, set()
 current = None
 # callgrind names each object and function once as "ob=(n) name" / "fn=(n) name", then by "(n)" alone.
 for line in open(profile, errors="replace"):
@@ -80,12 +80,12 @@ for line in open(profile, errors="replace"):
     if kind == "ob":
         current = objects.get(number)
     elif kind == "fn" and current and current.endswith("/bpfman"):
-        function = functions[number]
-        if function in defined and function not in seen:
-            seen.add(function)
-            ordered.append(function)
-print("\n".join(sorted(ordered)))
+        if functions[number] in defined:
+            ran.add(functions[number])
+print("\n".join(sorted(ran)))
 PY
+[ -s "$work/bpfman.order" ] || { echo "profile-order: no functions of $bpfman in the profile" >&2; exit 1; }
+mv "$work/bpfman.order" "$root/packaging/bpfman.order"
 echo "profile-order: $(wc -l <"$root/packaging/bpfman.order") functions written to packaging/bpfman.order" >&2
 # SwiftPM does not know the link reads the order file: drop the executable so the next build links it again.
 rm -f "$(readlink -f "$bpfman")"
