@@ -78,7 +78,7 @@ enum ListenerFactory {
             raw[path.utf8.count] = 0
         }
         try fd.withRawDescriptor { raw throws(SystemCallError) in
-            try withUnsafePointer(to: &address) { pointer throws(SystemCallError) in
+            _ = try withUnsafePointer(to: &address) { pointer throws(SystemCallError) in
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(SystemCallError) in
                     try syscall("bind", detail: path) { bind(raw, sa, socklen_t(MemoryLayout<sockaddr_un>.size)) }
                 }

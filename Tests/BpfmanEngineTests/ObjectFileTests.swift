@@ -39,7 +39,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: empty) }
         #expect(try ObjectImage.read(path: empty).prefix(64).isEmpty)
         #expect(ELFFile.bpfObjectProblem(header: try ObjectImage.read(path: empty).prefix(64)) == "not an ELF file")
-        #expect(throws: SyscallError.self) { try ObjectImage.read(path: "/nonexistent/x.bpf.o") }
+        #expect(throws: SyscallError.self) { _ = try ObjectImage.read(path: "/nonexistent/x.bpf.o") }
         do {
             _ = try ObjectImage.read(path: "/nonexistent/x.bpf.o")
         } catch {

@@ -715,6 +715,7 @@ private func mapDispatchError<T>(_ body: () throws(DispatchError) -> T) throws(E
 }
 
 /// Runs a store call, mapping its error to `.internal`.
+@discardableResult
 private func mapStoreError<T>(_ body: () throws(SQLiteError) -> T) throws(EngineError) -> T {
     do {
         return try body()

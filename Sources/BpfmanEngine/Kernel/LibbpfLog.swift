@@ -56,7 +56,7 @@ private func libbpfPrint(
     guard let format, let args, LibbpfLog.wants(level) else { return 0 }
     var buffer = [CChar](repeating: 0, count: 1024)
     let written = buffer.withUnsafeMutableBufferPointer { cbpf_vformat($0.baseAddress, $0.count, format, args) }
-    var message = String(cString: buffer)
+    var message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     while message.last == "\n" { message.removeLast() }
     LibbpfLog.emit(level: level, message: message)
     return written

@@ -32,9 +32,11 @@ final class CSIDaemonProcess: @unchecked Sendable {
                 "serve", "--csi-support", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath,
                 "--image-cache-dir", directory + "/cache", "--config", directory + "/bpfman.toml",
             ] + extraArguments
-        FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data(config.utf8))
+        try #require(FileManager.default.createFile(atPath: directory + "/bpfman.toml", contents: Data(config.utf8)))
         let log = directory + "/daemon.log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) {
+            try #require(FileManager.default.createFile(atPath: log, contents: nil))
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         process.standardOutput = handle

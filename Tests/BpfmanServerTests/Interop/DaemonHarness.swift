@@ -100,16 +100,18 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
             ]
             + extraArguments
         if !FileManager.default.fileExists(atPath: directory + "/bpfman.toml") {
-            FileManager.default.createFile(
-                atPath: directory + "/bpfman.toml",
-                contents: Data("[logging]\nlevel = \"debug\"\n".utf8)
+            try #require(
+                FileManager.default.createFile(
+                    atPath: directory + "/bpfman.toml",
+                    contents: Data("[logging]\nlevel = \"debug\"\n".utf8)
+                )
             )
         }
         var base = ProcessInfo.processInfo.environment
         if let objects = DaemonTools.dispatcherObjects { base["BPFMAN_BPF_DIR"] = objects }
         process.environment = base.merging(environment) { $1 }.filter { !$0.key.hasPrefix("LISTEN_") }
         if !FileManager.default.fileExists(atPath: logPath) {
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            try #require(FileManager.default.createFile(atPath: logPath, contents: nil))
         }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
