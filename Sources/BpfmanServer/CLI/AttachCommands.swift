@@ -36,6 +36,14 @@ func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
     }
 }
 
+/// `-m/--metadata KEY=VALUE` (repeatable): what every attach kind stores on its link.
+struct LinkMetadataOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.")
+    var metadata: [String] = []
+
+    func parsed() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
+}
+
 extension BpfmanCommand {
     /// `bpfman attach <PROGRAM_ID> <kind> ...` (the id is moved after the kind before parsing).
     struct Attach: ParsableCommand {
@@ -65,8 +73,7 @@ extension BpfmanCommand {
             @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.")
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_XDPAttachInfo()
@@ -74,7 +81,7 @@ extension BpfmanCommand {
                 a.priority = priority
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
                 if let netns { a.netns = netns }
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .xdpAttachInfo(a), client: client)
             }
         }
@@ -92,8 +99,7 @@ extension BpfmanCommand {
             @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.")
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_TCAttachInfo()
@@ -102,7 +108,7 @@ extension BpfmanCommand {
                 a.priority = priority
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
                 if let netns { a.netns = netns }
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .tcAttachInfo(a), client: client)
             }
         }
@@ -118,8 +124,7 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_TCXAttachInfo()
@@ -127,7 +132,7 @@ extension BpfmanCommand {
                 a.direction = direction
                 a.priority = priority
                 if let netns { a.netns = netns }
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .tcxAttachInfo(a), client: client)
             }
         }
@@ -141,13 +146,12 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("tracepoint")], help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.")
             var tracepoint: String
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_TracepointAttachInfo()
                 a.tracepoint = tracepoint
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .tracepointAttachInfo(a), client: client)
             }
         }
@@ -163,15 +167,14 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("offset")], help: "Offset within the function.") var offset: UInt64 = 0
             @Option(name: [.short, .customLong("container-pid")], help: "Accepted for compatibility.")
             var containerPid: Int32?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_KprobeAttachInfo()
                 a.fnName = fnName
                 a.offset = offset
                 if let containerPid { a.containerPid = containerPid }
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .kprobeAttachInfo(a), client: client.common)
             }
         }
@@ -190,8 +193,7 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("pid")], help: "Only this process.") var pid: Int32?
             @Option(name: [.short, .customLong("container-pid")], help: "A process in the target's container.")
             var containerPid: Int32?
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_UprobeAttachInfo()
@@ -200,7 +202,7 @@ extension BpfmanCommand {
                 a.offset = offset
                 if let pid { a.pid = pid }
                 if let containerPid { a.containerPid = containerPid }
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .uprobeAttachInfo(a), client: client.common)
             }
         }
@@ -212,12 +214,11 @@ extension BpfmanCommand {
             )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_FentryAttachInfo()
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .fentryAttachInfo(a), client: client)
             }
         }
@@ -229,12 +230,11 @@ extension BpfmanCommand {
             )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_FexitAttachInfo()
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .fexitAttachInfo(a), client: client)
             }
         }
@@ -246,12 +246,11 @@ extension BpfmanCommand {
             )
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.") var metadata: [String] =
-                []
+            @OptionGroup var link: LinkMetadataOptions
 
             func run() throws {
                 var a = Bpfman_V1_LsmAttachInfo()
-                a.metadata = try keyValues(metadata, option: "-m/--metadata")
+                a.metadata = try link.parsed()
                 try attach(programID, .lsmAttachInfo(a), client: client)
             }
         }
