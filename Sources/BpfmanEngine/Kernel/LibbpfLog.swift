@@ -54,9 +54,11 @@ private func libbpfPrint(
     _ args: CVaListPointer?
 ) -> Int32 {
     guard let format, let args, LibbpfLog.wants(level) else { return 0 }
-    var buffer = [CChar](repeating: 0, count: 1024)
-    let written = buffer.withUnsafeMutableBufferPointer { cbpf_vformat($0.baseAddress, $0.count, format, args) }
-    var message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let (written, formatted) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer in
+        let written = cbpf_vformat(buffer.baseAddress, buffer.count, format, args)
+        return (written, String(cString: buffer.baseAddress!))
+    }
+    var message = formatted
     while message.last == "\n" { message.removeLast() }
     LibbpfLog.emit(level: level, message: message)
     return written
