@@ -20,14 +20,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 command -v valgrind >/dev/null || { echo "profile-order: needs valgrind (apt-get install -y valgrind)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "profile-order: needs root (it loads eBPF programs)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/profile-order-XXXXXX)
-daemon=
-cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null || true
-    umount -l "$work/rd/fs" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$root/scripts/lib/scratch-daemon.sh"
+scratch_start profile-order
 
 (cd "$root" && swift build -c release --static-swift-stdlib --product bpfman >&2)
 bpfman="$root/.build/release/bpfman"
@@ -42,8 +36,7 @@ valgrind --tool=callgrind --demangle=no --dump-instr=no --callgrind-out-file="$w
     "$bpfman" serve --runtime-dir "$work/rd" --socket-path "$work/d.sock" --config "$work/bpfman.toml" \
     2>"$work/valgrind.log" &
 daemon=$!
-for _ in $(seq 600); do [ -S "$work/d.sock" ] && break; sleep 0.1; done
-[ -S "$work/d.sock" ] || { cat "$work/valgrind.log" >&2; exit 1; }
+wait_for_socket "$work/d.sock" || { cat "$work/valgrind.log" >&2; exit 1; }
 
 for _ in 1 2 3 4 5; do "$bpfman" load file -p "$object" --programs tracepoint:count_kill >/dev/null; done
 id=$("$bpfman" list programs -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kernel_info"]["id"])')

@@ -13,14 +13,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 bpfman="$root/.build/release/bpfman"
 object="$root/.build/bpf-fixtures/tracepoint_counter.bpf.o"
-work=$(mktemp -d /tmp/release-smoke-XXXXXX)
-daemon=
-cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null || true
-    umount -l "$work/rd/fs" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$root/scripts/lib/scratch-daemon.sh"
+scratch_start release-smoke
 fail() {
     echo "release-smoke: FAILED: $*" >&2
     [ -f "$work/daemon.log" ] && tail -20 "$work/daemon.log" >&2
@@ -29,8 +23,7 @@ fail() {
 
 "$bpfman" serve --runtime-dir "$work/rd" --socket-path "$work/bpfman.sock" >"$work/daemon.log" 2>&1 &
 daemon=$!
-for _ in $(seq 200); do [ -S "$work/bpfman.sock" ] && break; sleep 0.05; done
-[ -S "$work/bpfman.sock" ] || fail "no socket after 10 s"
+wait_for_socket "$work/bpfman.sock" || fail "no socket after 60 s"
 export BPFMAN_SOCKET_PATH="$work/bpfman.sock"
 
 loaded=$("$bpfman" load file -p "$object" --programs tracepoint:count_kill -o json) || fail "load"
