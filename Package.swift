@@ -91,7 +91,7 @@ let package = Package(
         // Engine benchmark (load+pin vs plain libbpf, List, TCX attach+detach); not a test.
         .executableTarget(
             name: "bpfman-engine-bench",
-            dependencies: ["BpfmanEngine", "CBPF"],
+            dependencies: ["BpfmanEngine", "CBPF", "CSQLite"],
             swiftSettings: swiftSettings
         ),
 
