@@ -173,6 +173,9 @@ extension Engine {
             rollback()
             throw error
         }
+        // The object's program and map fds close here, once the records are committed (SPEC §6.2). The raw
+        // program handles in `chosen` point into it, so its end is stated rather than left to the scope.
+        _ = consume object
         crashPoint("load.afterCommit")
         logger.info("loaded programs", metadata: ["program_ids": "\(records.map(\.id))"])
         // Responses in request order, with the kernel info read right after the load.
