@@ -12,10 +12,20 @@ final class TestEngine: @unchecked Sendable {
     let engine: Engine
     let paths: BpfmanPaths
     var loadedIDs: [UInt32] = []
+    /// This process's BPF and perf fds before the engine started (other suites' and the runtime's own).
+    let descriptorsBefore: Set<String>
 
-    init(engine: Engine, paths: BpfmanPaths) {
+    init(engine: Engine, paths: BpfmanPaths, descriptorsBefore: Set<String>) {
         self.engine = engine
         self.paths = paths
+        self.descriptorsBefore = descriptorsBefore
+    }
+
+    /// SPEC §6.5: between calls the engine holds no BPF or perf fds, whatever is loaded and attached; the
+    /// programs, maps and links live on through their pins.
+    func expectNoDescriptorsAtRest(_ when: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let held = bpfDescriptors().subtracting(descriptorsBefore)
+        #expect(held.isEmpty, "BPF or perf fds held \(when): \(held.sorted())", sourceLocation: sourceLocation)
     }
 
     /// Loads and remembers the ids so the harness can check they are gone from the kernel at the end.
@@ -124,8 +134,9 @@ func withTestEngine(
     defer { removeTestRuntime(paths) }
     let before = bpfDescriptors()
     let engine = try await Engine(paths: paths, imageResolver: imageResolver)
-    let harness = TestEngine(engine: engine, paths: paths)
+    let harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: before)
     try await body(harness)
+    harness.expectNoDescriptorsAtRest("at the end of the test, before the engine closes")
     // Nothing left behind.
     let managed = try await engine.list(ListFilter(bpfmanProgramsOnly: true))
     #expect(managed.isEmpty, "no program records left: \(managed.map(\.kernelInfo.id))")

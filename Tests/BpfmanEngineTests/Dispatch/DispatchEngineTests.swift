@@ -24,11 +24,13 @@ private struct EngineBench {
             libxdpDirectory: nil,
             xdpModes: [:]
         )
+        let before = bpfDescriptors()
         let engine = try await Engine(paths: paths, hookAttacher: attacher)
-        let harness = TestEngine(engine: engine, paths: paths)
+        let harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: before)
         let pair = try Support.makeVethPair()
         defer { Support.removeVethPair(pair) }
         try await body(EngineBench(harness: harness, pair: pair))
+        harness.expectNoDescriptorsAtRest("at the end of the test, before the engine closes")
         await engine.close()
     }
 
@@ -199,11 +201,12 @@ extension KernelTests {
             let spec = { (priority: Int32) -> AttachSpec in
                 .xdp(XDPAttach(priority: priority, iface: pair.b, netns: pair.netnsB))
             }
+            let descriptorsBefore = bpfDescriptors()
             var engine = try await Engine(
                 paths: paths,
                 hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
             )
-            var harness = TestEngine(engine: engine, paths: paths)
+            var harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: descriptorsBefore)
             let a = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
             let b = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
             _ = try await engine.attach(programID: a, spec: spec(1))
@@ -219,7 +222,7 @@ extension KernelTests {
                 paths: paths,
                 hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
             )
-            harness = TestEngine(engine: engine, paths: paths)
+            harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: descriptorsBefore)
             let after = try #require(try await engine.dispatchers().first)
             #expect(after.revision == before.revision + 1)
             #expect(after.memberViews.map(\.linkID) == before.memberViews.map(\.linkID))

@@ -206,6 +206,9 @@ extension KernelTests {
                 let tp = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
                 let up = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
                 let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx)
+                let xdp = try await h.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
+                let tc = try await h.load(fixture: "tc_counter", "tc_count_ok", .tc)
+                // Each refusal leaves no link record and no link pin behind (SPEC §3.3), checked after each.
                 func check(
                     _ id: UInt32,
                     _ spec: AttachSpec,
@@ -216,6 +219,13 @@ extension KernelTests {
                     let error = await engineError { _ = try await h.engine.attach(programID: id, spec: spec) }
                     #expect(error?.code == code, sourceLocation: sourceLocation)
                     #expect(error?.message == message, sourceLocation: sourceLocation)
+                    let links = try? await h.engine.links()
+                    #expect(links?.isEmpty == true, "no link record", sourceLocation: sourceLocation)
+                    #expect(
+                        !filesUnder(h.paths.bpffs).contains { $0.hasPrefix("links/") },
+                        "no link pin",
+                        sourceLocation: sourceLocation
+                    )
                 }
                 await check(
                     up,
@@ -228,6 +238,37 @@ extension KernelTests {
                     .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")),
                     .failedPrecondition,
                     "program \(tp) is a tracepoint program; the tcx attach accepts tcx"
+                )
+                // The rest of SPEC §10 scenario 10's pairs.
+                await check(
+                    up,
+                    .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")),
+                    .failedPrecondition,
+                    "program \(up) is a uprobe program; the tracepoint attach accepts tracepoint"
+                )
+                await check(
+                    tc,
+                    .xdp(XDPAttach(priority: 1, iface: "lo")),
+                    .failedPrecondition,
+                    "program \(tc) is a tc program; the xdp attach accepts xdp"
+                )
+                await check(
+                    xdp,
+                    .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")),
+                    .failedPrecondition,
+                    "program \(xdp) is a xdp program; the tc attach accepts tc"
+                )
+                await check(
+                    tc,
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")),
+                    .failedPrecondition,
+                    "program \(tc) is a tc program; the tcx attach accepts tcx"
+                )
+                await check(
+                    tcx,
+                    .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")),
+                    .failedPrecondition,
+                    "program \(tcx) is a tcx program; the tc attach accepts tc"
                 )
                 await check(
                     tp,
@@ -331,13 +372,19 @@ extension KernelTests {
                     .invalidArgument,
                     "interface \"engv0\" not found in netns \"\(veth.netnsB)\""
                 )
+                await check(
+                    tcx,
+                    .tcx(TCXAttach(priority: 1, iface: "nope0", direction: "ingress")),
+                    .invalidArgument,
+                    "interface \"nope0\" not found in netns \"host\""
+                )
                 // A failed attach leaves no link behind and the next attach works.
                 let link = try await h.engine.attach(
                     programID: tp,
                     spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
                 )
                 try await h.engine.detach(linkID: link)
-                for id in [tp, up, tcx] { try await h.engine.unload(id: id) }
+                for id in [tp, up, tcx, xdp, tc] { try await h.engine.unload(id: id) }
             }
         }
     }

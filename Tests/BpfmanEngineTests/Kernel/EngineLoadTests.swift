@@ -39,7 +39,7 @@ extension KernelTests {
                 var st = stat()
                 #expect(stat(h.paths.mapPin(owner: id, map: "counter"), &st) == 0)
                 #expect(st.st_mode & 0o777 == 0o660)
-                #expect(bpfDescriptors().isEmpty || true)
+                h.expectNoDescriptorsAtRest("with a program loaded")
 
                 let got = try await h.engine.get(id: id)
                 #expect(got.info?.name == "count_kill")
@@ -158,6 +158,61 @@ extension KernelTests {
                 // The broken sibling does not matter when it is not requested.
                 let good = try await h.load(fixture: "tracepoint_broken", "accepted", .tracepoint)
                 try await h.engine.unload(id: good)
+            }
+        }
+
+        /// SPEC §10 scenario 4: a request whose second program is missing, or rejected by the verifier, loads
+        /// neither: no record, no pin, and no program of the request left in the kernel.
+        @Test func aGoodProgramBesideAMissingOrRejectedOneIsNotLoadedEither() async throws {
+            try await withTestEngine("all-or-nothing") { h in
+                let kernelBefore = Set(BPF.allProgramIDs())
+                func expectNoResidue(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                    #expect(
+                        try await h.engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty,
+                        "no record after \(what)",
+                        sourceLocation: sourceLocation
+                    )
+                    #expect(filesUnder(h.paths.bpffs) == [], "no pin after \(what)", sourceLocation: sourceLocation)
+                    let settled = await eventually { Set(BPF.allProgramIDs()).subtracting(kernelBefore).isEmpty }
+                    #expect(settled, "no new kernel program after \(what)", sourceLocation: sourceLocation)
+                }
+
+                let missing = await engineError {
+                    _ = try await h.load(
+                        LoadRequest(
+                            bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
+                            programs: [
+                                ProgramLoadInfo(name: "count_kill", type: .tracepoint),
+                                ProgramLoadInfo(name: "nope", type: .tracepoint),
+                            ]
+                        )
+                    )
+                }
+                #expect(missing?.code == .invalidArgument)
+                #expect(
+                    missing?.message == "program(s) not found in object file: [nope]; available programs: [count_kill]"
+                )
+                try await expectNoResidue("a missing program")
+
+                let rejected = await engineError {
+                    _ = try await h.load(
+                        LoadRequest(
+                            bytecode: .file(try BPFFixtures.object("tracepoint_broken")),
+                            programs: [
+                                ProgramLoadInfo(name: "accepted", type: .tracepoint),
+                                ProgramLoadInfo(name: "rejected", type: .tracepoint),
+                            ]
+                        )
+                    )
+                }
+                #expect(rejected?.code == .internal)
+                #expect(rejected?.message.hasPrefix("failed to load program rejected: ") == true)
+                #expect(rejected?.message.contains("\nverifier log:\n") == true)
+                #expect(
+                    rejected?.message.contains("invalid func") == true,
+                    "the kernel's own words: \(rejected?.message ?? "")"
+                )
+                try await expectNoResidue("a verifier rejection")
             }
         }
 

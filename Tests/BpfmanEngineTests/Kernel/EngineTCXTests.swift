@@ -76,6 +76,8 @@ extension KernelTests {
                 var st = stat()
                 #expect(stat(veth.netnsB, &st) == 0)
                 #expect(record.nsid == UInt64(st.st_ino), "nsid is the netns file's inode")
+                #expect(FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
+                h.expectNoDescriptorsAtRest("with a TCX link attached")
 
                 let duplicate = await engineError {
                     _ = try await h.engine.attach(
@@ -89,6 +91,11 @@ extension KernelTests {
                         == "program \(id) is already attached to engv1 ingress as link \(link); detach it first"
                 )
                 #expect(try await h.engine.link(id: link).position == 0, "the original is untouched")
+                #expect(try await h.engine.get(id: id).info?.links == [link])
+                #expect(BPF.linkExists(id: try #require(record.kernelLinkID)))
+                let counted = try h.counter(program: id, map: "packets")
+                #expect(try veth.send(count: 3) == 0)
+                #expect(try h.counter(program: id, map: "packets") >= counted + 3, "and still counts")
                 try await h.engine.detach(linkID: link)
                 try await h.engine.unload(id: id)
             }

@@ -25,14 +25,64 @@ extension KernelTests {
                 #expect(record.kernelLinkID != nil)
                 let got = try await h.engine.get(id: id)
                 #expect(got.info?.links == [link])
+                h.expectNoDescriptorsAtRest("with a tracepoint link attached")
 
                 try await h.engine.detach(linkID: link)
                 #expect(!FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
                 #expect(!BPF.linkExists(id: try #require(record.kernelLinkID)), "kernel link gone when Detach returns")
+                for _ in 0..<5 { kill(getpid(), 0) }
+                #expect(try h.counter(program: id, map: "counter") == after, "detached: the counter stops")
                 let again = await engineError { try await h.engine.detach(linkID: link) }
                 #expect(again?.code == .notFound)
                 #expect(again?.message == "link \(link) does not exist")
                 try await h.engine.unload(id: id)
+            }
+        }
+
+        /// SPEC §10 scenario 12, out of band: the link's pin removed by hand (the kernel link goes with it);
+        /// Detach still succeeds and drops the record.
+        @Test func detachOfALinkWhosePinWasRemovedByHandSucceeds() async throws {
+            try await withTestEngine("tp-rmlink") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                let kernelLink = try #require(try await h.engine.link(id: link).kernelLinkID)
+                #expect(unlink(h.paths.linkPin(link)) == 0)
+                #expect(await eventually { !BPF.linkExists(id: kernelLink) })
+                try await h.engine.detach(linkID: link)
+                let gone = await engineError { _ = try await h.engine.link(id: link) }
+                #expect(gone?.code == .notFound)
+                #expect(gone?.message == "link \(link) does not exist")
+                #expect(try await h.engine.get(id: id).info?.links == [])
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        /// SPEC §10 scenario 8: program, link and map pins removed by hand. Get answers NOT_FOUND and drops the
+        /// records, after which List leaves the program out and the link reads NOT_FOUND too.
+        @Test func programAndLinkRemovedByHandReadAsNotFound() async throws {
+            try await withTestEngine("tp-vanish") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                #expect(unlink(h.paths.linkPin(link)) == 0)
+                #expect(unlink(h.paths.programPin(id)) == 0)
+                let maps = h.paths.mapSetDirectory(id)
+                for name in filesUnder(maps) { #expect(unlink(maps + "/" + name) == 0) }
+                #expect(rmdir(maps) == 0)
+                #expect(await eventually { !BPF.programExists(id: id) })
+
+                let get = await engineError { _ = try await h.engine.get(id: id) }
+                #expect(get?.code == .notFound)
+                #expect(get?.message == "program \(id) does not exist")
+                #expect(!(try await h.engine.list()).contains { $0.kernelInfo.id == id })
+                let linkError = await engineError { _ = try await h.engine.link(id: link) }
+                #expect(linkError?.code == .notFound)
+                #expect(linkError?.message == "link \(link) does not exist")
             }
         }
 

@@ -51,6 +51,7 @@ extension KernelTests {
                 #expect(sum == 28)
                 #expect(try h.counter(program: call, map: "calls", index: 0) == 7)
                 #expect(try h.counter(program: call, map: "calls", index: 1) == 7)
+                h.expectNoDescriptorsAtRest("with uprobe and uretprobe links attached")
                 let record = try await h.engine.link(id: entry)
                 #expect(record.resolvedTarget == target)
                 try await h.engine.detach(linkID: entry)
@@ -119,6 +120,8 @@ extension KernelTests {
                     #expect(result.status == 0, "\(result.output)")
                 }
                 #expect(try h.counter(program: id, map: "calls") >= 3)
+                #expect(FileManager.default.fileExists(atPath: h.paths.linkPin(link)))
+                h.expectNoDescriptorsAtRest("with a container uprobe link attached")
                 let missing = await engineError {
                     _ = try await h.engine.attach(
                         programID: id,
