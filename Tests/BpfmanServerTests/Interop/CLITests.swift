@@ -56,6 +56,8 @@ extension DaemonKernelTests {
                 )
                 #expect(Self.row("Tracepoint", in: attach.output) == DaemonKernelTests.tracepoint)
                 #expect(Self.row("Metadata", in: attach.output) == "role=probe")
+                // SPEC §6.5: the daemon keeps the program and its link through pins, not fds.
+                #expect(daemon.bpfDescriptors.isEmpty, "daemon fds with a link attached: \(daemon.bpfDescriptors)")
 
                 let list = try await Self.bpfman(daemon, ["list", "programs"])
                 #expect(list.status == 0, "\(list.output)")
@@ -73,6 +75,7 @@ extension DaemonKernelTests {
                 let getLink = try await Self.bpfman(daemon, ["get", "link", "\(link)"])
                 #expect(Self.row("Program ID", in: getLink.output) == "\(id)", "\(getLink.output)")
                 #expect(Self.row("Link Type", in: getLink.output) == "tracepoint")
+                #expect(Self.row("Metadata", in: getLink.output) == "role=probe", "\(getLink.output)")
 
                 let getJSON = try await Self.bpfman(daemon, ["get", "program", "\(id)", "-o", "json"])
                 #expect(getJSON.status == 0, "\(getJSON.output)")

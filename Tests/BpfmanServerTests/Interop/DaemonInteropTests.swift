@@ -37,6 +37,17 @@ extension DaemonKernelTests {
             }
         }
 
+        @Test func inspectGetLinkAndListLinksFilters() async throws {
+            let object = try DaemonKernelTests.tracepointObject
+            try await withDaemon { daemon in
+                let result = try await daemon.python(
+                    "inspect",
+                    [object, DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint]
+                )
+                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
+            }
+        }
+
         @Test func validationStatusesAndMessages() async throws {
             let object = try DaemonKernelTests.tracepointObject
             try await withDaemon { daemon in
