@@ -87,6 +87,51 @@ extension KernelTests {
             }
         }
 
+        /// SPEC §10 scenario 21's pid form: two processes make the same libc calls; a uprobe attached with one
+        /// one's pid counts exactly that process's calls.
+        @Test func pidFilterCountsOnlyTheChosenProcess() async throws {
+            /// A Python process that says "ready", then calls getppid() `calls` times once a byte arrives.
+            func caller(_ calls: Int) throws -> (process: Process, input: Pipe) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                process.arguments = [
+                    "-c",
+                    "import os, sys; print('ready', flush=True); sys.stdin.read(1); [os.getppid() for _ in range(\(calls))]",
+                ]
+                let input = Pipe()
+                let output = Pipe()
+                process.standardInput = input
+                process.standardOutput = output
+                try process.run()
+                let line = output.fileHandleForReading.availableData
+                #expect(String(decoding: line, as: UTF8.self).hasPrefix("ready"))
+                return (process, input)
+            }
+            let chosen = try caller(5)
+            let other = try caller(7)
+            defer {
+                for child in [chosen.process, other.process] where child.isRunning { child.terminate() }
+            }
+            try await withTestEngine("pid") { h in
+                let id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .uprobe(
+                        UprobeAttach(fnName: "getppid", target: "libc", pid: chosen.process.processIdentifier)
+                    )
+                )
+                for child in [chosen, other] {
+                    child.input.fileHandleForWriting.write(Data("x".utf8))
+                    child.process.waitUntilExit()
+                    #expect(child.process.terminationStatus == 0)
+                }
+                let counted = try h.counter(program: id, map: "calls")
+                #expect(counted == 5, "the chosen process's 5 calls, not the other's 7")
+                try await h.engine.detach(linkID: link)
+                try await h.engine.unload(id: id)
+            }
+        }
+
         /// A program mounted only inside a container's mount namespace: resolved and opened by `bpfman-ns`,
         /// probed at its entry point, counted when run inside that namespace.
         @Test func containerPidAttachesInsideTheContainersMountNamespace() async throws {
