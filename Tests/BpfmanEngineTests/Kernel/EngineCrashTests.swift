@@ -40,10 +40,42 @@ struct EngineCrashChild {
             try await engine.detach(linkID: argument)
         case "unload":
             try await engine.unload(id: argument)
+        case "cycle":
+            // Load, attach, detach and unload a tracepoint, a uprobe and a TCX program (on engv1 in the netns
+            // at operation[1]) over and over, until the parent kills this process at a moment of its choosing.
+            FileManager.default.createFile(atPath: paths.root + "/cycling", contents: nil)
+            for _ in 0..<10_000 { try await cycle(engine, netns: String(operation[1])) }
         default:
             Issue.record("unknown operation \(operation)")
         }
         Issue.record("the engine should have been killed before finishing \(operation)")
+    }
+
+    private func cycle(_ engine: Engine, netns: String) async throws {
+        func load(_ fixture: String, _ name: String, _ type: BpfmanProgramType) async throws -> UInt32 {
+            try await engine.load(
+                LoadRequest(
+                    bytecode: .file(try BPFFixtures.object(fixture)),
+                    programs: [ProgramLoadInfo(name: name, type: type)]
+                )
+            )[0].kernelInfo.id
+        }
+        let tracepoint = try await load("tracepoint_counter", "count_kill", .tracepoint)
+        let uprobe = try await load("uprobe_counter", "count_call", .uprobe)
+        let tcx = try await load("tcx_counter", "tcx_count", .tcx)
+        let links = [
+            try await engine.attach(
+                programID: tracepoint,
+                spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+            ),
+            try await engine.attach(programID: uprobe, spec: .uprobe(UprobeAttach(fnName: "getpid", target: "libc"))),
+            try await engine.attach(
+                programID: tcx,
+                spec: .tcx(TCXAttach(priority: 100, iface: "engv1", direction: "ingress", netns: netns))
+            ),
+        ]
+        for link in links { try await engine.detach(linkID: link) }
+        for program in [tracepoint, uprobe, tcx] { try await engine.unload(id: program) }
     }
 }
 
@@ -63,6 +95,107 @@ extension KernelTests {
                 ]
             )
             #expect(result.status == SIGKILL, "the child died at \(step): \(result.output.suffix(2000))")
+        }
+
+        /// Runs the child with `operation` and SIGKILLs it `delay` milliseconds after it starts cycling.
+        func killChild(_ paths: BpfmanPaths, _ operation: String, afterMilliseconds delay: Int) async throws {
+            let marker = paths.root + "/cycling"
+            unlink(marker)
+            let child = Process()
+            child.executableURL = URL(
+                fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            )
+            child.arguments = ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"]
+            child.environment = ProcessInfo.processInfo.environment.merging([
+                CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation,
+            ]) { $1 }
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            let started = await eventually(seconds: 30) { FileManager.default.fileExists(atPath: marker) }
+            #expect(started, "the child started cycling")
+            try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            #expect(child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL)
+        }
+
+        /// After a reconciling start: every pin has its record and every record its pin, every recorded program
+        /// is alive and readable, no link is pending (SPEC §10 scenario 15).
+        func expectRecordsMatchPins(
+            _ engine: Engine,
+            _ paths: BpfmanPaths,
+            _ label: String,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            let programs = Set(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).map(\.kernelInfo.id))
+            let pinned = Set(
+                filesUnder(paths.bpffs).filter { $0.hasPrefix("prog_") }.compactMap { UInt32($0.dropFirst(5)) }
+            )
+            #expect(
+                pinned == programs,
+                "\(label): program pins \(pinned) vs records \(programs)",
+                sourceLocation: sourceLocation
+            )
+            let mapSets = Set(
+                ((try? FileManager.default.contentsOfDirectory(atPath: paths.mapsDirectory)) ?? []).compactMap {
+                    UInt32($0)
+                }
+            )
+            #expect(
+                mapSets == programs,
+                "\(label): map sets \(mapSets) vs owners \(programs)",
+                sourceLocation: sourceLocation
+            )
+            for id in programs {
+                #expect(BPF.programExists(id: id), "\(label): program \(id) alive", sourceLocation: sourceLocation)
+                _ = try await engine.get(id: id)
+            }
+            let links = Set(try await engine.links().map(\.id))
+            let linkPins = Set(
+                ((try? FileManager.default.contentsOfDirectory(atPath: paths.linksDirectory)) ?? []).compactMap {
+                    UInt32($0)
+                }
+            )
+            #expect(
+                linkPins == links,
+                "\(label): link pins \(linkPins) vs records \(links)",
+                sourceLocation: sourceLocation
+            )
+            let store = try ProgramStore(readerAt: paths.database)
+            defer { store.close() }
+            #expect(try store.pendingLinks().isEmpty, "\(label): no pending link rows", sourceLocation: sourceLocation)
+        }
+
+        /// SPEC §10 scenario 15: a child cycles through Load, Attach, Detach and Unload of tracepoint, uprobe and
+        /// TCX programs and is SIGKILLed at a random moment, twenty times; after each, a new engine reconciles and
+        /// records and pins agree.
+        @Test func randomKillsDuringLoadAttachDetachUnloadAreReconciled() async throws {
+            let veth = try VethPair()
+            defer { veth.remove() }
+            let paths = try makeTestRuntime("crash-random")
+            defer { removeTestRuntime(paths) }
+            var delays: [Int] = []
+            var states: [String] = []
+            for iteration in 0..<20 {
+                let delay = Int.random(in: 0...600)
+                delays.append(delay)
+                try await killChild(paths, "cycle:\(veth.netnsB)", afterMilliseconds: delay)
+                try await withEngine(paths) { (engine: Engine) async throws in
+                    try await expectRecordsMatchPins(engine, paths, "kill \(iteration) after \(delay) ms")
+                    let programs = try await engine.list(ListFilter(bpfmanProgramsOnly: true)).count
+                    let links = try await engine.links().count
+                    states.append("\(programs)p/\(links)l")
+                }
+            }
+            print("random kills after (ms): \(delays); programs/links on record after each: \(states)")
+            try await withEngine(paths) { (engine: Engine) async throws in
+                for program in try await engine.list(ListFilter(bpfmanProgramsOnly: true)) {
+                    try await engine.unload(id: program.kernelInfo.id)
+                }
+                #expect(try await engine.links().isEmpty)
+                #expect(filesUnder(paths.bpffs) == [], "nothing left after unloading what the kills left")
+            }
         }
 
         /// Opens a new engine on `paths` (reconciling), runs `body`, closes it.
@@ -154,9 +287,9 @@ extension KernelTests {
     }
 }
 
-/// Polls `condition` every 5 ms for up to 2 s.
-func eventually(_ condition: () -> Bool) async -> Bool {
-    for _ in 0..<400 {
+/// Polls `condition` every 5 ms for up to `seconds` (2 by default).
+func eventually(seconds: Int = 2, _ condition: () -> Bool) async -> Bool {
+    for _ in 0..<(seconds * 200) {
         if condition() { return true }
         try? await Task.sleep(nanoseconds: 5_000_000)
     }
