@@ -128,6 +128,64 @@ extension DaemonKernelTests {
             }
         }
 
+        /// SPEC §10 scenario 6 from the command line: `-g NAME=HEX` and `-m` reach the daemon, Get and List
+        /// return them byte for byte (base64 in JSON), and bad globals are refused with SPEC's messages.
+        @Test func globalDataAndMetadataRoundTripThroughLoadGetAndList() async throws {
+            let object = try BPFFixtures.object("tracepoint_multi")
+            try await withDaemon { daemon in
+                let load = try await Self.bpfman(
+                    daemon,
+                    [
+                        "load", "file", "-p", object, "--programs", "tracepoint:multi_kill",
+                        "-g", "increment=0x05000000", "-g", "bias=0x0100000000000000",
+                        "-m", "owner=test-team", "-m", "environment=e2e-testing",
+                    ]
+                )
+                #expect(load.status == 0, "\(load.output)")
+                let id = try #require(Self.row("Program ID", in: load.output).flatMap { UInt32($0) }, "\(load.output)")
+                #expect(Self.row("Global", in: load.output) == "bias=0x0100000000000000, increment=0x05000000")
+
+                let expectedGlobals = ["increment": "BQAAAA==", "bias": "AQAAAAAAAAA="]
+                let expectedMetadata = ["owner": "test-team", "environment": "e2e-testing"]
+                let get = try await Self.bpfman(daemon, ["get", "program", "\(id)", "-o", "json"])
+                let got = try #require(try Self.json(get.output) as? [String: Any], "\(get.output)")
+                let info = try #require(got["info"] as? [String: Any], "\(get.output)")
+                #expect(info["global_data"] as? [String: String] == expectedGlobals, "\(get.output)")
+                #expect(info["metadata"] as? [String: String] == expectedMetadata, "\(get.output)")
+
+                let list = try await Self.bpfman(daemon, ["list", "programs", "-o", "json"])
+                let listed = try #require(try Self.json(list.output) as? [[String: Any]], "\(list.output)")
+                let entry = try #require(
+                    listed.first { ($0["kernel_info"] as? [String: Any])?["id"] as? Int == Int(id) },
+                    "\(list.output)"
+                )
+                let listedInfo = try #require(entry["info"] as? [String: Any])
+                #expect(listedInfo["global_data"] as? [String: String] == expectedGlobals, "\(list.output)")
+                #expect(listedInfo["metadata"] as? [String: String] == expectedMetadata, "\(list.output)")
+
+                let unknown = try await Self.bpfman(
+                    daemon,
+                    ["load", "file", "-p", object, "--programs", "tracepoint:multi_kill", "-g", "nope=01"]
+                )
+                #expect(unknown.status == 1)
+                #expect(
+                    unknown.output.hasPrefix("Error: INVALID_ARGUMENT: global variable \"nope\" not found"),
+                    "\(unknown.output)"
+                )
+                let short = try await Self.bpfman(
+                    daemon,
+                    ["load", "file", "-p", object, "--programs", "tracepoint:multi_kill", "-g", "increment=01"]
+                )
+                #expect(short.status == 1)
+                #expect(short.output.contains("is 4 bytes but 1 bytes were given"), "\(short.output)")
+
+                let unload = try await Self.bpfman(daemon, ["unload", "\(id)"])
+                #expect(unload.status == 0, "\(unload.output)")
+                let managed = try await Self.bpfman(daemon, ["list", "programs", "-o", "json"])
+                #expect((try Self.json(managed.output) as? [Any])?.isEmpty == true, "refused loads left nothing")
+            }
+        }
+
         @Test func errorsAreReadableWithStatusNamesAndExitCodes() async throws {
             let object = try DaemonKernelTests.tracepointObject
             try await withDaemon { daemon in
