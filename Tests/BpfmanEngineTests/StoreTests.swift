@@ -165,6 +165,8 @@ import Testing
         ("xdp", BpfmanProgramType.xdp, ProgramKind?.some(.xdp)),
         ("xdp.frags/x", .xdp, .xdp),
         ("classifier", .tc, .tc),
+        ("classifier", .tcx, .tcx),
+        ("tc", .tcx, .tcx),
         ("tc/ingress", .tcx, .tcx),
         ("tcx/ingress", .tcx, .tcx),
         ("tp/sched/x", .tracepoint, .tracepoint),

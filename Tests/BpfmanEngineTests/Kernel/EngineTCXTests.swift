@@ -101,6 +101,32 @@ extension KernelTests {
             }
         }
 
+        /// SPEC §4.2 / §10 scenario 5: a program from a `tc` section requested as TCX loads as TCX (kernel type
+        /// 3, sched_cls) and counts packets through a TCX link.
+        @Test func aTCSectionProgramLoadsAndAttachesAsTCX() async throws {
+            let veth = try VethPair()
+            defer { veth.remove() }
+            try await withTestEngine("tc-as-tcx") { h in
+                let loaded = try await h.load(
+                    LoadRequest(
+                        bytecode: .file(try BPFFixtures.object("tc_counter")),
+                        programs: [ProgramLoadInfo(name: "tc_count_ok", type: .tcx)]
+                    )
+                )
+                let id = loaded[0].kernelInfo.id
+                #expect(loaded[0].info?.kind == .tcx)
+                #expect(loaded[0].kernelInfo.programType == 3)
+                let link = try await h.engine.attach(
+                    programID: id,
+                    spec: .tcx(TCXAttach(priority: 1, iface: "engv1", direction: "ingress", netns: veth.netnsB))
+                )
+                #expect(try veth.send(count: 3) == 0)
+                #expect(try h.counter(program: id, map: "tc_hits") >= 3)
+                try await h.engine.detach(linkID: link)
+                try await h.engine.unload(id: id)
+            }
+        }
+
         @Test func tcxPositionsFollowPriorityAndInsertionOrder() async throws {
             let veth = try VethPair()
             defer { veth.remove() }

@@ -1,3 +1,4 @@
+import CBPF
 import Foundation
 import Glibc
 import TestSupport
@@ -17,6 +18,22 @@ private let uprobeTargetPointer: @convention(c) (Int32) -> Int32 = bpfmanEngineU
 
 private var testExecutable: String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+}
+
+/// `bpf_link_info.perf_event.type` of a pinned perf-event link (1 uprobe, 2 uretprobe, ...), read with a raw
+/// buffer: Debian's uapi headers predate the field (kernel 6.6). Layout: `type`, `id`, `prog_id`, then the
+/// 8-aligned union whose `perf_event` member starts with the event type.
+private func perfEventType(ofLinkPinnedAt pin: String) throws -> UInt32 {
+    let fd = bpf_obj_get(pin)
+    try #require(fd >= 0, "link pin \(pin) opens")
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    var length = UInt32(buffer.count)
+    let status = buffer.withUnsafeMutableBytes { bpf_obj_get_info_by_fd(fd, $0.baseAddress, &length) }
+    try #require(status == 0, "bpf_obj_get_info_by_fd on \(pin): errno \(errno)")
+    let word = { (offset: Int) in buffer.withUnsafeBytes { $0.load(fromByteOffset: offset, as: UInt32.self) } }
+    try #require(word(0) == 7, "BPF_LINK_TYPE_PERF_EVENT, got link type \(word(0))")
+    return word(16)
 }
 
 extension KernelTests {
@@ -52,6 +69,9 @@ extension KernelTests {
                 #expect(try h.counter(program: call, map: "calls", index: 0) == 7)
                 #expect(try h.counter(program: call, map: "calls", index: 1) == 7)
                 h.expectNoDescriptorsAtRest("with uprobe and uretprobe links attached")
+                // The kernel's own view: a perf_event link whose event is a uprobe, resp. a uretprobe.
+                #expect(try perfEventType(ofLinkPinnedAt: h.paths.linkPin(entry)) == 1, "BPF_PERF_EVENT_UPROBE")
+                #expect(try perfEventType(ofLinkPinnedAt: h.paths.linkPin(exit)) == 2, "BPF_PERF_EVENT_URETPROBE")
                 let record = try await h.engine.link(id: entry)
                 #expect(record.resolvedTarget == target)
                 try await h.engine.detach(linkID: entry)
