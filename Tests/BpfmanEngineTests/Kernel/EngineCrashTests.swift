@@ -137,11 +137,11 @@ extension KernelTests {
                 "\(label): program pins \(pinned) vs records \(programs)",
                 sourceLocation: sourceLocation
             )
-            let mapSets = Set(
-                ((try? FileManager.default.contentsOfDirectory(atPath: paths.mapsDirectory)) ?? []).compactMap {
-                    UInt32($0)
-                }
-            )
+            /// The entries of `directory` named by a number (map-set owners, link ids).
+            func numbered(_ directory: String) -> Set<UInt32> {
+                Set(((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { UInt32($0) })
+            }
+            let mapSets = numbered(paths.mapsDirectory)
             #expect(
                 mapSets == programs,
                 "\(label): map sets \(mapSets) vs owners \(programs)",
@@ -152,11 +152,7 @@ extension KernelTests {
                 _ = try await engine.get(id: id)
             }
             let links = Set(try await engine.links().map(\.id))
-            let linkPins = Set(
-                ((try? FileManager.default.contentsOfDirectory(atPath: paths.linksDirectory)) ?? []).compactMap {
-                    UInt32($0)
-                }
-            )
+            let linkPins = numbered(paths.linksDirectory)
             #expect(
                 linkPins == links,
                 "\(label): link pins \(linkPins) vs records \(links)",

@@ -41,15 +41,21 @@ extension KernelTests {
             }
         }
 
+        /// Loads `count_kill` and attaches it to `syscalls/sys_enter_kill`.
+        private func loadAndAttachKillCounter(_ h: TestEngine) async throws -> (program: UInt32, link: UInt32) {
+            let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+            let link = try await h.engine.attach(
+                programID: id,
+                spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+            )
+            return (id, link)
+        }
+
         /// SPEC §10 scenario 12, out of band: the link's pin removed by hand (the kernel link goes with it);
         /// Detach still succeeds and drops the record.
         @Test func detachOfALinkWhosePinWasRemovedByHandSucceeds() async throws {
             try await withTestEngine("tp-rmlink") { h in
-                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
-                let link = try await h.engine.attach(
-                    programID: id,
-                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
-                )
+                let (id, link) = try await loadAndAttachKillCounter(h)
                 let kernelLink = try #require(try await h.engine.link(id: link).kernelLinkID)
                 #expect(unlink(h.paths.linkPin(link)) == 0)
                 #expect(await eventually { !BPF.linkExists(id: kernelLink) })
@@ -66,11 +72,7 @@ extension KernelTests {
         /// records, after which List leaves the program out and the link reads NOT_FOUND too.
         @Test func programAndLinkRemovedByHandReadAsNotFound() async throws {
             try await withTestEngine("tp-vanish") { h in
-                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
-                let link = try await h.engine.attach(
-                    programID: id,
-                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
-                )
+                let (id, link) = try await loadAndAttachKillCounter(h)
                 #expect(unlink(h.paths.linkPin(link)) == 0)
                 #expect(unlink(h.paths.programPin(id)) == 0)
                 let maps = h.paths.mapSetDirectory(id)
