@@ -286,6 +286,23 @@ extension DaemonKernelTests {
                     ]
                 )
                 #expect(call.status == 0, "\(call.output)")
+                // describe: the service's seven RPCs from the reflected descriptors alone.
+                let describe = try await spawn(
+                    DaemonTools.grpcurl!,
+                    ["-plaintext", "-unix", daemon.socketPath, "describe", "bpfman.v1.Bpfman"]
+                )
+                #expect(describe.status == 0, "\(describe.output)")
+                let rpcs = describe.output.split(separator: "\n").compactMap { line -> String? in
+                    let words = line.split(separator: " ")
+                    return words.first == "rpc" && words.count > 1 ? String(words[1]) : nil
+                }
+                #expect(
+                    rpcs == ["Attach", "Detach", "Get", "List", "Load", "PullBytecode", "Unload"],
+                    "\(describe.output)"
+                )
+                #expect(
+                    describe.output.contains("rpc Load ( .bpfman.v1.LoadRequest ) returns ( .bpfman.v1.LoadResponse );")
+                )
             }
         }
     }
