@@ -130,17 +130,16 @@ extension CSIKernelTests {
                 "main-socket names are not on the CSI socket"
             )
             // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
-            if let grpcurl = CSIDaemonProcess.grpcurl {
-                let listed = try await spawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
-                #expect(
-                    listed.output.split(separator: "\n").map(String.init) == [
-                        "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health",
-                        "grpc.reflection.v1.ServerReflection",
-                        "grpc.reflection.v1alpha.ServerReflection",
-                    ],
-                    "\(listed.output)"
-                )
-            }
+            let grpcurl = try #require(CSIDaemonProcess.grpcurl, "needs grpcurl from .venv (scripts/setup.sh)")
+            let listed = try await spawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
+            #expect(
+                listed.output.split(separator: "\n").map(String.init) == [
+                    "csi.v1.Identity", "csi.v1.Node", "grpc.health.v1.Health",
+                    "grpc.reflection.v1.ServerReflection",
+                    "grpc.reflection.v1alpha.ServerReflection",
+                ],
+                "\(listed.output)"
+            )
 
             // The operator loads a program with two maps and the ProgramName metadata through the main socket.
             let loaded = try await python([

@@ -47,13 +47,12 @@ extension DaemonKernelTests {
                 #expect(result.status == 0 && result.output.contains("PASS 5120 calls"), "\(result.output)")
                 // Nothing held or left: no BPF fds in the daemon, no managed programs, no pins.
                 #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
-                if let python = DaemonTools.python {
-                    let managed = try await spawn(
-                        python,
-                        [Repository.path("Interop/daemon/daemon_client.py"), daemon.socketPath, "list-managed"]
-                    )
-                    #expect(field("MANAGED", in: managed.output) == "", "\(managed.output)")
-                }
+                // List{bpfman_programs_only: true} through the CLI (what `list programs` asks by default).
+                let managed = try await spawn(
+                    DaemonTools.bpfman!,
+                    ["list", "programs", "-o", "json", "--socket-path", daemon.socketPath]
+                )
+                #expect(managed.status == 0 && managed.output == "[]\n", "\(managed.output)")
                 let fs = daemon.runtimeDirectory + "/fs"
                 #expect(
                     try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty
