@@ -49,6 +49,25 @@ extension KernelTests {
                 }
                 #expect(unknown?.code == .internal)
                 #expect(unknown?.message.hasPrefix("attach kprobe no_such_kernel_function_x: ") == true)
+                // SPEC §10 scenario 23: an offset past the end of the function is the kernel's refusal (INTERNAL)
+                // and leaves no link behind; offset 0 then attaches; container_pid is accepted and ignored.
+                let beyond = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: entry,
+                        spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 0x10_0000))
+                    )
+                }
+                #expect(beyond?.code == .internal, "\(beyond?.message ?? "")")
+                #expect(try await h.engine.links().isEmpty, "no link record after the refusal")
+                #expect(filesUnder(h.paths.linksDirectory).isEmpty, "no link pin after the refusal")
+                let again = try await h.engine.attach(
+                    programID: entry,
+                    spec: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid", offset: 0, containerPid: 1))
+                )
+                let before = try h.counter(program: entry, map: "hits", index: 0)
+                for _ in 0..<3 { getpgid(0) }
+                #expect(try h.counter(program: entry, map: "hits", index: 0) >= before + 3)
+                try await h.engine.detach(linkID: again)
                 try await h.engine.unload(id: entry)
                 try await h.engine.unload(id: exit)
             }
