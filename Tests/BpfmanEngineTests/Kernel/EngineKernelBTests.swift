@@ -164,6 +164,7 @@ extension KernelTests {
                 }
                 #expect(error?.code == .internal)
                 #expect(error?.message.hasPrefix("failed to load program fentry_hit: ") == true)
+                #expect(error?.message.contains("Operation not permitted") == true, "\(error?.message ?? "")")
             }
         }
     }
