@@ -20,6 +20,24 @@ import Testing
         }
     }
 
+    /// SPEC §0.2's idle-timeout defaults: never by hand, 15 s when socket-activated, never with CSI unless
+    /// `--timeout` says otherwise; an explicit `--timeout` (0 included) always wins.
+    static let idleTimeoutCases: [(Bool, UInt64?, Bool, UInt64)] = [
+        (false, nil, false, 0),
+        (false, nil, true, 15),
+        (true, nil, false, 0),
+        (true, nil, true, 0),
+        (false, 0, true, 0),
+        (false, 7, false, 7),
+        (true, 7, true, 7),
+    ]
+
+    @Test(arguments: idleTimeoutCases)
+    func idleTimeoutDefaults(csi: Bool, timeout: UInt64?, activated: Bool, expected: UInt64) {
+        let options = DaemonOptions(socketPath: "/s", runtimeDirectory: "/r", csiSupport: csi, timeout: timeout)
+        #expect(options.idleTimeout(socketActivated: activated) == expected)
+    }
+
     @Test func onlyKernelsBefore511NeedTheMemlockLimit() throws {
         #expect(ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "6.18.44-fc-v595"))
         #expect(ProcessSetup.chargesBPFToMemoryCgroup(kernelRelease: "5.11.0"))

@@ -210,6 +210,23 @@ extension DaemonKernelTests {
             #expect(FileManager.default.fileExists(atPath: socket), "the activated socket is not ours to unlink")
         }
 
+        /// SPEC §10 scenario 44: a socket file left by a daemon that died (nobody listening) is replaced.
+        @Test func aStaleSocketFileIsReplaced() async throws {
+            let daemon = try TestDaemon()
+            defer { daemon.destroy() }
+            // Bind the path and close without unlinking, as a SIGKILLed daemon leaves it.
+            let stale = try TestSupport.run(
+                "/usr/bin/python3",
+                ["-c", "import socket; socket.socket(socket.AF_UNIX).bind('\(daemon.socketPath)')"]
+            )
+            try #require(stale.status == 0, "\(stale.output)")
+            #expect(!TestDaemon.canConnect(daemon.socketPath), "nobody listens on the stale file")
+            try daemon.start()
+            #expect(TestDaemon.canConnect(daemon.socketPath))
+            let list = try await spawn(DaemonTools.bpfman!, ["list", "programs", "-s", daemon.socketPath])
+            #expect(list.status == 0, "\(list.output)\n\(daemon.log)")
+        }
+
         @Test func sigtermExitsZeroAndUnlinksTheSocket() async throws {
             let daemon = try TestDaemon()
             defer { daemon.destroy() }
