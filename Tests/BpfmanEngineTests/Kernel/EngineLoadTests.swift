@@ -76,6 +76,13 @@ extension KernelTests {
                 #expect(loaded.allSatisfy { $0.info?.mapOwnerID == nil })
                 #expect(loaded.allSatisfy { $0.info?.globalData == ["increment": five] })
                 for id in ids { #expect(filesUnder(h.paths.mapSetDirectory(id)) == ["shared_counts"]) }
+                // Each program of the request owns its own map set, in Load and in Get.
+                #expect(loaded.allSatisfy { $0.info?.mapUsedBy == ["\($0.kernelInfo.id)"] })
+                for id in ids {
+                    let got = try await h.engine.get(id: id)
+                    #expect(got.info?.mapOwnerID == nil)
+                    #expect(got.info?.mapUsedBy == ["\(id)"])
+                }
 
                 let link = try await h.engine.attach(
                     programID: ids[1],
@@ -105,7 +112,14 @@ extension KernelTests {
                 #expect(dependantInfo.info?.mapOwnerID == owner)
                 #expect(dependantInfo.info?.mapPinPath == h.paths.mapSetDirectory(owner))
                 #expect(ownerInfo.info?.mapUsedBy == ["\(owner)", "\(dependant)"])
+                #expect(dependantInfo.info?.mapUsedBy == ["\(owner)", "\(dependant)"])
                 #expect(!FileManager.default.fileExists(atPath: h.paths.mapSetDirectory(dependant)))
+                // Without map_owner_id the same object gets maps of its own.
+                let independent = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let independentInfo = try await h.engine.get(id: independent)
+                #expect(Set(independentInfo.kernelInfo.mapIDs).isDisjoint(with: ownerInfo.kernelInfo.mapIDs))
+                #expect(independentInfo.info?.mapPinPath == h.paths.mapSetDirectory(independent))
+                try await h.engine.unload(id: independent)
 
                 // A dependant is never an owner.
                 let notOwner = await engineError {
@@ -119,6 +133,15 @@ extension KernelTests {
                 let after = try await h.engine.get(id: dependant)
                 #expect(after.info?.mapOwnerID == owner)
                 #expect(after.info?.mapUsedBy == ["\(dependant)"])
+                // The dependant still counts into the owner's pinned map.
+                let link = try await h.engine.attach(
+                    programID: dependant,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                let before = try h.counter(program: dependant, map: "counter")
+                for _ in 0..<3 { kill(getpid(), 0) }
+                #expect(try h.counter(program: dependant, map: "counter") >= before + 3)
+                try await h.engine.detach(linkID: link)
                 try await h.engine.unload(id: dependant)
                 #expect(!FileManager.default.fileExists(atPath: h.paths.mapSetDirectory(owner)))
             }
