@@ -199,6 +199,15 @@ extension KernelTests {
             }
         }
 
+        /// SPEC §10 scenario 7: an id no program has is NOT_FOUND for Get as for Unload.
+        @Test func getOfAnUnknownIDIsNotFound() async throws {
+            try await withTestEngine("unknown") { h in
+                let error = await engineError { _ = try await h.engine.get(id: 4_000_000_000) }
+                #expect(error?.code == .notFound)
+                #expect(error?.message == "program 4000000000 does not exist")
+            }
+        }
+
         @Test func attachValidation() async throws {
             let veth = try VethPair()
             defer { veth.remove() }
