@@ -90,25 +90,34 @@ extension KernelTests {
             }
         }
 
-        @Test func unloadDetachesEveryLinkFirst() async throws {
+        /// SPEC §10 scenario 14: Unload of a program with two links removes both kernel links and their pins
+        /// first; neither link can be read or detached afterwards.
+        @Test(arguments: ["tracepoint", "uprobe"])
+        func unloadDetachesEveryLinkFirst(_ kind: String) async throws {
             try await withTestEngine("cascade") { h in
-                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
-                let links = [
-                    try await h.engine.attach(
-                        programID: id,
-                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
-                    ),
-                    try await h.engine.attach(
-                        programID: id,
-                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))
-                    ),
-                ]
+                let id: UInt32
+                let specs: [AttachSpec]
+                if kind == "uprobe" {
+                    id = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
+                    specs = ["getpid", "getppid"].map { .uprobe(UprobeAttach(fnName: $0, target: "libc")) }
+                } else {
+                    id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                    specs = ["syscalls/sys_enter_kill", "syscalls/sys_enter_getppid"].map {
+                        .tracepoint(TracepointAttach(tracepoint: $0))
+                    }
+                }
+                var links: [UInt32] = []
+                for spec in specs { links.append(try await h.engine.attach(programID: id, spec: spec)) }
                 let kernelIDs = try await links.asyncMap { try await h.engine.link(id: $0).kernelLinkID }
+                #expect(filesUnder(h.paths.linksDirectory) == links.map { "\($0)" }.sorted())
                 try await h.engine.unload(id: id)
                 for kernelID in kernelIDs { #expect(!BPF.linkExists(id: try #require(kernelID))) }
+                #expect(filesUnder(h.paths.linksDirectory).isEmpty)
                 for link in links {
-                    let error = await engineError { try await h.engine.detach(linkID: link) }
-                    #expect(error?.code == .notFound)
+                    let read = await engineError { _ = try await h.engine.link(id: link) }
+                    #expect(read?.code == .notFound)
+                    let detach = await engineError { try await h.engine.detach(linkID: link) }
+                    #expect(detach?.code == .notFound)
                 }
             }
         }
