@@ -48,6 +48,15 @@ private struct EngineBench {
 
     func send(_ count: Int) throws { try Support.sendFrames(netns: pair.netnsA, iface: pair.a, count: count) }
 
+    /// The inode of the netns file the links are attached in: their `nsid` (SPEC §4.16).
+    var namespaceInode: UInt64 {
+        get throws {
+            var info = stat()
+            try #require(stat(pair.netnsB, &info) == 0, "stat \(pair.netnsB)")
+            return UInt64(info.st_ino)
+        }
+    }
+
     /// Files under `<rd>/fs` other than the test dispatchers.
     var pins: [String] {
         filesUnder(paths.bpffs).filter { !$0.hasPrefix("dispatcher-test/") }
@@ -77,9 +86,23 @@ extension KernelTests {
                 let record = try await bench.engine.link(id: link)
                 #expect(record.pinPath == bench.paths.linkPin(link))
                 #expect(record.position == 0)
+                #expect(record.nsid == (try bench.namespaceInode), "nsid is the inode of the netns file")
                 #expect(FileManager.default.fileExists(atPath: bench.paths.linkPin(link)))
                 try bench.send(3)
                 #expect(try bench.harness.counter(program: first, map: "xdp_hits") == 3)
+                // The interface lives in the test netns only: without `netns` it is not found (SPEC §10, 27).
+                let hostError = await engineError {
+                    _ = try await bench.engine.attach(
+                        programID: second,
+                        spec: .xdp(XDPAttach(priority: 60, iface: bench.pair.b))
+                    )
+                }
+                #expect(hostError?.code == .invalidArgument)
+                #expect(hostError?.message == "interface \"\(bench.pair.b)\" not found in netns \"host\"")
+                let proceed = await engineError {
+                    _ = try await bench.engine.attach(programID: second, spec: bench.xdp(60, proceedOn: [9]))
+                }
+                #expect(proceed?.message == "invalid XDP proceed_on: unknown XDP action code 9")
 
                 let error = await engineError {
                     _ = try await bench.engine.attach(programID: second, spec: bench.xdp(60))
@@ -117,6 +140,8 @@ extension KernelTests {
                 let byID = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0) })
                 #expect(byID[l0]?.tcPriority == 1 && byID[l50]?.tcPriority == 51 && byID[l100]?.tcPriority == 101)
                 #expect(byID[l0]?.position == 0 && byID[l50]?.position == 1 && byID[l100]?.position == 2)
+                let inode = try bench.namespaceInode
+                #expect(records.allSatisfy { $0.nsid == inode }, "nsid is the inode of the netns file")
                 try bench.send(2)
                 #expect(try bench.harness.counter(program: p0, map: "tc_hits") == 2)
                 #expect(try bench.harness.counter(program: p50, map: "tc_hits") == 2)
@@ -140,6 +165,13 @@ extension KernelTests {
                     _ = try await bench.engine.attach(programID: p50, spec: bench.tc(1, proceedOn: [9]))
                 }
                 #expect(proceed?.message == "invalid TC proceed_on: unknown TC action code 9")
+                let hostError = await engineError {
+                    _ = try await bench.engine.attach(
+                        programID: p50,
+                        spec: .tc(TCAttach(priority: 1, iface: bench.pair.b, direction: "ingress"))
+                    )
+                }
+                #expect(hostError?.message == "interface \"\(bench.pair.b)\" not found in netns \"host\"")
                 #expect(try await bench.engine.links().count == 2)
 
                 for id in [p50, p0, p100] { try await bench.engine.unload(id: id) }
