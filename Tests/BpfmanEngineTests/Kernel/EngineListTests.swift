@@ -19,6 +19,8 @@ extension KernelTests {
                 )
                 let uprobe = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe, metadata: ["app": "b"])
                 let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx, metadata: ["app": "a"])
+                let tc = try await h.load(fixture: "tc_counter", "tc_count_ok", .tc, metadata: ["app": "c"])
+                let xdp = try await h.load(fixture: "xdp_counter", "xdp_count_pass", .xdp, metadata: ["app": "c"])
                 // A program the engine does not manage.
                 let object = try BPFObject.open(
                     path: try BPFFixtures.object("tracepoint_counter"),
@@ -29,19 +31,25 @@ extension KernelTests {
 
                 let all = try await h.engine.list()
                 #expect(all.map(\.kernelInfo.id) == all.map(\.kernelInfo.id).sorted(), "ascending kernel ids")
-                #expect(Set([tracepoint, uprobe, tcx, foreign]).isSubset(of: Set(all.map(\.kernelInfo.id))))
+                #expect(Set([tracepoint, uprobe, tcx, tc, xdp, foreign]).isSubset(of: Set(all.map(\.kernelInfo.id))))
                 #expect(all.first { $0.kernelInfo.id == foreign }?.info == nil, "unmanaged: kernel info only")
 
                 let managed = try await h.engine.list(ListFilter(bpfmanProgramsOnly: true))
-                #expect(managed.map(\.kernelInfo.id) == [tracepoint, uprobe, tcx])
+                #expect(managed.map(\.kernelInfo.id) == [tracepoint, uprobe, tcx, tc, xdp])
 
                 let probes = try await h.engine.list(ListFilter(programType: 2))
                 #expect(probes.filter { $0.info != nil }.map(\.kernelInfo.id) == [uprobe], "2 matches every probe kind")
                 let tracepoints = try await h.engine.list(ListFilter(programType: 5))
                 #expect(tracepoints.contains { $0.kernelInfo.id == foreign }, "unmanaged match on their own type")
                 #expect(tracepoints.filter { $0.info != nil }.map(\.kernelInfo.id) == [tracepoint])
+                // Kernel type 3 (sched_cls) is TC and TCX alike, with or without programs-only; never XDP (6).
                 let classifiers = try await h.engine.list(ListFilter(programType: 3, bpfmanProgramsOnly: true))
-                #expect(classifiers.map(\.kernelInfo.id) == [tcx])
+                #expect(classifiers.map(\.kernelInfo.id) == [tcx, tc])
+                let allClassifiers = try await h.engine.list(ListFilter(programType: 3))
+                #expect(allClassifiers.filter { $0.info != nil }.map(\.kernelInfo.id) == [tcx, tc])
+                #expect(allClassifiers.allSatisfy { $0.kernelInfo.programType == 3 })
+                let xdps = try await h.engine.list(ListFilter(programType: 6, bpfmanProgramsOnly: true))
+                #expect(xdps.map(\.kernelInfo.id) == [xdp])
 
                 let appA = try await h.engine.list(ListFilter(matchMetadata: ["app": "a"]))
                 #expect(appA.map(\.kernelInfo.id) == [tracepoint, tcx], "a selector excludes unmanaged programs")
@@ -56,7 +64,7 @@ extension KernelTests {
                 #expect(info.tag.wholeMatch(of: /[0-9a-f]{16}/) != nil)
                 #expect(info.jited == (info.bytesJited > 0))
                 #expect(info.verifiedInsns > 0)
-                for id in [tracepoint, uprobe, tcx] { try await h.engine.unload(id: id) }
+                for id in [tracepoint, uprobe, tcx, tc, xdp] { try await h.engine.unload(id: id) }
             }
         }
 
