@@ -43,7 +43,7 @@ struct EngineCrashChild {
         case "cycle":
             // Load, attach, detach and unload a tracepoint, a uprobe and a TCX program (on engv1 in the netns
             // at operation[1]) over and over, until the parent kills this process at a moment of its choosing.
-            FileManager.default.createFile(atPath: paths.root + "/cycling", contents: nil)
+            try #require(FileManager.default.createFile(atPath: paths.root + "/cycling", contents: nil))
             for _ in 0..<10_000 { try await cycle(engine, netns: String(operation[1])) }
         default:
             Issue.record("unknown operation \(operation)")
