@@ -100,7 +100,7 @@ extension Engine {
 
     /// List (SPEC §3.5), served off the actor by `reader`.
     package nonisolated func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
-        try reader.list(filter)
+        try await reader.list(filter)
     }
 
     /// Every active link record (for Inspect and tests), served off the actor by `reader`.

@@ -4,7 +4,7 @@
 # server (the mirror) answers every call with the daemon's own Get and List answers, fetched once: what a gRPC
 # daemon that had the real answer ready would cost, the client's decoding of it included.
 # Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed
-# programs; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
+# programs; Get while other callers List; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
 # Needs root (it loads tracepoint programs). Prints a Markdown table.
 # Usage: Interop/daemon/bench/run.sh [seconds-per-run (default 3)]
 set -euo pipefail
@@ -103,6 +103,22 @@ for n in 20 100; do
         done
     done
 done
+# Reads do not queue behind each other: Get (one caller) while two other callers List the 100 programs in a
+# loop, the daemon next to the mirror (whose List answer is the daemon's, ready-made).
+under_list() {
+    "$work/load" -socket "$1" -method list -callers 2 -seconds $((seconds + 1)) >/dev/null &
+    local lister=$!
+    sleep 0.3
+    run "$1" get "$id" 1
+    wait "$lister"
+}
+d=$(under_list "$work/d.sock")
+m=$(under_list "$work/m.sock")
+echo "100 get c=1 under 2 listing callers bpfman: $d | mirror: $m" >&2
+echo
+echo "| 100 programs, Get while 2 callers List | bpfman p50 µs | bpfman p99 µs | mirror p50 µs | mirror p99 µs |"
+echo "|---|---:|---:|---:|---:|"
+echo "| Get, 1 caller | $(field p50us "$d") | $(field p99us "$d") | $(field p50us "$m") | $(field p99us "$m") |"
 load_to 1000
 rss1000=$(rss)
 echo
