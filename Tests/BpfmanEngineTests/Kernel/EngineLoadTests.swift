@@ -200,34 +200,26 @@ extension KernelTests {
                     #expect(settled, "no new kernel program after \(what)", sourceLocation: sourceLocation)
                 }
 
-                let missing = await engineError {
-                    _ = try await h.load(
-                        LoadRequest(
-                            bytecode: .file(try BPFFixtures.object("tracepoint_counter")),
-                            programs: [
-                                ProgramLoadInfo(name: "count_kill", type: .tracepoint),
-                                ProgramLoadInfo(name: "nope", type: .tracepoint),
-                            ]
+                /// The error of loading the tracepoint programs `names` of `fixture` in one request.
+                func loadError(_ fixture: String, _ names: [String]) async -> EngineError? {
+                    await engineError {
+                        _ = try await h.load(
+                            LoadRequest(
+                                bytecode: .file(try BPFFixtures.object(fixture)),
+                                programs: names.map { ProgramLoadInfo(name: $0, type: .tracepoint) }
+                            )
                         )
-                    )
+                    }
                 }
+
+                let missing = await loadError("tracepoint_counter", ["count_kill", "nope"])
                 #expect(missing?.code == .invalidArgument)
                 #expect(
                     missing?.message == "program(s) not found in object file: [nope]; available programs: [count_kill]"
                 )
                 try await expectNoResidue("a missing program")
 
-                let rejected = await engineError {
-                    _ = try await h.load(
-                        LoadRequest(
-                            bytecode: .file(try BPFFixtures.object("tracepoint_broken")),
-                            programs: [
-                                ProgramLoadInfo(name: "accepted", type: .tracepoint),
-                                ProgramLoadInfo(name: "rejected", type: .tracepoint),
-                            ]
-                        )
-                    )
-                }
+                let rejected = await loadError("tracepoint_broken", ["accepted", "rejected"])
                 #expect(rejected?.code == .internal)
                 #expect(rejected?.message.hasPrefix("failed to load program rejected: ") == true)
                 #expect(rejected?.message.contains("\nverifier log:\n") == true)
