@@ -88,8 +88,14 @@ extension Engine {
             if case .success(let info) = BPF.linkInfo(fd) { kernelID = info.id }
             // Perf-event links have no BPF_LINK_DETACH (EOPNOTSUPP/EINVAL): they go with their last reference.
             if case .success = BPF.linkDetach(fd) { detached = true }
+            // Unpin while this fd still holds the link, then close it: the kernel defers the release of a
+            // reference dropped by unpinning (the link's id goes first, its program leaves the hook later),
+            // but frees the link within close(2) when a file drops the last one.
+            removePin(pin)
+            _ = consume fd
+        } else {
+            removePin(pin)
         }
-        removePin(pin)
         if !detached, let kernelID { waitUntilLinkGone(kernelID) }
         if link.kind == .tcx, let hook = tcxHook(of: link) { try? recomputeTCXPositions(hook) }
     }
