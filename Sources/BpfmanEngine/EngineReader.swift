@@ -53,7 +53,7 @@ package struct EngineReader: Sendable {
     /// (about 6 µs each). The daemon starts a read on its event-loop thread (no thread switch for a call that
     /// answers at once); a long List kept there would hold every other RPC of the daemon until it ended.
     /// Measured with 100 programs and two callers listing in a loop: a third caller's Get p50 went from
-    /// 1.1-1.3 ms to 0.14 ms. Below it the switch is not worth its cost: List of 20 programs, one caller,
+    /// 1.1-1.3 ms to 0.14-0.15 ms. Below it the switch is not worth its cost: List of 20 programs, one caller,
     /// p50 287-294 µs inline against 359-365 µs after a switch.
     static let yieldThreshold = 32
 
