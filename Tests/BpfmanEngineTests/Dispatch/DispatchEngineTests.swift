@@ -183,6 +183,78 @@ extension KernelTests {
     /// XDP and TC through the Engine in dispatcher mode (kernel B).
     @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
     struct DispatchEngineKernelB {
+        /// SPEC §10 scenario 45's kernel-B half at the engine: 4 concurrent callers x 2 iterations of
+        /// Load -> Get -> Attach -> Get -> Detach -> Get -> Unload -> Get for kprobe, fentry, fexit, LSM and XDP
+        /// and TC members of dispatchers, then nothing left: no records, no pins, no fds (the bench's check).
+        @Test func concurrentLifecyclesOfEveryKindLeaveNothingBehind() async throws {
+            try await EngineBench.with("dstress") { bench in
+                let engine = bench.engine
+                let (iface, netns) = (bench.pair.b, bench.pair.netnsB)
+                let kinds: [(fixture: String, name: String, type: BpfmanProgramType, target: LoadTarget?)] = [
+                    ("kprobe_counter", "kprobe_hit", .kprobe, nil),
+                    ("fentry_counter", "fentry_hit", .fentry, .fentry(functionName: "__x64_sys_getpgid")),
+                    ("fentry_counter", "fexit_hit", .fexit, .fexit(functionName: "__x64_sys_getpgid")),
+                    ("fentry_counter", "lsm_hit", .lsm, .lsm(hookName: "file_open")),
+                    ("xdp_counter", "xdp_count_pass", .xdp, nil),
+                    ("tc_counter", "tc_count_ok", .tc, nil),
+                ]
+                func spec(_ type: BpfmanProgramType) -> AttachSpec {
+                    switch type {
+                    case .kprobe: .kprobe(KprobeAttach(fnName: "__x64_sys_getpgid"))
+                    case .fentry: .fentry(metadata: [:])
+                    case .fexit: .fexit(metadata: [:])
+                    case .lsm: .lsm(metadata: [:])
+                    case .xdp: .xdp(XDPAttach(priority: 100, iface: iface, netns: netns))
+                    default: .tc(TCAttach(priority: 100, iface: iface, direction: "ingress", netns: netns))
+                    }
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in 0..<4 {
+                        group.addTask {
+                            for iteration in 0..<2 {
+                                for kind in kinds {
+                                    let metadata = ["caller": "\(caller)", "iteration": "\(iteration)"]
+                                    let id = try await engine.load(
+                                        LoadRequest(
+                                            bytecode: .file(try BPFFixtures.object(kind.fixture)),
+                                            programs: [
+                                                ProgramLoadInfo(name: kind.name, type: kind.type, target: kind.target)
+                                            ],
+                                            metadata: metadata
+                                        )
+                                    )[0].kernelInfo.id
+                                    #expect(try await engine.get(id: id).info?.metadata == metadata)
+                                    let link = try await engine.attach(programID: id, spec: spec(kind.type))
+                                    #expect(link != 0)
+                                    #expect(try await engine.get(id: id).info?.links == [link])
+                                    try await engine.detach(linkID: link)
+                                    #expect(try await engine.get(id: id).info?.links == [])
+                                    try await engine.unload(id: id)
+                                    // The kernel frees an unpinned program a moment later (RCU): poll, as the
+                                    // daemon's Unload does before it answers.
+                                    var notFound = false
+                                    for _ in 0..<400 where !notFound {
+                                        do {
+                                            _ = try await engine.get(id: id)
+                                            try await Task.sleep(for: .milliseconds(5))
+                                        } catch let error as EngineError {
+                                            notFound = error.code == .notFound
+                                        }
+                                    }
+                                    #expect(notFound, "\(kind.name) of caller \(caller) is NOT_FOUND after Unload")
+                                }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                #expect(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty)
+                #expect(try await engine.links().isEmpty)
+                #expect(try await engine.dispatchers().isEmpty)
+                #expect(bench.pins.isEmpty, "\(bench.pins)")
+            }
+        }
+
         @Test func dispatcherModeThroughTheEngine() async throws {
             try await EngineBench.with("dkb") { bench in
                 let status = try #require(await bench.engine.attachModeStatus)
