@@ -91,7 +91,7 @@ let package = Package(
         // Engine benchmark (load+pin vs plain libbpf, List, TCX attach+detach); not a test.
         .executableTarget(
             name: "bpfman-engine-bench",
-            dependencies: ["BpfmanEngine", "CBPF", "CSQLite"],
+            dependencies: ["BpfmanEngine", "CBPF"],
             swiftSettings: swiftSettings
         ),
 

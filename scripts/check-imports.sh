@@ -18,7 +18,7 @@ declare -A allow=(
     [BpfmanServer]="Proto H2Transport BpfmanEngine Logging ArgumentParser Glibc Synchronization Dispatch FoundationEssentials"
     [bpfman]="BpfmanServer ArgumentParser Logging"
     [bpfman-ns]="Glibc CBPF"
-    [bpfman-engine-bench]="BpfmanEngine CBPF CSQLite Glibc Foundation Logging"
+    [bpfman-engine-bench]="BpfmanEngine CBPF Glibc Foundation Logging"
     [h2-echo-server]="H2Transport Glibc Logging"
 )
 

@@ -6,14 +6,13 @@
 //    the same steps done directly with libbpf (open, load, pin programs and maps) in the same run: medians
 //    and the ratio (target <= 1.2). A second anchor adds to those steps the one record transaction SPEC §6.1-6.2
 //    asks of every Load (SQLite, WAL, synchronous=FULL, the engine's schema; a map-set and a program row per
-//    program), written with the C API: what any implementation of the spec pays at least.
+//    program), through the thin SQLite wrappers alone: what any implementation of the spec pays at least.
 // 2. `Engine.list` with 100 and 1000 managed programs: p50 (targets < 2 ms and < 20 ms).
 // 3. TCX attach+detach on a veth in a private netns: median.
 // Everything lives under a temporary runtime dir on a private tmpfs (as /run/bpfman is) with its own bpffs;
 // both are unmounted at the end.
 internal import BpfmanEngine
 internal import CBPF
-internal import CSQLite
 internal import Foundation
 internal import Glibc
 internal import Logging
@@ -46,8 +45,8 @@ func plainLibbpf(
     programs: [String],
     pinDirectory: String,
     index: Int,
-    thenRecord: () -> Void = {}
-) -> Double {
+    thenRecord: () throws -> Void = {}
+) rethrows -> Double {
     let start = nowNanos()
     guard let object = bpf_object__open_file(path, nil) else { fatalError("open \(path)") }
     var program = bpf_object__next_program(object, nil)
@@ -76,7 +75,7 @@ func plainLibbpf(
         }
         program = bpf_object__next_program(object, p)
     }
-    thenRecord()
+    try thenRecord()
     bpf_object__close(object)
     let elapsed = Double(nowNanos() - start)
     for pin in pins.reversed() { unlink(pin) }
@@ -88,97 +87,56 @@ func plainLibbpf(
     return elapsed
 }
 
-/// The record transaction of SPEC §6.2 done directly with SQLite's C API on a store of its own: the pragmas of
-/// §6.1, the engine's schema, one map-set row and one program row per loaded program in one `BEGIN IMMEDIATE`
-/// transaction. Rows are keyed by a counter (the kernel ids are the engine's business) and deleted again, untimed,
-/// so the tables stay as small as the engine's.
+/// The record transaction of SPEC §6.2 on a store of its own, through the engine's thin `Database` /
+/// `Statement` wrappers of SQLite's C API but none of `ProgramStore`: the pragmas of §6.1, the engine's schema,
+/// one map-set row and one program row per loaded program in one `BEGIN IMMEDIATE` transaction. Rows are keyed
+/// by a counter (the kernel ids are the engine's business) and deleted again, untimed, so the tables stay as
+/// small as the engine's.
 final class RecordAnchor {
-    private var database: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    private let database: Database
+    private let begin, commit, insertMapSet, insertProgram, deleteProgram, deleteMapSet: Statement
     private var nextID: Int64 = 1
 
-    init(path: String) {
-        guard sqlite3_open(path, &database) == SQLITE_OK else { fatalError("sqlite3_open \(path)") }
-        execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        for migration in Schema.migrations { execute(migration) }
-    }
-
-    deinit {
-        for statement in statements.values { sqlite3_finalize(statement) }
-        sqlite3_close(database)
-    }
-
-    private func execute(_ sql: String) {
-        guard sqlite3_exec(database, sql, nil, nil, nil) == SQLITE_OK else {
-            fatalError("sqlite: \(String(cString: sqlite3_errmsg(database)))")
-        }
-    }
-
-    enum Value {
-        case integer(Int64)
-        case text(String)
-    }
-
-    /// Runs `sql` (prepared once) with `values` bound to its parameters in order.
-    private func run(_ sql: String, _ values: [Value] = []) {
-        let statement: OpaquePointer
-        if let cached = statements[sql] {
-            statement = cached
-        } else {
-            var prepared: OpaquePointer?
-            guard sqlite3_prepare_v2(database, sql, -1, &prepared, nil) == SQLITE_OK, let prepared else {
-                fatalError("prepare: \(String(cString: sqlite3_errmsg(database)))")
-            }
-            statements[sql] = prepared
-            statement = prepared
-        }
-        for (index, value) in values.enumerated() {
-            switch value {
-            case .integer(let number):
-                sqlite3_bind_int64(statement, Int32(index + 1), number)
-            case .text(let text):
-                // SQLITE_TRANSIENT: SQLite copies the text before the temporary C string goes away.
-                sqlite3_bind_text(statement, Int32(index + 1), text, -1, csqlite_transient())
-            }
-        }
-        guard sqlite3_step(statement) == SQLITE_DONE else {
-            fatalError("step: \(String(cString: sqlite3_errmsg(database)))")
-        }
-        sqlite3_reset(statement)
+    init(path: String) throws {
+        database = try Database(path: path)
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        for migration in Schema.migrations { try database.execute(migration) }
+        begin = try database.prepare("BEGIN IMMEDIATE")
+        commit = try database.prepare("COMMIT")
+        insertMapSet = try database.prepare("INSERT INTO map_sets(id, pin_dir) VALUES(?, ?)")
+        insertProgram = try database.prepare(
+            """
+            INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
+                map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,0,NULL,?,NULL,?,?)
+            """
+        )
+        deleteProgram = try database.prepare("DELETE FROM programs WHERE id = ?")
+        deleteMapSet = try database.prepare("DELETE FROM map_sets WHERE id = ?")
     }
 
     /// Records one program per name in one transaction; returns their ids.
-    func record(programs names: [String], path: String) -> [Int64] {
+    func record(programs names: [String], path: String) throws -> [Int64] {
         var ids: [Int64] = []
-        run("BEGIN IMMEDIATE")
+        try begin.bind().run()
         for name in names {
             let id = nextID
             nextID += 1
             ids.append(id)
-            run("INSERT INTO map_sets(id, pin_dir) VALUES(?, ?)", [.integer(id), .text("/run/bpfman/fs/maps/\(id)")])
-            run(
-                """
-                INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
-                    map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,0,NULL,?,NULL,?,?)
-                """,
-                [
-                    .integer(id), .text(name), .text("tracepoint"), .text("native"), .text("file"), .text(path),
-                    .integer(id), .integer(Int64(time(nil))), .integer(4096),
-                ]
-            )
+            try insertMapSet.bind(id, "/run/bpfman/fs/maps/\(id)").run()
+            try insertProgram.bind(id, name, "tracepoint", "native", "file", path, id, Int64(time(nil)), 4096).run()
         }
-        run("COMMIT")
+        try commit.bind().run()
         return ids
     }
 
     /// Deletes the rows `record` wrote, in one transaction (as Unload does).
-    func forget(_ ids: [Int64]) {
-        run("BEGIN IMMEDIATE")
+    func forget(_ ids: [Int64]) throws {
+        try begin.bind().run()
         for id in ids {
-            run("DELETE FROM programs WHERE id = ?", [.integer(id)])
-            run("DELETE FROM map_sets WHERE id = ?", [.integer(id)])
+            try deleteProgram.bind(id).run()
+            try deleteMapSet.bind(id).run()
         }
-        run("COMMIT")
+        try commit.bind().run()
     }
 }
 
@@ -198,16 +156,16 @@ nonisolated func measureLoad(
     var plainTimes: [Double] = []
     var recordedTimes: [Double] = []
     for i in 0..<(iterations + 3) {
-        let plain = plainLibbpf(path, programs: names, pinDirectory: pinDirectory, index: i)
+        let plain = try plainLibbpf(path, programs: names, pinDirectory: pinDirectory, index: i)
         let start = nowNanos()
         let loaded = try await engine.load(request)
         let elapsed = Double(nowNanos() - start)
         for program in loaded { try await engine.unload(id: program.kernelInfo.id) }
         var ids: [Int64] = []
-        let recorded = plainLibbpf(path, programs: names, pinDirectory: pinDirectory, index: i) {
-            ids = records.record(programs: names, path: path)
+        let recorded = try plainLibbpf(path, programs: names, pinDirectory: pinDirectory, index: i) {
+            ids = try records.record(programs: names, path: path)
         }
-        records.forget(ids)
+        try records.forget(ids)
         if i >= 3 {
             engineTimes.append(elapsed)
             plainTimes.append(plain)
@@ -267,7 +225,7 @@ struct Bench {
         let engine = try await Engine(paths: BpfmanPaths(root: root), logger: logger)
         let baselineDirectory = root + "/fs/baseline"
         mkdir(baselineDirectory, 0o755)
-        let records = RecordAnchor(path: root + "/anchor-store.db")
+        let records = try RecordAnchor(path: root + "/anchor-store.db")
 
         // 1. Load+pin.
         print("== load+pin (\(iterations) iterations each, medians)")
