@@ -15,14 +15,35 @@ extension DaemonKernelTests {
     /// grpcio with stubs generated at test time from proto/bpfman.proto.
     @Suite(.enabled(if: DaemonTools.python != nil, "\(DaemonTools.pythonMissing)"))
     struct PythonClient {
+        /// Runs `scenario` of Interop/daemon/daemon_client.py against `daemon` and expects it to pass.
+        func expectPass(
+            _ daemon: TestDaemon,
+            _ scenario: String,
+            _ arguments: [String] = [],
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            let result = try await daemon.python(scenario, arguments)
+            #expect(
+                result.status == 0 && result.output.contains("PASS"),
+                "\(result.output)\n\(daemon.log)",
+                sourceLocation: sourceLocation
+            )
+        }
+
+        /// The tracepoint fixture's object, function and tracepoint, as the scenarios take them.
+        var tracepointArguments: [String] {
+            get throws {
+                [
+                    try DaemonKernelTests.tracepointObject, DaemonKernelTests.tracepointFunction,
+                    DaemonKernelTests.tracepoint,
+                ]
+            }
+        }
+
         @Test func agentFlowLoadAttachGetDetachUnload() async throws {
-            let object = try DaemonKernelTests.tracepointObject
+            let arguments = try tracepointArguments
             try await withDaemon { daemon in
-                let result = try await daemon.python(
-                    "agent-flow",
-                    [object, DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint]
-                )
-                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
+                try await expectPass(daemon, "agent-flow", arguments)
                 // One debug line per RPC, and no pins left behind by the round trip.
                 #expect(daemon.log.contains("rpc=Load status=OK"))
                 #expect(daemon.log.contains("rpc=Get status=NOT_FOUND"))
@@ -38,39 +59,26 @@ extension DaemonKernelTests {
         }
 
         @Test func inspectGetLinkAndListLinksFilters() async throws {
-            let object = try DaemonKernelTests.tracepointObject
-            try await withDaemon { daemon in
-                let result = try await daemon.python(
-                    "inspect",
-                    [object, DaemonKernelTests.tracepointFunction, DaemonKernelTests.tracepoint]
-                )
-                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
-            }
+            let arguments = try tracepointArguments
+            try await withDaemon { daemon in try await expectPass(daemon, "inspect", arguments) }
         }
 
         @Test func validationStatusesAndMessages() async throws {
-            let object = try DaemonKernelTests.tracepointObject
+            let arguments = Array(try tracepointArguments.prefix(2))
             try await withDaemon { daemon in
-                let result = try await daemon.python("validation", [object, DaemonKernelTests.tracepointFunction])
-                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
+                try await expectPass(daemon, "validation", arguments)
                 let managed = try await daemon.python("list-managed")
                 #expect(field("MANAGED", in: managed.output) == "", "validation left programs: \(managed.output)")
             }
         }
 
         @Test func writerLockDeadlineIsDeadlineExceededWithSpecsMessage() async throws {
-            let object = try DaemonKernelTests.tracepointObject
-            try await withDaemon { daemon in
-                let result = try await daemon.python("writer-deadline", [object, DaemonKernelTests.tracepointFunction])
-                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)\n\(daemon.log)")
-            }
+            let arguments = Array(try tracepointArguments.prefix(2))
+            try await withDaemon { daemon in try await expectPass(daemon, "writer-deadline", arguments) }
         }
 
         @Test func healthServesEveryMainSocketName() async throws {
-            try await withDaemon { daemon in
-                let result = try await daemon.python("health")
-                #expect(result.status == 0 && result.output.contains("PASS"), "\(result.output)")
-            }
+            try await withDaemon { daemon in try await expectPass(daemon, "health") }
         }
     }
 
