@@ -83,16 +83,26 @@ extension KernelTests {
     /// SIGKILL at injected points of Load, Attach, Detach and Unload; a new engine reconciles without leaks
     /// (SPEC §6.2, §6.3).
     @Suite struct EngineCrashTests {
+        /// This test bundle, filtered to `EngineCrashChild`, and the environment that gives the child its
+        /// runtime directory and operation.
+        func childCommand(
+            _ paths: BpfmanPaths,
+            _ operation: String
+        ) throws -> (bundle: String, arguments: [String], environment: [String: String]) {
+            (
+                try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"],
+                [CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation]
+            )
+        }
+
         /// Runs the child with `operation`, expecting it to die of SIGKILL at `step`.
         func crashChild(_ paths: BpfmanPaths, _ operation: String, at step: String) throws {
-            let bundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let command = try childCommand(paths, operation)
             let result = try run(
-                bundle,
-                ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"],
-                environment: [
-                    CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation,
-                    Engine.crashStepEnvironmentKey: step,
-                ]
+                command.bundle,
+                command.arguments,
+                environment: command.environment.merging([Engine.crashStepEnvironmentKey: step]) { $1 }
             )
             #expect(result.status == SIGKILL, "the child died at \(step): \(result.output.suffix(2000))")
         }
@@ -101,14 +111,11 @@ extension KernelTests {
         func killChild(_ paths: BpfmanPaths, _ operation: String, afterMilliseconds delay: Int) async throws {
             let marker = paths.root + "/cycling"
             unlink(marker)
+            let command = try childCommand(paths, operation)
             let child = Process()
-            child.executableURL = URL(
-                fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-            )
-            child.arguments = ["--testing-library", "swift-testing", "--filter", "EngineCrashChild"]
-            child.environment = ProcessInfo.processInfo.environment.merging([
-                CrashChildEnvironment.root: paths.root, CrashChildEnvironment.operation: operation,
-            ]) { $1 }
+            child.executableURL = URL(fileURLWithPath: command.bundle)
+            child.arguments = command.arguments
+            child.environment = ProcessInfo.processInfo.environment.merging(command.environment) { $1 }
             child.standardOutput = FileHandle.nullDevice
             child.standardError = FileHandle.nullDevice
             try child.run()
