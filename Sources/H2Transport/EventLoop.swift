@@ -191,7 +191,9 @@ final class EventLoop: @unchecked Sendable {
         return Int32(clamping: (next - now + 999_999) / 1_000_000)
     }
 
-    private func drainInbox() {
+    /// Handles every posted message. Runs once per loop turn, and from `Connection` between the unary calls
+    /// of one read, so that an answer posted by a handler that ran inline is sent before the next starts.
+    func drainInbox() {
         wakePending.store(false, ordering: .sequentiallyConsistent)
         let messages = inbox.withLock { state -> [LoopMessage] in
             let taken = state.messages

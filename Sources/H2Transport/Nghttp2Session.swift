@@ -68,6 +68,10 @@ final class Connection {
     private var outbuf: [UInt8] = []
     private var outOffset = 0
     private var interest: UInt32 = 0
+    /// Unary calls whose request ended during the current `mem_recv`; `startReadyCalls` starts them after it.
+    private var readyCalls: [(stream: H2Stream, request: [UInt8])] = []
+    /// Inside `nghttp2_session_mem_recv`, where nghttp2 forbids `mem_send`.
+    private var receiving = false
     var isDirty = false
     private(set) var isClosed = false
     let logger: Logger
@@ -111,22 +115,48 @@ final class Connection {
                 close()
                 return
             }
+            receiving = true
             let consumed = loop.readBuffer.withUnsafeBytes { buffer in
                 nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
             }
+            receiving = false
             if consumed < 0 {
                 logger.debug(
                     "HTTP/2 session error",
                     metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
                 )
                 // Flush whatever nghttp2 queued (a GOAWAY) and hang up.
+                readyCalls.removeAll()
                 flush(finalAttempt: true)
                 close()
                 return
             }
+            startReadyCalls()
+            if isClosed { return }
             if count < loop.readBuffer.count { break }
         }
         markDirty()
+    }
+
+    /// Starts the unary calls of one read in arrival order. A handler that answers inline has posted its
+    /// answer by the time `spawnHandler` returns; it is sent before the next handler starts, so a client with
+    /// several calls in flight decodes the first answer while the server computes the others. (Started from
+    /// nghttp2's callbacks, every answer of the read waited for the last handler. With 8 grpc-go callers of
+    /// the daemon's Get, 20 programs: 21.7-22.5k calls/s, p50 341-347 µs before; 24.4-25.4k, 257-283 µs after.)
+    /// The last call's answer goes out with the loop's usual flush.
+    private func startReadyCalls() {
+        guard !readyCalls.isEmpty else { return }
+        let calls = readyCalls
+        readyCalls.removeAll(keepingCapacity: true)
+        for (index, call) in calls.enumerated() {
+            guard !isClosed else { return }
+            guard !call.stream.finished, streams[call.stream.id] === call.stream else { continue }
+            spawnHandler(call.stream, request: call.request, requests: nil)
+            if index < calls.count - 1 {
+                loop.drainInbox()
+                flush()
+            }
+        }
     }
 
     func markDirty() {
@@ -433,7 +463,11 @@ final class Connection {
                 return
             }
             stream.singleRequest = nil
-            spawnHandler(stream, request: request, requests: nil)
+            if receiving && loop.configuration.handlerStart == .inline {
+                readyCalls.append((stream, request))
+            } else {
+                spawnHandler(stream, request: request, requests: nil)
+            }
         } else {
             stream.requests?.finish()
             stream.requests = nil

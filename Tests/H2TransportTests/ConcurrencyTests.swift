@@ -133,3 +133,47 @@ actor BlockingWorker {
         }
     }
 }
+
+/// Unary calls that arrive together in one read are answered one by one: each answer is on the wire before the
+/// next call's handler starts, so the client can decode it while the server works on the rest.
+@Suite struct PipelinedUnaryTests {
+    @Test func theFirstAnswerIsSentBeforeTheSecondHandlerRuns() async throws {
+        // The raw client's socket, and how many unread bytes it held when each handler ran (FIONREAD).
+        let clientFD = Atomic<Int32>(-1)
+        let seen = Mutex<[Int32]>([])
+        let extraMethods: (inout GRPCRouter) -> Void = { router in
+            router.register(
+                "/h2test.v1.Probe/Unread",
+                .unary { _, _ in
+                    var unread: Int32 = 0
+                    _ = ioctl(clientFD.load(ordering: .relaxed), UInt(FIONREAD), &unread)
+                    seen.withLock { $0.append(unread) }
+                    return EchoReply(index: Int(unread)).encoded
+                }
+            )
+        }
+        try await withEchoServer(extraMethods: extraMethods) { server in
+            let connection = try RawHTTP2Connection(unixPath: server.socketPath)
+            connection.handshake()
+            // One whole call first, so the server's preface and acknowledgements are read and the socket is empty.
+            connection.send(
+                .grpcRequest(),
+                .data(stream: 1, H2Frame.grpcMessage(EchoRequest().encoded), endStream: true)
+            )
+            _ = await connection.readStream(1)
+            clientFD.store(connection.fd, ordering: .relaxed)
+            let body = H2Frame.grpcMessage([])
+            connection.send(
+                .grpcRequest(stream: 3, path: "/h2test.v1.Probe/Unread"),
+                .data(stream: 3, body, endStream: true),
+                .grpcRequest(stream: 5, path: "/h2test.v1.Probe/Unread"),
+                .data(stream: 5, body, endStream: true)
+            )
+            let frames = await connection.readFrames { $0.streamID == 5 && $0.flags & H2Frame.endStream != 0 }
+            #expect(frames.filter { $0.flags & H2Frame.endStream != 0 }.map(\.streamID) == [3, 5])
+            let counts = seen.withLock { $0 }
+            try #require(counts.count == 2, "\(counts)")
+            #expect(counts[1] > counts[0], "the second handler ran before the first answer was sent: \(counts)")
+        }
+    }
+}
