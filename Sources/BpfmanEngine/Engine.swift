@@ -13,6 +13,8 @@ package actor Engine {
     let store: ProgramStore
     /// Read-only connections for `reader` (opened on demand).
     nonisolated let readPool: ReadPool
+    /// Records `reader` already read, valid until the store's next commit.
+    nonisolated let memo: RecordMemo
     let logger: Logger
     let hooks: (any HookAttacher)?
     let imageResolver: (any BytecodeImageResolver)?
@@ -54,12 +56,15 @@ package actor Engine {
             throw .internal("cannot open the database \(paths.database): \(error)")
         }
         readPool = ReadPool(path: paths.database)
+        let commits = CommitCounter()
+        store.database.countCommits(commits)
+        memo = RecordMemo(commits: commits)
         try reconcile()
     }
 
     /// The read path: Get, List and link queries without entering the actor (SPEC §1.7).
     package nonisolated var reader: EngineReader {
-        EngineReader(engine: self, pool: readPool, paths: paths)
+        EngineReader(engine: self, pool: readPool, memo: memo, paths: paths)
     }
 
     /// Closes the database. The engine must not be used afterwards.

@@ -5,12 +5,14 @@ internal import Glibc
 /// the `Engine` actor, so reads proceed concurrently with each other and with a mutation in progress.
 ///
 /// Records come from a read-only connection of the engine's `ReadPool`, all of one request's queries in one
-/// read transaction (a consistent snapshot); kernel information is read live afterwards, one program fd at a
-/// time, closed before the next (no fds at rest, SPEC §6.5). The only write a read may cause — dropping the
-/// record of a program that vanished (SPEC §6.4) — is handed to the actor.
+/// read transaction (a consistent snapshot), or from `memo` when the store has not changed since a read kept
+/// them there; kernel information is read live afterwards, one program fd at a time, closed before the next
+/// (no fds at rest, SPEC §6.5). The only write a read may cause — dropping the record of a program that
+/// vanished (SPEC §6.4) — is handed to the actor.
 package struct EngineReader: Sendable {
     let engine: Engine
     let pool: ReadPool
+    let memo: RecordMemo
     let paths: BpfmanPaths
 
     /// Runs store reads in one snapshot, turning SQLite failures into INTERNAL errors.
@@ -22,14 +24,11 @@ package struct EngineReader: Sendable {
     /// A managed program gone from the kernel loses its records and reads as NOT_FOUND.
     package func get(id: UInt32) async throws(EngineError) -> ProgramDetails {
         guard id != 0 else { throw .invalidArgument("program id is required") }
-        let found = try snapshot { store throws(SQLiteError) -> (ProgramRecord, [UInt32], [UInt32])? in
-            guard let record = try store.program(id) else { return nil }
-            return (record, try store.activeLinkIDs(ofProgram: id), try store.mapSetMembers(record.mapSetID))
-        }
-        guard let (record, links, members) = found else {
+        guard let managed = try managedProgram(id) else {
             guard let kernel = KernelProgramInfo.read(id: id) else { throw .notFound("program \(id) does not exist") }
             return ProgramDetails(info: nil, kernelInfo: kernel)
         }
+        let record = managed.record
         guard
             let kernel = KernelProgramInfo.read(
                 id: id,
@@ -42,11 +41,39 @@ package struct EngineReader: Sendable {
         }
         let info = ProgramInfo(
             record: record,
-            links: links,
+            links: managed.links,
             mapPinPath: paths.mapSetDirectory(record.mapSetID),
-            mapUsedBy: members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) }
+            mapUsedBy: managed.members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) }
         )
         return ProgramDetails(info: info, kernelInfo: kernel)
+    }
+
+    /// Program `id`'s record, active links and map-set members, or nil when it is not managed.
+    private func managedProgram(_ id: UInt32) throws(EngineError) -> RecordMemo.Program? {
+        let generation = memo.commits.current
+        if let kept = memo.program(id, at: generation) { return kept }
+        let found = try snapshot { store throws(SQLiteError) -> RecordMemo.Program? in
+            guard let record = try store.program(id) else { return nil }
+            return RecordMemo.Program(
+                record: record,
+                links: try store.activeLinkIDs(ofProgram: id),
+                members: try store.mapSetMembers(record.mapSetID)
+            )
+        }
+        guard let found else { return nil }
+        memo.keep(found, at: generation)
+        return found
+    }
+
+    /// Every record and every program's active links (List).
+    private func everything() throws(EngineError) -> RecordMemo.Everything {
+        let generation = memo.commits.current
+        if let kept = memo.everything(at: generation) { return kept }
+        let found = try snapshot { store throws(SQLiteError) -> RecordMemo.Everything in
+            RecordMemo.Everything(records: try store.allPrograms(), links: try store.activeLinkIDsByProgram())
+        }
+        memo.keep(found, at: generation)
+        return found
     }
 
     /// From this many programs to read from the kernel on, `list` yields its thread before reading them
@@ -60,10 +87,9 @@ package struct EngineReader: Sendable {
     /// List (SPEC §3.5): every kernel program in ascending id, managed ones with their records, filtered.
     /// Programs that vanish while listing are left out (their records are dropped by a later Get or restart).
     package func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
-        let (records, links) = try snapshot {
-            store throws(SQLiteError) -> ([ProgramRecord], [UInt32: [UInt32]]) in
-            (try store.allPrograms(), try store.activeLinkIDsByProgram())
-        }
+        let stored = try everything()
+        let records = stored.records
+        let links = stored.links
         // Every record is here (filters apply below), so the map sets' members come from them: ascending, as
         // the records are.
         var byID: [UInt32: ProgramRecord] = [:]

@@ -3,6 +3,8 @@ internal import CSQLite
 /// One SQLite connection (STYLE convention 14). Owned by the `Engine`; closed in `close()` or `deinit`.
 package final class Database {
     private var handle: OpaquePointer?
+    /// The counter `countCommits` bumps, retained while the connection is open.
+    private var commitCounter: Unmanaged<CommitCounter>?
 
     /// Opens (creating if needed) the database at `path`. The corresponding C function is `sqlite3_open_v2`.
     /// With `create: false` the file must exist already.
@@ -26,6 +28,27 @@ package final class Database {
     package func close() {
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
+        commitCounter?.release()
+        commitCounter = nil
+    }
+
+    /// Bumps `counter` after every commit of this connection (a WAL-mode database). The corresponding C
+    /// function is `sqlite3_wal_hook`, which SQLite calls once a commit has taken place and its write lock is
+    /// released. The hook replaces SQLite's automatic checkpoint, so it checkpoints as that would: once the
+    /// WAL holds 1000 pages (SQLite's default `wal_autocheckpoint`).
+    package func countCommits(_ counter: CommitCounter) {
+        commitCounter?.release()
+        let retained = Unmanaged.passRetained(counter)
+        commitCounter = retained
+        sqlite3_wal_hook(
+            pointer,
+            { context, db, name, pages in
+                Unmanaged<CommitCounter>.fromOpaque(context!).takeUnretainedValue().bump()
+                if pages >= 1000 { sqlite3_wal_checkpoint(db, name) }
+                return SQLITE_OK
+            },
+            retained.toOpaque()
+        )
     }
 
     var pointer: OpaquePointer {

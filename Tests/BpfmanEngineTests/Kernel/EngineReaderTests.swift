@@ -22,6 +22,11 @@ extension Engine {
         let deadline = ContinuousClock.now + .seconds(10)
         while !release.isSet && ContinuousClock.now < deadline { usleep(1000) }
     }
+
+    /// Test hook: runs `sql` on the engine's own writing connection, as a mutation would.
+    fileprivate func executeOnTheWriter(_ sql: String) throws {
+        try store.database.execute(sql)
+    }
 }
 
 extension KernelTests {
@@ -78,14 +83,69 @@ extension KernelTests {
                 #expect(listed.first?.kernelInfo.bytesMemlock == live)
 
                 // A record written before memlock was kept (schema 1 rows after the migration) reads it live.
-                let other = try Database(path: h.paths.database)
-                try other.execute("UPDATE programs SET bytes_memlock = NULL WHERE id = \(id)")
-                other.close()
+                try await h.engine.executeOnTheWriter("UPDATE programs SET bytes_memlock = NULL WHERE id = \(id)")
                 #expect(try await h.engine.get(id: id).kernelInfo.bytesMemlock == live)
                 #expect(
                     try await h.engine.list(ListFilter(bpfmanProgramsOnly: true)).first?.kernelInfo.bytesMemlock == live
                 )
                 try await h.engine.unload(id: id)
+            }
+        }
+
+        /// Reads answer from records kept since the last commit (`RecordMemo`); each kind of mutation must show
+        /// in the very next Get and List, after reads that kept the state before it.
+        @Test func getAndListAfterEachMutationShowIt() async throws {
+            try await withTestEngine("memo") { h in
+                let engine = h.engine
+                func read(_ id: UInt32) async throws -> (get: ProgramInfo?, listed: [UInt32: ProgramInfo]) {
+                    let got = try await engine.get(id: id).info
+                    let listed = try await engine.list(ListFilter(bpfmanProgramsOnly: true))
+                    return (got, Dictionary(uniqueKeysWithValues: listed.map { ($0.kernelInfo.id, $0.info!) }))
+                }
+                let owner = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                var seen = try await read(owner)
+                #expect(seen.get?.links == [] && seen.listed[owner]?.links == [])
+
+                let link = try await engine.attach(
+                    programID: owner,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                seen = try await read(owner)
+                #expect(seen.get?.links == [link], "Get after Attach")
+                #expect(seen.listed[owner]?.links == [link], "List after Attach")
+
+                let dependant = try await h.load(
+                    fixture: "tracepoint_counter",
+                    "count_kill",
+                    .tracepoint,
+                    mapOwner: owner
+                )
+                seen = try await read(owner)
+                #expect(seen.get?.mapUsedBy == [String(owner), String(dependant)], "Get after a dependant's Load")
+                #expect(seen.listed.keys.sorted() == [owner, dependant], "List after a dependant's Load")
+
+                try await engine.detach(linkID: link)
+                seen = try await read(owner)
+                #expect(seen.get?.links == [], "Get after Detach")
+                #expect(seen.listed[owner]?.links == [], "List after Detach")
+
+                try await engine.unload(id: dependant)
+                seen = try await read(owner)
+                #expect(seen.get?.mapUsedBy == [String(owner)], "Get after the dependant's Unload")
+                #expect(seen.listed.keys.sorted() == [owner], "List after the dependant's Unload")
+
+                try await engine.executeOnTheWriter(
+                    "INSERT INTO program_metadata(program_id, key, value) VALUES(\(owner), 'k', 'v')"
+                )
+                seen = try await read(owner)
+                #expect(seen.get?.metadata == ["k": "v"], "Get after a commit of the writer's own")
+                #expect(seen.listed[owner]?.metadata == ["k": "v"], "List after a commit of the writer's own")
+
+                try await engine.unload(id: owner)
+                // The kernel may free the program a little after Unload returns; until then it is unmanaged.
+                let afterUnload = try? await engine.get(id: owner)
+                #expect(afterUnload?.info == nil, "Get after Unload")
+                #expect(try await engine.list(ListFilter(bpfmanProgramsOnly: true)).isEmpty, "List after Unload")
             }
         }
 
