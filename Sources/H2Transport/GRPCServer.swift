@@ -31,7 +31,8 @@ package final class GRPCServer: Sendable {
         package var streamOutputHighWater = 256 * 1024
         /// Where handlers start. `.inline` (the default) runs a handler on the loop thread until its first
         /// suspension (`Task.immediate`), so a handler that answers at once costs no thread switch;
-        /// after any `await` that suspends, it continues on the global executor. Handlers must therefore
+        /// after any `await` that suspends, it continues on the global executor. Unary calls that arrive in
+        /// one read start one after another, each answer sent before the next starts (`Connection`). Handlers must therefore
         /// not do long synchronous work before their first `await` of an actor or other suspension.
         /// `.globalExecutor` starts every handler as an ordinary task instead.
         package var handlerStart: HandlerStart = .inline
