@@ -103,6 +103,37 @@ import Testing
         }
     }
 
+    /// `countCommits` replaces SQLite's automatic checkpoint with its own hook: every commit is counted, rolled
+    /// back ones are not, and the WAL is still checkpointed (it would otherwise grow without end).
+    @Test func commitsAreCountedAndTheWALStaysCheckpointed() throws {
+        try withStore { path in
+            let store = try ProgramStore(path: path)
+            defer { store.close() }
+            let commits = CommitCounter()
+            store.database.countCommits(commits)
+            #expect(commits.current == 0)
+            try insertOwner(record(1), into: store)
+            #expect(commits.current == 1)
+            #expect(throws: SQLiteError.self) {
+                try store.transaction { () throws(SQLiteError) in
+                    try store.insertMapSet(id: 2, pinDirectory: "/rd/fs/maps/2")
+                    try store.insertMapSet(id: 2, pinDirectory: "/rd/fs/maps/2")
+                }
+            }
+            #expect(commits.current == 1, "a rolled-back transaction is not a commit")
+            // Each Load-sized transaction writes a few pages; 3000 of them are far more than 1000 pages.
+            let payload = String(repeating: "x", count: 3000)
+            for id in UInt32(10)..<3010 {
+                try store.transaction { () throws(SQLiteError) in
+                    try store.insertMapSet(id: id, pinDirectory: payload)
+                }
+            }
+            #expect(commits.current == 3001)
+            let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+            #expect(walBytes < 1200 * 4096, "WAL of \(walBytes) bytes: not checkpointed")
+        }
+    }
+
     @Test func newerSchemaIsRefused() throws {
         try withStore { path in
             let store = try ProgramStore(path: path)

@@ -35,7 +35,8 @@ package final class Database {
     /// Bumps `counter` after every commit of this connection (a WAL-mode database). The corresponding C
     /// function is `sqlite3_wal_hook`, which SQLite calls once a commit has taken place and its write lock is
     /// released. The hook replaces SQLite's automatic checkpoint, so it checkpoints as that would: once the
-    /// WAL holds 1000 pages (SQLite's default `wal_autocheckpoint`).
+    /// WAL holds 1000 pages (SQLite's default `wal_autocheckpoint`). A later `PRAGMA wal_autocheckpoint` on this
+    /// connection would replace the hook and stop the count.
     package func countCommits(_ counter: CommitCounter) {
         commitCounter?.release()
         let retained = Unmanaged.passRetained(counter)
