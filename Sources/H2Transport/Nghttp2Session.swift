@@ -68,7 +68,8 @@ final class Connection {
     private var outbuf: [UInt8] = []
     private var outOffset = 0
     private var interest: UInt32 = 0
-    /// Unary calls whose request ended during the current `mem_recv`; `startReadyCalls` starts them after it.
+    /// Calls with one request message (unary, server streaming) whose request ended during the current
+    /// `mem_recv`; `startReadyCalls` starts them after it.
     private var readyCalls: [(stream: H2Stream, request: [UInt8])] = []
     /// Inside `nghttp2_session_mem_recv`, where nghttp2 forbids `mem_send`.
     private var receiving = false
@@ -138,7 +139,7 @@ final class Connection {
         markDirty()
     }
 
-    /// Starts the unary calls of one read in arrival order. A handler that answers inline has posted its
+    /// Starts the single-request calls of one read in arrival order. A handler that answers inline has posted its
     /// answer by the time `spawnHandler` returns; it is sent before the next handler starts, so a client with
     /// several calls in flight decodes the first answer while the server computes the others. (Started from
     /// nghttp2's callbacks, every answer of the read waited for the last handler. With 8 grpc-go callers of

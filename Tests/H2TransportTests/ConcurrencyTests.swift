@@ -169,6 +169,8 @@ actor BlockingWorker {
                 .grpcRequest(stream: 5, path: "/h2test.v1.Probe/Unread"),
                 .data(stream: 5, body, endStream: true)
             )
+            // The client reads nothing until both handlers have looked, or it could take the first answer first.
+            #expect(await eventually { seen.withLock { $0.count } == 2 })
             let frames = await connection.readFrames { $0.streamID == 5 && $0.flags & H2Frame.endStream != 0 }
             #expect(frames.filter { $0.flags & H2Frame.endStream != 0 }.map(\.streamID) == [3, 5])
             let counts = seen.withLock { $0 }
