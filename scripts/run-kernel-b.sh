@@ -117,6 +117,11 @@ if [ "$mode" = test ]; then
     # The guest could compile fixtures itself, but clang under TCG is slow: compile them here.
     bash scripts/build-fixtures.sh >&2
     command="$(printf '%q ' "$bundle" --testing-library swift-testing --filter "$filter" ${extra[@]+"${extra[@]}"})"
+    # Likewise the daemon stress test's grpc-go client (DaemonTools.goStress), when Go is installed.
+    stress="$BUILD_DIR/kernel-b-go-stress"
+    if command -v go >/dev/null && Interop/daemon/go/build.sh "$stress" Interop/daemon/go/stress.go >&2; then
+        command="BPFMAN_TEST_GO_STRESS=$(printf '%q' "$stress") $command"
+    fi
 fi
 
 # ---- (2) the initramfs --------------------------------------------------------------------------------

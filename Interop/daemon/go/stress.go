@@ -3,9 +3,13 @@
 // bindings the Kubernetes agent uses.
 //
 // Usage: stress SOCKET CALLERS ITERATIONS KIND=ARGS...
-//   tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE,NETNS
-//   xdp=OBJECT,FN,IFACE_PREFIX,NETNS   tc=OBJECT,FN,IFACE_PREFIX,NETNS   (caller N uses IFACE_PREFIX<N>: native
-//   mode allows one XDP program per interface, so each caller has its own)
+//
+//	tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE,NETNS
+//	xdp=OBJECT,FN,IFACE_PREFIX,NETNS   tc=OBJECT,FN,IFACE_PREFIX,NETNS   (caller N uses IFACE_PREFIX<N>: native
+//	mode allows one XDP program per interface, so each caller has its own)
+//	kprobe=OBJECT,FN,KERNEL_FN   fentry=OBJECT,FN,KERNEL_FN   fexit=OBJECT,FN,KERNEL_FN   lsm=OBJECT,FN,HOOK
+//	(fentry and fexit name their kernel function at Load, LSM programs their hook)
+//
 // Prints "PASS <calls> calls in <seconds> s" or the failures, and exits 1 on any failure.
 package main
 
@@ -57,6 +61,15 @@ func attachInfo(k kind, caller int) *gobpfman.AttachInfo {
 		netns := k.args[3]
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcAttachInfo{
 			TcAttachInfo: &gobpfman.TCAttachInfo{Priority: 100, Iface: k.args[2] + strconv.Itoa(caller), Direction: "ingress", Netns: &netns}}}
+	case "kprobe":
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_KprobeAttachInfo{
+			KprobeAttachInfo: &gobpfman.KprobeAttachInfo{FnName: k.args[2]}}}
+	case "fentry":
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_FentryAttachInfo{FentryAttachInfo: &gobpfman.FentryAttachInfo{}}}
+	case "fexit":
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_FexitAttachInfo{FexitAttachInfo: &gobpfman.FexitAttachInfo{}}}
+	case "lsm":
+		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_LsmAttachInfo{LsmAttachInfo: &gobpfman.LsmAttachInfo{}}}
 	case "tcx":
 		netns := k.args[3]
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcxAttachInfo{
@@ -65,11 +78,28 @@ func attachInfo(k kind, caller int) *gobpfman.AttachInfo {
 	return nil
 }
 
+// loadInfo names the program and, for the kinds that take it at load, the kernel function or LSM hook.
+func loadInfo(k kind) *gobpfman.LoadInfo {
+	info := &gobpfman.LoadInfo{Name: k.args[1], ProgramType: k.ptype}
+	switch k.name {
+	case "fentry":
+		info.Info = &gobpfman.ProgSpecificInfo{Info: &gobpfman.ProgSpecificInfo_FentryLoadInfo{
+			FentryLoadInfo: &gobpfman.FentryLoadInfo{FnName: k.args[2]}}}
+	case "fexit":
+		info.Info = &gobpfman.ProgSpecificInfo{Info: &gobpfman.ProgSpecificInfo_FexitLoadInfo{
+			FexitLoadInfo: &gobpfman.FexitLoadInfo{FnName: k.args[2]}}}
+	case "lsm":
+		info.Info = &gobpfman.ProgSpecificInfo{Info: &gobpfman.ProgSpecificInfo_LsmLoadInfo{
+			LsmLoadInfo: &gobpfman.LsmLoadInfo{HookName: k.args[2]}}}
+	}
+	return info
+}
+
 func round(ctx context.Context, c gobpfman.BpfmanClient, k kind, caller int) error {
 	meta := map[string]string{"goroutine": strconv.Itoa(caller), "kind": k.name}
 	loaded, err := c.Load(ctx, &gobpfman.LoadRequest{
 		Bytecode: &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: k.args[0]}},
-		Info:     []*gobpfman.LoadInfo{{Name: k.args[1], ProgramType: k.ptype}},
+		Info:     []*gobpfman.LoadInfo{loadInfo(k)},
 		Metadata: meta,
 	})
 	if err != nil {
@@ -115,6 +145,8 @@ func main() {
 	types := map[string]gobpfman.BpfmanProgramType{
 		"tracepoint": gobpfman.BpfmanProgramType_TRACEPOINT, "uprobe": gobpfman.BpfmanProgramType_UPROBE,
 		"tcx": gobpfman.BpfmanProgramType_TCX, "xdp": gobpfman.BpfmanProgramType_XDP, "tc": gobpfman.BpfmanProgramType_TC,
+		"kprobe": gobpfman.BpfmanProgramType_KPROBE, "fentry": gobpfman.BpfmanProgramType_FENTRY,
+		"fexit": gobpfman.BpfmanProgramType_FEXIT, "lsm": gobpfman.BpfmanProgramType_LSM,
 	}
 	var kinds []kind
 	for _, spec := range os.Args[4:] {

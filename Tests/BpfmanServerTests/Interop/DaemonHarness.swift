@@ -50,8 +50,17 @@ enum DaemonTools {
     static let pythonMissing = "needs grpcio, grpcio-tools and grpcio-health-checking in .venv (scripts/setup.sh)"
     static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
 
+    /// Environment variable naming a stress client built beforehand: scripts/run-kernel-b.sh builds it on the
+    /// host, where Go compiles in seconds, not under the guest's emulated CPU.
+    static let prebuiltStressKey = "BPFMAN_TEST_GO_STRESS"
+
     /// The Go stress client (Interop/daemon/go/stress.go), built once per test process.
     static let goStress: Result<String, FixtureError> = {
+        if let prebuilt = ProcessInfo.processInfo.environment[prebuiltStressKey],
+            FileManager.default.isExecutableFile(atPath: prebuilt)
+        {
+            return .success(prebuilt)
+        }
         let out = NSTemporaryDirectory() + "srv-stress-\(getpid())"
         guard
             let result = try? TestSupport.run(

@@ -62,4 +62,60 @@ extension DaemonKernelTests {
             }
         }
     }
+
+    /// The same concurrency run in kernel B, over the kinds kernel A refuses (kprobe, fentry, fexit, LSM) and
+    /// XDP and TC through their dispatchers (freplace), with a tracepoint beside them: 4 grpc-go callers x 2
+    /// iterations, then no BPF fds in the daemon, no managed programs and no program, link, map or dispatcher
+    /// pins. Smaller than kernel A's run: the guest's CPU is emulated.
+    @Suite(
+        .enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"),
+        .enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)")
+    )
+    struct StressKernelB {
+        @Test func fourCallersOfEveryKernelBKindLeaveNoFdsRecordsOrPins() async throws {
+            let stress = try DaemonTools.goStress.get()
+            let netns = "srv-stresskb-\(getpid())"
+            _ = try TestSupport.run("ip", ["netns", "add", netns])
+            defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
+            let callers = 4
+            for caller in 0..<callers {
+                let pair = try TestSupport.run(
+                    "ip",
+                    ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"]
+                )
+                try #require(pair.status == 0, "\(pair.output)")
+                _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
+            }
+            let tracing = try BPFFixtures.object("fentry_counter")
+            let kinds = [
+                "tracepoint=\(try BPFFixtures.object("tracepoint_counter")),count_kill,syscalls/sys_enter_kill",
+                "kprobe=\(try BPFFixtures.object("kprobe_counter")),kprobe_hit,__x64_sys_getpgid",
+                "fentry=\(tracing),fentry_hit,__x64_sys_getpgid",
+                "fexit=\(tracing),fexit_hit,__x64_sys_getpgid",
+                "lsm=\(tracing),lsm_hit,file_open",
+                "xdp=\(try BPFFixtures.object("xdp_counter")),xdp_count_pass,srvx,/var/run/netns/\(netns)",
+                "tc=\(try BPFFixtures.object("tc_counter")),tc_count_ok,srvx,/var/run/netns/\(netns)",
+            ]
+            try await withDaemon { daemon in
+                #expect(daemon.log.contains("XDP/TC attach mode: dispatcher"), "\(daemon.log)")
+                let result = try await spawn(stress, [daemon.socketPath, String(callers), "2"] + kinds, timeout: 500)
+                let calls = callers * 2 * kinds.count * 8
+                #expect(result.status == 0 && result.output.contains("PASS \(calls) calls"), "\(result.output)")
+                #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
+                let managed = try await spawn(
+                    DaemonTools.bpfman!,
+                    ["list", "programs", "-o", "json", "--socket-path", daemon.socketPath]
+                )
+                #expect(managed.status == 0 && managed.output == "[]\n", "\(managed.output)")
+                let fs = daemon.runtimeDirectory + "/fs"
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty
+                )
+                for directory in ["links", "maps", "xdp", "tc-ingress"] {
+                    let left = (try? FileManager.default.contentsOfDirectory(atPath: fs + "/" + directory)) ?? []
+                    #expect(left.isEmpty, "\(directory): \(left)")
+                }
+            }
+        }
+    }
 }
