@@ -23,42 +23,23 @@ extension DaemonKernelTests {
             try #require(veth.status == 0, "\(veth.output)")
             _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srv0", "up"])
             // One veth per caller for XDP and TC (native mode: one XDP program per interface).
-            for caller in 0..<32 {
-                let pair = try TestSupport.run(
-                    "ip",
-                    ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"]
-                )
-                try #require(pair.status == 0, "\(pair.output)")
-                _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
-            }
+            try addCallerInterfaces(32, in: netns)
             let xdp = try BPFFixtures.object("xdp_counter")
             let tc = try BPFFixtures.object("tc_counter")
             try await withDaemon { daemon in
-                let result = try await spawn(
+                try await runStress(
                     stress,
-                    [
-                        daemon.socketPath, "32", "4", "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
+                    against: daemon,
+                    callers: 32,
+                    iterations: 4,
+                    kinds: [
+                        "tracepoint=\(tracepoint),count_kill,syscalls/sys_enter_kill",
                         "uprobe=\(uprobe),count_call,libc,getpid", "tcx=\(tcx),tcx_count,srv0,/var/run/netns/\(netns)",
                         "xdp=\(xdp),xdp_count_pass,srvx,/var/run/netns/\(netns)",
                         "tc=\(tc),tc_count_ok,srvx,/var/run/netns/\(netns)",
                     ],
-                    timeout: 500
+                    pinDirectories: ["links", "maps"]
                 )
-                #expect(result.status == 0 && result.output.contains("PASS 5120 calls"), "\(result.output)")
-                // Nothing held or left: no BPF fds in the daemon, no managed programs, no pins.
-                #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
-                // List{bpfman_programs_only: true} through the CLI (what `list programs` asks by default).
-                let managed = try await spawn(
-                    DaemonTools.bpfman!,
-                    ["list", "programs", "-o", "json", "--socket-path", daemon.socketPath]
-                )
-                #expect(managed.status == 0 && managed.output == "[]\n", "\(managed.output)")
-                let fs = daemon.runtimeDirectory + "/fs"
-                #expect(
-                    try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty
-                )
-                #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/links").isEmpty)
-                #expect(try FileManager.default.contentsOfDirectory(atPath: fs + "/maps").isEmpty)
             }
         }
     }
@@ -78,14 +59,7 @@ extension DaemonKernelTests {
             _ = try TestSupport.run("ip", ["netns", "add", netns])
             defer { _ = try? TestSupport.run("ip", ["netns", "del", netns]) }
             let callers = 4
-            for caller in 0..<callers {
-                let pair = try TestSupport.run(
-                    "ip",
-                    ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"]
-                )
-                try #require(pair.status == 0, "\(pair.output)")
-                _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
-            }
+            try addCallerInterfaces(callers, in: netns)
             let tracing = try BPFFixtures.object("fentry_counter")
             let kinds = [
                 "tracepoint=\(try BPFFixtures.object("tracepoint_counter")),count_kill,syscalls/sys_enter_kill",
@@ -98,24 +72,60 @@ extension DaemonKernelTests {
             ]
             try await withDaemon { daemon in
                 #expect(daemon.log.contains("XDP/TC attach mode: dispatcher"), "\(daemon.log)")
-                let result = try await spawn(stress, [daemon.socketPath, String(callers), "2"] + kinds, timeout: 500)
-                let calls = callers * 2 * kinds.count * 8
-                #expect(result.status == 0 && result.output.contains("PASS \(calls) calls"), "\(result.output)")
-                #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
-                let managed = try await spawn(
-                    DaemonTools.bpfman!,
-                    ["list", "programs", "-o", "json", "--socket-path", daemon.socketPath]
+                try await runStress(
+                    stress,
+                    against: daemon,
+                    callers: callers,
+                    iterations: 2,
+                    kinds: kinds,
+                    pinDirectories: ["links", "maps", "xdp", "tc-ingress"]
                 )
-                #expect(managed.status == 0 && managed.output == "[]\n", "\(managed.output)")
-                let fs = daemon.runtimeDirectory + "/fs"
-                #expect(
-                    try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty
-                )
-                for directory in ["links", "maps", "xdp", "tc-ingress"] {
-                    let left = (try? FileManager.default.contentsOfDirectory(atPath: fs + "/" + directory)) ?? []
-                    #expect(left.isEmpty, "\(directory): \(left)")
-                }
             }
         }
+    }
+}
+
+/// Veth pairs `srvx<N>`/`srvy<N>` in `netns`, one per caller, `srvx<N>` up: stress.go's XDP and TC callers each
+/// attach to their own (in native mode an interface takes one XDP program).
+private func addCallerInterfaces(_ callers: Int, in netns: String) throws {
+    for caller in 0..<callers {
+        let pair = try TestSupport.run(
+            "ip",
+            ["-n", netns, "link", "add", "srvx\(caller)", "type", "veth", "peer", "name", "srvy\(caller)"]
+        )
+        try #require(pair.status == 0, "\(pair.output)")
+        _ = try TestSupport.run("ip", ["-n", netns, "link", "set", "srvx\(caller)", "up"])
+    }
+}
+
+/// Runs the grpc-go stress client (Interop/daemon/go/stress.go) against `daemon`, expects every one of its calls to
+/// pass, and then that nothing is held or left: no BPF fds in the daemon, no managed programs (`list programs`, which
+/// asks `List{bpfman_programs_only: true}`), no program pins, and nothing in `pinDirectories` under `<rd>/fs`.
+private func runStress(
+    _ stress: String,
+    against daemon: TestDaemon,
+    callers: Int,
+    iterations: Int,
+    kinds: [String],
+    pinDirectories: [String]
+) async throws {
+    let result = try await spawn(
+        stress,
+        [daemon.socketPath, String(callers), String(iterations)] + kinds,
+        timeout: 500
+    )
+    let calls = callers * iterations * kinds.count * 8
+    #expect(result.status == 0 && result.output.contains("PASS \(calls) calls"), "\(result.output)")
+    #expect(daemon.bpfDescriptors.isEmpty, "\(daemon.bpfDescriptors)")
+    let managed = try await spawn(
+        DaemonTools.bpfman!,
+        ["list", "programs", "-o", "json", "--socket-path", daemon.socketPath]
+    )
+    #expect(managed.status == 0 && managed.output == "[]\n", "\(managed.output)")
+    let fs = daemon.runtimeDirectory + "/fs"
+    #expect(try FileManager.default.contentsOfDirectory(atPath: fs).filter { $0.hasPrefix("prog_") }.isEmpty)
+    for directory in pinDirectories {
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: fs + "/" + directory)) ?? []
+        #expect(left.isEmpty, "\(directory): \(left)")
     }
 }
