@@ -58,8 +58,9 @@ unit: build
 
 ## Kernel-B tests: every suite whose name ends in KernelB, run inside Debian's stock kernel under qemu
 ## (scripts/run-kernel-b.sh; the first run downloads the kernel package into .cache/kernel-b).
-## The daemon stress (StressKernelB) boots a guest of its own: run beside the other suites, the 6.1 guest under
-## TCG once locked up in the kernel (soft lockups on both CPUs, an `ip` and a test thread, until the lane's timeout).
+## The daemon stress (StressKernelB, about 2 minutes) boots a guest of its own: run beside the other suites, the
+## 6.1 guest under TCG once locked up in the kernel (soft lockups on both CPUs, an `ip` and a test thread, until
+## the lane's timeout).
 kernel-b: setup
 	bash scripts/run-kernel-b.sh KernelB --skip StressKernelB
 	KERNEL_B_NO_BUILD=1 bash scripts/run-kernel-b.sh StressKernelB

@@ -4,9 +4,9 @@
 //
 // Usage: stress SOCKET CALLERS ITERATIONS KIND=ARGS...
 //
-//	tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE,NETNS
-//	xdp=OBJECT,FN,IFACE_PREFIX,NETNS   tc=OBJECT,FN,IFACE_PREFIX,NETNS   (caller N uses IFACE_PREFIX<N>: native
-//	mode allows one XDP program per interface, so each caller has its own)
+//	tracepoint=OBJECT,FN,GROUP/NAME   uprobe=OBJECT,FN,TARGET,SYMBOL   tcx=OBJECT,FN,IFACE_PREFIX,NETNS
+//	xdp=OBJECT,FN,IFACE_PREFIX,NETNS   tc=OBJECT,FN,IFACE_PREFIX,NETNS   (caller N attaches to its own
+//	interface, IFACE_PREFIX<N>, as SPEC §10 scenario 45 asks of the network kinds)
 //	kprobe=OBJECT,FN,KERNEL_FN   fentry=OBJECT,FN,KERNEL_FN   fexit=OBJECT,FN,KERNEL_FN   lsm=OBJECT,FN,HOOK
 //	(fentry and fexit name their kernel function at Load, LSM programs their hook)
 //
@@ -73,7 +73,7 @@ func attachInfo(k kind, caller int) *gobpfman.AttachInfo {
 	case "tcx":
 		netns := k.args[3]
 		return &gobpfman.AttachInfo{Info: &gobpfman.AttachInfo_TcxAttachInfo{
-			TcxAttachInfo: &gobpfman.TCXAttachInfo{Priority: 100, Iface: k.args[2], Direction: "ingress", Netns: &netns}}}
+			TcxAttachInfo: &gobpfman.TCXAttachInfo{Priority: 100, Iface: k.args[2] + strconv.Itoa(caller), Direction: "ingress", Netns: &netns}}}
 	}
 	return nil
 }
