@@ -31,9 +31,10 @@ package final class GRPCServer: Sendable {
         package var streamOutputHighWater = 256 * 1024
         /// Where handlers start. `.inline` (the default) runs a handler on the loop thread until its first
         /// suspension (`Task.immediate`), so a handler that answers at once costs no thread switch;
-        /// after any `await` that suspends, it continues on the global executor. Unary calls that arrive in
-        /// one read start one after another, each answer sent before the next starts (`Connection`). Handlers must therefore
-        /// not do long synchronous work before their first `await` of an actor or other suspension.
+        /// after any `await` that suspends, it continues on the global executor. Handlers must therefore
+        /// not do long synchronous work before their first `await` of an actor or other suspension. Calls with
+        /// one request message that arrive in one read start one after another, each answer sent before the
+        /// next starts (`Connection.startReadyCalls`).
         /// `.globalExecutor` starts every handler as an ordinary task instead.
         package var handlerStart: HandlerStart = .inline
         /// Called on the loop thread when the number of in-flight RPCs becomes 1 (from 0) or 0.
