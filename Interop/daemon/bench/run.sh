@@ -13,6 +13,7 @@ here="$root/Interop/daemon/bench"
 seconds=${1:-3}
 work=$(mktemp -d /tmp/srv-bench-XXXXXX)
 pids=()
+declare -A list1 reads
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 0.5
@@ -28,6 +29,7 @@ bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
 export BPFMAN_BPF_DIR="$root/.build/bpf"
 "$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
 "$root/Interop/daemon/go/build.sh" "$work/load" "$here/load.go"
+clang -O2 -o "$work/reads" "$here/reads.c" -lbpf
 object=$(ls "$root"/.build/bpf-fixtures/tracepoint_counter.bpf.o 2>/dev/null || true)
 if [ -z "$object" ]; then
     mkdir -p "$work/obj"
@@ -74,6 +76,7 @@ load_to() {
         "$bpfman" load file -p "$object" --programs tracepoint:count_kill >/dev/null
     done
 }
+managed_ids() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(*[p["kernel_info"]["id"] for p in json.load(sys.stdin) if p.get("info")])'; }
 first_id() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kernel_info"]["id"])'; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$daemon/status"; }
 run() { "$work/load" -socket "$1" -method "$2" -id "${3:-1}" -callers "$4" -seconds "$seconds"; }
@@ -95,6 +98,7 @@ for n in 20 100; do
             f=$(run "$work/f.sock" "$method" "$id" "$callers")
             m=$(run "$work/m.sock" "$method" "$id" "$callers")
             echo "$n $method c=$callers bpfman: $d | floor: $f | mirror: $m" >&2
+            [ "$method$callers" = list1 ] && list1["$n"]="$(field p50us "$d") $(field p50us "$f") $(field p50us "$m")"
             awk -v n="$n" -v m="$method" -v c="$callers" \
                 -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v mr="$(field rate "$m")" \
                 -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" -v m50="$(field p50us "$m")" \
@@ -102,6 +106,20 @@ for n in 20 100; do
                 'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx | %.2fx | %.2fx |\n", n, m, c, dr, fr, mr, d50, f50, m50, d99, f99, d50 / f50, dr / fr, m50 / f50, mr / fr }'
         done
     done
+    # shellcheck disable=SC2046 # one argument per id
+    reads["$n"]=$("$work/reads" 2000 $(managed_ids))
+    echo "$n SPEC §3.8 reads alone: ${reads[$n]}" >&2
+done
+# What SPEC §3.8 alone costs a List: its kernel reads of the same programs, done by a C program with nothing
+# else around them (reads.c), added to the mirror's p50 (a server that answers the real List with no work).
+echo
+echo "| List, 1 caller | bpfman p50 µs | floor p50 µs | mirror p50 µs | SPEC §3.8 reads alone (C) p50 µs | bpfman / floor | (mirror + reads) / floor |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+for n in 20 100; do
+    read -r d50 f50 m50 <<<"${list1[$n]}"
+    r50=$(field p50us "${reads[$n]}")
+    awk -v n="$n" -v d="$d50" -v f="$f50" -v m="$m50" -v r="$r50" \
+        'BEGIN { printf "| %d programs | %d | %d | %d | %.1f | %.2fx | %.2fx |\n", n, d, f, m, r, d / f, (m + r) / f }'
 done
 # Reads do not queue behind each other: Get (one caller) while two other callers List the 100 programs in a
 # loop, the daemon next to the mirror (whose List answer is the daemon's, ready-made).
