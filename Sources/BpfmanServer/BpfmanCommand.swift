@@ -44,7 +44,60 @@ public struct BpfmanCommand: AsyncParsableCommand {
         {
             return ["attach", arguments[2], arguments[1]] + arguments.dropFirst(3)
         }
+        // `attach <PROGRAM_ID> --help`: the kinds' overview.
+        if arguments.count == 3, arguments[0] == "attach", UInt32(arguments[1]) != nil,
+            ["-h", "--help"].contains(arguments[2])
+        {
+            return ["attach", "--help"]
+        }
         return arguments
+    }
+
+    /// A command line ArgumentParser accepts or misreports that is a usage error (SPEC §9: exit 2).
+    struct UsageProblem: Equatable {
+        /// What is wrong, for `Error: <message>`.
+        var message: String
+        /// The command whose usage line and `--help` to point at, as typed (`bpfman attach`).
+        var command: String
+        /// That command's usage line.
+        var usage: String
+    }
+
+    /// `attach <PROGRAM_ID>` not followed by a known kind, which ArgumentParser would report as an unexpected
+    /// argument (the id); nil for any other command line (already normalized).
+    static func attachKindProblem(_ arguments: [String]) -> UsageProblem? {
+        guard arguments.count >= 2, arguments[0] == "attach", UInt32(arguments[1]) != nil else { return nil }
+        let kinds = Attach.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+        let message =
+            arguments.count > 2 && !arguments[2].hasPrefix("-")
+            ? "unknown attach kind '\(arguments[2])': expected one of: \(kinds)"
+            : "'bpfman attach \(arguments[1])' needs the kind of attachment next, one of: \(kinds)"
+        return UsageProblem(message: message, command: "bpfman attach", usage: usageString(for: Attach.self))
+    }
+
+    /// A command group named without one of its subcommands (`bpfman`, `bpfman list`): an incomplete command,
+    /// so a usage error (SPEC §9: exit 2), where ArgumentParser would print the group's help and exit 0. nil when
+    /// `parsed` is not a group.
+    static func missingSubcommand(_ parsed: any ParsableCommand.Type, arguments: [String]) -> UsageProblem? {
+        let subcommands = parsed.configuration.subcommands
+        guard !subcommands.isEmpty else { return nil }
+        // The group's words as typed, found by walking the command tree from the root.
+        var path = [BpfmanCommand._commandName]
+        var current: any ParsableCommand.Type = BpfmanCommand.self
+        for word in arguments {
+            guard current != parsed,
+                let next = current.configuration.subcommands.first(where: { $0._commandName == word })
+            else { break }
+            path.append(word)
+            current = next
+        }
+        let command = path.joined(separator: " ")
+        let names = subcommands.map { $0._commandName }.joined(separator: ", ")
+        return UsageProblem(
+            message: "'\(command)' requires a subcommand: \(names)",
+            command: command,
+            usage: usageString(for: parsed)
+        )
     }
 }
 
@@ -69,8 +122,10 @@ extension BpfmanCommand {
     public static func runMain(argv: [String]) async {
         let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
         let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
+        if let problem = attachKindProblem(arguments) { usageError(problem) }
         do {
             var command = try parseAsRoot(arguments)
+            if let problem = missingSubcommand(type(of: command), arguments: arguments) { usageError(problem) }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -85,6 +140,14 @@ extension BpfmanCommand {
             exit(withError: error)
         }
     }
+}
+
+/// Prints a usage error the way ArgumentParser prints its own (message, usage, where to look) and exits 2.
+private func usageError(_ problem: BpfmanCommand.UsageProblem) -> Never {
+    writeToStandardError(
+        "Error: \(problem.message)\nUsage: \(problem.usage)\n  See '\(problem.command) --help' for more information.\n"
+    )
+    Glibc.exit(2)
 }
 
 /// Writes text to standard error unbuffered (usage and start-up errors, before or instead of the logger).

@@ -211,7 +211,17 @@ extension DaemonKernelTests {
                 let usage = try await Self.bpfman(daemon, ["load", "file", "-p", object, "--programs", "bogus"])
                 #expect(usage.status == 2, "\(usage.output)")
                 let noKind = try await Self.bpfman(daemon, ["attach", "12"])
-                #expect(noKind.status == 2 || noKind.status == 64, "\(noKind.output)")
+                #expect(noKind.status == 2, "\(noKind.output)")
+                #expect(
+                    noKind.output.hasPrefix("Error: 'bpfman attach 12' needs the kind of attachment next"),
+                    "\(noKind.output)"
+                )
+                let bareGroup = try await Self.bpfman(daemon, ["list"])
+                #expect(bareGroup.status == 2, "\(bareGroup.output)")
+                #expect(
+                    bareGroup.output.hasPrefix("Error: 'bpfman list' requires a subcommand: programs, links\n"),
+                    "\(bareGroup.output)"
+                )
                 // No daemon at the socket.
                 let down = try await spawn(
                     DaemonTools.bpfman!,
