@@ -75,13 +75,9 @@ public struct BpfmanCommand: AsyncParsableCommand {
         return UsageProblem(message: message, command: "bpfman attach", usage: usageString(for: Attach.self))
     }
 
-    /// A command group named without one of its subcommands (`bpfman`, `bpfman list`): an incomplete command,
-    /// so a usage error (SPEC §9: exit 2), where ArgumentParser would print the group's help and exit 0. nil when
-    /// `parsed` is not a group.
-    static func missingSubcommand(_ parsed: any ParsableCommand.Type, arguments: [String]) -> UsageProblem? {
-        let subcommands = parsed.configuration.subcommands
-        guard !subcommands.isEmpty else { return nil }
-        // The group's words as typed, found by walking the command tree from the root.
+    /// The words that name `parsed` on a command line (`bpfman attach xdp`), found by walking the command tree
+    /// from the root along `arguments` (already normalized).
+    static func commandPath(of parsed: any ParsableCommand.Type, arguments: [String]) -> String {
         var path = [BpfmanCommand._commandName]
         var current: any ParsableCommand.Type = BpfmanCommand.self
         for word in arguments {
@@ -91,7 +87,16 @@ public struct BpfmanCommand: AsyncParsableCommand {
             path.append(word)
             current = next
         }
-        let command = path.joined(separator: " ")
+        return path.joined(separator: " ")
+    }
+
+    /// A command group named without one of its subcommands (`bpfman`, `bpfman list`): an incomplete command,
+    /// so a usage error (SPEC §9: exit 2), where ArgumentParser would print the group's help and exit 0. nil when
+    /// `parsed` is not a group.
+    static func missingSubcommand(_ parsed: any ParsableCommand.Type, arguments: [String]) -> UsageProblem? {
+        let subcommands = parsed.configuration.subcommands
+        guard !subcommands.isEmpty else { return nil }
+        let command = commandPath(of: parsed, arguments: arguments)
         let names = subcommands.map { $0._commandName }.joined(separator: ", ")
         return UsageProblem(
             message: "'\(command)' requires a subcommand: \(names)",
@@ -123,8 +128,10 @@ extension BpfmanCommand {
         let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
         let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
         if let problem = attachKindProblem(arguments) { usageError(problem) }
+        var parsed: (any ParsableCommand.Type)?
         do {
             var command = try parseAsRoot(arguments)
+            parsed = type(of: command)
             if let problem = missingSubcommand(type(of: command), arguments: arguments) { usageError(problem) }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -134,6 +141,14 @@ extension BpfmanCommand {
         } catch {
             // Usage errors exit 2 (SPEC §1.2, §9); RPC errors print `Error: <STATUS>: <message>` and exit 1.
             if exitCode(for: error) == .validationFailure {
+                // A command's own checks of its options (run() throwing ValidationError) point at that command's
+                // usage; ArgumentParser's message would show the root's.
+                if let parsed {
+                    let command = commandPath(of: parsed, arguments: arguments)
+                    usageError(
+                        UsageProblem(message: message(for: error), command: command, usage: usageString(for: parsed))
+                    )
+                }
                 writeToStandardError(fullMessage(for: error) + "\n")
                 Glibc.exit(2)
             }

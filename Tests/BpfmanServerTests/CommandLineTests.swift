@@ -66,6 +66,37 @@ import Testing
         #expect(problem.command == (["bpfman"] + arguments).joined(separator: " "))
     }
 
+    @Test func aCommandsPathIsTheWordsThatNameIt() throws {
+        let cases: [([String], String)] = [
+            (["attach", "xdp", "12", "-i", "lo", "-p", "1"], "bpfman attach xdp"),
+            (["list", "programs", "--all"], "bpfman list programs"),
+            (["detach", "3"], "bpfman detach"),
+            ([], "bpfman"),
+        ]
+        for (arguments, path) in cases {
+            let parsed = try BpfmanCommand.parseAsRoot(arguments)
+            #expect(BpfmanCommand.commandPath(of: type(of: parsed), arguments: arguments) == path)
+        }
+    }
+
+    @Test func negativePrioritiesAndPidsAreValuesForTheDaemonToRefuse() throws {
+        // Without `.unconditional` parsing, `-p -1` failed with "Missing value for '-p <priority>'".
+        let xdp = try #require(
+            try BpfmanCommand.parseAsRoot(["attach", "xdp", "5", "-i", "lo", "-p", "-1"]) as? BpfmanCommand.Attach.XDP
+        )
+        #expect(xdp.priority.value == -1)
+        let tcx = try #require(
+            try BpfmanCommand.parseAsRoot(["attach", "tcx", "5", "-i", "lo", "-d", "ingress", "--priority", "-2"])
+                as? BpfmanCommand.Attach.TCX
+        )
+        #expect(tcx.priority.value == -2)
+        let uprobe = try #require(
+            try BpfmanCommand.parseAsRoot(["attach", "uprobe", "5", "-t", "libc", "-p", "-5", "-c", "-6"])
+                as? BpfmanCommand.Attach.Uprobe
+        )
+        #expect(uprobe.pid == -5 && uprobe.containerPid == -6)
+    }
+
     @Test func aLeafCommandIsNotAGroup() throws {
         for arguments in [
             ["list", "programs"], ["version"], ["detach", "3"], ["attach", "tracepoint", "3", "-t", "a/b"],

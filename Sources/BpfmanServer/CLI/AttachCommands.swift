@@ -44,6 +44,17 @@ struct LinkMetadataOptions: ParsableArguments {
     func parsed() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
 }
 
+/// `-p/--priority` of the xdp, tc and tcx attaches. Parsed `.unconditional`ly, so that in `-p -1` the `-1` is the
+/// value (which the daemon then refuses as negative, SPEC §3.3) and not taken for an option.
+struct PriorityOption: ParsableArguments {
+    @Option(
+        name: [.customShort("p"), .customLong("priority")],
+        parsing: .unconditional,
+        help: "Priority (lower runs first)."
+    )
+    var value: Int32
+}
+
 extension BpfmanCommand {
     /// `bpfman attach <PROGRAM_ID> <kind> ...` (the id is moved after the kind before parsing).
     struct Attach: ParsableCommand {
@@ -69,7 +80,7 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
-            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @OptionGroup var priority: PriorityOption
             @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.")
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
@@ -78,7 +89,7 @@ extension BpfmanCommand {
             func run() throws {
                 var a = Bpfman_V1_XDPAttachInfo()
                 a.iface = iface
-                a.priority = priority
+                a.priority = priority.value
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
@@ -95,7 +106,7 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
-            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @OptionGroup var priority: PriorityOption
             @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.")
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
@@ -105,7 +116,7 @@ extension BpfmanCommand {
                 var a = Bpfman_V1_TCAttachInfo()
                 a.iface = iface
                 a.direction = direction
-                a.priority = priority
+                a.priority = priority.value
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
@@ -122,7 +133,7 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
-            @Option(name: [.short, .customLong("priority")], help: "Priority (lower runs first).") var priority: Int32
+            @OptionGroup var priority: PriorityOption
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
 
@@ -130,7 +141,7 @@ extension BpfmanCommand {
                 var a = Bpfman_V1_TCXAttachInfo()
                 a.iface = iface
                 a.direction = direction
-                a.priority = priority
+                a.priority = priority.value
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
                 try attach(programID, .tcxAttachInfo(a), client: client)
@@ -165,7 +176,11 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("fn-name")], help: "Kernel function.") var fnName: String
             @Option(name: [.short, .customLong("offset")], help: "Offset within the function.") var offset: UInt64 = 0
-            @Option(name: [.short, .customLong("container-pid")], help: "Accepted for compatibility.")
+            @Option(
+                name: [.short, .customLong("container-pid")],
+                parsing: .unconditional,
+                help: "Accepted for compatibility."
+            )
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
 
@@ -190,8 +205,14 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
             @Option(name: [.short, .customLong("offset")], help: "Offset (file offset without --fn-name).")
             var offset: UInt64 = 0
-            @Option(name: [.short, .customLong("pid")], help: "Only this process.") var pid: Int32?
-            @Option(name: [.short, .customLong("container-pid")], help: "A process in the target's container.")
+            // `.unconditional` as in `PriorityOption`: a negative pid reaches the daemon's check.
+            @Option(name: [.short, .customLong("pid")], parsing: .unconditional, help: "Only this process.")
+            var pid: Int32?
+            @Option(
+                name: [.short, .customLong("container-pid")],
+                parsing: .unconditional,
+                help: "A process in the target's container."
+            )
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
 

@@ -216,6 +216,15 @@ extension DaemonKernelTests {
                     noKind.output.hasPrefix("Error: 'bpfman attach 12' needs the kind of attachment next"),
                     "\(noKind.output)"
                 )
+                // A command's own check of its options points at that command's usage.
+                let badAction = try await Self.bpfman(
+                    daemon,
+                    ["attach", "12", "xdp", "-i", "lo", "-p", "1", "--proceed-on", "bogus"]
+                )
+                #expect(badAction.status == 2, "\(badAction.output)")
+                #expect(badAction.output.hasPrefix("Error: unknown XDP action \"bogus\""), "\(badAction.output)")
+                #expect(badAction.output.contains("\nUsage: bpfman attach xdp "), "\(badAction.output)")
+                #expect(badAction.output.contains("See 'bpfman attach xdp --help'"), "\(badAction.output)")
                 let bareGroup = try await Self.bpfman(daemon, ["list"])
                 #expect(bareGroup.status == 2, "\(bareGroup.output)")
                 #expect(
