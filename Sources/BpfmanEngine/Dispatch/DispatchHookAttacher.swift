@@ -61,7 +61,9 @@ package final class DispatchHookAttacher: HookAttacher {
         var reason = "attach_mode = native in the configuration"
         var probed: Bool?
         if setting != .native {
-            if let failure = kernel.probeFreplace() {
+            // The probe fails on every kernel that refuses freplace; its reason is in the mode line, so
+            // libbpf's own account of the failed load is kept to debug level.
+            if let failure = LibbpfLog.quietly({ kernel.probeFreplace() }) {
                 probed = false
                 reason = "freplace probe failed: \(failure.message)"
                 if setting == .dispatcher {

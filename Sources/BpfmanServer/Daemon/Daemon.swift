@@ -101,6 +101,9 @@ package final class Daemon: Sendable {
         logger: Logger
     ) async throws(StartupError) -> Daemon {
         let paths = BpfmanPaths(root: options.runtimeDirectory)
+        // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
+        // printed them to stderr itself).
+        LibbpfLog.install(logger)
         // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3).
         let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
         var attacher: DispatchHookAttacher?

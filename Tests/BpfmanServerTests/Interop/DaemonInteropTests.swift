@@ -248,6 +248,44 @@ extension DaemonKernelTests {
             #expect(daemon.log.contains("shutting down reason=SIGTERM"))
         }
 
+        /// libbpf writes to stderr itself until its print callback is installed. The daemon installs it before
+        /// the freplace probe, whose failure on a kernel that refuses freplace (this one) is expected: at info
+        /// level the start-up log says so once, in the mode line, and has no libbpf line; at debug level
+        /// libbpf's account of the failed load is there, as the logger's debug lines.
+        @Test func startUpLogHasTheProbesOutcomeAndLibbpfOnlyThroughTheLogger() async throws {
+            for level in ["info", "debug"] {
+                let daemon = try TestDaemon()
+                defer { daemon.destroy() }
+                try #require(
+                    FileManager.default.createFile(
+                        atPath: daemon.directory + "/bpfman.toml",
+                        contents: Data("[logging]\nlevel = \"\(level)\"\n".utf8)
+                    )
+                )
+                try daemon.start()
+                #expect(daemon.stop(signal: SIGTERM) == 0)
+                let lines = daemon.log.split(separator: "\n").map(String.init)
+                #expect(lines.filter { $0.contains("XDP/TC attach mode: ") }.count == 1, "\(daemon.log)")
+                // Every libbpf line went through the logger: a timestamped line, not libbpf's bare "libbpf: ".
+                #expect(lines.allSatisfy { !$0.hasPrefix("libbpf:") }, "\(daemon.log)")
+                let fromLibbpf = lines.filter { $0.hasSuffix("source=libbpf") }
+                #expect(fromLibbpf.allSatisfy { $0.contains(" DEBUG ") || $0.contains(" TRACE ") }, "\(daemon.log)")
+                // Kernel A refuses freplace (KERNEL.md); kernel B allows it.
+                let probeFailed = daemon.log.contains("XDP/TC attach mode: native (freplace probe failed: ")
+                #expect(probeFailed == !TestKernel.isKernelBLane, "\(daemon.log)")
+                if probeFailed {
+                    if level == "info" {
+                        #expect(fromLibbpf.isEmpty, "\(daemon.log)")
+                    } else {
+                        #expect(
+                            fromLibbpf.contains { $0.contains("prog 'probe_pass': BPF program load failed") },
+                            "\(daemon.log)"
+                        )
+                    }
+                }
+            }
+        }
+
         @Test(.enabled(if: DaemonTools.python != nil, "\(DaemonTools.pythonMissing)"))
         func healthWatchSeesNotServingAtSIGTERM() async throws {
             let daemon = try TestDaemon()
