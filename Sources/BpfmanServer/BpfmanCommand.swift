@@ -67,7 +67,7 @@ public struct BpfmanCommand: AsyncParsableCommand {
     /// argument (the id); nil for any other command line (already normalized).
     static func attachKindProblem(_ arguments: [String]) -> UsageProblem? {
         guard arguments.count >= 2, arguments[0] == "attach", UInt32(arguments[1]) != nil else { return nil }
-        let kinds = Attach.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+        let kinds = Attach.kinds.joined(separator: ", ")
         let message =
             arguments.count > 2 && !arguments[2].hasPrefix("-")
             ? "unknown attach kind '\(arguments[2])': expected one of: \(kinds)"
@@ -131,8 +131,9 @@ extension BpfmanCommand {
         var parsed: (any ParsableCommand.Type)?
         do {
             var command = try parseAsRoot(arguments)
-            parsed = type(of: command)
-            if let problem = missingSubcommand(type(of: command), arguments: arguments) { usageError(problem) }
+            let commandType = type(of: command)
+            parsed = commandType
+            if let problem = missingSubcommand(commandType, arguments: arguments) { usageError(problem) }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

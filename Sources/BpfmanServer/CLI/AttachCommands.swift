@@ -67,10 +67,8 @@ extension BpfmanCommand {
             ]
         )
 
-        /// Kinds as they follow the program id.
-        static let kinds: Set<String> = [
-            "xdp", "tc", "tcx", "tracepoint", "kprobe", "uprobe", "fentry", "fexit", "lsm",
-        ]
+        /// Kinds as they follow the program id: the subcommands' names, in their order.
+        static let kinds: [String] = configuration.subcommands.map { $0._commandName }
 
         struct XDP: ParsableCommand {
             static let configuration = CommandConfiguration(
