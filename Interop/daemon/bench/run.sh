@@ -31,6 +31,8 @@ trap cleanup EXIT
 echo "building (release) ..." >&2
 (cd "$root" && swift build -c release --static-swift-stdlib --product bpfman >&2)  # as `make release` ships it
 bpfman="$root/.build/release/bpfman"
+source "$root/scripts/lib/scratch-daemon.sh"  # wait_for_socket (this script has its own clean-up trap)
+need_socket() { wait_for_socket "$1" || { echo "run.sh: no socket at $1" >&2; exit 1; }; }
 bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
 export BPFMAN_BPF_DIR="$root/.build/bpf"
 "$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
@@ -73,7 +75,8 @@ startup=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 3p)
 
 "$bpfman" serve --runtime-dir "$work/rd" --socket-path "$work/d.sock" --config "$work/bpfman.toml" & pids+=($!); daemon=$!
 "$work/floor" -socket "$work/f.sock" & pids+=($!)
-for s in d f; do for _ in $(seq 200); do [ -S "$work/$s.sock" ] && break; sleep 0.05; done; done
+need_socket "$work/d.sock"
+need_socket "$work/f.sock"
 export BPFMAN_SOCKET_PATH="$work/d.sock"
 load_to() {
     local have
@@ -82,8 +85,9 @@ load_to() {
         "$bpfman" load file -p "$object" --programs tracepoint:count_kill >/dev/null
     done
 }
-managed_ids() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(*[p["kernel_info"]["id"] for p in json.load(sys.stdin) if p.get("info")])'; }
-first_id() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kernel_info"]["id"])'; }
+# `list programs` lists managed programs only, in ascending id.
+managed_ids() { "$bpfman" list programs -o json | python3 -c 'import json,sys; print(*[p["kernel_info"]["id"] for p in json.load(sys.stdin)])'; }
+first_id() { managed_ids | cut -d' ' -f1; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$daemon/status"; }
 run() { "$work/load" -socket "$1" -method "$2" -id "${3:-1}" -callers "$4" -seconds "$seconds"; }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
@@ -93,7 +97,7 @@ field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 # does not exist (NOT_FOUND), and a TCX program's Load+Attach (Detach and Unload follow each, untimed) on a veth.
 "$bpfman" serve --runtime-dir "$work/rd-empty" --socket-path "$work/e.sock" --config "$work/bpfman.toml" &
 pids+=($!); empty_daemon=$!
-for _ in $(seq 200); do [ -S "$work/e.sock" ] && break; sleep 0.05; done
+need_socket "$work/e.sock"
 empty_list=$(run "$work/e.sock" list 1 1)
 unknown_get=$(run "$work/e.sock" get-unknown 4000000000 1)
 ip link add "${veth}a" type veth peer name "${veth}b"
@@ -119,7 +123,7 @@ for n in 20 100; do
     if [ -n "${mirror:-}" ]; then kill "$mirror"; wait "$mirror" 2>/dev/null || true; fi
     rm -f "$work/m.sock"
     "$work/floor" -socket "$work/m.sock" -mirror "$work/d.sock" -id "$id" & pids+=($!); mirror=$!
-    for _ in $(seq 200); do [ -S "$work/m.sock" ] && break; sleep 0.05; done
+    need_socket "$work/m.sock"
     for method in get list; do
         for callers in 1 8; do
             d=$(run "$work/d.sock" "$method" "$id" "$callers")
