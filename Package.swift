@@ -51,6 +51,11 @@ let package = Package(
             providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev"])]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Linux calls that the Glibc module leaves out (they need _GNU_SOURCE); header only.
+        .systemLibrary(name: "CLinux"),
 
         // The wire contract: generated messages plus a hand-written codec. No dependencies at all.
         .target(name: "Proto", swiftSettings: swiftSettings),
@@ -71,11 +76,19 @@ let package = Package(
         // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
         .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),
 
-        // The daemon and the CLI: joins Proto, H2Transport and BpfmanEngine.
+        // OCI bytecode images: reference, registry (libcurl), layers (libarchive), sha256 (libcrypto), the cache.
+        // Knows nothing of gRPC, the codec or the engine: it turns a url and a policy into an object file.
+        .target(
+            name: "BpfmanImages",
+            dependencies: ["CCurl", "CArchive", "CCrypto", "CLinux", logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // The daemon and the CLI: joins Proto, H2Transport, BpfmanEngine and BpfmanImages.
         .target(
             name: "BpfmanServer",
             dependencies: [
-                "Proto", "H2Transport", "BpfmanEngine", logging,
+                "Proto", "H2Transport", "BpfmanEngine", "BpfmanImages", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -114,9 +127,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BpfmanImagesTests",
+            dependencies: ["BpfmanImages", "TestSupport", logging],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BpfmanServerTests",
             dependencies: [
-                "BpfmanServer", "Proto", "BpfmanEngine", "H2Transport", "TestSupport", logging,
+                "BpfmanServer", "Proto", "BpfmanEngine", "BpfmanImages", "H2Transport", "TestSupport", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

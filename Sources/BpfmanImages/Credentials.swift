@@ -1,0 +1,198 @@
+internal import FoundationEssentials
+internal import Glibc
+internal import Synchronization
+
+/// A registry user name and password. Never logged, stored, cached or returned (SPEC §8.4): it has no
+/// Codable conformance and prints as `<redacted>`.
+package struct RegistryCredentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    let username: String
+    let password: String
+
+    /// Both must be non-empty, else there are no credentials (SPEC §8.4).
+    package init?(username: String?, password: String?) {
+        guard let username, let password, !username.isEmpty, !password.isEmpty else { return nil }
+        self.username = username
+        self.password = password
+    }
+
+    /// `Basic <base64(user:pass)>`.
+    var basicAuthorization: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
+
+    /// A digest that tells credentials apart (token cache, shared downloads) without keeping them in a key.
+    var fingerprint: String { SHA256Hasher.digest(Array("\(username)\u{0}\(password)".utf8)) }
+
+    package var description: String { "<redacted>" }
+    package var debugDescription: String { "<redacted>" }
+}
+
+/// The auth files of SPEC §8.4, in order; the first that exists is the only one read.
+package struct AuthFiles: Sendable {
+    package var candidates: [String]
+
+    package init(candidates: [String]) { self.candidates = candidates }
+
+    /// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`, `$HOME/.config/containers/auth.json`,
+    /// `$DOCKER_CONFIG/config.json` else `$HOME/.docker/config.json`.
+    package init(environment: [String: String]) {
+        var files: [String] = []
+        func add(_ variable: String, _ suffix: String) {
+            if let value = environment[variable], !value.isEmpty { files.append(value + suffix) }
+        }
+        add("REGISTRY_AUTH_FILE", "")
+        add("XDG_RUNTIME_DIR", "/containers/auth.json")
+        add("HOME", "/.config/containers/auth.json")
+        if environment["DOCKER_CONFIG"].map({ !$0.isEmpty }) == true {
+            add("DOCKER_CONFIG", "/config.json")
+        } else {
+            add("HOME", "/.docker/config.json")
+        }
+        candidates = files
+    }
+
+    /// The credentials the first existing file holds for `registry`, or nil. A file that cannot be read or
+    /// parsed gives none (the pull goes on anonymously); its content is never logged.
+    func credentials(for registry: String) -> RegistryCredentials? {
+        guard let path = candidates.first(where: { access($0, F_OK) == 0 }),
+            let bytes = readSmallFile(path, limit: 1 << 20)
+        else { return nil }
+        struct File: Decodable {
+            struct Entry: Decodable { var auth: String? }
+            var auths: [String: Entry]?
+        }
+        guard let auths = (try? JSONDecoder().decode(File.self, from: Data(bytes)))?.auths else { return nil }
+        var names = [registry, "https://\(registry)", "http://\(registry)"]
+        if registry == "docker.io" {
+            names += ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"]
+        }
+        for name in names {
+            guard let encoded = auths[name]?.auth, let decoded = Data(base64Encoded: encoded),
+                let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+            else { continue }
+            return RegistryCredentials(
+                username: String(text[..<colon]),
+                password: String(text[text.index(after: colon)...])
+            )
+        }
+        return nil
+    }
+}
+
+/// Reads at most `limit` bytes of a regular file; nil when it cannot be opened, is not regular, or is larger.
+func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else { return nil }
+    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return nil }
+        offset += n
+    }
+    return bytes
+}
+
+/// A `WWW-Authenticate` challenge: its scheme and parameters (RFC 9110 §11.6.1), for the first scheme only.
+struct AuthChallenge: Equatable {
+    var scheme: String
+    var parameters: [String: String]
+
+    /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`; nil for anything else.
+    init?(header: String) {
+        let text = Array(header.utf8.prefix(8192))
+        var index = 0
+        func skipSpaces() { while index < text.count && (text[index] == 0x20 || text[index] == 0x09) { index += 1 } }
+        func token() -> String {
+            let start = index
+            while index < text.count, text[index] > 0x20, text[index] != UInt8(ascii: "="),
+                text[index] != UInt8(ascii: ","),
+                text[index] != UInt8(ascii: "\"")
+            {
+                index += 1
+            }
+            return String(decoding: text[start..<index], as: UTF8.self)
+        }
+        skipSpaces()
+        let scheme = token()
+        guard !scheme.isEmpty else { return nil }
+        self.scheme = scheme.lowercased()
+        parameters = [:]
+        while index < text.count {
+            skipSpaces()
+            if index < text.count && text[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            let name = token().lowercased()
+            skipSpaces()
+            guard !name.isEmpty, index < text.count, text[index] == UInt8(ascii: "=") else { break }
+            index += 1
+            skipSpaces()
+            var value: [UInt8] = []
+            if index < text.count && text[index] == UInt8(ascii: "\"") {
+                index += 1
+                var closed = false
+                while index < text.count {
+                    let byte = text[index]
+                    index += 1
+                    if byte == UInt8(ascii: "\\") && index < text.count {
+                        value.append(text[index])
+                        index += 1
+                    } else if byte == UInt8(ascii: "\"") {
+                        closed = true
+                        break
+                    } else {
+                        value.append(byte)
+                    }
+                }
+                guard closed else { return nil }
+            } else {
+                value = Array(token().utf8)
+            }
+            parameters[name] = String(decoding: value, as: UTF8.self)
+        }
+        guard self.scheme == "basic" || self.scheme == "bearer" else { return nil }
+    }
+}
+
+/// Bearer tokens per registry, scope and credentials, kept until they expire (SPEC §8.2). Shared by all pulls.
+final class TokenCache: Sendable {
+    private struct Key: Hashable {
+        var registry: String
+        var scope: String
+        var credentials: String
+    }
+
+    private struct Token {
+        var value: String
+        var expires: ContinuousClock.Instant
+    }
+
+    private let tokens = Mutex<[Key: Token]>([:])
+
+    func token(registry: String, scope: String, credentials: RegistryCredentials?) -> String? {
+        let key = Key(registry: registry, scope: scope, credentials: credentials?.fingerprint ?? "")
+        return tokens.withLock { tokens in
+            guard let token = tokens[key] else { return nil }
+            guard token.expires > .now else {
+                tokens[key] = nil
+                return nil
+            }
+            return token.value
+        }
+    }
+
+    func store(_ value: String, lifetime: Duration, registry: String, scope: String, credentials: RegistryCredentials?)
+    {
+        let key = Key(registry: registry, scope: scope, credentials: credentials?.fingerprint ?? "")
+        tokens.withLock { tokens in
+            // Expired entries go first, so the cache stays as small as the set of live tokens.
+            let now = ContinuousClock.now
+            tokens = tokens.filter { $0.value.expires > now }
+            tokens[key] = Token(value: value, expires: now + lifetime)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+internal import CArchive
+internal import Glibc
+
+/// An OCI image layout directory on this host (`oci:<dir>[:<tag>]`, SPEC §8.2): `index.json` and
+/// `blobs/sha256/<hex>`, read with the same digest and size checks as a registry's blobs.
+struct LayoutSource: ImageSource {
+    let directory: String
+    let tag: String?
+
+    mutating func rootManifest(limits: ImageLimits) throws(PullFailure) -> FetchedDocument {
+        var info = stat()
+        guard stat(directory + "/index.json", &info) == 0 else {
+            if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
+            throw .transfer("\(directory)/index.json: \(String(cString: strerror(errno)))")
+        }
+        guard let bytes = readSmallFile(directory + "/index.json", limit: limits.document) else {
+            throw .transfer("\(directory)/index.json cannot be read or is over \(limits.document) bytes")
+        }
+        struct Index: Decodable { var manifests: [Descriptor] }
+        let index: Index
+        do { index = try decodeJSON(Index.self, bytes) } catch {
+            throw .transfer("\(directory)/index.json is not an OCI index: \(jsonReason(error))")
+        }
+        let candidates =
+            tag.map { tag in index.manifests.filter { $0.annotations?["org.opencontainers.image.ref.name"] == tag } }
+            ?? index.manifests
+        guard let chosen = candidates.first else { throw PullFailure(kind: .manifestNotFound, reason: "") }
+        guard candidates.count == 1 else {
+            throw .transfer("\(directory) holds \(candidates.count) images; name one with :<tag>")
+        }
+        let descriptor = try chosen.checked()
+        let document = try blob(descriptor, limit: limits.document)
+        return FetchedDocument(bytes: document, contentType: descriptor.mediaType, digest: descriptor.digest)
+    }
+
+    mutating func manifest(_ descriptor: Descriptor, limits: ImageLimits) throws(PullFailure) -> FetchedDocument {
+        FetchedDocument(
+            bytes: try blob(descriptor, limit: limits.document),
+            contentType: descriptor.mediaType,
+            digest: descriptor.digest
+        )
+    }
+
+    mutating func blob(_ descriptor: Descriptor, limit: Int) throws(PullFailure) -> [UInt8] {
+        var bytes: [UInt8] = []
+        try copyBlob(descriptor, limit: limit) { chunk in
+            bytes.append(contentsOf: chunk)
+            return 0
+        }
+        return bytes
+    }
+
+    mutating func blob(_ descriptor: Descriptor, into fd: CInt, limit: Int) throws(PullFailure) {
+        try copyBlob(descriptor, limit: limit) { chunk in writeAll(fd, chunk) }
+    }
+
+    /// Streams `blobs/sha256/<hex>` through `body`, checking its size and sha256.
+    private func copyBlob(
+        _ descriptor: Descriptor,
+        limit: Int,
+        _ body: (UnsafeRawBufferPointer) -> CInt
+    ) throws(PullFailure) {
+        try checkSize(descriptor, limit: limit, what: "blob")
+        let path = "\(directory)/blobs/sha256/\(descriptor.digest.dropFirst(7))"
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var hasher = SHA256Hasher()
+        var length = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            length += n
+            guard length <= descriptor.size else { break }
+            let error = buffer.withUnsafeBytes { raw in
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
+                hasher.update(chunk)
+                return body(chunk)
+            }
+            guard error == 0 else { throw .transfer("cannot copy \(path): \(String(cString: strerror(error)))") }
+        }
+        try checkContent(descriptor, length: length, digest: hasher.finish(), what: "blob")
+    }
+}
+
+/// Writes all of `bytes` to `fd`; 0, or the errno of the failed write.
+func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CInt {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return n < 0 ? errno : EIO }
+        offset += n
+    }
+    return 0
+}
+
+/// Unpacks the layout parts of an `oci-archive:` tar (`index.json`, `oci-layout`, `blobs/sha256/<hex>`) into
+/// `directory`; every other entry is skipped, and nothing is written outside `directory`.
+func unpackLayoutArchive(_ file: String, into directory: String, limit: Int) throws(PullFailure) {
+    var info = stat()
+    guard stat(file, &info) == 0 else {
+        if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
+        throw .transfer("\(file): \(String(cString: strerror(errno)))")
+    }
+    guard let archive = archive_read_new() else { throw .transfer("libarchive cannot start") }
+    defer { archive_read_free(archive) }
+    archive_read_support_format_tar(archive)
+    archive_read_support_filter_gzip(archive)
+    guard archive_read_open_filename(archive, file, 1 << 16) == ARCHIVE_OK else {
+        throw .transfer("\(file): \(archiveError(archive))")
+    }
+    guard mkdir(directory + "/blobs", 0o700) == 0, mkdir(directory + "/blobs/sha256", 0o700) == 0 else {
+        throw .transfer("cannot make \(directory)/blobs: \(String(cString: strerror(errno)))")
+    }
+    var total = 0
+    var entry: OpaquePointer?
+    while true {
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF { break }
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
+            throw .transfer("\(file): \(archiveError(archive))")
+        }
+        var name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        while name.hasPrefix("./") { name.removeFirst(2) }
+        let isBlob =
+            name.hasPrefix("blobs/sha256/") && name.utf8.count == 77
+            && name.dropFirst(13).allSatisfy { $0.isHexDigit && !$0.isUppercase }
+        guard archive_entry_filetype(entry) == carchive_regular_file(),
+            isBlob || name == "index.json" || name == "oci-layout"
+        else {
+            continue
+        }
+        let size = Int(archive_entry_size(entry))
+        total += size
+        guard total <= limit else { throw .transfer("\(file) holds more than \(limit) bytes of layout") }
+        let fd = open(directory + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw .transfer("cannot unpack \(name): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var written = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            guard n >= 0 else { throw .transfer("\(file): \(archiveError(archive))") }
+            if n == 0 { break }
+            written += n
+            guard written <= size else { throw .transfer("\(file): entry \(name) is longer than its header says") }
+            let error = buffer.withUnsafeBytes { writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            guard error == 0 else { throw .transfer("cannot unpack \(name): \(String(cString: strerror(error)))") }
+        }
+    }
+}
+
+func archiveError(_ archive: OpaquePointer) -> String {
+    archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+}

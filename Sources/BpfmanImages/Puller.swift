@@ -1,0 +1,67 @@
+internal import Glibc
+
+/// An image as pulled and checked, not yet in the cache.
+struct PulledImage {
+    /// The digest of the manifest or index the reference named (what `@sha256:` pins).
+    var digest: String
+    var object: [UInt8]
+    var programs: [String: String]?
+    var maps: [String: String]?
+}
+
+/// Turns a reference into a checked BPF object (SPEC §8.1): index → `linux/<host arch>` manifest → config
+/// labels → layers, every blob checked against its digest and size, the object's ELF header checked last.
+struct Puller {
+    /// The url as the client gave it, for messages.
+    let url: String
+    let limits: ImageLimits
+    /// A scratch directory that the caller removes.
+    let staging: String
+    /// Why bytes are not a loadable BPF object, or nil (the engine's ELF header check).
+    let objectCheck: @Sendable ([UInt8]) -> String?
+
+    func pull(from source: inout some ImageSource) throws(PullFailure) -> PulledImage {
+        let root = try source.rootManifest(limits: limits)
+        var document = try ManifestDocument(bytes: root.bytes, contentType: root.contentType)
+        if case .index(let manifests) = document {
+            let arch = hostArchitecture
+            guard
+                let chosen = manifests.first(where: { $0.platform?.os == "linux" && $0.platform?.architecture == arch })
+            else { throw .content(.invalidArgument("image \(url) has no linux/\(arch) manifest")) }
+            let manifest = try source.manifest(try chosen.checked(), limits: limits)
+            document = try ManifestDocument(bytes: manifest.bytes, contentType: manifest.contentType)
+        }
+        guard case .manifest(let configDescriptor, let layers) = document else {
+            throw .transfer("an index names another index")
+        }
+        let config = try source.blob(try configDescriptor.checked(), limit: limits.document)
+        let labels = try ImageLabels(configBytes: config)
+        let programs: [String: String]?
+        let maps: [String: String]?
+        do {
+            programs = try labels.programs(url: url)
+            maps = try labels.maps(url: url)
+        } catch {
+            throw .content(error)
+        }
+        for (index, layer) in layers.enumerated() {
+            let path = "\(staging)/layer-\(index)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw .transfer("cannot write \(path): \(String(cString: strerror(errno)))") }
+            do {
+                defer { close(fd) }
+                try source.blob(try layer.checked(), into: fd, limit: limits.layer)
+            }
+            let content = try readLayer(path: path, limits: limits, url: url)
+            unlink(path)
+            guard case .object(_, let bytes) = content else { continue }
+            if let problem = objectCheck(bytes) {
+                throw .content(.invalidArgument("image \(url) does not hold a BPF object for this machine: \(problem)"))
+            }
+            return PulledImage(digest: root.digest, object: bytes, programs: programs, maps: maps)
+        }
+        throw .content(
+            .invalidArgument("image \(url) does not hold a BPF object for this machine: no layer holds an ELF file")
+        )
+    }
+}
