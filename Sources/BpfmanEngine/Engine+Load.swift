@@ -41,10 +41,12 @@ extension Engine {
         for item in validated {
             let program = declared.first { $0.name == item.info.name }!
             guard let kind = Engine.kind(section: program.section, requested: item.type) else {
-                let family = Engine.sectionFamily(program.section) ?? "unknown"
                 throw .invalidArgument(
-                    "program type mismatch: \(item.info.name) was requested as \(item.type.name) but its ELF section "
-                        + "\"\(program.section)\" is a \(family) section"
+                    Engine.sectionMismatchMessage(
+                        program: item.info.name,
+                        section: program.section,
+                        requested: item.type
+                    )
                 )
             }
             chosen.append((item.info.name, kind, program.handle, item.info.target))
@@ -283,40 +285,52 @@ extension Engine {
         return image
     }
 
-    /// The section family of SPEC §4.2, for messages.
-    static func sectionFamily(_ section: String) -> String? {
-        func matches(_ names: String...) -> Bool {
-            names.contains { section == $0 || section.hasPrefix($0 + "/") }
-        }
-        if matches("xdp", "xdp.frags") { return "xdp" }
-        if matches("classifier", "tc") || section.hasPrefix("tcx/") { return "tc" }
-        if section.hasPrefix("tracepoint/") || section.hasPrefix("tp/") { return "tracepoint" }
-        if section.hasPrefix("kprobe/") { return "kprobe" }
-        if section.hasPrefix("kretprobe/") { return "kretprobe" }
-        if section.hasPrefix("uprobe/") || section.hasPrefix("uprobe.s/") { return "uprobe" }
-        if section.hasPrefix("uretprobe/") || section.hasPrefix("uretprobe.s/") { return "uretprobe" }
-        if section.hasPrefix("fentry/") || section.hasPrefix("fentry.s/") { return "fentry" }
-        if section.hasPrefix("fexit/") || section.hasPrefix("fexit.s/") { return "fexit" }
-        if section.hasPrefix("lsm/") || section.hasPrefix("lsm.s/") { return "lsm" }
-        return nil
+    /// SPEC §4.2's section names in table order, each with the kind of section it makes. A section matches a
+    /// name as libbpf matches its own table: it equals the name, or starts with the name followed by `/`
+    /// (`xdp.frags` is not `xdp` + `/`, hence its own row). Kinds are the section's: a `tc` section is loaded as
+    /// tc or tcx, whichever was requested; ret-ness of probes comes from here, never from the API type.
+    static let sectionNames: [(name: String, kind: ProgramKind)] = [
+        ("xdp", .xdp), ("xdp.frags", .xdp),
+        ("classifier", .tc), ("tc", .tc), ("tcx", .tc),
+        ("tracepoint", .tracepoint), ("tp", .tracepoint),
+        ("kprobe", .kprobe), ("kretprobe", .kretprobe),
+        ("uprobe", .uprobe), ("uprobe.s", .uprobe), ("uretprobe", .uretprobe), ("uretprobe.s", .uretprobe),
+        ("fentry", .fentry), ("fentry.s", .fentry), ("fexit", .fexit), ("fexit.s", .fexit),
+        ("lsm", .lsm), ("lsm.s", .lsm),
+    ]
+
+    /// The kind of ELF section `section` (SPEC §4.2), or nil when it is none of the table's.
+    static func sectionKind(_ section: String) -> ProgramKind? {
+        sectionNames.first { entry in
+            section == entry.name || (section.hasPrefix(entry.name) && section.dropFirst(entry.name.count).first == "/")
+        }?.kind
+    }
+
+    /// The section names a program requested as `type` may have (SPEC §4.2), in table order.
+    static func sectionNames(for type: BpfmanProgramType) -> [String] {
+        sectionNames.filter { kind(sectionKind: $0.kind, requested: type) != nil }.map(\.name)
     }
 
     /// The kind recorded for a program of ELF `section` requested as `type`, or nil on a mismatch.
     static func kind(section: String, requested type: BpfmanProgramType) -> ProgramKind? {
-        switch (sectionFamily(section), type) {
-        case ("xdp", .xdp): .xdp
-        case ("tc", .tc): .tc
-        case ("tc", .tcx): .tcx
-        case ("tracepoint", .tracepoint): .tracepoint
-        case ("kprobe", .kprobe): .kprobe
-        case ("kretprobe", .kprobe): .kretprobe
-        case ("uprobe", .uprobe): .uprobe
-        case ("uretprobe", .uprobe): .uretprobe
-        case ("fentry", .fentry): .fentry
-        case ("fexit", .fexit): .fexit
-        case ("lsm", .lsm): .lsm
+        sectionKind(section).flatMap { kind(sectionKind: $0, requested: type) }
+    }
+
+    private static func kind(sectionKind: ProgramKind, requested type: BpfmanProgramType) -> ProgramKind? {
+        switch (sectionKind, type) {
+        case (.tc, .tcx): .tcx
+        case (let kind, let type) where kind.programType == type: kind
         default: nil
         }
+    }
+
+    /// SPEC §3.1's message for a program whose section does not fit the requested type: the section's kind
+    /// when it has one, else the spellings a program of that type may use.
+    static func sectionMismatchMessage(program: String, section: String, requested type: BpfmanProgramType) -> String {
+        let head = "program type mismatch: \(program) was requested as \(type.name) but its ELF section \"\(section)\""
+        if let kind = sectionKind(section) { return head + " is a \(kind.rawValue) section" }
+        return head + " is not one bpfman knows; a \(type.name) program's section is one of "
+            + sectionNames(for: type).joined(separator: ", ") + " (bare, or followed by \"/...\")"
     }
 
     /// Writes `globalData` over the variables' initial values (SPEC §5.4).

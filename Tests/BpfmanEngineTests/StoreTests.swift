@@ -208,6 +208,19 @@ import Testing
         ("fentry/x", .fexit, nil),
         ("lsm.s/file_open", .lsm, .lsm),
         ("socket", .xdp, nil),
+        // Bare sections (SPEC §4.2): the attach point comes at attach time.
+        ("uprobe", .uprobe, .uprobe),
+        ("uretprobe", .uprobe, .uretprobe),
+        ("uprobe.s", .uprobe, .uprobe),
+        ("kprobe", .kprobe, .kprobe),
+        ("kretprobe", .kprobe, .kretprobe),
+        ("kretprobe", .uprobe, nil),
+        ("tracepoint", .tracepoint, .tracepoint),
+        ("tp", .tracepoint, .tracepoint),
+        ("tcx", .tcx, .tcx),
+        ("tcx", .tc, .tc),
+        ("fentry", .fexit, nil),
+        ("lsm.s", .lsm, .lsm),
     ])
     func sectionDecidesTheKind(_ section: String, _ type: BpfmanProgramType, _ kind: ProgramKind?) {
         #expect(Engine.kind(section: section, requested: type) == kind)
