@@ -284,9 +284,13 @@ extension Engine {
         let link: OwnedFD
         switch plan {
         case .tracepoint(let id, let name):
-            link = try attachFailure(program.kind, name) { () throws(BPFError) -> OwnedFD in
-                let perf = try Probes.openTracepoint(id: id)
-                return try BPF.perfLink(programFD: programFD, perfFD: perf)
+            do throws(EngineError) {
+                link = try attachFailure(program.kind, name) { () throws(BPFError) -> OwnedFD in
+                    let perf = try Probes.openTracepoint(id: id)
+                    return try BPF.perfLink(programFD: programFD, perfFD: perf)
+                }
+            } catch let error where error.errno == .fileExists {
+                throw try alreadyOnTracepoint(program: program.id, tracepoint: name, attaching: linkID)
             }
         case .kprobe(let function, let offset, let retprobe):
             guard let pmu = Probes.pmu("kprobe") else {
@@ -350,6 +354,30 @@ extension Engine {
         }
         if case .success(let info) = BPF.linkInfo(link) { record.kernelLinkID = info.id }
         return record
+    }
+
+    /// SPEC §3.3's refusal of a second link of one program to one tracepoint. The kernel keeps one copy of a
+    /// program per tracepoint and answers a second with EEXIST; the existing link is the program's active
+    /// tracepoint link of that name (not `linkID`, the pending row of this attach).
+    private func alreadyOnTracepoint(
+        program: UInt32,
+        tracepoint: String,
+        attaching linkID: UInt32
+    ) throws(EngineError) -> EngineError {
+        let links = try db { () throws(SQLiteError) in try store.links(ofProgram: program) }
+        let existing = links.first { link in
+            guard link.id != linkID, link.state == .active, case .tracepoint(let a) = link.spec else { return false }
+            return a.tracepoint == tracepoint
+        }
+        guard let existing else {
+            // Attached by someone else, through the program's pin: no link of ours to name.
+            return .failedPrecondition(
+                "program \(program) is already attached to tracepoint \(tracepoint) by a link bpfman does not manage"
+            )
+        }
+        return .failedPrecondition(
+            "program \(program) is already attached to tracepoint \(tracepoint) as link \(existing.id)"
+        )
     }
 
     private func attachUprobe(

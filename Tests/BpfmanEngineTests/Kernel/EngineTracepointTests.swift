@@ -1,3 +1,4 @@
+import CBPF
 import Foundation
 import Glibc
 import TestSupport
@@ -71,6 +72,103 @@ extension KernelTests {
                 spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
             )
             return (id, link)
+        }
+
+        /// SPEC §3.3: the kernel keeps one copy of a program per tracepoint. A second Attach of the program to the
+        /// tracepoint it is on: the kernel answers EEXIST (shown here straight through the program's pin), the
+        /// engine FAILED_PRECONDITION naming the existing link, and the refused attach leaves no link row (pending
+        /// or active), pin or fd; the first link still counts.
+        @Test func secondAttachToTheSameTracepointIsAFailedPrecondition() async throws {
+            try await withTestEngine("tp-twice") { h in
+                let (id, link) = try await loadAndAttachKillCounter(h)
+                let sysEnterKill = try #require(Probes.tracepointID(group: "syscalls", name: "sys_enter_kill"))
+                #expect(try Self.linkDirectly(program: h.paths.programPin(id), tracepoint: sysEnterKill) == -EEXIST)
+
+                let twice = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: id,
+                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                    )
+                }
+                #expect(twice?.code == .failedPrecondition)
+                #expect(
+                    twice?.message
+                        == "program \(id) is already attached to tracepoint syscalls/sys_enter_kill as link \(link)"
+                )
+                try expectOnlyLink(link, h)
+                let before = try h.counter(program: id, map: "counter")
+                for _ in 0..<3 { kill(getpid(), 0) }
+                #expect(try h.counter(program: id, map: "counter") >= before + 3, "the first link still counts")
+
+                // Once detached, the same attach works again.
+                try await h.engine.detach(linkID: link)
+                let again = try await h.engine.attach(
+                    programID: id,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                #expect(again > link)
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        /// The same refusal when the program sits on the tracepoint through a link bpfman does not manage (made
+        /// here from the program's pin): FAILED_PRECONDITION, nothing left behind.
+        @Test func attachToATracepointTheProgramIsOnOutsideBpfmanIsAFailedPrecondition() async throws {
+            try await withTestEngine("tp-foreign") { h in
+                let id = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let getppid = try #require(Probes.tracepointID(group: "syscalls", name: "sys_enter_getppid"))
+                let foreign = try Self.linkDirectly(program: h.paths.programPin(id), tracepoint: getppid)
+                try #require(foreign >= 0, "a link of our own: \(String(cString: strerror(-foreign)))")
+                defer { close(foreign) }
+                let error = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: id,
+                        spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_getppid"))
+                    )
+                }
+                #expect(error?.code == .failedPrecondition)
+                #expect(
+                    error?.message
+                        == "program \(id) is already attached to tracepoint syscalls/sys_enter_getppid by a link bpfman "
+                        + "does not manage"
+                )
+                try expectOnlyLink(nil, h, testsOwn: foreign)
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        /// `bpf_link_create` of the pinned program on tracepoint `id` through a perf event of this test: the new
+        /// link's fd (the caller closes it) or libbpf's `-errno`.
+        static func linkDirectly(program pin: String, tracepoint id: UInt64) throws -> CInt {
+            let program = bpf_obj_get(pin)
+            try #require(program >= 0, "program pin \(pin) opens")
+            defer { close(program) }
+            let perf = cbpf_perf_open_tracepoint(id)
+            try #require(perf >= 0, "perf_event_open for tracepoint \(id): \(String(cString: strerror(errno)))")
+            defer { close(perf) }
+            return bpf_link_create(program, perf, BPF_PERF_EVENT, nil)
+        }
+
+        /// Link records, pending rows and link pins are `link` alone (or nothing), and the engine holds no fd
+        /// (`testsOwn` is one the test itself holds).
+        private func expectOnlyLink(
+            _ link: UInt32?,
+            _ h: TestEngine,
+            testsOwn: CInt? = nil,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
+            let expected = link.map { [$0] } ?? []
+            let store = try ProgramStore(readerAt: h.paths.database)
+            defer { store.close() }
+            #expect(try store.allLinks().map(\.id) == expected, "link rows", sourceLocation: sourceLocation)
+            #expect(try store.pendingLinks().isEmpty, "no pending link row", sourceLocation: sourceLocation)
+            #expect(
+                filesUnder(h.paths.linksDirectory) == expected.map { "\($0)" },
+                "link pins",
+                sourceLocation: sourceLocation
+            )
+            let held = bpfDescriptors().subtracting(h.descriptorsBefore).filter { !$0.hasPrefix("\(testsOwn ?? -1) ") }
+            #expect(held.isEmpty, "fds held after the refused attach: \(held.sorted())", sourceLocation: sourceLocation)
         }
 
         /// SPEC §10 scenario 12, out of band: the link's pin removed by hand (the kernel link goes with it);
