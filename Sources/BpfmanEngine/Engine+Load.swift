@@ -12,21 +12,12 @@ extension Engine {
         let validated = try validate(request)
         dropStaleRecords()
         let mapOwner = try checkMapOwner(request.mapOwnerID ?? 0)
-        let (objectPath, location) = try resolveBytecode(request.bytecode!)
+        let objectPath = try objectPath(of: request)
         let image = try readObjectFile(objectPath)
         let pinRoot = paths.sharedMapsDirectory
         let object: BPFObject
         do { object = try BPFObject.open(image: image, path: objectPath, pinRoot: pinRoot) } catch {
             throw .invalidArgument("object file \(objectPath) is not a BPF object: \(error.errno)")
-        }
-        // An image that declares its programs must declare every requested name (SPEC §3.1).
-        if case .image(let image)? = request.bytecode, let names = imageResolver?.declaredProgramNames(for: image) {
-            for item in validated where !names.contains(item.info.name) {
-                throw .invalidArgument(
-                    "program \(item.info.name) not found in bytecode image \(image.url) with program names "
-                        + "[\(names.joined(separator: ", "))]"
-                )
-            }
         }
         // Programs by name; unrequested ones are not loaded.
         let declared = object.programs
@@ -141,8 +132,8 @@ extension Engine {
                     }
                 }
                 let storedLocation: BytecodeLocation =
-                    switch location {
-                    case .file: location
+                    switch request.bytecode! {
+                    case .file(let path): .file(path)
                     case .image(let image): .image(image.withoutCredentials)
                     }
                 records.append(
@@ -260,16 +251,16 @@ extension Engine {
         return id
     }
 
-    private func resolveBytecode(_ location: BytecodeLocation) throws(EngineError) -> (String, BytecodeLocation) {
-        switch location {
-        case .file(let path): return (path, location)
+    /// The object file to open: the file's path, or the one the server resolved an image to. Requested names are
+    /// checked against the object either way; an image's labels only inform (SPEC §8.1).
+    private func objectPath(of request: LoadRequest) throws(EngineError) -> String {
+        switch request.bytecode! {
+        case .file(let path): return path
         case .image(let image):
-            guard let imageResolver else {
-                throw .failedPrecondition(
-                    "bytecode images are not supported by this daemon (no image cache configured)"
-                )
+            guard let path = request.imageObjectPath else {
+                throw .failedPrecondition("image \(image.url) was not resolved to an object file before the load")
             }
-            return (try imageResolver.objectPath(for: image), location)
+            return path
         }
     }
 

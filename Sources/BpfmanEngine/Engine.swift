@@ -17,7 +17,6 @@ package actor Engine {
     nonisolated let memo: RecordMemo
     let logger: Logger
     let hooks: (any HookAttacher)?
-    let imageResolver: (any BytecodeImageResolver)?
     /// What the kernel supports, probed at start-up (SPEC §4.3); the only kernel state kept across calls.
     package nonisolated let kernelFeatures: KernelFeatures
     /// Load's verifier-log buffers, reused from one Load to the next.
@@ -34,18 +33,15 @@ package actor Engine {
     /// - Parameters:
     ///   - paths: where everything lives; tests pass `BpfmanPaths(root: tempDir)`.
     ///   - hookAttacher: the XDP/TC dispatcher implementation, or nil (XDP/TC attach then fails).
-    ///   - imageResolver: turns OCI images into object files, or nil (image Loads then fail).
     /// - Throws: `EngineError.internal` when the directories, the mount or the database cannot be set up.
     package init(
         paths: BpfmanPaths = BpfmanPaths(),
         logger: Logger = Logger(label: "bpfman.engine"),
-        hookAttacher: sending (any HookAttacher)? = nil,
-        imageResolver: (any BytecodeImageResolver)? = nil
+        hookAttacher: sending (any HookAttacher)? = nil
     ) async throws(EngineError) {
         self.paths = paths
         self.logger = logger
         self.hooks = hookAttacher
-        self.imageResolver = imageResolver
         self.crashStep = getenv(Engine.crashStepEnvironmentKey).map { String(cString: $0) }
         self.kernelFeatures = KernelFeatures.probe()
         LibbpfLog.install(logger)

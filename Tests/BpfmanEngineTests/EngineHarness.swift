@@ -127,13 +127,12 @@ func removeTestRuntime(_ paths: BpfmanPaths) {
 /// pins, no BPF/perf fds beyond those open before, and every program the test loaded gone from the kernel.
 func withTestEngine(
     _ tag: String = "t",
-    imageResolver: (any BytecodeImageResolver)? = nil,
     _ body: (TestEngine) async throws -> Void
 ) async throws {
     let paths = try makeTestRuntime(tag)
     defer { removeTestRuntime(paths) }
     let before = bpfDescriptors()
-    let engine = try await Engine(paths: paths, imageResolver: imageResolver)
+    let engine = try await Engine(paths: paths)
     let harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: before)
     try await body(harness)
     harness.expectNoDescriptorsAtRest("at the end of the test, before the engine closes")

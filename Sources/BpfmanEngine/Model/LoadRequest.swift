@@ -78,28 +78,23 @@ package struct LoadRequest: Sendable, Hashable {
     package var metadata: [String: String]
     /// 0 or `nil` means no map owner.
     package var mapOwnerID: UInt32?
+    /// For an image, the object file the server resolved it to before taking the writer lock (SPEC §1.7, §8):
+    /// the engine never touches the network. The record keeps `bytecode`, not this path.
+    package var imageObjectPath: String?
 
     package init(
         bytecode: BytecodeLocation?,
         programs: [ProgramLoadInfo],
         globalData: [String: [UInt8]] = [:],
         metadata: [String: String] = [:],
-        mapOwnerID: UInt32? = nil
+        mapOwnerID: UInt32? = nil,
+        imageObjectPath: String? = nil
     ) {
         self.bytecode = bytecode
         self.programs = programs
         self.globalData = globalData
         self.metadata = metadata
         self.mapOwnerID = mapOwnerID
+        self.imageObjectPath = imageObjectPath
     }
-}
-
-/// Turns an OCI image reference into a local ELF object path (SPEC §8). Implemented outside the engine's
-/// core; without one, image Loads fail with FAILED_PRECONDITION.
-package protocol BytecodeImageResolver: Sendable {
-    /// The object file of `image`, pulling it according to its policy.
-    /// - Throws: `EngineError` with the §8 codes.
-    func objectPath(for image: BytecodeImage) throws(EngineError) -> String
-    /// Program names the image declares (`io.ebpf.programs`), or nil when it declares none.
-    func declaredProgramNames(for image: BytecodeImage) -> [String]?
 }

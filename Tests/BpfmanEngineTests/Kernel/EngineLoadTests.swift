@@ -262,21 +262,11 @@ extension KernelTests {
             await engine.close()
         }
 
-        /// An image resolver standing in for the OCI cache: one image, the tracepoint fixture, one declared name.
-        struct FixtureImages: BytecodeImageResolver {
-            let object: String
-            func objectPath(for image: BytecodeImage) throws(EngineError) -> String {
-                guard image.url == "quay.io/bpfman-bytecode/tracepoint:latest" else {
-                    throw .internal("failed to pull image \(image.url)")
-                }
-                return object
-            }
-            func declaredProgramNames(for image: BytecodeImage) -> [String]? { ["count_kill"] }
-        }
-
+        /// The server resolves an image to an object file before the writer lock (SPEC §1.7) and hands the engine
+        /// that path; the engine records the image's url and policy, never the credentials or the path.
         @Test func imageBytecodeIsStoredWithoutCredentials() async throws {
-            let images = FixtureImages(object: try BPFFixtures.object("tracepoint_counter"))
-            try await withTestEngine("image", imageResolver: images) { h in
+            let object = try BPFFixtures.object("tracepoint_counter")
+            try await withTestEngine("image") { h in
                 let image = BytecodeImage(
                     url: "quay.io/bpfman-bytecode/tracepoint:latest",
                     pullPolicy: 1,
@@ -286,7 +276,8 @@ extension KernelTests {
                 let loaded = try await h.load(
                     LoadRequest(
                         bytecode: .image(image),
-                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                        programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)],
+                        imageObjectPath: object
                     )
                 )
                 let id = loaded[0].kernelInfo.id
@@ -295,19 +286,24 @@ extension KernelTests {
                 )
                 #expect(loaded[0].info?.bytecode == expected)
                 #expect(try await h.engine.get(id: id).info?.bytecode == expected, "credentials are never stored")
+                // Names are checked against the object, with the file-load message (SPEC §8.1).
                 let missing = await engineError {
                     _ = try await h.load(
                         LoadRequest(
                             bytecode: .image(image),
-                            programs: [ProgramLoadInfo(name: "other", type: .tracepoint)]
+                            programs: [ProgramLoadInfo(name: "other", type: .tracepoint)],
+                            imageObjectPath: object
                         )
                     )
                 }
                 #expect(missing?.code == .invalidArgument)
-                #expect(
-                    missing?.message
-                        == "program other not found in bytecode image quay.io/bpfman-bytecode/tracepoint:latest with program names [count_kill]"
-                )
+                #expect(missing?.message.hasPrefix("program(s) not found in object file: [other]") == true)
+                let unresolved = await engineError {
+                    _ = try await h.load(
+                        LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)])
+                    )
+                }
+                #expect(unresolved?.code == .failedPrecondition)
                 try await h.engine.unload(id: id)
             }
         }
