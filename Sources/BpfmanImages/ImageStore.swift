@@ -55,6 +55,18 @@ struct EntryMetadata: Codable, Equatable {
     var policy: SigningPolicy
     /// The digest whose signature was verified, or nil when the image was admitted unsigned.
     var verified_digest: String?
+
+    /// Every field is written, absent ones as null, so the file always has SPEC §8.3's shape.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(reference, forKey: .reference)
+        try container.encode(digest, forKey: .digest)
+        try container.encode(programs, forKey: .programs)
+        try container.encode(maps, forKey: .maps)
+        try container.encode(pulled_at, forKey: .pulled_at)
+        try container.encode(policy, forKey: .policy)
+        try container.encode(verified_digest, forKey: .verified_digest)
+    }
 }
 
 /// The daemon's image cache and puller (SPEC §8): turns a url, a pull policy and credentials into a verified
@@ -294,7 +306,7 @@ package final class ImageStore: Sendable {
         var installed = false
         defer { if !installed { removeTree(temporary) } }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let json = try? encoder.encode(metadata) else { throw .internal("failed to pull image \(url): metadata") }
         guard writeFile(temporary + "/bytecode.o", object), writeFile(temporary + "/metadata.json", Array(json)),
             syncPath(temporary)

@@ -32,6 +32,8 @@ func readLayer(path: String, limits: ImageLimits, url: String) throws(PullFailur
         let status = archive_read_next_header(archive, &entry)
         if status == ARCHIVE_EOF { break }
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
+            // An object already read whole is kept when only the layer's end is damaged.
+            if firstELF != nil { break }
             throw .content(.invalidArgument("image \(url) has a layer that cannot be read: \(archiveError(archive))"))
         }
         guard archive_filter_bytes(archive, -1) <= Int64(limits.expanded) else {
@@ -56,19 +58,29 @@ func readLayer(path: String, limits: ImageLimits, url: String) throws(PullFailur
                 )
             }
         }
-        // The magic first; only an ELF is read on.
-        var bytes = try readData(archive, upTo: 4, url: url)
+        // The magic first; only an ELF is read on. A tar entry is read to its recorded size and no further, so
+        // a layer whose writer left out the final padding and end blocks (umoci 0.4's `insert` does) still reads.
+        let size: Int? = !raw && archive_entry_size_is_set(entry) != 0 ? Int(archive_entry_size(entry)) : nil
+        var bytes = try readData(archive, upTo: min(4, size ?? 4), url: url)
         guard bytes == [0x7f, 0x45, 0x4c, 0x46] else { continue }
-        if name.hasSuffix(".o") || (firstELF == nil) {
-            bytes += try readData(archive, upTo: limits.entry - 4, url: url)
-            if try !readData(archive, upTo: 1, url: url).isEmpty {
+        guard name.hasSuffix(".o") || firstELF == nil else { continue }
+        if let size {
+            bytes += try readData(archive, upTo: size - 4, url: url)
+            guard bytes.count == size else {
                 throw .content(
-                    .invalidArgument("image \(url) has an object \"\(name)\" over the cap of \(limits.entry) bytes")
+                    .invalidArgument("image \(url) has a layer entry \"\(name)\" shorter than its header says")
                 )
             }
-            if name.hasSuffix(".o") { return .object(name: name, bytes: bytes) }
-            firstELF = (name, bytes)
+        } else {
+            bytes += try readData(archive, upTo: limits.entry - 3, url: url)
+            guard bytes.count <= limits.entry else {
+                throw .content(
+                    .invalidArgument("image \(url) has an object over the cap of \(limits.entry) bytes")
+                )
+            }
         }
+        if name.hasSuffix(".o") { return .object(name: name, bytes: bytes) }
+        firstELF = (name, bytes)
     }
     return firstELF.map { .object(name: $0.name, bytes: $0.bytes) } ?? .none
 }

@@ -1,4 +1,5 @@
 package import BpfmanEngine
+package import BpfmanImages
 package import H2Transport
 
 /// The one place where engine error codes become gRPC statuses (SPEC §0.3, STYLE convention 11).
@@ -39,13 +40,24 @@ package enum ErrorMapping {
         GRPCStatus(.invalidArgument, "cannot decode \(type): \(error)")
     }
 
-    /// PullBytecode before the image issue lands (SPEC §3.7).
-    package static let pullBytecodeUnavailable = GRPCStatus(
-        .unimplemented,
-        "PullBytecode is not implemented by this build of bpfman: OCI bytecode images are not supported yet"
-    )
+    /// The status a client sees for an image error (SPEC §8.3).
+    package static func status(for error: ImageError) -> GRPCStatus {
+        let code: GRPCStatus.Code =
+            switch error.code {
+            case .invalidArgument: .invalidArgument
+            case .notFound: .notFound
+            case .permissionDenied: .permissionDenied
+            case .failedPrecondition: .failedPrecondition
+            case .internal: .internal
+            }
+        return GRPCStatus(code, error.message)
+    }
 }
 
 extension EngineError: GRPCStatusConvertible {
+    package var grpcStatus: GRPCStatus { ErrorMapping.status(for: self) }
+}
+
+extension ImageError: GRPCStatusConvertible {
     package var grpcStatus: GRPCStatus { ErrorMapping.status(for: self) }
 }

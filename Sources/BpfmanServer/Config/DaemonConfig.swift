@@ -1,3 +1,5 @@
+package import BpfmanImages
+
 /// The daemon's configuration file, `/etc/bpfman/bpfman.toml` (SPEC §1.8), as typed values.
 ///
 /// Unknown sections and keys are collected as warnings, not errors: the Kubernetes operator ships
@@ -278,5 +280,22 @@ package func logLevel(fromRustLog value: String) -> DaemonConfig.LogLevel? {
 extension Substring {
     fileprivate func trimmingCharacters(in set: Character) -> String {
         String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}
+
+extension DaemonConfig {
+    /// The `[signing]` settings as the image cache records them (SPEC §8.3, §8.5).
+    package var signingPolicy: SigningPolicy {
+        func text(_ matcher: TrustedIdentity.Matcher) -> String {
+            switch matcher {
+            case .exact(let value): "exact:" + value
+            case .pattern(let value): "regexp:" + value
+            }
+        }
+        return SigningPolicy(
+            verifyEnabled: verifySignatures,
+            allowUnsigned: allowUnsigned,
+            trustedIdentities: trustedIdentities.map { "identity=\(text($0.identity)) issuer=\(text($0.issuer))" }
+        )
     }
 }

@@ -1,4 +1,5 @@
 package import BpfmanEngine
+internal import BpfmanImages
 internal import FoundationEssentials
 internal import Glibc
 package import H2Transport
@@ -160,7 +161,20 @@ package final class Daemon: Sendable {
         )
 
         let health = HealthService(services: healthNames)
-        let context = ServiceContext(engine: engine, logger: logger, facts: facts)
+        let images = Result { () throws(ImageError) -> ImageStore in
+            try ImageStore(
+                directory: options.imageCacheDirectory,
+                signing: config.signingPolicy,
+                environment: ProcessInfo.processInfo.environment,
+                userAgent: "bpfman/\(BpfmanVersion.string)",
+                logger: logger,
+                objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
+            )
+        }
+        if case .failure(let error) = images {
+            logger.warning("bytecode images unavailable: \(error.message)")
+        }
+        let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
         var router = GRPCRouter()
         BpfmanService(context: context).register(on: &router)
         InspectService(context: context).register(on: &router)

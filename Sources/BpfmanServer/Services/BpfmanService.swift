@@ -1,4 +1,5 @@
 internal import BpfmanEngine
+internal import BpfmanImages
 package import H2Transport
 internal import Proto
 
@@ -26,7 +27,11 @@ package struct BpfmanService: Sendable {
         router.register(
             M.load.path,
             c.unary("Load", mutating: true) { call, bytes in
-                let request = try LoadRequest(validating: try decode(Bpfman_V1_LoadRequest.self, bytes))
+                var validated = try LoadRequest(validating: try decode(Bpfman_V1_LoadRequest.self, bytes))
+                if case .image(let image)? = validated.bytecode {
+                    validated.imageObjectPath = try await c.resolve(image).objectPath
+                }
+                let request = validated
                 let loaded = try await c.mutate(call) { engine throws(EngineError) in try await engine.load(request) }
                 var response = Bpfman_V1_LoadResponse()
                 response.programs = loaded.map(Bpfman_V1_LoadResponseInfo.init)
@@ -83,8 +88,9 @@ package struct BpfmanService: Sendable {
         router.register(
             M.pullBytecode.path,
             c.unary("PullBytecode", mutating: true) { _, bytes in
-                _ = try BytecodeImage(validatingPull: try decode(Bpfman_V1_PullBytecodeRequest.self, bytes))
-                throw ErrorMapping.pullBytecodeUnavailable
+                let image = try BytecodeImage(validatingPull: try decode(Bpfman_V1_PullBytecodeRequest.self, bytes))
+                _ = try await c.resolve(image)
+                return Bpfman_V1_PullBytecodeResponse().serializedBytes()
             }
         )
     }

@@ -1,19 +1,45 @@
 package import BpfmanEngine
+package import BpfmanImages
 internal import H2Transport
 package import Logging
 
-/// What the daemon's services share: the engine, the writer lock, a logger and the facts `Status` reports.
+/// What the daemon's services share: the engine, the image cache, the writer lock, a logger and the facts
+/// `Status` reports.
 package struct ServiceContext: Sendable {
     package var engine: Engine
+    /// The OCI image cache (SPEC §8), or why there is none (the cache directory could not be made).
+    package var images: Result<ImageStore, ImageError>
     package var writerLock: WriterLock
     package var logger: Logger
     package var facts: DaemonFacts
 
-    package init(engine: Engine, writerLock: WriterLock = WriterLock(), logger: Logger, facts: DaemonFacts) {
+    package init(
+        engine: Engine,
+        images: Result<ImageStore, ImageError>,
+        writerLock: WriterLock = WriterLock(),
+        logger: Logger,
+        facts: DaemonFacts
+    ) {
         self.engine = engine
+        self.images = images
         self.writerLock = writerLock
         self.logger = logger
         self.facts = facts
+    }
+
+    /// The object file of `image` (SPEC §8.3), pulled as its policy says. Runs before the writer lock is taken
+    /// and never under it (SPEC §1.7): a slow registry holds up this call only.
+    func resolve(_ image: BytecodeImage) async throws(ImageError) -> CachedImage {
+        let store = try images.get()
+        guard let policy = PullPolicy(rawValue: image.pullPolicy) else {
+            throw ImageError(.invalidArgument, "invalid pull policy: unknown pull policy: \(image.pullPolicy)")
+        }
+        return try await store.resolve(
+            url: image.url,
+            policy: policy,
+            username: image.username,
+            password: image.password
+        )
     }
 
     /// A unary method that logs one debug line per call (SPEC §1.10), and one info line when a mutating

@@ -300,7 +300,10 @@ extension KernelTests {
                 #expect(missing?.message.hasPrefix("program(s) not found in object file: [other]") == true)
                 let unresolved = await engineError {
                     _ = try await h.load(
-                        LoadRequest(bytecode: .image(image), programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)])
+                        LoadRequest(
+                            bytecode: .image(image),
+                            programs: [ProgramLoadInfo(name: "count_kill", type: .tracepoint)]
+                        )
                     )
                 }
                 #expect(unresolved?.code == .failedPrecondition)

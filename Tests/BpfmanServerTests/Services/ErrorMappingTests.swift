@@ -1,4 +1,5 @@
 import BpfmanEngine
+import BpfmanImages
 import H2Transport
 import Testing
 
@@ -30,6 +31,19 @@ import Testing
         #expect(ErrorMapping.writerLockTimeout.code == .deadlineExceeded)
         #expect(ErrorMapping.writerLockTimeout.message == "timed out waiting for the bpfman writer lock")
         #expect(ErrorMapping.writerLockCancelled.code == .cancelled)
-        #expect(ErrorMapping.pullBytecodeUnavailable.code == .unimplemented)
+    }
+
+    /// SPEC §8.3: each image error code reaches the client as its gRPC code, with the message unchanged.
+    @Test(arguments: [
+        (ImageError.Code.invalidArgument, GRPCStatus.Code.invalidArgument),
+        (.notFound, .notFound),
+        (.permissionDenied, .permissionDenied),
+        (.failedPrecondition, .failedPrecondition),
+        (.internal, .internal),
+    ])
+    func imageErrorsKeepTheirCodeAndMessage(_ code: ImageError.Code, _ expected: GRPCStatus.Code) {
+        let status = ErrorMapping.status(for: ImageError(code, "image x not found"))
+        #expect(status.code == expected)
+        #expect(status.message == "image x not found")
     }
 }
