@@ -56,21 +56,28 @@ enum BareSections {
         Spelling(function: "tcx_slash", type: "tc", kind: "tc"),
     ]
 
-    /// fentry, fexit and LSM spellings with their load-time targets (kernel B). Sleepable fentry/fexit need a
-    /// function that allows error injection (a syscall), sleepable LSM programs a sleepable hook (file_open is).
+    /// fentry, fexit and LSM spellings with their load-time targets (kernel B). A sleepable LSM program needs a
+    /// sleepable hook (file_open is one).
     static let tracing: [Spelling] = [
         Spelling(function: "fentry_bare", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
         Spelling(function: "fentry_slash", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
-        Spelling(function: "fentry_s_bare", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
-        Spelling(function: "fentry_s_slash", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
         Spelling(function: "fexit_bare", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
         Spelling(function: "fexit_slash", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
-        Spelling(function: "fexit_s_bare", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
-        Spelling(function: "fexit_s_slash", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
         Spelling(function: "lsm_bare", type: "lsm", kind: "lsm", target: "file_open"),
         Spelling(function: "lsm_slash", type: "lsm", kind: "lsm", target: "file_open"),
         Spelling(function: "lsm_s_bare", type: "lsm", kind: "lsm", target: "file_open"),
         Spelling(function: "lsm_s_slash", type: "lsm", kind: "lsm", target: "file_open"),
+    ]
+
+    /// Sleepable fentry/fexit spellings. The kernel lets such a program attach only to a function on its error
+    /// injection list, and Debian's 6.1 kernel is built without CONFIG_FUNCTION_ERROR_INJECTION: it refuses every
+    /// one of them ("<function> is not sleepable"), so kernel B can show only that bpfman took the section for
+    /// its family and the sleepable flag reached the kernel.
+    static let sleepableTracing: [Spelling] = [
+        Spelling(function: "fentry_s_bare", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
+        Spelling(function: "fentry_s_slash", type: "fentry", kind: "fentry", target: "__x64_sys_getpgid"),
+        Spelling(function: "fexit_s_bare", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
+        Spelling(function: "fexit_s_slash", type: "fexit", kind: "fexit", target: "__x64_sys_getpgid"),
     ]
 
     /// Slots of `hits` the counting tests read.
@@ -290,8 +297,9 @@ extension DaemonKernelTests {
         }
     }
 
-    /// The same object in kernel B: the fentry, fexit and LSM spellings load too, XDP and TC ones as dispatcher
-    /// members (freplace), and bare `kprobe`/`kretprobe` sections count once attached.
+    /// The same object in kernel B: the fentry, fexit and LSM spellings load too (sleepable fentry/fexit as far as
+    /// this kernel allows), XDP and TC ones as dispatcher members (freplace), and bare `kprobe`/`kretprobe`
+    /// sections count once attached.
     @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
     struct BareSectionsKernelB {
         @Test func everySpellingIsItsFamily() async throws {
@@ -302,6 +310,28 @@ extension DaemonKernelTests {
                     daemon
                 )
                 try await BareSections.unloadAll(ids, daemon)
+            }
+        }
+
+        /// `fentry.s` and `fexit.s`, bare and with a suffix: past bpfman's section check as their family, refused by
+        /// this kernel as sleepable programs on a function it does not let them attach to (see `sleepableTracing`).
+        @Test(arguments: BareSections.sleepableTracing.map(\.function))
+        func sleepableFentryAndFexitSpellingsReachTheKernelAsSleepable(_ function: String) async throws {
+            let spelling = try #require(BareSections.sleepableTracing.first { $0.function == function })
+            let object = try BPFFixtures.object("bare_sections")
+            try await withDaemon { daemon in
+                let load = try await CLI.bpfman(
+                    daemon,
+                    ["load", "file", "-p", object, "--programs", spelling.argument]
+                )
+                #expect(load.status == 1)
+                #expect(
+                    load.output.hasPrefix("Error: INTERNAL: failed to load program \(function): Invalid argument\n"),
+                    "\(load.output)"
+                )
+                #expect(load.output.contains("__x64_sys_getpgid is not sleepable"), "\(load.output)")
+                let list = try await CLI.bpfman(daemon, ["list", "programs", "-o", "json"])
+                #expect((try CLI.json(list.output) as? [Any])?.isEmpty == true, "\(list.output)")
             }
         }
 
