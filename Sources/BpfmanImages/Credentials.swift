@@ -185,6 +185,11 @@ final class TokenCache: Sendable {
         }
     }
 
+    /// Forgets `value` wherever it is cached: the registry refused it.
+    func remove(_ value: String) {
+        tokens.withLock { tokens in tokens = tokens.filter { $0.value.value != value } }
+    }
+
     func store(_ value: String, lifetime: Duration, registry: String, scope: String, credentials: RegistryCredentials?)
     {
         let key = Key(registry: registry, scope: scope, credentials: credentials?.fingerprint ?? "")

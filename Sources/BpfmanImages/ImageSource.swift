@@ -127,6 +127,14 @@ struct RegistrySource: ImageSource {
             if let authorization { headers.append("Authorization: " + authorization) }
             let response = try get("/v2/\(reference.repository)/\(path)", headers: headers, sink: sink, limit: limit)
             guard response.status == 401 || response.status == 403 else { return response }
+            if response.status == 401, !answeredChallenge, let current = authorization, current.hasPrefix("Bearer ") {
+                // A token from the cache or from an earlier request of this pull that the registry no longer
+                // takes (its token service restarted, or the token ended before its expires_in): forget it and
+                // answer the challenge afresh, once. Only a refusal of a fresh token says the credentials are bad.
+                tokens.remove(String(current.dropFirst(7)))
+                authorization = nil
+                sentCredentials = false
+            }
             if sentCredentials { throw PullFailure(kind: .credentialsRefused(host: reference.registry), reason: "") }
             guard response.status == 401, !answeredChallenge,
                 let challenge = response.header("www-authenticate").flatMap(AuthChallenge.init(header:))
