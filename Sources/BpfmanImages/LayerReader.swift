@@ -36,7 +36,11 @@ func readLayer(path: String, limits: ImageLimits, url: String) throws(PullFailur
             if firstELF != nil { break }
             throw .content(.invalidArgument("image \(url) has a layer that cannot be read: \(archiveError(archive))"))
         }
-        guard archive_filter_bytes(archive, -1) <= Int64(limits.expanded) else {
+        // What the layer has expanded to so far, plus what this entry says it holds: a run of zeros that
+        // compresses to nothing is refused before it is inflated. Filter 0 is the decompressed side; -1 would
+        // be the file's own (compressed) bytes.
+        let declared = archive_entry_size_is_set(entry) != 0 ? max(0, archive_entry_size(entry)) : 0
+        guard archive_filter_bytes(archive, 0) + declared <= Int64(limits.expanded) else {
             throw .content(
                 .invalidArgument("image \(url) has a layer that expands to more than \(limits.expanded) bytes")
             )
