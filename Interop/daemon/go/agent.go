@@ -3,10 +3,14 @@
 // Unix socket with grpc-go.
 //
 // Usage: agent SOCKET OBJECT KIND ARGS...
-//   agent SOCK OBJ tracepoint FN GROUP/NAME
-//   agent SOCK OBJ tcx FN IFACE DIRECTION NETNS
-//   agent SOCK OBJ tc FN IFACE DIRECTION NETNS
-//   agent SOCK OBJ xdp FN IFACE NETNS
+//
+//	agent SOCK OBJ tracepoint FN GROUP/NAME
+//	agent SOCK OBJ tcx FN IFACE DIRECTION NETNS
+//	agent SOCK OBJ tc FN IFACE DIRECTION NETNS
+//	agent SOCK OBJ xdp FN IFACE NETNS
+//
+// OBJ is a file path, or image:URL for a bytecode image (pull policy IfNotPresent, as the operator's default),
+// in which case the image url and policy must come back from Load and Get with empty credentials.
 // Prints PASS on success; any unexpected reply exits 1.
 package main
 
@@ -14,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	gobpfman "github.com/bpfman/bpfman/clients/gobpfman/v1"
@@ -55,8 +60,16 @@ func main() {
 		"tc": gobpfman.BpfmanProgramType_TC, "xdp": gobpfman.BpfmanProgramType_XDP,
 	}[kind]
 	uuid := "8f0c2a4e-6d1b-4e8a-9c3f-5b7d9e1a2c4f"
+	location := &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: object}}
+	imageURL := ""
+	if strings.HasPrefix(object, "image:") {
+		imageURL = strings.TrimPrefix(object, "image:")
+		location = &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_Image{Image: &gobpfman.BytecodeImage{
+			Url: imageURL, ImagePullPolicy: 1,
+		}}}
+	}
 	load := &gobpfman.LoadRequest{
-		Bytecode: &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: object}},
+		Bytecode: location,
 		Info:     []*gobpfman.LoadInfo{{Name: fn, ProgramType: programType}},
 		Metadata: map[string]string{"bpfman.io/uuid": uuid, "bpfman.io/ProgramName": "go-agent-" + kind},
 	}
@@ -73,6 +86,20 @@ func main() {
 		fail("Load result %v", p)
 	}
 	id := p.GetKernelInfo().GetId()
+	if imageURL != "" {
+		got, err := c.Get(ctx, &gobpfman.GetRequest{Id: id})
+		if err != nil {
+			fail("Get after an image Load: %v", err)
+		}
+		for what, image := range map[string]*gobpfman.BytecodeImage{
+			"Load": p.GetInfo().GetBytecode().GetImage(), "Get": got.GetInfo().GetBytecode().GetImage(),
+		} {
+			if image.GetUrl() != imageURL || image.GetImagePullPolicy() != 1 ||
+				image.Username == nil || image.GetUsername() != "" || image.Password == nil || image.GetPassword() != "" {
+				fail("%s reports the image as %v", what, image)
+			}
+		}
+	}
 	if p.GetInfo().GetMetadata()["bpfman.io/uuid"] != uuid {
 		fail("metadata %v", p.GetInfo().GetMetadata())
 	}

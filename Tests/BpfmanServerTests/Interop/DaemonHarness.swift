@@ -87,6 +87,7 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     var runtimeDirectory: String { directory + "/rd" }
     var socketPath: String { directory + "/s.sock" }
     var logPath: String { directory + "/daemon.log" }
+    var imageCacheDirectory: String { directory + "/cache" }
     private(set) var process: Process?
     var pid: Int32 { process?.processIdentifier ?? 0 }
     /// Whether the last daemon started was stopped by the test (`stop`), not by itself.
@@ -107,6 +108,8 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
                 "serve", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath, "--config",
                 directory + "/bpfman.toml",
             ]
+            // The image cache lives with the test's files, never in the host's /var/cache/bpfman.
+            + (extraArguments.contains("--image-cache-dir") ? [] : ["--image-cache-dir", imageCacheDirectory])
             + extraArguments
         if !FileManager.default.fileExists(atPath: directory + "/bpfman.toml") {
             try #require(
