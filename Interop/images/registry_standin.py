@@ -15,7 +15,7 @@ Modes (--mode, comma-separated):
     bearer    every /v2/ request needs "Authorization: Bearer <token>"; without one the answer is 401 with
               WWW-Authenticate: Bearer realm="http://127.0.0.1:PORT/token",service="standin",
               scope="repository:<repo>:pull". /token checks Basic --user/--password when --user is given and
-              answers {"token": ..., "expires_in": --expires-in}.
+              answers {"token": ..., "expires_in": --expires-in}. --realm names another token service.
     lie       blob GETs answer bytes that do not match their digest (same length, last byte flipped).
     redirect  blob GETs answer 307 to /storage/<digest>, which serves the blob without authentication.
     redirect-host
@@ -132,10 +132,8 @@ class Handler(BaseHTTPRequestHandler):
             return True
         state.count("unauthorized")
         port = self.server.server_address[1]
-        challenge = 'Bearer realm="http://127.0.0.1:%d/token",service="standin",scope="repository:%s:pull"' % (
-            port,
-            state.args.repository,
-        )
+        realm = state.args.realm or "http://127.0.0.1:%d/token" % port
+        challenge = 'Bearer realm="%s",service="standin",scope="repository:%s:pull"' % (realm, state.args.repository)
         self.send_error_document(
             401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": challenge}, head
         )
@@ -259,6 +257,7 @@ def main():
     parser.add_argument("--mode", default="", help="comma-separated: bearer, lie, redirect, redirect-host, slow")
     parser.add_argument("--user", default="", help="bearer mode: the user name /token requires")
     parser.add_argument("--password", default="", help="bearer mode: the password /token requires")
+    parser.add_argument("--realm", default="", help="bearer mode: the challenge's realm (default: its own /token)")
     parser.add_argument("--expires-in", type=int, default=300, help="bearer mode: the tokens' expires_in")
     parser.add_argument("--delay", type=float, default=1.0, help="slow mode: seconds before a blob is sent")
     parser.add_argument("--lifetime", type=float, default=600, help="seconds before the server exits by itself")

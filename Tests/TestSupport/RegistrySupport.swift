@@ -286,6 +286,8 @@ public final class RegistryStandin: Sendable {
         /// Bearer-token challenges, with a `/token` endpoint; when `login` is set it must come as Basic.
         public var bearer: Bool
         public var login: RegistryLogin?
+        /// The challenge's realm; nil for the stand-in's own `http://127.0.0.1:PORT/token`.
+        public var realm: String?
         /// The `expires_in` of the tokens, in seconds.
         public var tokenLifetime: Int
         /// Blob GETs answer bytes that do not match their digest.
@@ -301,6 +303,7 @@ public final class RegistryStandin: Sendable {
         public init(
             bearer: Bool = false,
             login: RegistryLogin? = nil,
+            realm: String? = nil,
             tokenLifetime: Int = 300,
             lie: Bool = false,
             redirect: Bool = false,
@@ -309,6 +312,7 @@ public final class RegistryStandin: Sendable {
         ) {
             self.bearer = bearer
             self.login = login
+            self.realm = realm
             self.tokenLifetime = tokenLifetime
             self.lie = lie
             self.redirect = redirect
@@ -374,6 +378,7 @@ public final class RegistryStandin: Sendable {
             "--delay", "\(options.blobDelay)",
         ]
         if let login = options.login { arguments += ["--user", login.username, "--password", login.password] }
+        if let realm = options.realm { arguments += ["--realm", realm] }
         let process: ChildProcess
         do {
             process = try ChildProcess(python, arguments, output: directory + "/standin.log")
