@@ -65,6 +65,10 @@ struct LayoutSource: ImageSource {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .transfer("\(path) is not a regular file")
+        }
         var hasher = SHA256Hasher()
         var length = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -106,6 +110,8 @@ func unpackLayoutArchive(_ file: String, into directory: String, limit: Int) thr
         if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
         throw .transfer("\(file): \(String(cString: strerror(errno)))")
     }
+    // A FIFO or a device would block the pull or never end.
+    guard (info.st_mode & S_IFMT) == S_IFREG else { throw .transfer("\(file) is not a regular file") }
     guard let archive = archive_read_new() else { throw .transfer("libarchive cannot start") }
     defer { archive_read_free(archive) }
     archive_read_support_format_tar(archive)

@@ -19,6 +19,8 @@ package struct ImageLimits: Sendable {
     package var layer = 64 << 20
     /// One file inside a layer.
     package var entry = 16 << 20
+    /// Layers of one manifest.
+    package var layers = 64
     /// All bytes a layer expands to, entries skipped included.
     package var expanded = 256 << 20
 

@@ -34,6 +34,10 @@ struct Puller {
         guard case .manifest(let configDescriptor, let layers) = document else {
             throw .transfer("an index names another index")
         }
+        // A bytecode image has one layer or a few; a manifest naming thousands would mean as many downloads.
+        guard layers.count <= limits.layers else {
+            throw .content(.invalidArgument("image \(url) has \(layers.count) layers, more than \(limits.layers)"))
+        }
         let config = try source.blob(try configDescriptor.checked(), limit: limits.document)
         let labels = try ImageLabels(configBytes: config)
         let programs: [String: String]?
