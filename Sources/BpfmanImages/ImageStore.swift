@@ -332,7 +332,7 @@ extension Result where Failure == ImageError {
 // MARK: - Files
 
 func makeDirectories(_ path: String) throws(ImageError) {
-    var prefix = ""
+    var prefix = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
         prefix += "/" + component
         if mkdir(prefix, 0o755) != 0 && errno != EEXIST {

@@ -295,7 +295,9 @@ extension DaemonConfig {
         return SigningPolicy(
             verifyEnabled: verifySignatures,
             allowUnsigned: allowUnsigned,
+            // Sorted: the order of the entries in the file does not change what is admitted.
             trustedIdentities: trustedIdentities.map { "identity=\(text($0.identity)) issuer=\(text($0.issuer))" }
+                .sorted()
         )
     }
 }
