@@ -38,12 +38,15 @@ release-smoke: release fixtures
 	bash scripts/release-smoke.sh
 
 ## Static checks: formatting (.swift-format, STYLE.md 24), the module graph, the proto contract against
-## reference-proto, fresh generated code. `swift format -i -r Sources Tests Package.swift` fixes the first.
+## reference-proto, fresh generated code, and the embedded dispatchers: the bytes in EmbeddedDispatchers.swift
+## are what the toolchain's clang (the version recorded there) makes of bpf/*.bpf.c.
+## `swift format -i -r Sources Tests Package.swift` fixes the first; `bash scripts/embed-dispatchers.sh` the last.
 check:
 	$(SWIFT) format lint --strict -r Sources Tests Package.swift
 	bash scripts/check-imports.sh
 	bash scripts/check-proto-contract.sh
 	bash scripts/check-generated.sh
+	bash scripts/embed-dispatchers.sh --check
 
 ## eBPF objects the tests load, compiled from Tests/Fixtures/bpf/*.bpf.c.
 fixtures:
