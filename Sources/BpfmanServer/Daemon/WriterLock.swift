@@ -42,6 +42,9 @@ package final class WriterLock: Sendable {
     /// Waits for the lock in FIFO order.
     package func acquire(deadline: ContinuousClock.Instant?) async throws {
         if let deadline, deadline <= .now { throw WaitError.deadlineExceeded }
+        // Not even a free lock for a caller already cancelled (a client that gave up while its Load's image was
+        // being pulled): its mutation would run for nobody, and leave a program no client knows of.
+        if Task.isCancelled { throw WaitError.cancelled }
         let id: UInt64? = state.withLock { s in
             if !s.held && s.queue.isEmpty {
                 s.held = true

@@ -62,4 +62,19 @@ final class Box: Sendable {
         lock.release()
         #expect(lock.waiting == 0)
     }
+
+    /// A caller cancelled before it asks (a Load whose client went away during the image pull) does not get
+    /// even a free lock.
+    @Test func aCancelledCallerDoesNotTakeAFreeLock() async throws {
+        let lock = WriterLock()
+        let caller = Task {
+            while !Task.isCancelled { await Task.yield() }
+            try await lock.acquire(deadline: nil)
+        }
+        caller.cancel()
+        await #expect(throws: WriterLock.WaitError.cancelled) { try await caller.value }
+        // The lock is still free.
+        try await lock.acquire(deadline: .now + .milliseconds(50))
+        lock.release()
+    }
 }
