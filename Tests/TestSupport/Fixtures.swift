@@ -95,9 +95,14 @@ public func run(
 public typealias SpawnResult = CommandResult
 
 /// Runs `executable` (an absolute path) to completion without holding a thread of Swift's cooperative pool,
-/// killing it after `timeout` seconds. Use this from async tests whose child talks to a server running in the
-/// same process: a blocking wait there can take the pool thread (one per core) the server's handlers need.
-/// Standard output and standard error are interleaved into one string.
+/// ending it (SIGTERM, then SIGKILL) after `timeout` seconds. Use this from async tests whose child talks to a
+/// server running in the same process: a blocking wait there can take the pool thread (one per core) the server's
+/// handlers need. Standard output and standard error are interleaved into one string; the status of a child
+/// ended by a signal is 128 + the signal.
+///
+/// The child is a `ChildProcess`, not a Foundation `Process`: a `Process` started from a test's task inherits
+/// the pool thread's signal mask (SIGTERM blocked), so `terminate()` never ended a client that hung and the
+/// timeout did nothing.
 public func spawn(
     _ executable: String,
     _ arguments: [String],
@@ -105,29 +110,8 @@ public func spawn(
     timeout: Double = 120
 ) async throws -> SpawnResult {
     let outputPath = NSTemporaryDirectory() + "spawn-out-\(UUID().uuidString)"
-    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-            return
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-            if process.isRunning { process.terminate() }
-        }
-    }
-    try? output.close()
+    let child = try ChildProcess(executable, arguments, output: outputPath, environment: environment)
+    let status = await child.wait(timeout: .milliseconds(Int(timeout * 1000)))
     return SpawnResult(status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
 }

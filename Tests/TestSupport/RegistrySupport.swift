@@ -483,7 +483,14 @@ public final class ChildProcess: Sendable {
     /// - Parameters:
     ///   - output: the file standard output goes to (created or appended to).
     ///   - errorOutput: the file standard error goes to; nil for the same as `output`.
-    public init(_ executable: String, _ arguments: [String], output: String, errorOutput: String? = nil) throws {
+    ///   - environment: variables added to (or replacing) this process's environment.
+    public init(
+        _ executable: String,
+        _ arguments: [String],
+        output: String,
+        errorOutput: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -518,7 +525,9 @@ public final class ChildProcess: Sendable {
         _ = closeFrom(&actions, 3)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let envp =
+            ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") }
+            + [nil]
         defer {
             for pointer in argv + envp { free(pointer) }
         }
