@@ -16,6 +16,15 @@ Scenarios:
                                     writer lock get DEADLINE_EXCEEDED with SPEC's message; then unload all
   watch MARKER                      Health/Watch on "": print each status until the stream ends; the first
                                     one also creates the file MARKER
+  image-flow URL FN USER PASSWORD   bytecode images (SPEC section 8): PullBytecode (Always) with a wrong password is
+                                    PERMISSION_DENIED and with USER/PASSWORD OK; Load FN (tracepoint) with pull
+                                    policy IfNotPresent and the credentials; Load, Get and List report the url and
+                                    policy with username and password present and empty; Unload
+  pull URL                          PullBytecode (Always), print "PULLED"
+  pull-deadline URL SECONDS         PullBytecode (Always) with a SECONDS deadline: DEADLINE_EXCEEDED; print
+                                    "ELAPSED <seconds>"
+  load-cancel URL FN SECONDS        Load FN from the image (Always), cancelled by the client after SECONDS: the call
+                                    ends CANCELLED; print "CANCELLED"
 Prints PASS at the end of a successful scenario; any failed check exits 1 with a message.
 """
 import os
@@ -252,6 +261,65 @@ def main():
             print("STATUS " + health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status), flush=True)
             if not os.path.exists(args[0]):
                 open(args[0], "w").close()
+    elif scenario == "image-flow":
+        url, fn, user, password = args
+        host = url.split("/")[0]
+        C = grpc.StatusCode
+
+        def image(policy, password=password):
+            return pb.BytecodeImage(url=url, image_pull_policy=policy, username=user, password=password)
+
+        expect_error(lambda: client.PullBytecode(pb.PullBytecodeRequest(image=image(0, password="wrong")), timeout=60),
+                     C.PERMISSION_DENIED, "registry %s refused the credentials for %s" % (host, url))
+        pulled = client.PullBytecode(pb.PullBytecodeRequest(image=image(0)), timeout=60)
+        check(pulled.ByteSize() == 0, "PullBytecodeResponse is empty")
+        meta = {"bpfman.io/ProgramName": "py-image"}
+        loaded = client.Load(pb.LoadRequest(bytecode=pb.BytecodeLocation(image=image(1)),
+                                            info=[pb.LoadInfo(name=fn, program_type=pb.TRACEPOINT)],
+                                            metadata=meta), timeout=60)
+        check(len(loaded.programs) == 1, "one program loaded")
+        pid = loaded.programs[0].kernel_info.id
+        check(password.encode() not in loaded.SerializeToString(), "the password is not in the Load reply")
+
+        def reports_image(info, what):
+            check(info.bytecode.WhichOneof("location") == "image",
+                  "%s: bytecode is %r" % (what, info.bytecode.WhichOneof("location")))
+            got = info.bytecode.image
+            check(got.url == url, "%s: url %r" % (what, got.url))
+            check(got.image_pull_policy == 1, "%s: image_pull_policy %d" % (what, got.image_pull_policy))
+            check(got.HasField("username") and got.username == "", "%s: username present and empty" % what)
+            check(got.HasField("password") and got.password == "", "%s: password present and empty" % what)
+            check(info.name == fn and dict(info.metadata) == meta, "%s: name and metadata" % what)
+
+        reports_image(loaded.programs[0].info, "Load")
+        got = client.Get(pb.GetRequest(id=pid), timeout=10)
+        reports_image(got.info, "Get")
+        check(password.encode() not in got.SerializeToString(), "the password is not in the Get reply")
+        listed = client.List(pb.ListRequest(bpfman_programs_only=True, match_metadata=meta), timeout=10).results
+        check([r.kernel_info.id for r in listed] == [pid], "List finds the program: %r" % listed)
+        reports_image(listed[0].info, "List")
+        client.Unload(pb.UnloadRequest(id=pid), timeout=10)
+        expect_error(lambda: client.Get(pb.GetRequest(id=pid)), C.NOT_FOUND, "program %d does not exist" % pid)
+    elif scenario == "pull":
+        client.PullBytecode(pb.PullBytecodeRequest(image=pb.BytecodeImage(url=args[0])), timeout=60)
+        print("PULLED")
+    elif scenario == "pull-deadline":
+        url, seconds = args[0], float(args[1])
+        start = time.monotonic()
+        expect_error(lambda: client.PullBytecode(pb.PullBytecodeRequest(image=pb.BytecodeImage(url=url)),
+                                                 timeout=seconds),
+                     grpc.StatusCode.DEADLINE_EXCEEDED, "")
+        print("ELAPSED %.3f" % (time.monotonic() - start))
+    elif scenario == "load-cancel":
+        url, fn, seconds = args[0], args[1], float(args[2])
+        future = client.Load.future(pb.LoadRequest(
+            bytecode=pb.BytecodeLocation(image=pb.BytecodeImage(url=url, image_pull_policy=0)),
+            info=[pb.LoadInfo(name=fn, program_type=pb.TRACEPOINT)], metadata={"cancel": "test"}), timeout=60)
+        time.sleep(seconds)
+        check(future.cancel(), "the Load was still running after %.1f s, and the cancel took" % seconds)
+        check(future.cancelled() and future.code() == grpc.StatusCode.CANCELLED,
+              "the call ended %s" % future.code())
+        print("CANCELLED")
     elif scenario == "load":
         print("PROGRAM %d" % load(args[0], args[1]).programs[0].kernel_info.id)
     elif scenario == "attach-tp":
