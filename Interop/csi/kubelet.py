@@ -13,7 +13,9 @@ Usage:
       exit 1 with the reason on the first failure.
   python kubelet.py [--stubs DIR] MAIN_SOCKET operator-load OBJECT FUNCTION PROGRAM_NAME TRACEPOINT
       What the operator does before a pod asks for maps: Load FUNCTION (tracepoint) from OBJECT through the
-      daemon's main socket with metadata bpfman.io/ProgramName=PROGRAM_NAME, Attach it; prints {"id": N}.
+      daemon's main socket with metadata bpfman.io/ProgramName=PROGRAM_NAME, Attach it; prints {"id": N, ...}.
+      OBJECT "image:URL" loads from the bytecode image URL (pull policy IfNotPresent), as the operator's agent
+      does; the output then also has "image": the url and policy Load reported.
   python kubelet.py [--stubs DIR] MAIN_SOCKET operator-unload ID
   python kubelet.py [--stubs DIR] SOCKET health SERVICE
       grpc.health.v1 Check of SERVICE; prints {"status": "SERVING"|...} or {"code": ...}.
@@ -266,13 +268,21 @@ def main(argv):
         import bpfman_pb2_grpc as pbg
         obj, function, name, tracepoint = argv[2:6]
         client = pbg.BpfmanStub(grpc.insecure_channel("unix:" + argv[0]))
+        if obj.startswith("image:"):
+            bytecode = pb.BytecodeLocation(image=pb.BytecodeImage(url=obj[len("image:"):], image_pull_policy=1))
+        else:
+            bytecode = pb.BytecodeLocation(file=obj)
         loaded = client.Load(pb.LoadRequest(
-            bytecode=pb.BytecodeLocation(file=obj), info=[pb.LoadInfo(name=function, program_type=pb.TRACEPOINT)],
-            metadata={"bpfman.io/ProgramName": name}), timeout=30)
+            bytecode=bytecode, info=[pb.LoadInfo(name=function, program_type=pb.TRACEPOINT)],
+            metadata={"bpfman.io/ProgramName": name}), timeout=60)
         program = loaded.programs[0].kernel_info.id
         client.Attach(pb.AttachRequest(id=program, attach=pb.AttachInfo(
             tracepoint_attach_info=pb.TracepointAttachInfo(tracepoint=tracepoint))), timeout=30)
-        print(json.dumps({"id": program, "map_pin_path": loaded.programs[0].info.map_pin_path}))
+        reply = {"id": program, "map_pin_path": loaded.programs[0].info.map_pin_path}
+        if loaded.programs[0].info.bytecode.WhichOneof("location") == "image":
+            image = loaded.programs[0].info.bytecode.image
+            reply["image"] = {"url": image.url, "image_pull_policy": image.image_pull_policy}
+        print(json.dumps(reply))
     elif command == "operator-unload":
         import bpfman_pb2 as pb
         import bpfman_pb2_grpc as pbg
