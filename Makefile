@@ -17,21 +17,17 @@ test: setup check build fixtures unit kernel-b release-smoke
 setup:
 	bash scripts/setup.sh
 
-## Build the package and the XDP/TC dispatcher objects (bpf/*.bpf.c -> .build/bpf), linked as bpf/ next to the
-## bpfman executable, where the daemon looks for them.
+## Build the package. The XDP/TC dispatchers are in the bpfman executable itself (EmbeddedDispatchers.swift,
+## generated from bpf/*.bpf.c by scripts/embed-dispatchers.sh and committed); nothing is needed beside it.
 build:
 	$(SWIFT) build $(BUILD_FLAGS)
-	bash scripts/build-bpf.sh
-	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build --show-bin-path $(BUILD_FLAGS))/bpf"
 
 ## The daemon as it ships: release build with the Swift runtime and FoundationEssentials linked in
 ## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
 ## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift),
-## dispatcher objects beside it. Install with: install -m 755 .build/release/bpfman /usr/sbin/
+## dispatchers embedded. Install with: install -m 755 .build/release/bpfman /usr/sbin/
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
-	bash scripts/build-bpf.sh
-	ln -sfn "$$(pwd)/.build/bpf" "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/bpf"
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures

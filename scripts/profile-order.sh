@@ -25,13 +25,12 @@ scratch_start profile-order
 
 (cd "$root" && swift build -c release --static-swift-stdlib --product bpfman >&2)
 bpfman="$root/.build/release/bpfman"
-bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
 bash "$root/scripts/build-fixtures.sh" >/dev/null
 "$root/Interop/daemon/go/build.sh" "$work/load" "$root/Interop/daemon/bench/load.go"
 object="$root/.build/bpf-fixtures/tracepoint_counter.bpf.o"
 printf '[logging]\nlevel = "warn"\n' >"$work/bpfman.toml"
 
-export BPFMAN_BPF_DIR="$root/.build/bpf" BPFMAN_SOCKET_PATH="$work/d.sock"
+export BPFMAN_SOCKET_PATH="$work/d.sock"
 valgrind --tool=callgrind --demangle=no --dump-instr=no --callgrind-out-file="$work/callgrind.out" \
     "$bpfman" serve --runtime-dir "$work/rd" --socket-path "$work/d.sock" --config "$work/bpfman.toml" \
     2>"$work/valgrind.log" &

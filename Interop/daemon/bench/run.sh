@@ -33,8 +33,6 @@ echo "building (release) ..." >&2
 bpfman="$root/.build/release/bpfman"
 source "$root/scripts/lib/scratch-daemon.sh"  # wait_for_socket (this script has its own clean-up trap)
 need_socket() { wait_for_socket "$1" || { echo "run.sh: no socket at $1" >&2; exit 1; }; }
-bash "$root/scripts/build-bpf.sh" "$root/.build/bpf"
-export BPFMAN_BPF_DIR="$root/.build/bpf"
 "$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
 "$root/Interop/daemon/go/build.sh" "$work/load" "$here/load.go"
 clang -O2 -o "$work/reads" "$here/reads.c" -lbpf

@@ -4,7 +4,7 @@ internal import Logging
 /// The engine's `HookAttacher`: XDP and TC attachments in dispatcher mode (SPEC §4.4-4.8) or native mode
 /// (SPEC §4.9), chosen once at start-up (SPEC §4.3).
 ///
-/// Create it with `make(paths:setting:objects:libxdpDirectory:)` and pass it to `Engine(hookAttacher:)`.
+/// Create it with `make(paths:setting:objects:libxdpDirectory:xdpModes:)` and pass it to `Engine(hookAttacher:)`.
 /// It keeps no kernel state between calls: dispatcher state lives in the `dispatchers` table and the member
 /// links' rows, and every call rebuilds its `DispatcherState` from them.
 package final class DispatchHookAttacher: HookAttacher {
@@ -42,13 +42,14 @@ package final class DispatchHookAttacher: HookAttacher {
     /// dispatchers are pinned by `reconcile`, which the Engine runs at start-up once bpffs is mounted.
     ///
     /// - Parameters:
-    ///   - objects: the compiled dispatchers (`DispatcherObjects.locate(executable:)`).
+    ///   - objects: the dispatcher objects, by default the ones built into the executable; only dispatcher
+    ///     mode and the probe use them.
     ///   - libxdpDirectory: libxdp's bpffs (`$LIBXDP_BPFFS` or `/sys/fs/bpf`) for `xdp-loader status`.
     /// - Throws: `.internal` when `setting` is `.dispatcher` and the probe fails.
     package static func make(
         paths: BpfmanPaths,
         setting: ModeSetting = .auto,
-        objects: DispatcherObjects,
+        objects: DispatcherObjects = .embedded,
         libxdpDirectory: String? = "/sys/fs/bpf",
         xdpModes: [String: XDPMode] = [:]
     ) throws(EngineError) -> DispatchHookAttacher {

@@ -19,7 +19,7 @@ package struct DispatcherKernel: Sendable {
     /// members of a dispatcher, so `xdp-loader status` lists them; nil skips that.
     package var libxdpDirectory: String?
 
-    package init(paths: DispatcherPaths, objects: DispatcherObjects, libxdpDirectory: String? = nil) {
+    package init(paths: DispatcherPaths, objects: DispatcherObjects = .embedded, libxdpDirectory: String? = nil) {
         self.paths = paths
         self.objects = objects
         self.libxdpDirectory = libxdpDirectory
@@ -40,7 +40,7 @@ package struct DispatcherKernel: Sendable {
                 family: .xdp,
                 config: DispatcherConfig(family: .xdp, members: [])
             )
-            let probe = try ObjectHandle(path: objects.path(for: .xdp))
+            let probe = try ObjectHandle(objects, .xdp)
             let program = try probe.enableOnly("probe_pass")
             try DispatcherMemberLoading.prepareExtension(program: program, targetFD: dispatcher.programFD)
             _ = try DispatchBPF.check(bpf_object__load(probe.object), "load freplace probe")
@@ -337,19 +337,36 @@ package struct DispatcherKernel: Sendable {
     }
 }
 
-/// An opened (and maybe loaded) `bpf_object`, closed in `deinit`.
+/// An opened (and maybe loaded) `bpf_object`, closed in `deinit`, with the ELF bytes it was opened from.
 struct ObjectHandle: ~Copyable {
     let object: OpaquePointer
+    /// A private copy of the ELF bytes: libelf reads them in place until the object is closed.
+    private let image: UnsafeMutableRawBufferPointer
 
-    init(path: String) throws(DispatchError) {
-        guard let object = cbpf_object_open(path) else {
+    /// Opens the object file `bytes` from memory under `name` (libbpf's object name, which prefixes internal
+    /// map names such as `<name>.rodata`).
+    /// The corresponding C function is `bpf_object__open_mem` (via `cbpf_object_open_memory`).
+    init(image bytes: [UInt8], name: String) throws(DispatchError) {
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        image.copyBytes(from: bytes)
+        guard let object = cbpf_object_open_memory(image.baseAddress, bytes.count, name, nil) else {
             let error = errno
-            throw DispatchError(.internal, "open BPF object \(path): \(String(cString: strerror(error)))", errno: error)
+            image.deallocate()
+            throw DispatchError(.internal, "open BPF object \(name): \(String(cString: strerror(error)))", errno: error)
         }
         self.object = object
+        self.image = image
     }
 
-    deinit { bpf_object__close(object) }
+    /// Opens the dispatcher object of `family` from `objects`.
+    init(_ objects: DispatcherObjects, _ family: ProceedOnFamily) throws(DispatchError) {
+        try self.init(image: objects.bytes(for: family), name: DispatcherObjects.objectName(for: family))
+    }
+
+    deinit {
+        bpf_object__close(object)
+        image.deallocate()
+    }
 
     /// Turns autoload off for every program but `name` and returns that one.
     func enableOnly(_ name: String) throws(DispatchError) -> OpaquePointer {
@@ -372,7 +389,7 @@ struct LoadedDispatcher: ~Copyable {
     let programFD: Int32
 
     init(objects: DispatcherObjects, family: ProceedOnFamily, config: DispatcherConfig) throws(DispatchError) {
-        let handle = try ObjectHandle(path: objects.path(for: family))
+        let handle = try ObjectHandle(objects, family)
         let program = try handle.enableOnly(family == .xdp ? "xdp_dispatcher" : "tc_dispatcher")
         var rodata: OpaquePointer?
         var map = bpf_object__next_map(handle.object, nil)

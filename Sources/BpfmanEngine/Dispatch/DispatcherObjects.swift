@@ -1,49 +1,51 @@
-internal import Glibc
+internal import FoundationEssentials
 
-/// Where the compiled dispatcher objects are (`xdp_dispatcher.bpf.o`, `tc_dispatcher.bpf.o`).
+/// The XDP and TC dispatcher objects (`xdp_dispatcher.bpf.o`, `tc_dispatcher.bpf.o`) as ELF bytes, which
+/// libbpf opens from memory (`ObjectHandle(image:name:)`).
 ///
-/// They are built from `bpf/*.bpf.c` by `scripts/build-bpf.sh` (run by `make build`) into `.build/bpf/`,
-/// never committed. At run time the daemon looks, in order, in `$BPFMAN_BPF_DIR`, in `bpf/` and `../bpf/`
-/// next to its executable (so `.build/debug/bpfman` finds `.build/bpf/`), and in `/usr/lib/bpfman/bpf`.
+/// The daemon uses `embedded`: the objects compiled from `bpf/*.bpf.c` by `scripts/embed-dispatchers.sh` and
+/// committed as `EmbeddedDispatchers.swift`, so the `bpfman` executable carries them and nothing is looked up
+/// beside it (SPEC §1.10). Only dispatcher mode needs them (the freplace probe of SPEC §4.3 and every
+/// dispatcher build); native mode never touches them.
 package struct DispatcherObjects: Sendable, Equatable {
-    /// The environment variable that overrides the search.
-    package static let environmentKey = "BPFMAN_BPF_DIR"
-    /// The installed location.
-    package static let systemDirectory = "/usr/lib/bpfman/bpf"
+    /// `xdp_dispatcher.bpf.o`.
+    package var xdp: [UInt8]
+    /// `tc_dispatcher.bpf.o`.
+    package var tc: [UInt8]
 
-    /// The directory holding both objects.
-    package var directory: String
-
-    package init(directory: String) {
-        self.directory = directory
+    package init(xdp: [UInt8], tc: [UInt8]) {
+        self.xdp = xdp
+        self.tc = tc
     }
+
+    /// The objects built into this executable, decoded from base64 once, at first use.
+    package static let embedded = DispatcherObjects(
+        xdp: decode(EmbeddedDispatchers.xdp, expecting: EmbeddedDispatchers.xdpByteCount),
+        tc: decode(EmbeddedDispatchers.tc, expecting: EmbeddedDispatchers.tcByteCount)
+    )
+
+    /// The first line of `clang --version` of the compiler that made `embedded`.
+    package static let embeddedCompiler = EmbeddedDispatchers.compiler
 
     /// The object for `family`.
-    package func path(for family: ProceedOnFamily) -> String {
-        "\(directory)/\(family == .xdp ? "xdp" : "tc")_dispatcher.bpf.o"
+    package func bytes(for family: ProceedOnFamily) -> [UInt8] {
+        family == .xdp ? xdp : tc
     }
 
-    /// Finds the objects as described above.
-    /// - Parameter executable: the daemon's executable path (`/proc/self/exe` resolved), or nil.
-    /// - Throws: `.internal` naming every place searched when none holds both objects.
-    package static func locate(executable: String?) throws(DispatchError) -> DispatcherObjects {
-        var candidates: [String] = []
-        if let override = getenv(environmentKey) { candidates.append(String(cString: override)) }
-        if let executable, let slash = executable.lastIndex(of: "/") {
-            let dir = String(executable[..<slash])
-            candidates += ["\(dir)/bpf", "\(dir)/../bpf"]
+    /// The name libbpf gives the object for `family` when opened from its file (`<name>.bpf.o`): it prefixes the
+    /// object's internal maps (`xdp_disp.rodata`), so opening from memory under it keeps them as they were.
+    package static func objectName(for family: ProceedOnFamily) -> String {
+        family == .xdp ? "xdp_dispatcher" : "tc_dispatcher"
+    }
+
+    /// Decodes a generated base64 literal (76-character lines; the newlines are skipped).
+    /// Traps when the literal is not base64 or not `count` bytes long: `EmbeddedDispatchers.swift` is generated
+    /// and checked by `make check`, so either is a build defect, not a run-time condition.
+    private static func decode(_ text: StaticString, expecting count: Int) -> [UInt8] {
+        let data = text.withUTF8Buffer { Data(base64Encoded: Data($0), options: .ignoreUnknownCharacters) }
+        guard let data, data.count == count else {
+            fatalError("EmbeddedDispatchers.swift is corrupt: regenerate it with scripts/embed-dispatchers.sh")
         }
-        candidates.append(systemDirectory)
-        for directory in candidates {
-            let objects = DispatcherObjects(directory: directory)
-            if access(objects.path(for: .xdp), R_OK) == 0, access(objects.path(for: .tc), R_OK) == 0 {
-                return objects
-            }
-        }
-        throw DispatchError(
-            .internal,
-            "dispatcher objects not found in \(candidates.joined(separator: ", ")); run `make build` or set "
-                + environmentKey
-        )
+        return [UInt8](data)
     }
 }

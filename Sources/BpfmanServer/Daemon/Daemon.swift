@@ -6,20 +6,6 @@ package import H2Transport
 package import Logging
 internal import Synchronization
 
-/// The compiled dispatcher objects: `$BPFMAN_BPF_DIR`, next to the executable as invoked (`.build/debug` ->
-/// `.build/bpf`), next to the resolved executable, then the system directory.
-func locateDispatcherObjects() throws -> DispatcherObjects {
-    let invoked = CommandLine.arguments.first.map {
-        $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0
-    }
-    do {
-        return try DispatcherObjects.locate(executable: invoked)
-    } catch {
-        let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        return try DispatcherObjects.locate(executable: resolved)
-    }
-}
-
 /// Where and how `bpfman serve` runs (SPEC §1.2), after flag parsing.
 package struct DaemonOptions: Sendable {
     package var socketPath: String
@@ -105,28 +91,20 @@ package final class Daemon: Sendable {
         // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
         // printed them to stderr itself).
         LibbpfLog.install(logger)
-        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3).
+        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3). The
+        // dispatcher objects are built into the executable (`DispatcherObjects.embedded`, SPEC §1.10).
         let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
-        var attacher: DispatchHookAttacher?
-        var attachMode = "native"
-        var reason = "XDP/TC dispatcher objects not found"
-        var freplace = false
+        var modes: [String: XDPMode] = [:]
+        for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
+        let attacher: DispatchHookAttacher
         do {
-            let objects = try locateDispatcherObjects()
-            var modes: [String: XDPMode] = [:]
-            for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
-            let made = try DispatchHookAttacher.make(paths: paths, setting: setting, objects: objects, xdpModes: modes)
-            attachMode = made.loadMode == .ext ? "dispatcher" : "native"
-            reason = made.modeReason
-            freplace = made.freplaceSupported ?? false
-            attacher = made
-        } catch let error as EngineError {
-            throw StartupError(error.message)
+            attacher = try DispatchHookAttacher.make(paths: paths, setting: setting, xdpModes: modes)
         } catch {
-            if setting == .dispatcher { throw StartupError("\(error)") }
-            reason = "\(error)"
-            logger.warning("XDP/TC attachment unavailable: \(error)")
+            throw StartupError(error.message)
         }
+        let attachMode = attacher.loadMode == .ext ? "dispatcher" : "native"
+        let reason = attacher.modeReason
+        let freplace = attacher.freplaceSupported ?? false
         let engine: Engine
         do {
             engine = try await Engine(paths: paths, logger: logger, hookAttacher: attacher)

@@ -15,12 +15,10 @@ private struct EngineBench {
     var paths: BpfmanPaths { harness.paths }
 
     static func with(_ tag: String, _ body: (EngineBench) async throws -> Void) async throws {
-        let objects = try Support.dispatcherObjects()
         let paths = try makeTestRuntime(tag)
         defer { removeTestRuntime(paths) }
         let attacher = try DispatchHookAttacher.make(
             paths: paths,
-            objects: objects,
             libxdpDirectory: nil,
             xdpModes: [:]
         )
@@ -297,7 +295,6 @@ extension KernelTests {
         }
 
         @Test func restartRebuildsADispatcherThatDoesNotMatchItsRecords() async throws {
-            let objects = try Support.dispatcherObjects()
             let paths = try makeTestRuntime("dkr")
             defer { removeTestRuntime(paths) }
             let pair = try Support.makeVethPair()
@@ -308,7 +305,7 @@ extension KernelTests {
             let descriptorsBefore = bpfDescriptors()
             var engine = try await Engine(
                 paths: paths,
-                hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
+                hookAttacher: try DispatchHookAttacher.make(paths: paths, libxdpDirectory: nil)
             )
             var harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: descriptorsBefore)
             let a = try await harness.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
@@ -324,7 +321,7 @@ extension KernelTests {
 
             engine = try await Engine(
                 paths: paths,
-                hookAttacher: try DispatchHookAttacher.make(paths: paths, objects: objects, libxdpDirectory: nil)
+                hookAttacher: try DispatchHookAttacher.make(paths: paths, libxdpDirectory: nil)
             )
             harness = TestEngine(engine: engine, paths: paths, descriptorsBefore: descriptorsBefore)
             let after = try #require(try await engine.dispatchers().first)

@@ -222,14 +222,3 @@ enum DispatchTestSupport {
         }
     }
 }
-
-extension DispatchTestSupport {
-    /// The compiled dispatcher objects, built from `bpf/` by `scripts/build-bpf.sh` into `.build/bpf`
-    /// (a no-op when up to date; the kernel-B lane builds them on the host first).
-    static func dispatcherObjects() throws -> DispatcherObjects {
-        let directory = Repository.path(".build/bpf")
-        let result = try run("bash", [Repository.path("scripts/build-bpf.sh"), directory])
-        guard result.status == 0 else { throw FixtureError("build-bpf.sh failed: \(result.output)") }
-        return DispatcherObjects(directory: directory)
-    }
-}

@@ -16,12 +16,10 @@ private struct Bench {
     var paths: DispatcherPaths { kernel.paths }
 
     static func with(_ body: (Bench) throws -> Void) throws {
-        let objects = try Support.dispatcherObjects()
         try Support.withBPFFS { root in
             try Support.withVethPair { pair in
                 let kernel = DispatcherKernel(
                     paths: DispatcherPaths(fsRoot: root),
-                    objects: objects,
                     libxdpDirectory: "\(root)/libxdp"
                 )
                 try kernel.installTestDispatchers()
@@ -163,9 +161,8 @@ extension KernelTests {
     @Suite(.enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"))
     struct DispatcherKernelB {
         @Test func freplaceProbeSucceeds() throws {
-            let objects = try Support.dispatcherObjects()
             try Support.withBPFFS { root in
-                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root), objects: objects)
+                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root))
                 #expect(kernel.probeFreplace() == nil)
             }
         }
@@ -449,9 +446,8 @@ extension KernelTests {
         }
 
         @Test func detachAfterTheNamespaceVanishedTearsDown() throws {
-            let objects = try Support.dispatcherObjects()
             try Support.withBPFFS { root in
-                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root), objects: objects)
+                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root))
                 try kernel.installTestDispatchers()
                 var state: DispatcherState?
                 try Support.withVethPair { pair in
@@ -524,9 +520,8 @@ extension KernelTests {
     @Suite(.enabled(if: !TestKernel.isKernelBLane, "runs on kernel A, where freplace is refused"))
     struct FreplaceProbeKernelA {
         @Test func probeFailsSoNativeModeIsUsed() throws {
-            let objects = try Support.dispatcherObjects()
             try Support.withBPFFS { root in
-                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root), objects: objects)
+                let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root))
                 let error = try #require(kernel.probeFreplace())
                 #expect(error.code == .internal)
                 #expect(error.errno == EPERM, "\(error.message)")

@@ -79,15 +79,4 @@ import Testing
         #expect(Array(bytes[0..<8]) == [1, 0, 0, 0, 0x10, 0, 0, 0x80])
         #expect(Array(bytes[44..<48]) == [50, 0, 0, 0])
     }
-
-    @Test func dispatcherObjectsAreFoundOrNamedInTheError() throws {
-        let objects = DispatcherObjects(directory: "/opt/x")
-        #expect(objects.path(for: .xdp) == "/opt/x/xdp_dispatcher.bpf.o")
-        #expect(objects.path(for: .tc) == "/opt/x/tc_dispatcher.bpf.o")
-        let error = #expect(throws: DispatchError.self) {
-            try DispatcherObjects.locate(executable: "/nonexistent/disp/debug/bpfman")
-        }
-        #expect(error?.message.contains("/nonexistent/disp/debug/../bpf") == true)
-        #expect(error?.message.contains(DispatcherObjects.environmentKey) == true)
-    }
 }

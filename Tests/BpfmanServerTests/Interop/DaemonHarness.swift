@@ -37,13 +37,6 @@ enum DaemonTools {
         ].first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
-    /// The daemon's XDP/TC dispatcher objects, built from `bpf/` into `.build/bpf` (nil if that fails).
-    static let dispatcherObjects: String? = {
-        let directory = Repository.path(".build/bpf")
-        let result = try? TestSupport.run("bash", [Repository.path("scripts/build-bpf.sh"), directory])
-        return result?.status == 0 ? directory : nil
-    }()
-
     /// Root, BPF and the daemon binary: what every daemon test needs.
     static let canRunDaemon = TestKernel.canUseBPF && bpfman != nil
     static let cannotRunDaemon = "needs root, BPF, bpffs and the built bpfman executable"
@@ -119,9 +112,9 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
                 )
             )
         }
-        var base = ProcessInfo.processInfo.environment
-        if let objects = DaemonTools.dispatcherObjects { base["BPFMAN_BPF_DIR"] = objects }
-        process.environment = base.merging(environment) { $1 }.filter { !$0.key.hasPrefix("LISTEN_") }
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter {
+            !$0.key.hasPrefix("LISTEN_")
+        }
         if !FileManager.default.fileExists(atPath: logPath) {
             try #require(FileManager.default.createFile(atPath: logPath, contents: nil))
         }
