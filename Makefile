@@ -25,9 +25,11 @@ build:
 ## The daemon as it ships: release build with the Swift runtime and FoundationEssentials linked in
 ## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
 ## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift),
-## dispatchers embedded. Install with: install -m 755 .build/release/bpfman /usr/sbin/
+## plus the container_pid helper bpfman-ns, built the same way. Install with:
+## install -m 755 .build/release/bpfman .build/release/bpfman-ns /usr/sbin/
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
+	$(SWIFT) build -c release --static-swift-stdlib --product bpfman-ns
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures
