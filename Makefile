@@ -26,10 +26,12 @@ build:
 ## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
 ## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift),
 ## plus the container_pid helper bpfman-ns, built the same way. Install with:
-## install -m 755 .build/release/bpfman .build/release/bpfman-ns /usr/sbin/
+## install -m 755 .build/release/bpfman .build/release/bpfman-ns .build/release/bpfman-image /usr/sbin/
+## (bpfman-image is the image fetcher the daemon starts for each pull: it links libcurl and libarchive, the daemon not.)
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman-ns
+	$(SWIFT) build -c release --static-swift-stdlib --product bpfman-image
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures

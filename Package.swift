@@ -37,10 +37,13 @@ let package = Package(
     products: [
         .executable(name: "bpfman", targets: ["bpfman"]),
         .executable(name: "protocat", targets: ["protocat"]),
+        .executable(name: "bpfman-image", targets: ["bpfman-image"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // SHA-256 for image blobs and cache keys, compiled in (no crypto library loaded by the daemon).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // C system libraries: each is a module map over one shim header.
@@ -53,7 +56,6 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux calls that the Glibc module leaves out (they need _GNU_SOURCE); header only.
         .systemLibrary(name: "CLinux"),
 
@@ -76,11 +78,24 @@ let package = Package(
         // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
         .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),
 
-        // OCI bytecode images: reference, registry (libcurl), layers (libarchive), sha256 (libcrypto), the cache.
-        // Knows nothing of gRPC, the codec or the engine: it turns a url and a policy into an object file.
+        // OCI bytecode images, the daemon's side: references, the cache, pull policies, credentials, one download
+        // per reference, and the bpfman-image fetcher process it starts. Knows nothing of gRPC, the codec or the engine.
         .target(
             name: "BpfmanImages",
-            dependencies: ["CCurl", "CArchive", "CCrypto", "CLinux", logging],
+            dependencies: ["CLinux", logging, .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive. Linked only
+        // into bpfman-image, so the daemon never loads libcurl or libarchive.
+        .target(
+            name: "BpfmanImageFetch",
+            dependencies: ["BpfmanImages", "CCurl", "CArchive"],
+            swiftSettings: swiftSettings
+        ),
+        // The fetcher process: drops root, pulls one image, writes the object to standard output.
+        .executableTarget(
+            name: "bpfman-image",
+            dependencies: ["BpfmanImageFetch", "BpfmanImages", "CLinux"],
             swiftSettings: swiftSettings
         ),
 
@@ -128,7 +143,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BpfmanImagesTests",
-            dependencies: ["BpfmanImages", "TestSupport", logging],
+            dependencies: ["BpfmanImages", "BpfmanImageFetch", "TestSupport", logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,8 +5,8 @@ internal import Synchronization
 /// A registry user name and password. Never logged, stored, cached or returned (SPEC §8.4): it has no
 /// Codable conformance and prints as `<redacted>`.
 package struct RegistryCredentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
-    let username: String
-    let password: String
+    package let username: String
+    package let password: String
 
     /// Both must be non-empty, else there are no credentials (SPEC §8.4).
     package init?(username: String?, password: String?) {
@@ -16,10 +16,10 @@ package struct RegistryCredentials: Sendable, Hashable, CustomStringConvertible,
     }
 
     /// `Basic <base64(user:pass)>`.
-    var basicAuthorization: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
+    package var basicAuthorization: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
 
     /// A digest that tells credentials apart (token cache, shared downloads) without keeping them in a key.
-    var fingerprint: String { SHA256Hasher.digest(Array("\(username)\u{0}\(password)".utf8)) }
+    package var fingerprint: String { SHA256Hasher.digest(Array("\(username)\u{0}\(password)".utf8)) }
 
     package var description: String { "<redacted>" }
     package var debugDescription: String { "<redacted>" }
@@ -78,7 +78,7 @@ package struct AuthFiles: Sendable {
 }
 
 /// Reads at most `limit` bytes of a regular file; nil when it cannot be opened, is not regular, or is larger.
-func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
+package func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -95,71 +95,8 @@ func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
     return bytes
 }
 
-/// A `WWW-Authenticate` challenge: its scheme and parameters (RFC 9110 §11.6.1), for the first scheme only.
-struct AuthChallenge: Equatable {
-    var scheme: String
-    var parameters: [String: String]
-
-    /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`; nil for anything else.
-    init?(header: String) {
-        let text = Array(header.utf8.prefix(8192))
-        var index = 0
-        func skipSpaces() { while index < text.count && (text[index] == 0x20 || text[index] == 0x09) { index += 1 } }
-        func token() -> String {
-            let start = index
-            while index < text.count, text[index] > 0x20, text[index] != UInt8(ascii: "="),
-                text[index] != UInt8(ascii: ","),
-                text[index] != UInt8(ascii: "\"")
-            {
-                index += 1
-            }
-            return String(decoding: text[start..<index], as: UTF8.self)
-        }
-        skipSpaces()
-        let scheme = token()
-        guard !scheme.isEmpty else { return nil }
-        self.scheme = scheme.lowercased()
-        parameters = [:]
-        while index < text.count {
-            skipSpaces()
-            if index < text.count && text[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            let name = token().lowercased()
-            skipSpaces()
-            guard !name.isEmpty, index < text.count, text[index] == UInt8(ascii: "=") else { break }
-            index += 1
-            skipSpaces()
-            var value: [UInt8] = []
-            if index < text.count && text[index] == UInt8(ascii: "\"") {
-                index += 1
-                var closed = false
-                while index < text.count {
-                    let byte = text[index]
-                    index += 1
-                    if byte == UInt8(ascii: "\\") && index < text.count {
-                        value.append(text[index])
-                        index += 1
-                    } else if byte == UInt8(ascii: "\"") {
-                        closed = true
-                        break
-                    } else {
-                        value.append(byte)
-                    }
-                }
-                guard closed else { return nil }
-            } else {
-                value = Array(token().utf8)
-            }
-            parameters[name] = String(decoding: value, as: UTF8.self)
-        }
-        guard self.scheme == "basic" || self.scheme == "bearer" else { return nil }
-    }
-}
-
 /// Bearer tokens per registry, scope and credentials, kept until they expire (SPEC §8.2). Shared by all pulls.
-final class TokenCache: Sendable {
+package final class TokenCache: Sendable {
     private struct Key: Hashable {
         var registry: String
         var scope: String
@@ -173,7 +110,9 @@ final class TokenCache: Sendable {
 
     private let tokens = Mutex<[Key: Token]>([:])
 
-    func token(registry: String, scope: String, credentials: RegistryCredentials?) -> String? {
+    package init() {}
+
+    package func token(registry: String, scope: String, credentials: RegistryCredentials?) -> String? {
         let key = Key(registry: registry, scope: scope, credentials: credentials?.fingerprint ?? "")
         return tokens.withLock { tokens in
             guard let token = tokens[key] else { return nil }
@@ -186,18 +125,54 @@ final class TokenCache: Sendable {
     }
 
     /// Forgets `value` wherever it is cached: the registry refused it.
-    func remove(_ value: String) {
+    package func remove(_ value: String) {
         tokens.withLock { tokens in tokens = tokens.filter { $0.value.value != value } }
     }
 
-    func store(_ value: String, lifetime: Duration, registry: String, scope: String, credentials: RegistryCredentials?)
-    {
+    package func store(
+        _ value: String,
+        lifetime: Duration,
+        registry: String,
+        scope: String,
+        credentials: RegistryCredentials?
+    ) {
         let key = Key(registry: registry, scope: scope, credentials: credentials?.fingerprint ?? "")
         tokens.withLock { tokens in
             // Expired entries go first, so the cache stays as small as the set of live tokens.
             let now = ContinuousClock.now
             tokens = tokens.filter { $0.value.expires > now }
             tokens[key] = Token(value: value, expires: now + lifetime)
+        }
+    }
+
+    /// The live tokens for `registry` and `credentials`, to hand to a fetcher process.
+    package func grants(registry: String, credentials: RegistryCredentials?) -> [TokenGrant] {
+        let fingerprint = credentials?.fingerprint ?? ""
+        let now = ContinuousClock.now
+        return tokens.withLock { tokens in
+            tokens.compactMap { key, token in
+                guard key.registry == registry, key.credentials == fingerprint, token.expires > now else { return nil }
+                return TokenGrant(
+                    scope: key.scope,
+                    token: token.value,
+                    seconds: (token.expires - now).components.seconds
+                )
+            }
+        }
+    }
+
+    /// Replaces the tokens of `registry` and `credentials` with what a fetcher process ended with.
+    package func replace(registry: String, credentials: RegistryCredentials?, with grants: [TokenGrant]) {
+        let fingerprint = credentials?.fingerprint ?? ""
+        let now = ContinuousClock.now
+        tokens.withLock { tokens in
+            tokens = tokens.filter {
+                ($0.key.registry != registry || $0.key.credentials != fingerprint) && $0.value.expires > now
+            }
+            for grant in grants where grant.seconds > 0 {
+                let key = Key(registry: registry, scope: grant.scope, credentials: fingerprint)
+                tokens[key] = Token(value: grant.token, expires: now + .seconds(grant.seconds))
+            }
         }
     }
 }

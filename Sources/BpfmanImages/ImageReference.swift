@@ -189,3 +189,11 @@ package struct RegistryReference: Sendable, Hashable {
             }
     }
 }
+
+extension RegistryReference {
+    /// A reference used only to ask `isLoopback` of a host name.
+    package init(loopbackProbe host: String) {
+        registry = host
+        repository = ""
+    }
+}

@@ -84,7 +84,10 @@ package final class ImageStore: Sendable {
     let objectCheck: @Sendable ([UInt8]) -> String?
     let logger: Logger
     let userAgent: String
-    let caBundle: String?
+    /// `SSL_CERT_FILE`, read for each pull and handed to the fetcher (which runs as nobody).
+    let caBundlePath: String?
+    /// The `bpfman-image` executable.
+    let fetcherPath: String
     let tokens = TokenCache()
     private let inFlight = Mutex<[String: Task<CachedImage, any Error>]>([:])
 
@@ -92,6 +95,7 @@ package final class ImageStore: Sendable {
     ///   - directory: the cache (`--image-cache-dir`); made if missing, leftovers of interrupted pulls removed.
     ///   - objectCheck: why bytes are not a loadable BPF object for this machine, or nil.
     ///   - environment: where `SSL_CERT_FILE` and the auth files of SPEC §8.4 are looked up.
+    ///   - fetcher: the `bpfman-image` executable (`ImageStore.fetcherPath(environment:)` by default).
     package init(
         directory: String,
         signing: SigningPolicy,
@@ -99,6 +103,7 @@ package final class ImageStore: Sendable {
         limits: ImageLimits = ImageLimits(),
         userAgent: String,
         logger: Logger,
+        fetcher: String? = nil,
         objectCheck: @escaping @Sendable ([UInt8]) -> String?
     ) throws(ImageError) {
         self.directory = directory
@@ -108,11 +113,31 @@ package final class ImageStore: Sendable {
         self.objectCheck = objectCheck
         self.logger = logger
         self.userAgent = userAgent
-        self.caBundle = environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        self.caBundlePath = environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        self.fetcherPath = fetcher ?? Self.fetcherPath(environment: environment)
         try makeDirectories(directory)
         for name in listDirectory(directory) where name.hasPrefix(".") {
             removeTree(directory + "/" + name)
         }
+    }
+
+    /// `$BPFMAN_IMAGE_PATH`, else `bpfman-image` beside the running executable, else on `PATH`.
+    package static func fetcherPath(environment: [String: String]) -> String {
+        if let path = environment["BPFMAN_IMAGE_PATH"], !path.isEmpty { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if length > 0 {
+            let executable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
+                separator: "/"
+            )
+            if access(directory + "/bpfman-image", X_OK) == 0 { return directory + "/bpfman-image" }
+        }
+        for directory in (environment["PATH"] ?? "/usr/sbin:/usr/bin").split(separator: ":") {
+            let candidate = String(directory) + "/bpfman-image"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return "/usr/sbin/bpfman-image"
     }
 
     /// The cache entry's directory for a normalized reference: `sha256_<first 16 bytes of its sha256>`.
@@ -207,63 +232,153 @@ package final class ImageStore: Sendable {
         entry: String
     ) throws(ImageError) -> CachedImage {
         let start = ContinuousClock.now
-        let staging = try makeTemporaryDirectory(in: directory, prefix: ".pull-")
-        defer { removeTree(staging) }
-        let puller = Puller(url: url, limits: limits, staging: staging, objectCheck: objectCheck)
-        let pulled: PulledImage
-        do throws(PullFailure) {
-            switch reference {
-            case .registry(let registry):
-                let session = try HTTPSession(
-                    userAgent: userAgent,
-                    caBundle: caBundle,
-                    cancellation: CancellationFlag()
-                )
-                var source = RegistrySource(
-                    reference: registry,
-                    credentials: credentials,
-                    tokens: tokens,
-                    session: session
-                )
-                pulled = try puller.pull(from: &source)
-            case .layout(let layoutDirectory, let tag):
-                var source = LayoutSource(directory: layoutDirectory, tag: tag)
-                pulled = try puller.pull(from: &source)
-            case .archive(let file, let tag):
-                let unpacked = staging + "/layout"
-                guard mkdir(unpacked, 0o700) == 0 else { throw PullFailure.transfer("cannot make \(unpacked)") }
-                try unpackLayoutArchive(file, into: unpacked, limit: limits.layer * 2)
-                var source = LayoutSource(directory: unpacked, tag: tag)
-                pulled = try puller.pull(from: &source)
+        // oci: and oci-archive: are opened here, as root, and handed to the fetcher, which runs as nobody.
+        var localFD: CInt?
+        switch reference {
+        case .registry: break
+        case .layout(let path, _): localFD = try openLocal(path, flags: O_DIRECTORY, url: url)
+        case .archive(let path, _): localFD = try openLocal(path, flags: 0, url: url)
+        }
+        defer { if let localFD { close(localFD) } }
+        var registryHost = ""
+        if case .registry(let registry) = reference { registryHost = registry.host }
+        var caBundle: [UInt8]?
+        if let caBundlePath {
+            guard let bytes = readSmallFile(caBundlePath, limit: 4 << 20) else {
+                throw .internal("failed to pull image \(url): cannot read the CA bundle SSL_CERT_FILE=\(caBundlePath)")
             }
-        } catch {
-            throw error.imageError(url: url)
+            caBundle = bytes
+        }
+        let request = FetchRequest(
+            url: url,
+            credentials: credentials,
+            tokens: tokens.grants(registry: registryHost, credentials: credentials),
+            caBundle: caBundle,
+            limits: limits,
+            userAgent: userAgent
+        )
+        let (reply, object) = try runFetcher(request, localFD: localFD, url: url)
+        if !registryHost.isEmpty {
+            tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
+        }
+        if let failure = reply.failure { throw failure.imageError(url: url) }
+        if let problem = objectCheck(object) {
+            throw .invalidArgument("image \(url) does not hold a BPF object for this machine: \(problem)")
         }
         try admit(url: url)
         let metadata = EntryMetadata(
             reference: reference.normalized,
-            digest: pulled.digest,
-            programs: pulled.programs,
-            maps: pulled.maps,
+            digest: reply.digest,
+            programs: reply.programs,
+            maps: reply.maps,
             pulled_at: Int64(Date().timeIntervalSince1970),
             policy: signing,
             verified_digest: nil
         )
-        try writeEntry(entry, object: pulled.object, metadata: metadata, url: url)
+        try writeEntry(entry, object: object, metadata: metadata, url: url)
         logger.info(
             "pulled image",
             metadata: [
-                "image": "\(reference.normalized)", "digest": "\(pulled.digest)",
-                "bytes": "\(pulled.object.count)", "elapsed": "\(ContinuousClock.now - start)",
+                "image": "\(reference.normalized)", "digest": "\(reply.digest)",
+                "bytes": "\(object.count)", "elapsed": "\(ContinuousClock.now - start)",
             ]
         )
         return CachedImage(
             objectPath: entry + "/bytecode.o",
             reference: reference.normalized,
-            digest: pulled.digest,
-            programs: pulled.programs,
-            maps: pulled.maps
+            digest: reply.digest,
+            programs: reply.programs,
+            maps: reply.maps
         )
+    }
+
+    /// Opens an `oci:` directory or an `oci-archive:` file for the fetcher; a missing one is NOT_FOUND.
+    private func openLocal(_ path: String, flags: CInt, url: String) throws(ImageError) -> CInt {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (the fetcher refuses anything not regular).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw ImageError(.notFound, "image \(url) not found") }
+            throw .internal("failed to pull image \(url): \(path): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+
+    /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3; reads its reply
+    /// line and the object that follows, at most a reply's and an object's worth.
+    private func runFetcher(
+        _ request: FetchRequest,
+        localFD: CInt?,
+        url: String
+    ) throws(ImageError) -> (FetchReply, [UInt8]) {
+        func failed(_ reason: String) -> ImageError { .internal("failed to pull image \(url): \(reason)") }
+        guard let requestBytes = try? JSONEncoder().encode(request) else { throw failed("cannot encode the request") }
+        var input: [CInt] = [-1, -1]
+        var output: [CInt] = [-1, -1]
+        guard clinux_pipe_cloexec(&input) == 0 else { throw failed("pipe: \(String(cString: strerror(errno)))") }
+        guard clinux_pipe_cloexec(&output) == 0 else {
+            close(input[0])
+            close(input[1])
+            throw failed("pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        if let localFD { posix_spawn_file_actions_adddup2(&actions, localFD, 3) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A clean signal state: the thread that spawns may block signals the fetcher must heed.
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let arguments = [fetcherPath]
+        var environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+        for name in [
+            "TMPDIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+        ] {
+            if let value = getenv(name) { environment.append(name + "=" + String(cString: value)) }
+        }
+        var argv = arguments.map { strdup($0) } + [nil]
+        var envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, fetcherPath, &actions, &attributes, &argv, &envp)
+        close(input[0])
+        close(output[1])
+        defer { close(output[0]) }
+        guard spawned == 0 else {
+            close(input[1])
+            throw failed("cannot start the image fetcher \(fetcherPath): \(String(cString: strerror(spawned)))")
+        }
+        // The fetcher reads its whole request before it writes; a fetcher gone early makes this write fail (the
+        // daemon ignores SIGPIPE), and its exit status tells why.
+        _ = Array(requestBytes).withUnsafeBytes { writeAllBytes(input[1], $0) }
+        close(input[1])
+        let reply = readAll(output[0], limit: (1 << 20) + limits.entry + 1)
+        var status: CInt = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard let newline = reply.firstIndex(of: 0x0a),
+            let answer = try? JSONDecoder().decode(FetchReply.self, from: Data(reply[..<newline]))
+        else {
+            let how =
+                (status & 0x7f) == 0
+                ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(status & 0x7f)"
+            throw failed("the image fetcher \(how) without a reply")
+        }
+        let object = Array(reply[(newline + 1)...])
+        guard answer.failure != nil || (object.count == answer.objectSize && object.count <= limits.entry) else {
+            throw failed("the image fetcher sent \(object.count) bytes of an object of \(answer.objectSize)")
+        }
+        return (answer, object)
     }
 
     /// The signing policy's word on an image (SPEC §8.5). Signatures are not verified by this build, so every
@@ -282,7 +397,7 @@ package final class ImageStore: Sendable {
     /// The entry in `path` when it is whole and readable.
     private func readEntry(_ path: String) -> (CachedImage, EntryMetadata)? {
         guard let bytes = readSmallFile(path + "/metadata.json", limit: limits.document),
-            let metadata = try? decodeJSON(EntryMetadata.self, bytes),
+            let metadata = try? JSONDecoder().decode(EntryMetadata.self, from: Data(bytes)),
             access(path + "/bytecode.o", R_OK) == 0
         else { return nil }
         let image = CachedImage(
@@ -350,7 +465,7 @@ func makeTemporaryDirectory(in directory: String, prefix: String) throws(ImageEr
     return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
-func listDirectory(_ path: String) -> [String] {
+package func listDirectory(_ path: String) -> [String] {
     guard let dir = opendir(path) else { return [] }
     defer { closedir(dir) }
     var names: [String] = []
@@ -364,7 +479,7 @@ func listDirectory(_ path: String) -> [String] {
 }
 
 /// Removes a directory of regular files and directories (what this module writes), or a file.
-func removeTree(_ path: String) {
+package func removeTree(_ path: String) {
     var info = stat()
     guard lstat(path, &info) == 0 else { return }
     if (info.st_mode & S_IFMT) == S_IFDIR {
@@ -379,7 +494,7 @@ func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else { return false }
     defer { close(fd) }
-    return bytes.withUnsafeBytes { writeAll(fd, $0) } == 0 && fsync(fd) == 0
+    return bytes.withUnsafeBytes { writeAllBytes(fd, $0) } == 0 && fsync(fd) == 0
 }
 
 func syncPath(_ path: String) -> Bool {
@@ -387,4 +502,28 @@ func syncPath(_ path: String) -> Bool {
     guard fd >= 0 else { return false }
     defer { close(fd) }
     return fsync(fd) == 0
+}
+
+/// Writes all of `bytes` to `fd`; 0, or the errno of the failed write.
+package func writeAllBytes(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CInt {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return n < 0 ? errno : EIO }
+        offset += n
+    }
+    return 0
+}
+
+/// Reads `fd` to its end, keeping at most `limit` bytes (the rest is read and dropped).
+func readAll(_ fd: CInt, limit: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return bytes }
+        if bytes.count < limit { bytes += chunk[..<min(n, limit - bytes.count)] }
+    }
 }

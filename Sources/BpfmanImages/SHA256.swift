@@ -1,41 +1,29 @@
-internal import CCrypto
+internal import Crypto
 
-/// An incremental SHA-256 over libcrypto's EVP interface; every image blob is checked with one (SPEC §8.1).
-struct SHA256Hasher: ~Copyable {
-    private let context: OpaquePointer
+/// An incremental SHA-256 (swift-crypto): every image blob is checked with one (SPEC §8.1), and cache entries
+/// are named by one. swift-crypto is compiled into the executables, so the daemon loads no crypto library.
+package struct SHA256Hasher {
+    private var hasher = SHA256()
 
-    init() {
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            fatalError("libcrypto cannot start a SHA-256 digest")
-        }
-        self.context = context
+    package init() {}
+
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        hasher.update(bufferPointer: bytes)
     }
 
-    deinit { EVP_MD_CTX_free(context) }
-
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-        EVP_DigestUpdate(context, base, bytes.count)
-    }
-
-    /// `sha256:<64 lower-case hex>`; the hasher cannot be used afterwards.
-    consuming func finish() -> String {
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &digest, &length)
-        return "sha256:" + hex(digest)
+    /// `sha256:<64 lower-case hex>`.
+    package func finish() -> String {
+        "sha256:" + hex(hasher.finalize())
     }
 
     /// The digest of `bytes` in one call.
-    static func digest(_ bytes: [UInt8]) -> String {
-        var hasher = SHA256Hasher()
-        bytes.withUnsafeBytes { hasher.update($0) }
-        return hasher.finish()
+    package static func digest(_ bytes: [UInt8]) -> String {
+        "sha256:" + hex(SHA256.hash(data: bytes))
     }
 }
 
 /// Lower-case hex of `bytes`.
-func hex(_ bytes: some Sequence<UInt8>) -> String {
+package func hex(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     for byte in bytes {

@@ -27,6 +27,11 @@ static inline CURLcode ccurl_setopt_data_callback(CURL *handle, CURLoption optio
 static inline CURLcode ccurl_setopt_progress_callback(CURL *handle, ccurl_progress_callback value) {
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
 }
+/// Verifies servers against the PEM certificates in `data` instead of the bundle libcurl was built with.
+static inline CURLcode ccurl_setopt_ca_blob(CURL *handle, void *data, size_t length) {
+    struct curl_blob blob = {.data = data, .len = length, .flags = CURL_BLOB_COPY};
+    return curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, &blob);
+}
 static inline CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -1,3 +1,4 @@
+internal import BpfmanImages
 internal import Glibc
 
 /// A manifest or index as fetched, with the sha256 of its exact bytes.
@@ -298,12 +299,4 @@ func isLoopbackURL(_ url: String) -> Bool {
     let authority = rest.prefix { $0 != "/" && $0 != "?" }
     let host = authority.split(separator: "@").last.map(String.init) ?? ""
     return RegistryReference(loopbackProbe: host).isLoopback
-}
-
-extension RegistryReference {
-    /// A reference used only to ask `isLoopback` of a host name.
-    init(loopbackProbe host: String) {
-        registry = host
-        repository = ""
-    }
 }

@@ -1,3 +1,4 @@
+internal import BpfmanImages
 internal import CCurl
 internal import Glibc
 internal import Synchronization
@@ -39,12 +40,12 @@ final class HTTPSession {
 
     private let handle: UnsafeMutableRawPointer
     private let cancellation: CancellationFlag
-    /// The CA bundle libcurl verifies servers with: `SSL_CERT_FILE` when set (as OpenSSL's own tools honour
-    /// it), else the system bundle libcurl was built with.
-    private let caBundle: String?
+    /// The PEM certificates libcurl verifies servers with (the daemon's `SSL_CERT_FILE`, as OpenSSL's own tools
+    /// honour it), else the system bundle libcurl was built with.
+    private var caBundle: [UInt8]?
     private let userAgent: String
 
-    init(userAgent: String, caBundle: String?, cancellation: CancellationFlag) throws(PullFailure) {
+    init(userAgent: String, caBundle: [UInt8]?, cancellation: CancellationFlag) throws(PullFailure) {
         guard Self.globalInit == CURLE_OK, let handle = curl_easy_init() else {
             throw .transfer("libcurl cannot be initialized")
         }
@@ -93,7 +94,9 @@ final class HTTPSession {
         ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, 60)
         ccurl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
-        if let caBundle { ccurl_setopt_string(handle, CURLOPT_CAINFO, caBundle) }
+        if caBundle != nil {
+            caBundle!.withUnsafeMutableBytes { _ = ccurl_setopt_ca_blob(handle, $0.baseAddress, $0.count) }
+        }
         ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
         ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
@@ -192,7 +195,7 @@ private final class Transfer {
         case .memory:
             body.append(contentsOf: bytes)
         case .file(let fd):
-            let error = writeAll(fd, bytes)
+            let error = writeAllBytes(fd, bytes)
             guard error == 0 else {
                 problem = "cannot write the download: \(String(cString: strerror(error)))"
                 return false

@@ -1,3 +1,4 @@
+internal import BpfmanImages
 internal import CArchive
 internal import Glibc
 

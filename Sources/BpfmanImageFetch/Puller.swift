@@ -1,3 +1,4 @@
+internal import BpfmanImages
 internal import Glibc
 
 /// An image as pulled and checked, not yet in the cache.
@@ -17,8 +18,6 @@ struct Puller {
     let limits: ImageLimits
     /// A scratch directory that the caller removes.
     let staging: String
-    /// Why bytes are not a loadable BPF object, or nil (the engine's ELF header check).
-    let objectCheck: @Sendable ([UInt8]) -> String?
 
     func pull(from source: inout some ImageSource) throws(PullFailure) -> PulledImage {
         let root = try source.rootManifest(limits: limits)
@@ -58,10 +57,8 @@ struct Puller {
             }
             let content = try readLayer(path: path, limits: limits, url: url)
             unlink(path)
+            // The daemon checks the ELF header (the engine's check) before anything is cached.
             guard case .object(_, let bytes) = content else { continue }
-            if let problem = objectCheck(bytes) {
-                throw .content(.invalidArgument("image \(url) does not hold a BPF object for this machine: \(problem)"))
-            }
             return PulledImage(digest: root.digest, object: bytes, programs: programs, maps: maps)
         }
         throw .content(

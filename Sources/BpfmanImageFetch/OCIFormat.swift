@@ -1,3 +1,4 @@
+internal import BpfmanImages
 internal import FoundationEssentials
 
 /// The JSON documents of the OCI image spec and Docker's v2 formats that a bytecode image is made of. Fields
@@ -9,22 +10,6 @@ enum MediaType {
     static let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
     /// The manifest `Accept` header of SPEC §8.2, most preferred first.
     static let acceptManifests = [ociIndex, ociManifest, dockerManifestList, dockerManifest]
-}
-
-/// Caps on what a pull reads (SPEC §8.1): checked against descriptors before a transfer and enforced during it.
-package struct ImageLimits: Sendable {
-    /// A manifest, an index or a config.
-    package var document = 4 << 20
-    /// A layer as downloaded (compressed).
-    package var layer = 64 << 20
-    /// One file inside a layer.
-    package var entry = 16 << 20
-    /// Layers of one manifest.
-    package var layers = 64
-    /// All bytes a layer expands to, entries skipped included.
-    package var expanded = 256 << 20
-
-    package init() {}
 }
 
 struct Descriptor: Decodable, Sendable {

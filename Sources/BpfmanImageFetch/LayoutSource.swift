@@ -1,19 +1,23 @@
+internal import BpfmanImages
 internal import CArchive
 internal import Glibc
 
 /// An OCI image layout directory on this host (`oci:<dir>[:<tag>]`, SPEC §8.2): `index.json` and
 /// `blobs/sha256/<hex>`, read with the same digest and size checks as a registry's blobs.
 struct LayoutSource: ImageSource {
+    /// The layout directory, opened by the daemon (the fetcher itself may not be allowed to reach it).
+    let directoryFD: CInt
+    /// Its path, for messages.
     let directory: String
     let tag: String?
 
     mutating func rootManifest(limits: ImageLimits) throws(PullFailure) -> FetchedDocument {
         var info = stat()
-        guard stat(directory + "/index.json", &info) == 0 else {
+        guard fstatat(directoryFD, "index.json", &info, 0) == 0 else {
             if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
             throw .transfer("\(directory)/index.json: \(String(cString: strerror(errno)))")
         }
-        guard let bytes = readSmallFile(directory + "/index.json", limit: limits.document) else {
+        guard let bytes = readSmallFile(at: directoryFD, "index.json", limit: limits.document) else {
             throw .transfer("\(directory)/index.json cannot be read or is over \(limits.document) bytes")
         }
         struct Index: Decodable { var manifests: [Descriptor] }
@@ -51,7 +55,7 @@ struct LayoutSource: ImageSource {
     }
 
     mutating func blob(_ descriptor: Descriptor, into fd: CInt, limit: Int) throws(PullFailure) {
-        try copyBlob(descriptor, limit: limit) { chunk in writeAll(fd, chunk) }
+        try copyBlob(descriptor, limit: limit) { chunk in writeAllBytes(fd, chunk) }
     }
 
     /// Streams `blobs/sha256/<hex>` through `body`, checking its size and sha256.
@@ -61,8 +65,9 @@ struct LayoutSource: ImageSource {
         _ body: (UnsafeRawBufferPointer) -> CInt
     ) throws(PullFailure) {
         try checkSize(descriptor, limit: limit, what: "blob")
-        let path = "\(directory)/blobs/sha256/\(descriptor.digest.dropFirst(7))"
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let name = "blobs/sha256/\(descriptor.digest.dropFirst(7))"
+        let path = "\(directory)/\(name)"
+        let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
@@ -90,33 +95,20 @@ struct LayoutSource: ImageSource {
     }
 }
 
-/// Writes all of `bytes` to `fd`; 0, or the errno of the failed write.
-func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CInt {
-    var offset = 0
-    while offset < bytes.count {
-        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return n < 0 ? errno : EIO }
-        offset += n
-    }
-    return 0
-}
-
 /// Unpacks the layout parts of an `oci-archive:` tar (`index.json`, `oci-layout`, `blobs/sha256/<hex>`) into
 /// `directory`; every other entry is skipped, and nothing is written outside `directory`.
-func unpackLayoutArchive(_ file: String, into directory: String, limit: Int) throws(PullFailure) {
+func unpackLayoutArchive(fd archiveFD: CInt, name file: String, into directory: String, limit: Int) throws(PullFailure)
+{
     var info = stat()
-    guard stat(file, &info) == 0 else {
-        if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
-        throw .transfer("\(file): \(String(cString: strerror(errno)))")
-    }
     // A FIFO or a device would block the pull or never end.
-    guard (info.st_mode & S_IFMT) == S_IFREG else { throw .transfer("\(file) is not a regular file") }
+    guard fstat(archiveFD, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        throw .transfer("\(file) is not a regular file")
+    }
     guard let archive = archive_read_new() else { throw .transfer("libarchive cannot start") }
     defer { archive_read_free(archive) }
     archive_read_support_format_tar(archive)
     archive_read_support_filter_gzip(archive)
-    guard archive_read_open_filename(archive, file, 1 << 16) == ARCHIVE_OK else {
+    guard archive_read_open_fd(archive, archiveFD, 1 << 16) == ARCHIVE_OK else {
         throw .transfer("\(file): \(archiveError(archive))")
     }
     guard mkdir(directory + "/blobs", 0o700) == 0, mkdir(directory + "/blobs/sha256", 0o700) == 0 else {
@@ -154,7 +146,7 @@ func unpackLayoutArchive(_ file: String, into directory: String, limit: Int) thr
             if n == 0 { break }
             written += n
             guard written <= size else { throw .transfer("\(file): entry \(name) is longer than its header says") }
-            let error = buffer.withUnsafeBytes { writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            let error = buffer.withUnsafeBytes { writeAllBytes(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
             guard error == 0 else { throw .transfer("cannot unpack \(name): \(String(cString: strerror(error)))") }
         }
     }
@@ -162,4 +154,23 @@ func unpackLayoutArchive(_ file: String, into directory: String, limit: Int) thr
 
 func archiveError(_ archive: OpaquePointer) -> String {
     archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+}
+
+/// Reads at most `limit` bytes of the regular file `name` under the directory `directoryFD`; nil when it cannot be
+/// opened, is not regular, or is larger.
+func readSmallFile(at directoryFD: CInt, _ name: String, limit: Int) -> [UInt8]? {
+    let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else { return nil }
+    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return nil }
+        offset += n
+    }
+    return bytes
 }

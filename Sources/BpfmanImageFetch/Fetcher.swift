@@ -1,0 +1,85 @@
+package import BpfmanImages
+internal import Glibc
+
+/// The work of one `bpfman-image` process: a request in, a reply and the object's bytes out (FetchProtocol.swift).
+package enum Fetcher {
+    /// Pulls `request.url`.
+    /// - Parameter localFD: for `oci:` the layout directory, for `oci-archive:` the archive, opened by the daemon.
+    /// - Returns: the reply, and the object's bytes on success.
+    package static func run(_ request: FetchRequest, localFD: CInt?) -> (FetchReply, [UInt8]) {
+        let reference: ImageReference
+        do { reference = try ImageReference(parsing: request.url) } catch {
+            return (FetchReply(failure: FetchFailure(kind: .invalidContent, reason: error.message)), [])
+        }
+        let credentials = RegistryCredentials(username: request.username, password: request.password)
+        let tokens = TokenCache()
+        var registryHost = ""
+        if case .registry(let registry) = reference {
+            registryHost = registry.host
+            tokens.replace(registry: registry.host, credentials: credentials, with: request.tokens)
+        }
+        let staging: String
+        do { staging = try makeScratchDirectory() } catch {
+            return (FetchReply(failure: error.fetchFailure), [])
+        }
+        defer { removeTree(staging) }
+        let puller = Puller(url: request.url, limits: request.limits, staging: staging)
+        do throws(PullFailure) {
+            let pulled: PulledImage
+            switch reference {
+            case .registry(let registry):
+                let session = try HTTPSession(
+                    userAgent: request.userAgent,
+                    caBundle: request.caBundle,
+                    cancellation: CancellationFlag()
+                )
+                var source = RegistrySource(
+                    reference: registry,
+                    credentials: credentials,
+                    tokens: tokens,
+                    session: session
+                )
+                pulled = try puller.pull(from: &source)
+            case .layout(let directory, let tag):
+                guard let localFD else { throw PullFailure.transfer("the daemon did not open \(directory)") }
+                var source = LayoutSource(directoryFD: localFD, directory: directory, tag: tag)
+                pulled = try puller.pull(from: &source)
+            case .archive(let file, let tag):
+                guard let localFD else { throw PullFailure.transfer("the daemon did not open \(file)") }
+                let unpacked = staging + "/layout"
+                guard mkdir(unpacked, 0o700) == 0 else { throw PullFailure.transfer("cannot make \(unpacked)") }
+                try unpackLayoutArchive(fd: localFD, name: file, into: unpacked, limit: request.limits.layer * 2)
+                let directoryFD = open(unpacked, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard directoryFD >= 0 else { throw PullFailure.transfer("cannot open \(unpacked)") }
+                defer { close(directoryFD) }
+                var source = LayoutSource(directoryFD: directoryFD, directory: file, tag: tag)
+                pulled = try puller.pull(from: &source)
+            }
+            let reply = FetchReply(
+                failure: nil,
+                digest: pulled.digest,
+                programs: pulled.programs,
+                maps: pulled.maps,
+                objectSize: pulled.object.count,
+                tokens: tokens.grants(registry: registryHost, credentials: credentials)
+            )
+            return (reply, pulled.object)
+        } catch {
+            let reply = FetchReply(
+                failure: error.fetchFailure,
+                tokens: tokens.grants(registry: registryHost, credentials: credentials)
+            )
+            return (reply, [])
+        }
+    }
+
+    /// A private directory for downloaded layers, under `$TMPDIR` or `/tmp`.
+    private static func makeScratchDirectory() throws(PullFailure) -> String {
+        let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/bpfman-image-XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw .transfer("cannot make a scratch directory in \(base): \(String(cString: strerror(errno)))")
+        }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+}

@@ -1,0 +1,124 @@
+/// What the daemon and its `bpfman-image` fetcher process say to each other (SPEC §8): one request as JSON on the
+/// fetcher's standard input, one reply on its standard output, a JSON line followed by the object's bytes.
+///
+/// The fetcher downloads and parses untrusted bytes (registry JSON, gzip, tar) without root and without the
+/// daemon's memory; it links libcurl and libarchive so the daemon does not load them (README, "Bytecode images").
+package struct FetchRequest: Codable, Sendable {
+    /// The url as the client gave it.
+    package var url: String
+    package var username: String?
+    package var password: String?
+    /// Live bearer tokens for this registry and these credentials.
+    package var tokens: [TokenGrant]
+    /// The CA bundle's bytes when `SSL_CERT_FILE` names one (the fetcher may not be able to open it).
+    package var caBundle: [UInt8]?
+    package var limits: ImageLimits
+    package var userAgent: String
+
+    package init(
+        url: String,
+        credentials: RegistryCredentials?,
+        tokens: [TokenGrant],
+        caBundle: [UInt8]?,
+        limits: ImageLimits,
+        userAgent: String
+    ) {
+        self.url = url
+        self.username = credentials?.username
+        self.password = credentials?.password
+        self.tokens = tokens
+        self.caBundle = caBundle
+        self.limits = limits
+        self.userAgent = userAgent
+    }
+}
+
+/// A bearer token with the seconds it has left.
+package struct TokenGrant: Codable, Sendable, Equatable {
+    package var scope: String
+    package var token: String
+    package var seconds: Int64
+
+    package init(scope: String, token: String, seconds: Int64) {
+        self.scope = scope
+        self.token = token
+        self.seconds = seconds
+    }
+}
+
+/// The fetcher's answer. On success `objectSize` bytes of the object follow the JSON line.
+package struct FetchReply: Codable, Sendable {
+    package var failure: FetchFailure?
+    package var digest: String
+    package var programs: [String: String]?
+    package var maps: [String: String]?
+    package var objectSize: Int
+    /// The tokens for this registry and credentials after the pull.
+    package var tokens: [TokenGrant]
+
+    package init(
+        failure: FetchFailure?,
+        digest: String = "",
+        programs: [String: String]? = nil,
+        maps: [String: String]? = nil,
+        objectSize: Int = 0,
+        tokens: [TokenGrant] = []
+    ) {
+        self.failure = failure
+        self.digest = digest
+        self.programs = programs
+        self.maps = maps
+        self.objectSize = objectSize
+        self.tokens = tokens
+    }
+}
+
+/// Why a fetch failed, as the fetcher tells it.
+package struct FetchFailure: Codable, Sendable, Equatable {
+    package enum Kind: String, Codable, Sendable {
+        /// INTERNAL `failed to pull image <url>: <reason>`.
+        case transfer
+        /// NOT_FOUND `image <url> not found`.
+        case manifestNotFound
+        /// PERMISSION_DENIED `registry <host> refused the credentials for <url>`.
+        case credentialsRefused
+        /// INVALID_ARGUMENT with `reason` as the whole message.
+        case invalidContent
+    }
+
+    package var kind: Kind
+    package var reason: String
+    package var host: String
+
+    package init(kind: Kind, reason: String, host: String = "") {
+        self.kind = kind
+        self.reason = reason
+        self.host = host
+    }
+
+    /// The error a client sees for a pull of `url` that failed this way (SPEC §8.3).
+    package func imageError(url: String) -> ImageError {
+        switch kind {
+        case .transfer: .internal("failed to pull image \(url): \(reason)")
+        case .manifestNotFound: ImageError(.notFound, "image \(url) not found")
+        case .credentialsRefused: ImageError(.permissionDenied, "registry \(host) refused the credentials for \(url)")
+        case .invalidContent: ImageError(.invalidArgument, reason)
+        }
+    }
+}
+
+/// Caps on what a pull reads (SPEC §8.1): checked against descriptors before a transfer and enforced during it.
+package struct ImageLimits: Codable, Sendable {
+    /// A manifest, an index or a config.
+    package var document = 4 << 20
+    /// A layer as downloaded (compressed).
+    package var layer = 64 << 20
+    /// One file inside a layer.
+    package var entry = 16 << 20
+    /// Layers of one manifest.
+    package var layers = 64
+    /// All bytes a layer expands to, entries skipped included.
+    package var expanded = 256 << 20
+
+    package init() {}
+}
