@@ -54,9 +54,16 @@ build() {  # build COMMIT TREE SCRATCH NAME
     echo "building $4 ($1, release, --static-swift-stdlib) ..." >&2
     local t0=$SECONDS
     (cd "$2" && swift build -c release --static-swift-stdlib --product bpfman --scratch-path "$3" >&2)
+    # A commit with the image fetcher process (bpfman-image) ships it beside bpfman, where the daemon finds it.
+    if [ -d "$2/Sources/bpfman-image" ]; then
+        (cd "$2" && swift build -c release --static-swift-stdlib --product bpfman-image --scratch-path "$3" >&2)
+    fi
     echo "built $4 in $((SECONDS - t0)) s" >&2
     mkdir -p "$work/$4"
     cp "$3/release/bpfman" "$work/$4/bpfman"
+    if [ -x "$3/release/bpfman-image" ] && [ -d "$2/Sources/bpfman-image" ]; then
+        cp "$3/release/bpfman-image" "$work/$4/bpfman-image"
+    fi
     # The XDP/TC dispatcher objects of that commit, so start-up includes its freplace probe as shipped (a
     # commit that embeds them in the executable has no scripts/build-bpf.sh and needs none).
     if [ -f "$2/scripts/build-bpf.sh" ]; then
