@@ -55,7 +55,10 @@ let package = Package(
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // libarchive linked statically (its module map names libarchive.a): the fetcher reads tar, gzip and zstd
+        // only, and those parts need zlib and libzstd; the shared library would also load libxml2, ICU's 31 MB
+        // data library and five compression and ACL libraries for formats it never reads (README, "Kubernetes").
+        .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev", "libzstd-dev"])]),
         // Linux calls that the Glibc module leaves out (they need _GNU_SOURCE); header only.
         .systemLibrary(name: "CLinux"),
 

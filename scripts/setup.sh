@@ -16,9 +16,10 @@ DEBS=(
     protoc-gen-go protoc-gen-go-grpc systemd
     # kernel-B lane (qemu)
     qemu-system-x86 busybox-static cpio
-    # bytecode images: HTTP(S) and archives behind the CCurl/CArchive shims, CA bundle, and the real registry
+    # bytecode images: HTTP(S) and archives behind the CCurl/CArchive shims (libarchive.a needs libzstd-dev to
+    # link), CA bundle, and the real registry
     # and image tools the image tests drive (docker-registry, skopeo, umoci, htpasswd, openssl for a test CA)
-    libcurl4-openssl-dev libarchive-dev ca-certificates docker-registry skopeo umoci apache2-utils openssl
+    libcurl4-openssl-dev libarchive-dev libzstd-dev ca-certificates docker-registry skopeo umoci apache2-utils openssl
 )
 
 missing=()
