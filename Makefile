@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build release release-smoke check unit fixtures clean kernel-b
+.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
@@ -36,6 +36,12 @@ release: setup
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures
 	bash scripts/release-smoke.sh
+
+## The container image bpfman-operator deploys as the daemon (SPEC §1.10, README "Kubernetes"): the release
+## executables stripped, the Debian libraries they load and the CA bundle, written without a container engine as
+## a reproducible OCI archive, .build/bpfman-image.tar, tagged bpfman:<version> (scripts/build-image.sh).
+image: release
+	bash scripts/build-image.sh
 
 ## Static checks: formatting (.swift-format, STYLE.md 24), the module graph, the proto contract against
 ## reference-proto, fresh generated code, and the embedded dispatchers: the bytes in EmbeddedDispatchers.swift
