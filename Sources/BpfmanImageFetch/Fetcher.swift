@@ -4,9 +4,11 @@ internal import Glibc
 /// The work of one `bpfman-image` process: a request in, a reply and the object's bytes out (FetchProtocol.swift).
 package enum Fetcher {
     /// Pulls `request.url`.
-    /// - Parameter localFD: for `oci:` the layout directory, for `oci-archive:` the archive, opened by the daemon.
+    /// - Parameters:
+    ///   - localFD: for `oci:` the layout directory, for `oci-archive:` the archive, opened by the daemon.
+    ///   - caBundle: the PEM certificates of the daemon's `SSL_CERT_FILE`, or nil for libcurl's own bundle.
     /// - Returns: the reply, and the object's bytes on success.
-    package static func run(_ request: FetchRequest, localFD: CInt?) -> (FetchReply, [UInt8]) {
+    package static func run(_ request: FetchRequest, localFD: CInt?, caBundle: [UInt8]?) -> (FetchReply, [UInt8]) {
         let reference: ImageReference
         do { reference = try ImageReference(parsing: request.url) } catch {
             return (FetchReply(failure: FetchFailure(kind: .invalidContent, reason: error.message)), [])
@@ -24,13 +26,14 @@ package enum Fetcher {
         }
         defer { removeTree(staging) }
         let puller = Puller(url: request.url, limits: request.limits, staging: staging)
+        var usedPlainHTTP = false
         do throws(PullFailure) {
             let pulled: PulledImage
             switch reference {
             case .registry(let registry):
                 let session = try HTTPSession(
                     userAgent: request.userAgent,
-                    caBundle: request.caBundle,
+                    caBundle: caBundle,
                     cancellation: CancellationFlag()
                 )
                 var source = RegistrySource(
@@ -61,13 +64,15 @@ package enum Fetcher {
                 programs: pulled.programs,
                 maps: pulled.maps,
                 objectSize: pulled.object.count,
-                tokens: tokens.grants(registry: registryHost, credentials: credentials)
+                tokens: tokens.grants(registry: registryHost, credentials: credentials),
+                plainHTTP: usedPlainHTTP
             )
             return (reply, pulled.object)
         } catch {
             let reply = FetchReply(
                 failure: error.fetchFailure,
-                tokens: tokens.grants(registry: registryHost, credentials: credentials)
+                tokens: tokens.grants(registry: registryHost, credentials: credentials),
+                plainHTTP: usedPlainHTTP
             )
             return (reply, [])
         }

@@ -46,13 +46,23 @@ struct RegistrySource: ImageSource {
     let tokens: TokenCache
     let session: HTTPSession
     /// `https`, until a loopback registry turns out to speak plain HTTP.
-    private var scheme = "https"
+    private var scheme: String
+    /// Whether this registry was spoken to over plain HTTP.
+    var usesPlainHTTP: Bool { scheme == "http" }
     /// The `Authorization` header that the registry accepted (or that is tried first).
     private var authorization: String?
     /// Whether `authorization` carries the user's credentials (then a 401/403 means they were refused).
     private var sentCredentials = false
 
-    init(reference: RegistryReference, credentials: RegistryCredentials?, tokens: TokenCache, session: HTTPSession) {
+    /// - Parameter plainHTTP: a loopback registry already known to speak plain HTTP (no TLS attempt first).
+    init(
+        reference: RegistryReference,
+        credentials: RegistryCredentials?,
+        tokens: TokenCache,
+        session: HTTPSession,
+        plainHTTP: Bool = false
+    ) {
+        self.scheme = plainHTTP && reference.isLoopback ? "http" : "https"
         self.reference = reference
         self.credentials = credentials
         self.tokens = tokens

@@ -1,5 +1,7 @@
 /// What the daemon and its `bpfman-image` fetcher process say to each other (SPEC §8): one request as JSON on the
-/// fetcher's standard input, one reply on its standard output, a JSON line followed by the object's bytes.
+/// fetcher's standard input, one reply on its standard output, a JSON line followed by the object's bytes. Files
+/// the daemon opens for the fetcher: fd 3, the `oci:` directory or `oci-archive:` file; fd 4, the CA bundle named
+/// by `SSL_CERT_FILE` (the fetcher, as nobody, may not be allowed to open either by path).
 ///
 /// The fetcher downloads and parses untrusted bytes (registry JSON, gzip, tar) without root and without the
 /// daemon's memory; it links libcurl and libarchive so the daemon does not load them (README, "Bytecode images").
@@ -10,8 +12,8 @@ package struct FetchRequest: Codable, Sendable {
     package var password: String?
     /// Live bearer tokens for this registry and these credentials.
     package var tokens: [TokenGrant]
-    /// The CA bundle's bytes when `SSL_CERT_FILE` names one (the fetcher may not be able to open it).
-    package var caBundle: [UInt8]?
+    /// The registry is known to speak plain HTTP (a loopback registry without TLS, seen by an earlier pull).
+    package var plainHTTP: Bool
     package var limits: ImageLimits
     package var userAgent: String
 
@@ -19,7 +21,7 @@ package struct FetchRequest: Codable, Sendable {
         url: String,
         credentials: RegistryCredentials?,
         tokens: [TokenGrant],
-        caBundle: [UInt8]?,
+        plainHTTP: Bool,
         limits: ImageLimits,
         userAgent: String
     ) {
@@ -27,7 +29,7 @@ package struct FetchRequest: Codable, Sendable {
         self.username = credentials?.username
         self.password = credentials?.password
         self.tokens = tokens
-        self.caBundle = caBundle
+        self.plainHTTP = plainHTTP
         self.limits = limits
         self.userAgent = userAgent
     }
@@ -55,6 +57,8 @@ package struct FetchReply: Codable, Sendable {
     package var objectSize: Int
     /// The tokens for this registry and credentials after the pull.
     package var tokens: [TokenGrant]
+    /// The registry answered over plain HTTP (a loopback registry without TLS).
+    package var plainHTTP: Bool
 
     package init(
         failure: FetchFailure?,
@@ -62,7 +66,8 @@ package struct FetchReply: Codable, Sendable {
         programs: [String: String]? = nil,
         maps: [String: String]? = nil,
         objectSize: Int = 0,
-        tokens: [TokenGrant] = []
+        tokens: [TokenGrant] = [],
+        plainHTTP: Bool = false
     ) {
         self.failure = failure
         self.digest = digest
@@ -70,6 +75,7 @@ package struct FetchReply: Codable, Sendable {
         self.maps = maps
         self.objectSize = objectSize
         self.tokens = tokens
+        self.plainHTTP = plainHTTP
     }
 }
 

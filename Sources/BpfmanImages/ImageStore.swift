@@ -84,8 +84,10 @@ package final class ImageStore: Sendable {
     let objectCheck: @Sendable ([UInt8]) -> String?
     let logger: Logger
     let userAgent: String
-    /// `SSL_CERT_FILE`, read for each pull and handed to the fetcher (which runs as nobody).
+    /// `SSL_CERT_FILE`, opened for each pull and handed to the fetcher (which runs as nobody) as fd 4.
     let caBundlePath: String?
+    /// Loopback registries that answered over plain HTTP: later pulls skip the TLS attempt.
+    private let plainHTTPRegistries = Mutex<Set<String>>([])
     /// The `bpfman-image` executable.
     let fetcherPath: String
     let tokens = TokenCache()
@@ -242,24 +244,30 @@ package final class ImageStore: Sendable {
         defer { if let localFD { close(localFD) } }
         var registryHost = ""
         if case .registry(let registry) = reference { registryHost = registry.host }
-        var caBundle: [UInt8]?
+        var caBundleFD: CInt?
         if let caBundlePath {
-            guard let bytes = readSmallFile(caBundlePath, limit: 4 << 20) else {
-                throw .internal("failed to pull image \(url): cannot read the CA bundle SSL_CERT_FILE=\(caBundlePath)")
+            caBundleFD = open(caBundlePath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard caBundleFD! >= 0 else {
+                throw .internal(
+                    "failed to pull image \(url): cannot open the CA bundle SSL_CERT_FILE=\(caBundlePath): "
+                        + String(cString: strerror(errno))
+                )
             }
-            caBundle = bytes
         }
+        defer { if let caBundleFD { close(caBundleFD) } }
+        let plainHTTP = plainHTTPRegistries.withLock { $0.contains(registryHost) }
         let request = FetchRequest(
             url: url,
             credentials: credentials,
             tokens: tokens.grants(registry: registryHost, credentials: credentials),
-            caBundle: caBundle,
+            plainHTTP: plainHTTP,
             limits: limits,
             userAgent: userAgent
         )
-        let (reply, object) = try runFetcher(request, localFD: localFD, url: url)
+        let (reply, object) = try runFetcher(request, localFD: localFD, caBundleFD: caBundleFD, url: url)
         if !registryHost.isEmpty {
             tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
+            if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
         }
         if let failure = reply.failure { throw failure.imageError(url: url) }
         if let problem = objectCheck(object) {
@@ -303,11 +311,13 @@ package final class ImageStore: Sendable {
         return fd
     }
 
-    /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3; reads its reply
+    /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3 and `caBundleFD` as
+    /// its fd 4; reads its reply
     /// line and the object that follows, at most a reply's and an object's worth.
     private func runFetcher(
         _ request: FetchRequest,
         localFD: CInt?,
+        caBundleFD: CInt?,
         url: String
     ) throws(ImageError) -> (FetchReply, [UInt8]) {
         func failed(_ reason: String) -> ImageError { .internal("failed to pull image \(url): \(reason)") }
@@ -326,6 +336,7 @@ package final class ImageStore: Sendable {
         posix_spawn_file_actions_adddup2(&actions, input[0], 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         if let localFD { posix_spawn_file_actions_adddup2(&actions, localFD, 3) }
+        if let caBundleFD { posix_spawn_file_actions_adddup2(&actions, caBundleFD, 4) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

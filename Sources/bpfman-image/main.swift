@@ -63,5 +63,19 @@ else {
 }
 var info = stat()
 let localFD: CInt? = fstat(3, &info) == 0 ? 3 : nil
-let (answer, object) = Fetcher.run(request, localFD: localFD)
+/// The CA bundle the daemon opened as fd 4 (its SSL_CERT_FILE), at most 4 MiB.
+func readCABundle() -> [UInt8]? {
+    var info = stat()
+    guard fstat(4, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= 4 << 20 else { return nil }
+    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { pread(4, $0.baseAddress! + offset, $0.count - offset, off_t(offset)) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return nil }
+        offset += n
+    }
+    return bytes
+}
+let (answer, object) = Fetcher.run(request, localFD: localFD, caBundle: readCABundle())
 reply(answer, object)
