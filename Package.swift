@@ -42,8 +42,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        // SHA-256 for image blobs and cache keys, compiled in (no crypto library loaded by the daemon).
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // C system libraries: each is a module map over one shim header.
@@ -61,6 +59,8 @@ let package = Package(
         .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev", "libzstd-dev"])]),
         // Linux calls that the Glibc module leaves out (they need _GNU_SOURCE); header only.
         .systemLibrary(name: "CLinux"),
+        // libcrypto's SHA-256, dlopen'ed on first use (a daemon that pulls no image never maps libcrypto).
+        .systemLibrary(name: "CLazyCrypto"),
 
         // The wire contract: generated messages plus a hand-written codec. No dependencies at all.
         .target(name: "Proto", swiftSettings: swiftSettings),
@@ -85,7 +85,7 @@ let package = Package(
         // per reference, and the bpfman-image fetcher process it starts. Knows nothing of gRPC, the codec or the engine.
         .target(
             name: "BpfmanImages",
-            dependencies: ["CLinux", logging, .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CLinux", "CLazyCrypto", logging],
             swiftSettings: swiftSettings
         ),
         // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive. Linked only

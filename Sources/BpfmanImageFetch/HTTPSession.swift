@@ -71,7 +71,9 @@ final class HTTPSession {
         limit: Int,
         allowPlainRedirects: Bool
     ) throws(PullFailure) -> HTTPResponse {
-        let transfer = Transfer(handle: handle, sink: sink, limit: limit, cancellation: cancellation)
+        let hasher: SHA256Hasher
+        do { hasher = try SHA256Hasher() } catch { throw .transfer(error.message) }
+        let transfer = Transfer(handle: handle, sink: sink, limit: limit, cancellation: cancellation, hasher: hasher)
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
 
@@ -152,11 +154,18 @@ private final class Transfer {
     var headers: [(name: String, value: String)] = []
     var body: [UInt8] = []
     var received = 0
-    var hasher: SHA256Hasher? = SHA256Hasher()
+    var hasher: SHA256Hasher?
     /// Why the transfer was stopped from a callback.
     var problem: String?
 
-    init(handle: UnsafeMutableRawPointer, sink: BodySink, limit: Int, cancellation: CancellationFlag) {
+    init(
+        handle: UnsafeMutableRawPointer,
+        sink: BodySink,
+        limit: Int,
+        cancellation: CancellationFlag,
+        hasher: consuming SHA256Hasher
+    ) {
+        self.hasher = .some(hasher)
         self.handle = handle
         self.sink = sink
         self.limit = limit

@@ -74,7 +74,8 @@ struct LayoutSource: ImageSource {
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw .transfer("\(path) is not a regular file")
         }
-        var hasher = SHA256Hasher()
+        var hasher: SHA256Hasher
+        do { hasher = try SHA256Hasher() } catch { throw .transfer(error.message) }
         var length = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {

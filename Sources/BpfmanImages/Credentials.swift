@@ -19,7 +19,8 @@ package struct RegistryCredentials: Sendable, Hashable, CustomStringConvertible,
     package var basicAuthorization: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
 
     /// A digest that tells credentials apart (token cache, shared downloads) without keeping them in a key.
-    package var fingerprint: String { SHA256Hasher.digest(Array("\(username)\u{0}\(password)".utf8)) }
+    /// Kept in memory only (token cache and shared-download keys), never logged or written.
+    package var fingerprint: String { "\(username)\u{0}\(password)" }
 
     package var description: String { "<redacted>" }
     package var debugDescription: String { "<redacted>" }

@@ -143,8 +143,8 @@ package final class ImageStore: Sendable {
     }
 
     /// The cache entry's directory for a normalized reference: `sha256_<first 16 bytes of its sha256>`.
-    package func entryDirectory(for normalized: String) -> String {
-        directory + "/sha256_" + SHA256Hasher.digest(Array(normalized.utf8)).dropFirst(7).prefix(32)
+    package func entryDirectory(for normalized: String) throws(ImageError) -> String {
+        directory + "/sha256_" + (try SHA256Hasher.digest(Array(normalized.utf8))).dropFirst(7).prefix(32)
     }
 
     /// The object file of `url` under `policy` (SPEC §8.3).
@@ -157,7 +157,7 @@ package final class ImageStore: Sendable {
     ) async throws(ImageError) -> CachedImage {
         guard !url.isEmpty else { throw .invalidArgument("image url is required") }
         let reference = try ImageReference(parsing: url)
-        let entry = entryDirectory(for: reference.normalized)
+        let entry = try entryDirectory(for: reference.normalized)
         if policy != .always {
             switch readEntry(entry) {
             case .some(let (image, metadata)) where metadata.policy == signing:
