@@ -156,22 +156,3 @@ func unpackLayoutArchive(fd archiveFD: CInt, name file: String, into directory: 
 func archiveError(_ archive: OpaquePointer) -> String {
     archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
 }
-
-/// Reads at most `limit` bytes of the regular file `name` under the directory `directoryFD`; nil when it cannot be
-/// opened, is not regular, or is larger.
-func readSmallFile(at directoryFD: CInt, _ name: String, limit: Int) -> [UInt8]? {
-    let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else { return nil }
-    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return nil }
-        offset += n
-    }
-    return bytes
-}

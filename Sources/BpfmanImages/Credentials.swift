@@ -80,7 +80,13 @@ package struct AuthFiles: Sendable {
 
 /// Reads at most `limit` bytes of a regular file; nil when it cannot be opened, is not regular, or is larger.
 package func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    readSmallFile(at: AT_FDCWD, path, limit: limit)
+}
+
+/// Reads at most `limit` bytes of the regular file `name` (relative to the directory `directoryFD`, or absolute);
+/// nil when it cannot be opened, is not regular, or is larger. A final symbolic link is not followed.
+package func readSmallFile(at directoryFD: CInt, _ name: String, limit: Int) -> [UInt8]? {
+    let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var info = stat()

@@ -31,7 +31,13 @@ struct FetcherProcessTests {
         }
     }
 
-    @Test func aMissingFetcherIsAClearError() async throws {
+    /// A fetcher that cannot start, or that ends without a reply (here: one that is not a fetcher at all), fails
+    /// the pull with INTERNAL, and nothing is cached.
+    @Test(arguments: [
+        ("/nonexistent/bpfman-image", "cannot start the image fetcher /nonexistent/bpfman-image"),
+        ("/bin/false", "the image fetcher exited with status 1 without a reply"),
+    ])
+    func aBrokenFetcherIsAClearError(fetcher: String, message: String) async throws {
         try await withWorkspace { workspace in
             let layout = try workspace.layout(with: try Objects.tracepointImage())
             let store = try ImageStore(
@@ -40,30 +46,10 @@ struct FetcherProcessTests {
                 environment: [:],
                 userAgent: "bpfman-images-tests",
                 logger: workspace.log.makeLogger(),
-                fetcher: "/nonexistent/bpfman-image",
+                fetcher: fetcher,
                 objectCheck: bpfObjectCheck
             )
-            await expectImageError(.internal, "cannot start the image fetcher /nonexistent/bpfman-image") {
-                try await store.resolve(url: "oci:\(layout.directory)", policy: .always)
-            }
-            #expect(workspace.cacheContents().isEmpty)
-        }
-    }
-
-    /// A fetcher that dies without a reply (here: one that is not a fetcher at all) fails the pull, nothing cached.
-    @Test func aFetcherWithoutAReplyFailsThePull() async throws {
-        try await withWorkspace { workspace in
-            let layout = try workspace.layout(with: try Objects.tracepointImage())
-            let store = try ImageStore(
-                directory: workspace.cache,
-                signing: SigningPolicy(),
-                environment: [:],
-                userAgent: "bpfman-images-tests",
-                logger: workspace.log.makeLogger(),
-                fetcher: "/bin/false",
-                objectCheck: bpfObjectCheck
-            )
-            await expectImageError(.internal, "the image fetcher exited with status 1 without a reply") {
+            await expectImageError(.internal, message) {
                 try await store.resolve(url: "oci:\(layout.directory)", policy: .always)
             }
             #expect(workspace.cacheContents().isEmpty)
