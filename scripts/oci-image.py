@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -169,11 +170,52 @@ def shared_libraries(executable):
 
 
 def stripped_copy(source, directory):
-    """`strip --strip-unneeded` on a copy: no debug info or symbol table in the image (the release build of
-    the same commit, being reproducible, symbolicates its addresses)."""
+    """`strip --strip-unneeded` on a copy (no debug info or symbol table in the image), then `normalize_elf`."""
     target = os.path.join(directory, os.path.basename(source))
     subprocess.run(["strip", "--strip-unneeded", "-o", target, source], check=True)
+    with open(target, "r+b") as f:
+        data = bytearray(f.read())
+        normalize_elf(data)
+        f.seek(0)
+        f.write(data)
     return target
+
+
+def normalize_elf(data):
+    """Makes an executable's bytes depend on its code only, in place.
+
+    swiftc fills `.swift_modhash` (hashes LLDB matches module files with; nothing reads them at run time) with
+    values that differ from build to build for some modules (swift-crypto's, measured: Crypto and
+    CryptoBoringWrapper), and the linker's build-id is a hash of the whole file, so it differs too. The section is
+    zeroed and the build-id set to the SHA-1 of the file with both zeroed: the same for every build of one commit.
+    """
+    if data[:6] != b"\x7fELF\x02\x01":
+        raise SystemExit("oci-image: only little-endian ELF64 executables are supported")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(index):
+        name, kind, _, _, offset, size = struct.unpack_from("<IIQQQQ", data, shoff + index * shentsize)
+        return name, kind, offset, size
+
+    _, _, strings_offset, _ = section(shstrndx)
+    build_id = None
+    for index in range(shnum):
+        name_offset, kind, offset, size = section(index)
+        end = data.index(b"\0", strings_offset + name_offset)
+        name = bytes(data[strings_offset + name_offset:end])
+        if name == b".swift_modhash" and kind == 1:  # SHT_PROGBITS
+            data[offset:offset + size] = bytes(size)
+        elif name == b".note.gnu.build-id":
+            name_size, description_size, note_type = struct.unpack_from("<III", data, offset)
+            if note_type == 3:  # NT_GNU_BUILD_ID
+                start = offset + 12 + (name_size + 3) // 4 * 4
+                build_id = (start, description_size)
+    if build_id:
+        start, size = build_id
+        data[start:start + size] = bytes(size)
+        digest = hashlib.sha1(data).digest()
+        data[start:start + size] = (digest * (size // len(digest) + 1))[:size]
 
 
 def base_layer(epoch, executables):
