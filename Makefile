@@ -11,8 +11,9 @@ BIN := .build/debug
 run: setup build
 	$(BIN)/bpfman serve
 
-## Set up what is missing, build, and run every test suite; non-zero exit on any failure.
-test: setup check build fixtures unit kernel-b release-smoke
+## Set up what is missing, build, and run every test suite; non-zero exit on any failure. The container image is
+## built before the unit suites, which run it under podman (DaemonKernelTests.Container).
+test: setup check build fixtures image unit kernel-b release-smoke
 
 setup:
 	bash scripts/setup.sh

@@ -11,6 +11,8 @@
 //
 // OBJ is a file path, or image:URL for a bytecode image (pull policy IfNotPresent, as the operator's default),
 // in which case the image url and policy must come back from Load and Get with empty credentials.
+// With AGENT_KEEP=1 in the environment the agent stops after Attach and its checks, leaving the program loaded
+// and attached as the real agent does (its bpfman.io/uuid is then unique to the run).
 // Prints PASS on success; any unexpected reply exits 1.
 package main
 
@@ -60,6 +62,10 @@ func main() {
 		"tc": gobpfman.BpfmanProgramType_TC, "xdp": gobpfman.BpfmanProgramType_XDP,
 	}[kind]
 	uuid := "8f0c2a4e-6d1b-4e8a-9c3f-5b7d9e1a2c4f"
+	keep := os.Getenv("AGENT_KEEP") == "1"
+	if keep {
+		uuid = fmt.Sprintf("8f0c2a4e-6d1b-4e8a-9c3f-%012x", time.Now().UnixNano()&0xffffffffffff)
+	}
 	location := &gobpfman.BytecodeLocation{Location: &gobpfman.BytecodeLocation_File{File: object}}
 	imageURL := ""
 	if strings.HasPrefix(object, "image:") {
@@ -147,6 +153,10 @@ func main() {
 	list, err := c.List(ctx, &gobpfman.ListRequest{MatchMetadata: map[string]string{"bpfman.io/uuid": uuid}})
 	if err != nil || len(list.GetResults()) != 1 || list.GetResults()[0].GetKernelInfo().GetId() != id {
 		fail("List by uuid: %v %v", list, err)
+	}
+	if keep {
+		fmt.Printf("program %d link %d\nPASS\n", id, link)
+		return
 	}
 	if _, err := c.Detach(ctx, &gobpfman.DetachRequest{LinkId: link}); err != nil {
 		fail("Detach: %v", err)
