@@ -6,7 +6,8 @@
 
 `build` makes two layers, both FROM scratch:
   1. base:   the Debian shared libraries the executables link (as `ldd` lists them, with the dynamic loader,
-             each at the path the loader looks at, through the same symlinks as on this machine), the CA bundle,
+             each at the path the loader looks at, through the same symlinks as on this machine) and those they
+             load with dlopen (DLOPENED, with what they link), the CA bundle,
              a minimal /etc, /tmp, /run with /var/run -> /run, and /var/lib/bpfman.
   2. bpfman: the executables in /usr/sbin (bpfman, bpfman-ns, bpfman-image: each looks for the others beside
              itself), symbols stripped, on copies.
@@ -42,6 +43,9 @@ CMD = ["serve"]
 ENV = ["PATH=/usr/sbin:/usr/bin"]
 EXECUTABLE_DIR = "usr/sbin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Libraries the executables load with dlopen, which ldd cannot see (KubernetesManifestTests checks this list
+# against every dlopen in Sources): libcrypto for the daemon's SHA-256 (Sources/CLazyCrypto).
+DLOPENED = ["libcrypto.so.3"]
 IMAGE_NAME = "localhost/bpfman"
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -169,6 +173,16 @@ def shared_libraries(executable):
     return paths
 
 
+def dlopened_library(name):
+    """The path the dynamic loader's cache gives `name` (as dlopen finds it), from `ldconfig -p`."""
+    output = subprocess.run(["ldconfig", "-p"], check=True, capture_output=True, text=True).stdout
+    for line in output.splitlines():
+        parts = line.strip().split(" => ")
+        if len(parts) == 2 and parts[0].split(" ")[0] == name:
+            return parts[1]
+    raise SystemExit(f"oci-image: {name} (loaded with dlopen) is not installed")
+
+
 def stripped_copy(source, directory):
     """`strip --strip-unneeded` on a copy (no debug info or symbol table in the image), then `normalize_elf`."""
     target = os.path.join(directory, os.path.basename(source))
@@ -236,6 +250,11 @@ def base_layer(epoch, executables):
     libraries = []
     for executable in executables:
         for library in shared_libraries(executable):
+            if library not in libraries:
+                libraries.append(library)
+    for name in DLOPENED:
+        path = dlopened_library(name)
+        for library in [path] + shared_libraries(path):
             if library not in libraries:
                 libraries.append(library)
     for library in sorted(libraries):
@@ -394,6 +413,7 @@ def describe(_arguments):
         "executables": "/" + EXECUTABLE_DIR,
         "ca_bundle": CA_BUNDLE,
         "image_cache_link": {"/var/cache/bpfman": "/var/lib/bpfman"},
+        "dlopened": DLOPENED,
         "name": IMAGE_NAME,
     }, indent=2, sort_keys=True))
 
