@@ -40,8 +40,10 @@ package enum Fetcher {
                     reference: registry,
                     credentials: credentials,
                     tokens: tokens,
-                    session: session
+                    session: session,
+                    plainHTTP: request.plainHTTP
                 )
+                defer { usedPlainHTTP = source.usesPlainHTTP }
                 pulled = try puller.pull(from: &source)
             case .layout(let directory, let tag):
                 guard let localFD else { throw PullFailure.transfer("the daemon did not open \(directory)") }
