@@ -217,7 +217,7 @@ package final class ImageStore: Sendable {
         let result: Result<CachedImage, ImageError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(
-                    returning: Result { () throws(ImageError) in
+                    returning: Result { () throws(ImageError) -> CachedImage in
                         try self.pull(url: url, reference: reference, credentials: credentials, entry: entry)
                     }
                 )
@@ -446,12 +446,6 @@ package final class ImageStore: Sendable {
         }
         installed = true
         _ = syncPath(directory)
-    }
-}
-
-extension Result where Failure == ImageError {
-    init(_ body: () throws(ImageError) -> Success) {
-        do { self = .success(try body()) } catch { self = .failure(error) }
     }
 }
 
