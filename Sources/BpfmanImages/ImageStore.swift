@@ -92,6 +92,9 @@ package final class ImageStore: Sendable {
     let fetcherPath: String
     let tokens = TokenCache()
     private let inFlight = Mutex<[String: Task<CachedImage, any Error>]>([:])
+    /// Entries read before, by directory, with the identity of the `metadata.json` they were read from: a cached
+    /// Load then costs one stat instead of a read and a JSON decode. A swapped-in entry is a new file (new inode).
+    private let readEntries = Mutex<[String: (stamp: FileStamp, image: CachedImage, metadata: EntryMetadata)]>([:])
 
     /// - Parameters:
     ///   - directory: the cache (`--image-cache-dir`); made if missing, leftovers of interrupted pulls removed.
@@ -407,6 +410,14 @@ package final class ImageStore: Sendable {
 
     /// The entry in `path` when it is whole and readable.
     private func readEntry(_ path: String) -> (CachedImage, EntryMetadata)? {
+        guard let stamp = FileStamp(path + "/metadata.json") else {
+            _ = readEntries.withLock { $0.removeValue(forKey: path) }
+            return nil
+        }
+        if let known = readEntries.withLock({ $0[path] }), known.stamp == stamp, access(path + "/bytecode.o", R_OK) == 0
+        {
+            return (known.image, known.metadata)
+        }
         guard let bytes = readSmallFile(path + "/metadata.json", limit: limits.document),
             let metadata = try? JSONDecoder().decode(EntryMetadata.self, from: Data(bytes)),
             access(path + "/bytecode.o", R_OK) == 0
@@ -418,6 +429,7 @@ package final class ImageStore: Sendable {
             programs: metadata.programs,
             maps: metadata.maps
         )
+        readEntries.withLock { $0[path] = (stamp, image, metadata) }
         return (image, metadata)
     }
 
@@ -530,5 +542,24 @@ func readAll(_ fd: CInt, limit: Int) -> [UInt8] {
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return bytes }
         if bytes.count < limit { bytes += chunk[..<min(n, limit - bytes.count)] }
+    }
+}
+
+/// What tells one version of a file from another without reading it: device, inode, size and change time.
+struct FileStamp: Equatable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var changed: Int
+    var changedNanoseconds: Int
+
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        changed = info.st_ctim.tv_sec
+        changedNanoseconds = info.st_ctim.tv_nsec
     }
 }
