@@ -25,14 +25,12 @@ build:
 
 ## The daemon as it ships: release build with the Swift runtime and FoundationEssentials linked in
 ## (--static-swift-stdlib; about 40% less start-up and 20% less RSS than the dynamic build, README
-## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift),
-## plus the container_pid helper bpfman-ns, built the same way. Install with:
-## install -m 755 .build/release/bpfman .build/release/bpfman-ns .build/release/bpfman-image /usr/sbin/
-## (bpfman-image is the image fetcher the daemon starts for each pull: it links libcurl and libarchive, the daemon not.)
+## "BpfmanServer"), linked by lld with the daemon's functions first (packaging/bpfman.order, Package.swift).
+## One file is the whole install: install -m 755 .build/release/bpfman /usr/sbin/
+## The daemon runs that same file as its image fetcher (argv[0] bpfman-image, libcurl opened with dlopen there
+## only) and as its container_pid helper (argv[0] bpfman-ns); the dispatchers are embedded in it.
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
-	$(SWIFT) build -c release --static-swift-stdlib --product bpfman-ns
-	$(SWIFT) build -c release --static-swift-stdlib --product bpfman-image
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures

@@ -37,7 +37,6 @@ let package = Package(
     products: [
         .executable(name: "bpfman", targets: ["bpfman"]),
         .executable(name: "protocat", targets: ["protocat"]),
-        .executable(name: "bpfman-image", targets: ["bpfman-image"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,7 +51,9 @@ let package = Package(
             providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev"])]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl's header only: the fetcher opens libcurl.so.4 with dlopen (the daemon, the same executable,
+        // never maps it).
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libarchive linked statically (its module map names libarchive.a): the fetcher reads tar, gzip and zstd
         // only, and those parts need zlib and libzstd; the shared library would also load libxml2, ICU's 31 MB
         // data library and five compression and ACL libraries for formats it never reads (README, "Kubernetes").
@@ -88,17 +89,12 @@ let package = Package(
             dependencies: ["CLinux", "CLazyCrypto", logging],
             swiftSettings: swiftSettings
         ),
-        // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive. Linked only
-        // into bpfman-image, so the daemon never loads libcurl or libarchive.
+        // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive, and the
+        // fetcher process itself (`bpfman` run as `bpfman-image`, FetcherProcess.swift), which the daemon starts
+        // for each pull. libcurl is opened with dlopen there, so the daemon never maps it.
         .target(
             name: "BpfmanImageFetch",
-            dependencies: ["BpfmanImages", "CCurl", "CArchive"],
-            swiftSettings: swiftSettings
-        ),
-        // The fetcher process: drops root, pulls one image, writes the object to standard output.
-        .executableTarget(
-            name: "bpfman-image",
-            dependencies: ["BpfmanImageFetch", "BpfmanImages", "CLinux"],
+            dependencies: ["BpfmanImages", "CCurl", "CArchive", "CLinux"],
             swiftSettings: swiftSettings
         ),
 
@@ -111,14 +107,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The one installed executable: the daemon and the CLI, and, under the names the daemon gives them in
+        // argv[0], the image fetcher (`bpfman-image`) and the container_pid helper (`bpfman-ns`).
         .executableTarget(
             name: "bpfman",
-            dependencies: ["BpfmanServer"],
+            dependencies: ["BpfmanServer", "BpfmanImageFetch", "BpfmanEngine"],
             swiftSettings: swiftSettings,
             linkerSettings: daemonLinkerSettings
         ),
-        // The single-threaded container_pid helper (SPEC §4.14): enters a mount namespace, sends an fd back.
-        .executableTarget(name: "bpfman-ns", dependencies: ["CBPF"], swiftSettings: swiftSettings),
         // Engine benchmark (load+pin vs plain libbpf, List, TCX attach+detach); not a test.
         .executableTarget(
             name: "bpfman-engine-bench",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container image bpfman-operator deploys as the daemon (SPEC §1.10), without a container engine:
 # an OCI archive at .build/bpfman-image.tar (or $1), tagged bpfman:<version> (localhost/bpfman:<version> once
-# loaded), from the release build (`make release`: bpfman, bpfman-ns, bpfman-image) and this machine's Debian
+# loaded), from the release build (`make release`: the one executable, bpfman) and this machine's Debian
 # shared libraries. scripts/oci-image.py writes it; see there for what goes in and how it stays reproducible.
 #
 # Load it with `podman load -i .build/bpfman-image.tar`, or `skopeo copy oci-archive:.build/bpfman-image.tar
@@ -18,7 +18,7 @@ output=${1:-.build/bpfman-image.tar}
 bin_dir=${BIN_DIR:-$(swift build -c release --static-swift-stdlib --show-bin-path)}
 
 executables=()
-for name in bpfman bpfman-ns bpfman-image; do
+for name in bpfman; do
     [ -x "$bin_dir/$name" ] || { echo "build-image: no $bin_dir/$name; run 'make release' first" >&2; exit 1; }
     executables+=(--executable "$bin_dir/$name")
 done
@@ -49,7 +49,8 @@ if [ -n "$stage" ]; then
         "$(command -v chroot)" "$stage")
     got=$("${in_image[@]}" /usr/sbin/bpfman version | awk '{ print $NF }') || got=""
     [ "$got" = "$version" ] || { echo "build-image: the image's bpfman says '$got', not '$version'" >&2; exit 1; }
-    # The helpers have no version command; what they answer a request they cannot use shows that they load.
+    # bpfman under the helpers' names (the image's symlinks): what each answers a request it cannot use shows that
+    # the name reaches the right code.
     got=$("${in_image[@]}" /usr/sbin/bpfman-ns 2>&1 </dev/null || true)
     [[ $got == usage:* ]] || { echo "build-image: the image cannot run bpfman-ns: $got" >&2; exit 1; }
     got=$("${in_image[@]}" /usr/sbin/bpfman-image 2>&1 </dev/null || true)

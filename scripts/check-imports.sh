@@ -16,11 +16,9 @@ declare -A allow=(
     [H2Transport]="CNghttp2 Logging Glibc Synchronization Dispatch"
     [BpfmanEngine]="CBPF CSQLite Logging Glibc Synchronization Dispatch FoundationEssentials"
     [BpfmanImages]="CLinux CLazyCrypto Logging Glibc Synchronization Dispatch FoundationEssentials"
-    [BpfmanImageFetch]="BpfmanImages CCurl CArchive Glibc Synchronization FoundationEssentials"
-    [bpfman-image]="BpfmanImageFetch BpfmanImages CLinux Glibc FoundationEssentials"
+    [BpfmanImageFetch]="BpfmanImages CCurl CArchive CLinux Glibc Synchronization FoundationEssentials"
     [BpfmanServer]="Proto H2Transport BpfmanEngine BpfmanImages Logging ArgumentParser Glibc Synchronization Dispatch FoundationEssentials"
-    [bpfman]="BpfmanServer ArgumentParser Logging"
-    [bpfman-ns]="Glibc CBPF"
+    [bpfman]="BpfmanServer BpfmanImageFetch BpfmanEngine ArgumentParser Logging"
     [bpfman-engine-bench]="BpfmanEngine CBPF Glibc Foundation Logging"
     [h2-echo-server]="H2Transport Glibc Logging"
 )

@@ -9,8 +9,9 @@
              each at the path the loader looks at, through the same symlinks as on this machine) and those they
              load with dlopen (DLOPENED, with what they link), the CA bundle,
              a minimal /etc, /tmp, /run with /var/run -> /run, and /var/lib/bpfman.
-  2. bpfman: the executables in /usr/sbin (bpfman, bpfman-ns, bpfman-image: each looks for the others beside
-             itself), symbols stripped, on copies.
+  2. bpfman: the executable, /usr/sbin/bpfman, symbols stripped, on a copy, and the names of the two helpers the
+             daemon runs it as (bpfman-ns, bpfman-image) as symlinks to it; the daemon itself starts them as
+             /proc/self/exe, so the symlinks are for people and scripts that call them by name.
 Two layers, so that a registry holding one build only receives the second for the next.
 
 Everything is reproducible: entries sorted, owner 0:0 with no names, mtime = --epoch (the commit time), modes
@@ -44,8 +45,11 @@ ENV = ["PATH=/usr/sbin:/usr/bin"]
 EXECUTABLE_DIR = "usr/sbin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Libraries the executables load with dlopen, which ldd cannot see (KubernetesManifestTests checks this list
-# against every dlopen in Sources): libcrypto for the daemon's SHA-256 (Sources/CLazyCrypto).
-DLOPENED = ["libcrypto.so.3"]
+# against every dlopen in Sources): libcrypto for the daemon's SHA-256 (Sources/CLazyCrypto), libcurl for the
+# image fetcher (Sources/CCurl).
+DLOPENED = ["libcrypto.so.3", "libcurl.so.4"]
+# Names under which the daemon runs its own executable (argv[0]); symlinks to bpfman in the image.
+HELPER_NAMES = ["bpfman-image", "bpfman-ns"]
 IMAGE_NAME = "localhost/bpfman"
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -267,6 +271,8 @@ def bpfman_layer(epoch, executables):
     for executable in executables:
         with open(executable, "rb") as f:
             layer.file(f"{EXECUTABLE_DIR}/{os.path.basename(executable)}", f.read(), 0o755)
+    for name in HELPER_NAMES:
+        layer.symlink(f"{EXECUTABLE_DIR}/{name}", "bpfman")
     return layer
 
 

@@ -6,7 +6,8 @@
 #  - attaches an XDP and a TC program to a veth in a private netns and checks the kernel has them (`ip link`,
 #    `tc filter`), then detaches both and checks they are gone (native mode on kernel A; dispatcher mode where
 #    freplace works, then the interface runs the dispatcher);
-#  - with the release `bpfman-ns` copied beside it, attaches a uprobe with `container_pid` (SPEC §4.14);
+#  - attaches a uprobe with `container_pid` (SPEC §4.14), which the daemon resolves by running its own executable
+#    as the `bpfman-ns` helper (nothing is copied beside it for that);
 # and SIGTERM ends the daemon with exit status 0. The test suites run the debug build; this is what catches a
 # release link that builds but does not run, or a release binary that needs files beside it. Needs root (bpffs,
 # program loads, netns); without it, says so and exits 0 without having run.
@@ -20,7 +21,7 @@ fi
 release="$root/.build/release"
 fixtures="$root/.build/bpf-fixtures"
 object="$fixtures/tracepoint_counter.bpf.o"
-for built in "$release/bpfman" "$release/bpfman-ns" "$object" "$fixtures/xdp_counter.bpf.o" \
+for built in "$release/bpfman" "$object" "$fixtures/xdp_counter.bpf.o" \
     "$fixtures/tc_counter.bpf.o" "$fixtures/uprobe_counter.bpf.o"; do
     [ -e "$built" ] || { echo "release-smoke: $built missing: run make release fixtures" >&2; exit 1; }
 done
@@ -94,9 +95,8 @@ fi
 "$bpfman" unload "$xdp_id" || fail "unload xdp"
 "$bpfman" unload "$tc_id" || fail "unload tc"
 
-# The release bpfman-ns, found beside bpfman (SPEC §1.1): a uprobe on libc's getpid through this shell's mount
-# namespace (container_pid = our pid).
-cp "$release/bpfman-ns" "$work/bin/bpfman-ns"
+# bpfman run as bpfman-ns (/proc/self/exe, argv[0] "bpfman-ns"): a uprobe on libc's getpid through this shell's
+# mount namespace (container_pid = our pid). The release binary must still be single-threaded when it calls setns.
 up_id=$("$bpfman" load file -p "$fixtures/uprobe_counter.bpf.o" --programs uprobe:count_call -o json |
     json 'd[0]["kernel_info"]["id"]') || fail "load uprobe"
 up_link=$("$bpfman" attach "$up_id" uprobe --target libc --fn-name getpid --container-pid $$ --output json |
@@ -112,4 +112,4 @@ daemon=
 [ "$status" = 0 ] || fail "daemon exited with status $status after SIGTERM"
 echo "release-smoke: passed with bpfman alone in $work/bin (tracepoint program $id attached as link $link," \
     "listed, detached, unloaded; XDP $xdp_id and TC $tc_id attached in $mode mode and seen by the kernel," \
-    "detached, unloaded; uprobe $up_id attached through bpfman-ns)"
+    "detached, unloaded; uprobe $up_id attached through bpfman run as bpfman-ns)"

@@ -36,7 +36,17 @@ struct HTTPResponse {
 /// A libcurl easy handle that makes the requests of one pull, reusing its connections (HTTP/2 where the
 /// server offers it over TLS, HTTP/1.1 otherwise). Used by one thread at a time; blocking.
 final class HTTPSession {
-    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// libcurl, opened on the first request of the process (CCurl): the table of its functions, or why not.
+    nonisolated(unsafe) private static let library: Result<UnsafePointer<ccurl_api>, PullFailure> = {
+        var error: UnsafePointer<CChar>?
+        guard let api = ccurl_load(&error) else {
+            let reason = error.map { String(cString: $0) } ?? "unknown error"
+            return .failure(.transfer("libcurl cannot be loaded: \(reason)"))
+        }
+        return .success(api)
+    }()
+
+    private let curl: UnsafePointer<ccurl_api>
 
     private let handle: UnsafeMutableRawPointer
     private let cancellation: CancellationFlag
@@ -46,16 +56,16 @@ final class HTTPSession {
     private let userAgent: String
 
     init(userAgent: String, caBundle: [UInt8]?, cancellation: CancellationFlag) throws(PullFailure) {
-        guard Self.globalInit == CURLE_OK, let handle = curl_easy_init() else {
-            throw .transfer("libcurl cannot be initialized")
-        }
+        let curl = try Self.library.get()
+        guard let handle = curl.pointee.easy_init() else { throw .transfer("libcurl cannot make a transfer handle") }
+        self.curl = curl
         self.handle = handle
         self.cancellation = cancellation
         self.caBundle = caBundle
         self.userAgent = userAgent
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit { curl.pointee.easy_cleanup(handle) }
 
     /// GETs `url`.
     /// - Parameters:
@@ -73,60 +83,60 @@ final class HTTPSession {
     ) throws(PullFailure) -> HTTPResponse {
         let hasher: SHA256Hasher
         do { hasher = try SHA256Hasher() } catch { throw .transfer(error.message) }
-        let transfer = Transfer(handle: handle, sink: sink, limit: limit, cancellation: cancellation, hasher: hasher)
+        let transfer = Transfer(curl: curl, handle: handle, sink: sink, limit: limit, cancellation: cancellation, hasher: hasher)
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
 
         var list: UnsafeMutablePointer<curl_slist>?
-        for header in headers { list = curl_slist_append(list, header) }
-        defer { curl_slist_free_all(list) }
+        for header in headers { list = curl.pointee.slist_append(list, header) }
+        defer { curl.pointee.slist_free_all(list) }
 
-        curl_easy_reset(handle)
-        ccurl_setopt_string(handle, CURLOPT_URL, url)
-        ccurl_setopt_list(handle, CURLOPT_HTTPHEADER, list)
-        ccurl_setopt_string(handle, CURLOPT_USERAGENT, userAgent)
-        ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, allowPlainRedirects ? "http,https" : "https")
-        ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1)
-        ccurl_setopt_long(handle, CURLOPT_MAXREDIRS, 8)
-        ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, 30)
+        curl.pointee.easy_reset(handle)
+        ccurl_setopt_string(curl, handle, CURLOPT_URL, url)
+        ccurl_setopt_list(curl, handle, CURLOPT_HTTPHEADER, list)
+        ccurl_setopt_string(curl, handle, CURLOPT_USERAGENT, userAgent)
+        ccurl_setopt_string(curl, handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        ccurl_setopt_string(curl, handle, CURLOPT_REDIR_PROTOCOLS_STR, allowPlainRedirects ? "http,https" : "https")
+        ccurl_setopt_long(curl, handle, CURLOPT_FOLLOWLOCATION, 1)
+        ccurl_setopt_long(curl, handle, CURLOPT_MAXREDIRS, 8)
+        ccurl_setopt_long(curl, handle, CURLOPT_NOSIGNAL, 1)
+        ccurl_setopt_long(curl, handle, CURLOPT_CONNECTTIMEOUT, 30)
         // A registry that stops sending for a minute is given up on (no whole-transfer timeout: layers are large).
-        ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
-        ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, 60)
-        ccurl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
-        ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
+        ccurl_setopt_long(curl, handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+        ccurl_setopt_long(curl, handle, CURLOPT_LOW_SPEED_TIME, 60)
+        ccurl_setopt_long(curl, handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        ccurl_setopt_string(curl, handle, CURLOPT_ACCEPT_ENCODING, "")
         if caBundle != nil {
-            caBundle!.withUnsafeMutableBytes { _ = ccurl_setopt_ca_blob(handle, $0.baseAddress, $0.count) }
+            caBundle!.withUnsafeMutableBytes { _ = ccurl_setopt_ca_blob(curl, handle, $0.baseAddress, $0.count) }
         }
-        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
-        ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+        ccurl_setopt_pointer(curl, handle, CURLOPT_WRITEDATA, context.toOpaque())
+        ccurl_setopt_data_callback(curl, handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             return transfer.receive(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
         }
-        ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
-        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+        ccurl_setopt_pointer(curl, handle, CURLOPT_HEADERDATA, context.toOpaque())
+        ccurl_setopt_data_callback(curl, handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             transfer.header(UnsafeRawBufferPointer(start: data, count: size * count))
             return size * count
         }
-        ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
-        ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context.toOpaque())
-        ccurl_setopt_progress_callback(handle) { context, _, _, _, _ in
+        ccurl_setopt_long(curl, handle, CURLOPT_NOPROGRESS, 0)
+        ccurl_setopt_pointer(curl, handle, CURLOPT_XFERINFODATA, context.toOpaque())
+        ccurl_setopt_progress_callback(curl, handle) { context, _, _, _, _ in
             Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().cancellation.isCancelled ? 1 : 0
         }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         let code = errorBuffer.withUnsafeMutableBufferPointer { buffer in
-            ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
-            let code = curl_easy_perform(handle)
-            ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
+            ccurl_setopt_pointer(curl, handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            let code = curl.pointee.easy_perform(handle)
+            ccurl_setopt_pointer(curl, handle, CURLOPT_ERRORBUFFER, nil)
             return code
         }
         if let problem = transfer.problem { throw .transfer(problem) }
         guard code == CURLE_OK else {
             if cancellation.isCancelled { throw .transfer("cancelled") }
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let summary = String(cString: curl_easy_strerror(code))
+            let summary = curl.pointee.easy_strerror(code).map { String(cString: $0) } ?? "libcurl error \(code.rawValue)"
             throw PullFailure(
                 kind: .transfer,
                 reason: "\(detail.isEmpty ? summary : detail)",
@@ -134,7 +144,7 @@ final class HTTPSession {
             )
         }
         var status = 0
-        ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        ccurl_getinfo_long(curl, handle, CURLINFO_RESPONSE_CODE, &status)
         return HTTPResponse(
             status: status,
             headers: transfer.headers,
@@ -147,6 +157,7 @@ final class HTTPSession {
 
 /// The state of one request, reached from libcurl's callbacks.
 private final class Transfer {
+    let curl: UnsafePointer<ccurl_api>
     let handle: UnsafeMutableRawPointer
     let sink: BodySink
     let limit: Int
@@ -159,6 +170,7 @@ private final class Transfer {
     var problem: String?
 
     init(
+        curl: UnsafePointer<ccurl_api>,
         handle: UnsafeMutableRawPointer,
         sink: BodySink,
         limit: Int,
@@ -166,6 +178,7 @@ private final class Transfer {
         hasher: consuming SHA256Hasher
     ) {
         self.hasher = .some(hasher)
+        self.curl = curl
         self.handle = handle
         self.sink = sink
         self.limit = limit
@@ -188,7 +201,7 @@ private final class Transfer {
     /// Body bytes; false stops the transfer.
     func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var status = 0
-        ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        ccurl_getinfo_long(curl, handle, CURLINFO_RESPONSE_CODE, &status)
         guard (200..<300).contains(status) else {
             // An error document: keep its start for the message, drop the rest.
             body.append(contentsOf: bytes.prefix(max(0, 4096 - body.count)))

@@ -88,7 +88,7 @@ package final class ImageStore: Sendable {
     let caBundlePath: String?
     /// Loopback registries that answered over plain HTTP: later pulls skip the TLS attempt.
     private let plainHTTPRegistries = Mutex<Set<String>>([])
-    /// The `bpfman-image` executable.
+    /// The executable run as the fetcher, with argv[0] "bpfman-image": `bpfman` itself (FetcherProcess).
     let fetcherPath: String
     let tokens = TokenCache()
     private let inFlight = Mutex<[String: Task<CachedImage, any Error>]>([:])
@@ -100,7 +100,7 @@ package final class ImageStore: Sendable {
     ///   - directory: the cache (`--image-cache-dir`); made if missing, leftovers of interrupted pulls removed.
     ///   - objectCheck: why bytes are not a loadable BPF object for this machine, or nil.
     ///   - environment: where `SSL_CERT_FILE` and the auth files of SPEC §8.4 are looked up.
-    ///   - fetcher: the `bpfman-image` executable (`ImageStore.fetcherPath(environment:)` by default).
+    ///   - fetcher: the executable to run as `bpfman-image` (`ImageStore.fetcherPath(environment:)` by default).
     package init(
         directory: String,
         signing: SigningPolicy,
@@ -126,23 +126,18 @@ package final class ImageStore: Sendable {
         }
     }
 
-    /// `$BPFMAN_IMAGE_PATH`, else `bpfman-image` beside the running executable, else on `PATH`.
+    /// The executable to run as the image fetcher (argv[0] "bpfman-image"): `$BPFMAN_IMAGE_PATH`, else this
+    /// process's own executable when it is `bpfman` (the daemon or the CLI), else `bpfman` beside it (a test
+    /// runner in the build directory).
     package static func fetcherPath(environment: [String: String]) -> String {
         if let path = environment["BPFMAN_IMAGE_PATH"], !path.isEmpty { return path }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 {
-            let executable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
-                separator: "/"
-            )
-            if access(directory + "/bpfman-image", X_OK) == 0 { return directory + "/bpfman-image" }
-        }
-        for directory in (environment["PATH"] ?? "/usr/sbin:/usr/bin").split(separator: ":") {
-            let candidate = String(directory) + "/bpfman-image"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return "/usr/sbin/bpfman-image"
+        guard length > 0 else { return "/usr/sbin/bpfman" }
+        let executable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let parts = executable.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.last == "bpfman" { return executable }
+        return parts.dropLast().joined(separator: "/") + "/bpfman"
     }
 
     /// The cache entry's directory for a normalized reference: `sha256_<first 16 bytes of its sha256>`.
@@ -351,7 +346,7 @@ package final class ImageStore: Sendable {
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let arguments = [fetcherPath]
+        let arguments = ["bpfman-image"]
         var environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
         for name in [
             "TMPDIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",

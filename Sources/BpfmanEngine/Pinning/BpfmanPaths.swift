@@ -15,17 +15,20 @@ package struct BpfmanPaths: Sendable, Hashable {
     /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
     package static let nsHelperEnvironmentKey = "BPFMAN_NS_PATH"
 
-    /// The `bpfman-ns` helper: `$BPFMAN_NS_PATH`, else `bpfman-ns` next to the running executable, else on PATH.
+    /// The executable to run as the `bpfman-ns` helper (argv[0] "bpfman-ns"): `$BPFMAN_NS_PATH`, else this
+    /// process's own executable when it is `bpfman` (the daemon or the CLI), else `bpfman` beside it (a test
+    /// runner in the build directory).
     package static var nsHelperPath: String {
         if let path = environment(nsHelperEnvironmentKey), !path.isEmpty { return path }
-        if let executable = executablePath() {
-            let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-                .joined(separator: "/")
-            for candidate in [directory + "/bpfman-ns", directory + "/../bpfman-ns"] where Syscalls.exists(candidate) {
-                return candidate
-            }
-        }
-        return "bpfman-ns"
+        return bpfmanExecutable
+    }
+
+    /// The `bpfman` executable: the running one when it is `bpfman`, else `bpfman` in the running one's directory.
+    package static var bpfmanExecutable: String {
+        guard let executable = executablePath() else { return "/usr/sbin/bpfman" }
+        let parts = executable.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.last == "bpfman" { return executable }
+        return parts.dropLast().joined(separator: "/") + "/bpfman"
     }
 
     /// The runtime directory `<rd>`.
