@@ -28,7 +28,12 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if [ "$revision" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null; then revision="$revision-dirty"; fi
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
-args=(build --output "$output" --version "$version" --revision "$revision" --epoch "$epoch" "${executables[@]}")
+# libcurl as the fetcher uses it (HTTP(S), OpenSSL), built from Debian's source of the installed version, instead
+# of Debian's build and the 26 libraries it links for protocols bpfman never speaks.
+libcurl=$(bash scripts/build-libcurl.sh)
+
+args=(build --output "$output" --version "$version" --revision "$revision" --epoch "$epoch" "${executables[@]}"
+    --replace-library "libcurl.so.4=$libcurl")
 
 # Smoke test: the unpacked image must run its executables by themselves (every library found, the loader
 # included) when this machine lets us chroot. The Swift runtime reads its arguments from /proc/self/cmdline,

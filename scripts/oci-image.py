@@ -7,7 +7,8 @@
 `build` makes two layers, both FROM scratch:
   1. base:   the Debian shared libraries the executables link (as `ldd` lists them, with the dynamic loader,
              each at the path the loader looks at, through the same symlinks as on this machine) and those they
-             load with dlopen (DLOPENED, with what they link), the CA bundle,
+             load with dlopen (DLOPENED, with what they link; --replace-library ships a build of ours instead,
+             scripts/build-libcurl.sh's libcurl), the CA bundle,
              a minimal /etc, /tmp, /run with /var/run -> /run, and /var/lib/bpfman.
   2. bpfman: the executable, /usr/sbin/bpfman, symbols stripped, on a copy, and the names of the two helpers the
              daemon runs it as (bpfman-ns, bpfman-image) as symlinks to it; the daemon itself starts them as
@@ -236,7 +237,8 @@ def normalize_elf(data):
         data[start:start + size] = (digest * (size // len(digest) + 1))[:size]
 
 
-def base_layer(epoch, executables):
+def base_layer(epoch, executables, replacements):
+    """`replacements`: DLOPENED name -> a file to ship instead of the system's library of that name."""
     layer = Layer(epoch)
     for path in ("etc", "run", "var", "var/lib/bpfman", "var/cache", "usr/sbin", "usr/lib"):
         layer.directory(path)
@@ -256,14 +258,25 @@ def base_layer(epoch, executables):
         for library in shared_libraries(executable):
             if library not in libraries:
                 libraries.append(library)
+    replaced = []
     for name in DLOPENED:
         path = dlopened_library(name)
-        for library in [path] + shared_libraries(path):
+        if name in replacements:
+            # Our build of the library, where the system's is (its real directory: /lib is a link to usr/lib).
+            directory = os.path.realpath(os.path.dirname(path)).lstrip("/")
+            with open(replacements[name], "rb") as f:
+                layer.file(f"{directory}/{name}", f.read(), 0o644)
+            replaced.append(f"{directory}/{name}")
+            path = replacements[name]
+        else:
+            if path not in libraries:
+                libraries.append(path)
+        for library in shared_libraries(path):
             if library not in libraries:
                 libraries.append(library)
     for library in sorted(libraries):
         layer.host_path(library)
-    return layer, libraries
+    return layer, libraries + replaced
 
 
 def bpfman_layer(epoch, executables):
@@ -304,7 +317,13 @@ def build(arguments):
         if os.path.basename(originals[0]) != os.path.basename(ENTRYPOINT[0]):
             raise SystemExit(f"oci-image: the first executable must be the entrypoint's, {ENTRYPOINT[0]}")
         executables = [stripped_copy(path, scratch) for path in originals]
-        base, libraries = base_layer(arguments.epoch, originals)
+        replacements = {}
+        for given in arguments.replace_library or []:
+            name, _, path = given.partition("=")
+            if name not in DLOPENED or not os.path.isfile(path):
+                raise SystemExit(f"oci-image: --replace-library {given}: not NAME=FILE with NAME in {DLOPENED}")
+            replacements[name] = path
+        base, libraries = base_layer(arguments.epoch, originals, replacements)
         layers = [
             (base, f"scripts/build-image.sh: {len(libraries)} Debian shared libraries, CA certificates, /etc, /tmp"),
             (bpfman_layer(arguments.epoch, executables),
@@ -434,6 +453,8 @@ def main():
     b.add_argument("--epoch", required=True, type=int)
     b.add_argument("--executable", action="append", required=True, help="bpfman first, then its helpers")
     b.add_argument("--stage", help="also unpack the layers here")
+    b.add_argument("--replace-library", action="append", metavar="NAME=FILE",
+                   help="ship FILE as the dlopen'ed library NAME (scripts/build-libcurl.sh's libcurl.so.4)")
     b.set_defaults(run=build)
     d = commands.add_parser("describe")
     d.set_defaults(run=describe)

@@ -20,6 +20,9 @@ DEBS=(
     # link), CA bundle, and the real registry
     # and image tools the image tests drive (docker-registry, skopeo, umoci, htpasswd, openssl for a test CA)
     libcurl4-openssl-dev libarchive-dev libzstd-dev ca-certificates docker-registry skopeo umoci apache2-utils openssl
+    # the container image's own libcurl (scripts/build-libcurl.sh): Debian's curl source through apt-get source
+    # (dpkg-source), built against OpenSSL, zlib, libzstd and libnghttp2
+    dpkg-dev make gcc libssl-dev
     # the container image's pod-shaped test (DaemonKernelTests.Container): podman runs `make image`'s archive
     # with runc (crun, podman's default, refuses this machine's hybrid cgroups; INTEROP.md)
     podman runc

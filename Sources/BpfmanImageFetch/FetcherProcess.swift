@@ -15,7 +15,11 @@ package enum FetcherProcess {
     /// Serves one request and exits.
     package static func main() -> Never {
         if let problem = dropPrivileges() {
-            reply(FetchReply(failure: FetchFailure(kind: .transfer, reason: "the image fetcher cannot drop root: \(problem)")))
+            reply(
+                FetchReply(
+                    failure: FetchFailure(kind: .transfer, reason: "the image fetcher cannot drop root: \(problem)")
+                )
+            )
         }
         // The request carries at most a CA bundle of a few MiB besides small fields.
         guard let input = readInput(limit: 16 << 20),
@@ -80,7 +84,9 @@ package enum FetcherProcess {
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(4, $0.baseAddress! + offset, $0.count - offset, off_t(offset)) }
+            let n = bytes.withUnsafeMutableBytes {
+                pread(4, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
+            }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }
             offset += n

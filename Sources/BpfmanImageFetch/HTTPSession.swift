@@ -83,7 +83,14 @@ final class HTTPSession {
     ) throws(PullFailure) -> HTTPResponse {
         let hasher: SHA256Hasher
         do { hasher = try SHA256Hasher() } catch { throw .transfer(error.message) }
-        let transfer = Transfer(curl: curl, handle: handle, sink: sink, limit: limit, cancellation: cancellation, hasher: hasher)
+        let transfer = Transfer(
+            curl: curl,
+            handle: handle,
+            sink: sink,
+            limit: limit,
+            cancellation: cancellation,
+            hasher: hasher
+        )
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
 
@@ -136,7 +143,8 @@ final class HTTPSession {
         guard code == CURLE_OK else {
             if cancellation.isCancelled { throw .transfer("cancelled") }
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let summary = curl.pointee.easy_strerror(code).map { String(cString: $0) } ?? "libcurl error \(code.rawValue)"
+            let summary =
+                curl.pointee.easy_strerror(code).map { String(cString: $0) } ?? "libcurl error \(code.rawValue)"
             throw PullFailure(
                 kind: .transfer,
                 reason: "\(detail.isEmpty ? summary : detail)",

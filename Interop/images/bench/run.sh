@@ -54,7 +54,8 @@ build() {  # build COMMIT TREE SCRATCH NAME
     echo "building $4 ($1, release, --static-swift-stdlib) ..." >&2
     local t0=$SECONDS
     (cd "$2" && swift build -c release --static-swift-stdlib --product bpfman --scratch-path "$3" >&2)
-    # A commit with the image fetcher process (bpfman-image) ships it beside bpfman, where the daemon finds it.
+    # Commits between 7ac351f and the one-executable change ship the fetcher as its own bpfman-image beside bpfman;
+    # later ones run bpfman itself as the fetcher.
     if [ -d "$2/Sources/bpfman-image" ]; then
         (cd "$2" && swift build -c release --static-swift-stdlib --product bpfman-image --scratch-path "$3" >&2)
     fi

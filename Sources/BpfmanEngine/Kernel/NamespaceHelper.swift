@@ -28,7 +28,9 @@ package enum NamespaceHelper {
         }
         guard let target = option("--target", in: arguments), !target.isEmpty else { fail("--target is required") }
         let pid = option("--pid", in: arguments).flatMap { Int32($0) } ?? 0
-        guard let socket = option("--sock-fd", in: arguments).flatMap({ Int32($0) }) else { fail("--sock-fd is required") }
+        guard let socket = option("--sock-fd", in: arguments).flatMap({ Int32($0) }) else {
+            fail("--sock-fd is required")
+        }
 
         var namespace = open("/proc/\(container)/ns/mnt", O_RDONLY | O_CLOEXEC)
         if namespace < 0 { namespace = open("/host/proc/\(container)/ns/mnt", O_RDONLY | O_CLOEXEC) }
@@ -40,7 +42,9 @@ package enum NamespaceHelper {
         guard cbpf_setns(namespace, CBPF_CLONE_NEWNS) == 0 else {
             let reason = String(cString: strerror(errno))
             if let threads = threadCount(), threads > 1 {
-                fail("cannot enter the mount namespace of pid \(container): \(reason) (this process runs \(threads) threads)")
+                fail(
+                    "cannot enter the mount namespace of pid \(container): \(reason) (this process runs \(threads) threads)"
+                )
             }
             fail("cannot enter the mount namespace of pid \(container): \(reason)")
         }
@@ -82,8 +86,8 @@ package enum NamespaceHelper {
         let magic = Array("glibc-ld.so.cache1.1".utf8)
         guard cache.count > magic.count else { return nil }
         var start: Int?
-        for i in 0...(cache.count - magic.count) where cache[i] == magic[0] && Array(cache[i..<(i + magic.count)]) == magic
-        {
+        for i in 0...(cache.count - magic.count)
+        where cache[i] == magic[0] && Array(cache[i..<(i + magic.count)]) == magic {
             start = i
             break
         }
@@ -113,7 +117,9 @@ package enum NamespaceHelper {
 
     static func resolve(_ target: String, pid: Int32) -> String {
         if target.contains("/") {
-            guard access(target, F_OK) == 0 else { fail("uprobe target \"\(target)\" could not be resolved: no such file") }
+            guard access(target, F_OK) == 0 else {
+                fail("uprobe target \"\(target)\" could not be resolved: no such file")
+            }
             return target
         }
         let name = target.contains(".so") ? target : target + ".so"

@@ -218,8 +218,10 @@ extension DaemonKernelTests {
             let image = "localhost/bpfman-test:\(suffix)"
             let names = ["bpfman-pod-\(suffix)-1", "bpfman-pod-\(suffix)-2"]
             var registry: TestRegistry?
+            var tlsRegistry: TestRegistry?
             defer {
                 registry?.stop()
+                tlsRegistry?.stop()
                 for name in names {
                     _ = try? TestSupport.run(
                         ContainerTools.podmanPath!,
@@ -273,6 +275,12 @@ extension DaemonKernelTests {
             let layout = try DaemonKernelTests.Images.tracepointLayout()
             defer { try? FileManager.default.removeItem(atPath: layout.directory) }
             try await registry!.push(layout: layout.directory, tag: "tp", repository: "bytecode/tracepoint")
+            // And over HTTPS, through the image's own libcurl and OpenSSL (scripts/build-libcurl.sh), trusting the
+            // registry's CA through SSL_CERT_FILE, a file under the shared /tmp.
+            tlsRegistry = try await TestRegistry.start(.init(tls: true))
+            try await tlsRegistry!.push(layout: layout.directory, tag: "tp", repository: "bytecode/tracepoint")
+            let caFile = objectDirectory + "/registry-ca.pem"
+            try writeBytes(try readBytes(try #require(tlsRegistry!.caFile)), to: caFile)
 
             let socket = node.host("/run/bpfman-sock/bpfman.sock")
             let registrar = try #require(try manifests.container("node-driver-registrar")["args"] as? [String])
@@ -284,7 +292,9 @@ extension DaemonKernelTests {
             }
 
             // The first pod.
-            let started = try await ContainerTools.podman(["run", "-d", "--name", names[0]] + node.runArguments)
+            let started = try await ContainerTools.podman(
+                ["run", "-d", "--name", names[0], "-e", "SSL_CERT_FILE=\(caFile)"] + node.runArguments
+            )
             try #require(started.status == 0, "podman run: \(started.output)")
             try await waitForSocket(socket, container: names[0])
             try await waitForSocket(csiSocket, container: names[0])
@@ -296,7 +306,8 @@ extension DaemonKernelTests {
             // The agent: a file under the host's /tmp, and an image from the registry on the host's loopback.
             let fromFile = try await agentLoad(socket, object)
             let fromImage = try await agentLoad(socket, "image:\(registry!.host)/bytecode/tracepoint")
-            for program in [fromFile.program, fromImage.program] {
+            let fromTLSImage = try await agentLoad(socket, "image:\(tlsRegistry!.host)/bytecode/tracepoint")
+            for program in [fromFile.program, fromImage.program, fromTLSImage.program] {
                 let before = try await count(program)
                 kills()
                 #expect(try await count(program) >= before + 5, "program \(program) counts the host's kill(2)s")
@@ -347,10 +358,13 @@ extension DaemonKernelTests {
             try await waitForSocket(csiSocket, container: names[1])
             let programs = try #require(try await cli(socket, ["list", "programs"]) as? [[String: Any]])
             let programIDs = Set(programs.compactMap { ($0["kernel_info"] as? [String: Any])?["id"] as? Int })
-            #expect(programIDs == [fromFile.program, fromImage.program], "\(programs)")
+            #expect(programIDs == [fromFile.program, fromImage.program, fromTLSImage.program], "\(programs)")
             let links = try #require(try await cli(socket, ["list", "links"]) as? [[String: Any]])
-            #expect(Set(links.compactMap { $0["link_id"] as? Int }) == [fromFile.link, fromImage.link], "\(links)")
-            for program in [fromFile.program, fromImage.program] {
+            #expect(
+                Set(links.compactMap { $0["link_id"] as? Int }) == [fromFile.link, fromImage.link, fromTLSImage.link],
+                "\(links)"
+            )
+            for program in [fromFile.program, fromImage.program, fromTLSImage.program] {
                 let before = try await count(program)
                 kills()
                 #expect(try await count(program) >= before + 5)
@@ -367,8 +381,10 @@ extension DaemonKernelTests {
             #expect(csiMounts(at: node.host(target)).isEmpty)
 
             // Detach and unload through the CLI; nothing is left.
-            for link in [fromFile.link, fromImage.link] { try await cli(socket, ["detach", "\(link)"], json: false) }
-            for program in [fromFile.program, fromImage.program] {
+            for link in [fromFile.link, fromImage.link, fromTLSImage.link] {
+                try await cli(socket, ["detach", "\(link)"], json: false)
+            }
+            for program in [fromFile.program, fromImage.program, fromTLSImage.program] {
                 try await cli(socket, ["unload", "\(program)"], json: false)
             }
             #expect((try await cli(socket, ["list", "programs"]) as? [Any])?.isEmpty == true)
