@@ -62,6 +62,9 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         // libcrypto's SHA-256, dlopen'ed on first use (a daemon that pulls no image never maps libcrypto).
         .systemLibrary(name: "CLazyCrypto"),
+        // libcrypto's headers only (X.509, EVP signatures): the signature verifier opens libcrypto.so.3 with dlopen
+        // when it first needs it, so the daemon, the same executable, never maps it for that.
+        .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
 
         // The wire contract: generated messages plus a hand-written codec. No dependencies at all.
         .target(name: "Proto", swiftSettings: swiftSettings),
@@ -89,12 +92,19 @@ let package = Package(
             dependencies: ["CLinux", "CLazyCrypto", logging],
             swiftSettings: swiftSettings
         ),
-        // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive, and the
-        // fetcher process itself (`bpfman` run as `bpfman-image`, FetcherProcess.swift), which the daemon starts
-        // for each pull. libcurl is opened with dlopen there, so the daemon never maps it.
+        // Cosign keyless verification (Sigstore bundles, legacy signatures, Rekor entries, the trust root) on
+        // libcrypto, which COpenSSL opens with dlopen: only a fetcher that finds a signature maps it.
+        .target(
+            name: "BpfmanSigstore",
+            dependencies: ["BpfmanImages", "COpenSSL"],
+            swiftSettings: swiftSettings
+        ),
+        // The fetcher's side: the registry client on libcurl, OCI layouts, layers read with libarchive, signatures,
+        // and the fetcher process itself (`bpfman` run as `bpfman-image`, FetcherProcess.swift), which the daemon
+        // starts for each pull. libcurl is opened with dlopen there, so the daemon never maps it.
         .target(
             name: "BpfmanImageFetch",
-            dependencies: ["BpfmanImages", "CCurl", "CArchive", "CLinux"],
+            dependencies: ["BpfmanImages", "BpfmanSigstore", "CCurl", "CArchive", "CLinux"],
             swiftSettings: swiftSettings
         ),
 
@@ -142,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BpfmanImagesTests",
-            dependencies: ["BpfmanImages", "BpfmanImageFetch", "TestSupport", logging],
+            dependencies: ["BpfmanImages", "BpfmanImageFetch", "BpfmanSigstore", "TestSupport", logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,8 +7,14 @@ package enum Fetcher {
     /// - Parameters:
     ///   - localFD: for `oci:` the layout directory, for `oci-archive:` the archive, opened by the daemon.
     ///   - caBundle: the PEM certificates of the daemon's `SSL_CERT_FILE`, or nil for libcurl's own bundle.
+    ///   - trustRoot: reads the Sigstore trust root the daemon opened; called only when a signature is found.
     /// - Returns: the reply, and the object's bytes on success.
-    package static func run(_ request: FetchRequest, localFD: CInt?, caBundle: [UInt8]?) -> (FetchReply, [UInt8]) {
+    package static func run(
+        _ request: FetchRequest,
+        localFD: CInt?,
+        caBundle: [UInt8]?,
+        trustRoot: @escaping () -> [UInt8]? = { nil }
+    ) -> (FetchReply, [UInt8]) {
         let reference: ImageReference
         do { reference = try ImageReference(parsing: request.url) } catch {
             return (FetchReply(failure: FetchFailure(kind: .invalidContent, reason: error.message)), [])
@@ -25,7 +31,13 @@ package enum Fetcher {
             return (FetchReply(failure: error.fetchFailure), [])
         }
         defer { removeTree(staging) }
-        let puller = Puller(url: request.url, limits: request.limits, staging: staging)
+        let puller = Puller(
+            url: request.url,
+            limits: request.limits,
+            staging: staging,
+            signing: request.signing,
+            readTrustRoot: trustRoot
+        )
         var usedPlainHTTP = false
         do throws(PullFailure) {
             let pulled: PulledImage
@@ -67,7 +79,8 @@ package enum Fetcher {
                 maps: pulled.maps,
                 objectSize: pulled.object.count,
                 tokens: tokens.grants(registry: registryHost, credentials: credentials),
-                plainHTTP: usedPlainHTTP
+                plainHTTP: usedPlainHTTP,
+                signature: pulled.signature
             )
             return (reply, pulled.object)
         } catch {

@@ -1,7 +1,7 @@
 // The daemon's image fetcher (README, "Bytecode images"), run as `bpfman` under the name `bpfman-image`: the
 // daemon starts its own executable (/proc/self/exe) with argv[0] "bpfman-image" for each pull, with a request on
-// standard input (and, for oci: and oci-archive:, the layout or archive it opened as fd 3, and its SSL_CERT_FILE as
-// fd 4). This process gives up root, downloads and parses the untrusted bytes, and writes a reply line and the
+// standard input (and, for oci: and oci-archive:, the layout or archive it opened as fd 3, its SSL_CERT_FILE as
+// fd 4, and the Sigstore trust root as fd 5 when signatures are verified). This process gives up root, downloads and parses the untrusted bytes, and writes a reply line and the
 // object's bytes to standard output. libcurl is loaded here only (dlopen, CCurl), never in the daemon.
 internal import BpfmanImages
 internal import CLinux
@@ -12,8 +12,14 @@ package enum FetcherProcess {
     /// The name the daemon gives this mode in argv[0].
     package static let name = "bpfman-image"
 
-    /// Serves one request and exits.
-    package static func main() -> Never {
+    /// Serves one request and exits. `bpfman-image verify-bundle ...` (what `bpfman image verify-bundle` runs) is a
+    /// command for a user instead: it keeps the caller's identity, so it reads what the caller may read.
+    package static func main(_ arguments: [String] = CommandLine.arguments) -> Never {
+        if arguments.count > 1 && arguments[1] == "verify-bundle" {
+            var environment: [String: String] = [:]
+            if let value = getenv("SIGSTORE_ROOT_FILE") { environment["SIGSTORE_ROOT_FILE"] = String(cString: value) }
+            exit(verifyBundleCommand(Array(arguments.dropFirst(2)), environment: environment))
+        }
         if let problem = dropPrivileges() {
             reply(
                 FetchReply(
@@ -29,7 +35,7 @@ package enum FetcherProcess {
         }
         var info = stat()
         let localFD: CInt? = fstat(3, &info) == 0 ? 3 : nil
-        let (answer, object) = Fetcher.run(request, localFD: localFD, caBundle: readCABundle())
+        let (answer, object) = Fetcher.run(request, localFD: localFD, caBundle: readDaemonFile(4)) { readDaemonFile(5) }
         reply(answer, object)
     }
 
@@ -77,15 +83,16 @@ package enum FetcherProcess {
         exit(0)
     }
 
-    /// The CA bundle the daemon opened as fd 4 (its SSL_CERT_FILE), at most 4 MiB.
-    static func readCABundle() -> [UInt8]? {
+    /// A regular file the daemon opened for this process as `fd` (4, its SSL_CERT_FILE; 5, the Sigstore trust root
+    /// when signatures are verified), at most 4 MiB; nil when there is none.
+    static func readDaemonFile(_ fd: CInt) -> [UInt8]? {
         var info = stat()
-        guard fstat(4, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= 4 << 20 else { return nil }
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= 4 << 20 else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes {
-                pread(4, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
+                pread(fd, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
             }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }

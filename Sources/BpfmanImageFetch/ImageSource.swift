@@ -19,6 +19,11 @@ protocol ImageSource {
     mutating func blob(_ descriptor: Descriptor, limit: Int) throws(PullFailure) -> [UInt8]
     /// A blob into the file `fd`, at most `limit` bytes.
     mutating func blob(_ descriptor: Descriptor, into fd: CInt, limit: Int) throws(PullFailure)
+    /// The manifest or index tagged `tag` in the same repository, or nil when there is none (cosign's signature
+    /// tags, SPEC §8.5).
+    mutating func taggedManifest(_ tag: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument?
+    /// The OCI 1.1 referrers index of `digest`, or nil when the source has no referrers API.
+    mutating func referrers(of digest: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument?
 }
 
 /// Checks a descriptor's size against a cap before anything is transferred (SPEC §8.1).
@@ -31,10 +36,12 @@ func checkSize(_ descriptor: Descriptor, limit: Int, what: String) throws(PullFa
 /// Checks that what arrived is what the descriptor promised.
 func checkContent(_ descriptor: Descriptor, length: Int, digest: String, what: String) throws(PullFailure) {
     guard length == descriptor.size, digest == descriptor.digest else {
-        throw .transfer(
+        var failure = PullFailure.transfer(
             "\(what) \(descriptor.digest) does not match its descriptor: got \(length) bytes with digest \(digest), "
                 + "expected \(descriptor.size) bytes"
         )
+        failure.isContentMismatch = true
+        throw failure
     }
 }
 
@@ -123,6 +130,38 @@ struct RegistrySource: ImageSource {
         let response = try send("blobs/\(descriptor.digest)", accept: [], sink: .file(fd), limit: descriptor.size)
         try expectSuccess(response, what: "layer \(descriptor.digest)")
         try checkContent(descriptor, length: response.length, digest: response.digest, what: "layer")
+    }
+
+    mutating func taggedManifest(_ tag: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument? {
+        let response = try send(
+            "manifests/\(tag)",
+            accept: MediaType.acceptManifests,
+            sink: .memory,
+            limit: limits.document
+        )
+        if response.status == 404 { return nil }
+        try expectSuccess(response, what: "manifest \(tag)")
+        return FetchedDocument(
+            bytes: response.body,
+            contentType: response.header("content-type"),
+            digest: response.digest
+        )
+    }
+
+    mutating func referrers(of digest: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument? {
+        let response = try send(
+            "referrers/\(digest)",
+            accept: [MediaType.ociIndex],
+            sink: .memory,
+            limit: limits.document
+        )
+        // A registry without the API answers 404 (distribution 2.8), 400, 405 or 501; then the tag schema applies.
+        guard (200..<300).contains(response.status) else { return nil }
+        return FetchedDocument(
+            bytes: response.body,
+            contentType: response.header("content-type"),
+            digest: response.digest
+        )
     }
 
     /// One GET of `/v2/<repository>/<path>`, answering at most one authentication challenge.

@@ -37,6 +37,23 @@ struct LayoutSource: ImageSource {
         return FetchedDocument(bytes: document, contentType: descriptor.mediaType, digest: descriptor.digest)
     }
 
+    mutating func taggedManifest(_ tag: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument? {
+        guard let bytes = readSmallFile(at: directoryFD, "index.json", limit: limits.document) else { return nil }
+        struct Index: Decodable { var manifests: [Descriptor] }
+        guard let index = try? decodeJSON(Index.self, bytes),
+            let chosen = index.manifests.first(where: { $0.annotations?["org.opencontainers.image.ref.name"] == tag })
+        else { return nil }
+        let descriptor = try chosen.checked()
+        return FetchedDocument(
+            bytes: try blob(descriptor, limit: limits.document),
+            contentType: descriptor.mediaType,
+            digest: descriptor.digest
+        )
+    }
+
+    /// A layout has no referrers API; the tag schema (`sha256-<hex>`) is its only way.
+    mutating func referrers(of digest: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument? { nil }
+
     mutating func manifest(_ descriptor: Descriptor, limits: ImageLimits) throws(PullFailure) -> FetchedDocument {
         FetchedDocument(
             bytes: try blob(descriptor, limit: limits.document),

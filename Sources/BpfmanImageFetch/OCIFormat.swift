@@ -14,6 +14,8 @@ enum MediaType {
 
 struct Descriptor: Decodable, Sendable {
     var mediaType: String?
+    /// An OCI 1.1 artifact's type, in a referrers index.
+    var artifactType: String?
     var digest: String
     var size: Int
     var platform: Platform?

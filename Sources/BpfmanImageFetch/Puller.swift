@@ -1,4 +1,5 @@
 internal import BpfmanImages
+internal import BpfmanSigstore
 internal import Glibc
 
 /// An image as pulled and checked, not yet in the cache.
@@ -8,6 +9,8 @@ struct PulledImage {
     var object: [UInt8]
     var programs: [String: String]?
     var maps: [String: String]?
+    /// What the signature check found, when one was asked for.
+    var signature: SignatureReport?
 }
 
 /// Turns a reference into a checked BPF object (SPEC §8.1): index → `linux/<host arch>` manifest → config
@@ -18,9 +21,20 @@ struct Puller {
     let limits: ImageLimits
     /// A scratch directory that the caller removes.
     let staging: String
+    /// Signature verification, or nil when it is off.
+    var signing: SignatureCheck? = nil
+    /// Reads the trust root the daemon opened (fd 5); called only when a signature is found.
+    var readTrustRoot: () -> [UInt8]? = { nil }
 
     func pull(from source: inout some ImageSource) throws(PullFailure) -> PulledImage {
         let root = try source.rootManifest(limits: limits)
+        // Signatures are checked before any layer is downloaded; for an index, the index digest is what is signed.
+        var signature: SignatureReport?
+        if let signing {
+            signature = try checkSignatures(of: root, from: &source, check: signing) { () throws(PullFailure) in
+                try parseTrustRoot(readTrustRoot(), check: signing)
+            }
+        }
         var document = try ManifestDocument(bytes: root.bytes, contentType: root.contentType)
         if case .index(let manifests) = document {
             let arch = hostArchitecture
@@ -59,7 +73,13 @@ struct Puller {
             unlink(path)
             // The daemon checks the ELF header (the engine's check) before anything is cached.
             guard case .object(_, let bytes) = content else { continue }
-            return PulledImage(digest: root.digest, object: bytes, programs: programs, maps: maps)
+            return PulledImage(
+                digest: root.digest,
+                object: bytes,
+                programs: programs,
+                maps: maps,
+                signature: signature
+            )
         }
         throw .content(
             .invalidArgument("image \(url) does not hold a BPF object for this machine: no layer holds an ELF file")

@@ -1,7 +1,8 @@
 /// What the daemon and its `bpfman-image` fetcher process say to each other (SPEC §8): one request as JSON on the
 /// fetcher's standard input, one reply on its standard output, a JSON line followed by the object's bytes. Files
 /// the daemon opens for the fetcher: fd 3, the `oci:` directory or `oci-archive:` file; fd 4, the CA bundle named
-/// by `SSL_CERT_FILE` (the fetcher, as nobody, may not be allowed to open either by path).
+/// by `SSL_CERT_FILE`; fd 5, the Sigstore trust root when signatures are verified (the fetcher, as nobody, may not
+/// be allowed to open any of them by path). The fetcher reads fd 5 only when it finds a signature (SPEC §8.5).
 ///
 /// The fetcher downloads and parses untrusted bytes (registry JSON, gzip, tar) without root and without the
 /// daemon's memory; it links libcurl and libarchive so the daemon does not load them (README, "Bytecode images").
@@ -16,6 +17,8 @@ package struct FetchRequest: Codable, Sendable {
     package var plainHTTP: Bool
     package var limits: ImageLimits
     package var userAgent: String
+    /// Signature verification (SPEC §8.5), or nil when `verify_enabled = false`.
+    package var signing: SignatureCheck?
 
     package init(
         url: String,
@@ -23,7 +26,8 @@ package struct FetchRequest: Codable, Sendable {
         tokens: [TokenGrant],
         plainHTTP: Bool,
         limits: ImageLimits,
-        userAgent: String
+        userAgent: String,
+        signing: SignatureCheck? = nil
     ) {
         self.url = url
         self.username = credentials?.username
@@ -32,6 +36,48 @@ package struct FetchRequest: Codable, Sendable {
         self.plainHTTP = plainHTTP
         self.limits = limits
         self.userAgent = userAgent
+        self.signing = signing
+    }
+}
+
+/// What the fetcher checks of an image's signatures (SPEC §8.5).
+package struct SignatureCheck: Codable, Sendable {
+    package var allowUnsigned: Bool
+    /// Any signer when empty.
+    package var trustedIdentities: [TrustedIdentity]
+    /// The trust root's path, for messages; the daemon opened it as fd 5.
+    package var trustRootPath: String
+    /// Why the daemon could not open the trust root (then there is no fd 5); reported only if a signature is found.
+    package var trustRootProblem: String?
+
+    package init(
+        allowUnsigned: Bool,
+        trustedIdentities: [TrustedIdentity],
+        trustRootPath: String,
+        trustRootProblem: String?
+    ) {
+        self.allowUnsigned = allowUnsigned
+        self.trustedIdentities = trustedIdentities
+        self.trustRootPath = trustRootPath
+        self.trustRootProblem = trustRootProblem
+    }
+}
+
+/// What the fetcher found of an image's signatures.
+package struct SignatureReport: Codable, Sendable, Equatable {
+    /// The digest whose signature verified, or nil when the image carries no signature.
+    package var verifiedDigest: String?
+    /// The signer's certificate identity and OIDC issuer, when verified.
+    package var identity: String?
+    package var issuer: String?
+    /// Where the verified signature was found: `legacy .sig tag` or `OCI referrer bundle`.
+    package var source: String?
+
+    package init(verifiedDigest: String? = nil, identity: String? = nil, issuer: String? = nil, source: String? = nil) {
+        self.verifiedDigest = verifiedDigest
+        self.identity = identity
+        self.issuer = issuer
+        self.source = source
     }
 }
 
@@ -59,6 +105,8 @@ package struct FetchReply: Codable, Sendable {
     package var tokens: [TokenGrant]
     /// The registry answered over plain HTTP (a loopback registry without TLS).
     package var plainHTTP: Bool
+    /// What the signature check found, when the request asked for one and the image was admitted.
+    package var signature: SignatureReport?
 
     package init(
         failure: FetchFailure?,
@@ -67,7 +115,8 @@ package struct FetchReply: Codable, Sendable {
         maps: [String: String]? = nil,
         objectSize: Int = 0,
         tokens: [TokenGrant] = [],
-        plainHTTP: Bool = false
+        plainHTTP: Bool = false,
+        signature: SignatureReport? = nil
     ) {
         self.failure = failure
         self.digest = digest
@@ -76,6 +125,7 @@ package struct FetchReply: Codable, Sendable {
         self.objectSize = objectSize
         self.tokens = tokens
         self.plainHTTP = plainHTTP
+        self.signature = signature
     }
 }
 
@@ -90,6 +140,12 @@ package struct FetchFailure: Codable, Sendable, Equatable {
         case credentialsRefused
         /// INVALID_ARGUMENT with `reason` as the whole message.
         case invalidContent
+        /// FAILED_PRECONDITION `image <url> is not signed and unsigned images are not allowed`.
+        case unsigned
+        /// FAILED_PRECONDITION `signature verification failed for <url>: <reason>`.
+        case signatureInvalid
+        /// INTERNAL `cannot verify signature of <url>: sigstore trust root unavailable: <reason>`.
+        case trustRootUnavailable
     }
 
     package var kind: Kind
@@ -109,6 +165,10 @@ package struct FetchFailure: Codable, Sendable, Equatable {
         case .manifestNotFound: ImageError(.notFound, "image \(url) not found")
         case .credentialsRefused: ImageError(.permissionDenied, "registry \(host) refused the credentials for \(url)")
         case .invalidContent: ImageError(.invalidArgument, reason)
+        case .unsigned: .failedPrecondition("image \(url) is not signed and unsigned images are not allowed")
+        case .signatureInvalid: .failedPrecondition("signature verification failed for \(url): \(reason)")
+        case .trustRootUnavailable:
+            .internal("cannot verify signature of \(url): sigstore trust root unavailable: \(reason)")
         }
     }
 }

@@ -17,10 +17,10 @@ package enum PullPolicy: Int32, Sendable {
 package struct SigningPolicy: Sendable, Hashable, Codable {
     package var verifyEnabled: Bool
     package var allowUnsigned: Bool
-    /// The `[[signing.trusted_identities]]` entries, each in one canonical text.
-    package var trustedIdentities: [String]
+    /// The `[[signing.trusted_identities]]` entries in a canonical order (any signer when empty).
+    package var trustedIdentities: [TrustedIdentity]
 
-    package init(verifyEnabled: Bool = true, allowUnsigned: Bool = true, trustedIdentities: [String] = []) {
+    package init(verifyEnabled: Bool = true, allowUnsigned: Bool = true, trustedIdentities: [TrustedIdentity] = []) {
         self.verifyEnabled = verifyEnabled
         self.allowUnsigned = allowUnsigned
         self.trustedIdentities = trustedIdentities
@@ -86,6 +86,8 @@ package final class ImageStore: Sendable {
     let userAgent: String
     /// `SSL_CERT_FILE`, opened for each pull and handed to the fetcher (which runs as nobody) as fd 4.
     let caBundlePath: String?
+    /// The Sigstore trust root (SPEC §8.5), opened for each pull with verification on and handed over as fd 5.
+    package let trustRootPath: String
     /// Loopback registries that answered over plain HTTP: later pulls skip the TLS attempt.
     private let plainHTTPRegistries = Mutex<Set<String>>([])
     /// The executable run as the fetcher, with argv[0] "bpfman-image": `bpfman` itself (FetcherProcess).
@@ -101,10 +103,12 @@ package final class ImageStore: Sendable {
     ///   - objectCheck: why bytes are not a loadable BPF object for this machine, or nil.
     ///   - environment: where `SSL_CERT_FILE` and the auth files of SPEC §8.4 are looked up.
     ///   - fetcher: the executable to run as `bpfman-image` (`ImageStore.fetcherPath(environment:)` by default).
+    ///   - runtimeDirectory: where `tuf/trusted_root.json` is looked for when `SIGSTORE_ROOT_FILE` is not set.
     package init(
         directory: String,
         signing: SigningPolicy,
         environment: [String: String],
+        runtimeDirectory: String = "/run/bpfman",
         limits: ImageLimits = ImageLimits(),
         userAgent: String,
         logger: Logger,
@@ -120,6 +124,7 @@ package final class ImageStore: Sendable {
         self.userAgent = userAgent
         self.caBundlePath = environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         self.fetcherPath = fetcher ?? Self.fetcherPath(environment: environment)
+        self.trustRootPath = Self.trustRootPath(environment: environment, runtimeDirectory: runtimeDirectory)
         try makeDirectories(directory)
         for name in listDirectory(directory) where name.hasPrefix(".") {
             removeTree(directory + "/" + name)
@@ -140,6 +145,13 @@ package final class ImageStore: Sendable {
         return parts.dropLast().joined(separator: "/") + "/bpfman"
     }
 
+    /// `$SIGSTORE_ROOT_FILE` when set, else `<runtime dir>/tuf/trusted_root.json` (SPEC §8.5). Only the path: the
+    /// file is opened when a pull verifies signatures, and read only when the fetcher finds one.
+    package static func trustRootPath(environment: [String: String], runtimeDirectory: String) -> String {
+        if let path = environment["SIGSTORE_ROOT_FILE"], !path.isEmpty { return path }
+        return runtimeDirectory + "/tuf/trusted_root.json"
+    }
+
     /// The cache entry's directory for a normalized reference: `sha256_<first 16 bytes of its sha256>`.
     package func entryDirectory(for normalized: String) throws(ImageError) -> String {
         directory + "/sha256_" + (try SHA256Hasher.digest(Array(normalized.utf8))).dropFirst(7).prefix(32)
@@ -158,7 +170,7 @@ package final class ImageStore: Sendable {
         let entry = try entryDirectory(for: reference.normalized)
         if policy != .always {
             switch readEntry(entry) {
-            case .some(let (image, metadata)) where metadata.policy == signing:
+            case .some(let (image, metadata)) where metadata.policy == signing && admitsCached(metadata):
                 return image
             case .some:
                 if policy == .never {
@@ -253,6 +265,20 @@ package final class ImageStore: Sendable {
             }
         }
         defer { if let caBundleFD { close(caBundleFD) } }
+        // The trust root is only opened here; a missing one matters only if the fetcher finds a signature.
+        var trustRootFD: CInt?
+        var trustRootProblem: String?
+        if signing.verifyEnabled {
+            let fd = open(trustRootPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if fd >= 0 {
+                trustRootFD = fd
+            } else {
+                trustRootProblem =
+                    "cannot open \(trustRootPath): \(String(cString: strerror(errno))) (this build does not fetch "
+                    + "it through TUF; pre-seed it or set SIGSTORE_ROOT_FILE)"
+            }
+        }
+        defer { if let trustRootFD { close(trustRootFD) } }
         let plainHTTP = plainHTTPRegistries.withLock { $0.contains(registryHost) }
         let request = FetchRequest(
             url: url,
@@ -260,9 +286,22 @@ package final class ImageStore: Sendable {
             tokens: tokens.grants(registry: registryHost, credentials: credentials),
             plainHTTP: plainHTTP,
             limits: limits,
-            userAgent: userAgent
+            userAgent: userAgent,
+            signing: signing.verifyEnabled
+                ? SignatureCheck(
+                    allowUnsigned: signing.allowUnsigned,
+                    trustedIdentities: signing.trustedIdentities,
+                    trustRootPath: trustRootPath,
+                    trustRootProblem: trustRootProblem
+                ) : nil
         )
-        let (reply, object) = try runFetcher(request, localFD: localFD, caBundleFD: caBundleFD, url: url)
+        let (reply, object) = try runFetcher(
+            request,
+            localFD: localFD,
+            caBundleFD: caBundleFD,
+            trustRootFD: trustRootFD,
+            url: url
+        )
         if !registryHost.isEmpty {
             tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
             if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
@@ -271,7 +310,7 @@ package final class ImageStore: Sendable {
         if let problem = objectCheck(object) {
             throw .invalidArgument("image \(url) does not hold a BPF object for this machine: \(problem)")
         }
-        try admit(url: url)
+        let verifiedDigest = try admit(url: url, digest: reply.digest, signature: reply.signature)
         let metadata = EntryMetadata(
             reference: reference.normalized,
             digest: reply.digest,
@@ -279,7 +318,7 @@ package final class ImageStore: Sendable {
             maps: reply.maps,
             pulled_at: Int64(Date().timeIntervalSince1970),
             policy: signing,
-            verified_digest: nil
+            verified_digest: verifiedDigest
         )
         try writeEntry(entry, object: object, metadata: metadata, url: url)
         logger.info(
@@ -309,13 +348,14 @@ package final class ImageStore: Sendable {
         return fd
     }
 
-    /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3 and `caBundleFD` as
-    /// its fd 4; reads its reply
-    /// line and the object that follows, at most a reply's and an object's worth.
+    /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3, `caBundleFD` as
+    /// its fd 4 and `trustRootFD` as its fd 5; reads its reply line and the object that follows, at most a reply's
+    /// and an object's worth.
     private func runFetcher(
         _ request: FetchRequest,
         localFD: CInt?,
         caBundleFD: CInt?,
+        trustRootFD: CInt?,
         url: String
     ) throws(ImageError) -> (FetchReply, [UInt8]) {
         func failed(_ reason: String) -> ImageError { .internal("failed to pull image \(url): \(reason)") }
@@ -335,6 +375,7 @@ package final class ImageStore: Sendable {
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         if let localFD { posix_spawn_file_actions_adddup2(&actions, localFD, 3) }
         if let caBundleFD { posix_spawn_file_actions_adddup2(&actions, caBundleFD, 4) }
+        if let trustRootFD { posix_spawn_file_actions_adddup2(&actions, trustRootFD, 5) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -390,17 +431,36 @@ package final class ImageStore: Sendable {
         return (answer, object)
     }
 
-    /// The signing policy's word on an image (SPEC §8.5). Signatures are not verified by this build, so every
-    /// image counts as unsigned: admitted with a warning when `allow_unsigned`, refused otherwise.
-    private func admit(url: String) throws(ImageError) {
-        guard signing.verifyEnabled else { return }
+    /// The signing policy's word on a pulled image (SPEC §8.5), from what the fetcher found. The fetcher refuses
+    /// unsigned images itself when they are not allowed; this checks its report again.
+    /// - Returns: the digest whose signature verified, recorded as the entry's `verified_digest`.
+    private func admit(url: String, digest: String, signature: SignatureReport?) throws(ImageError) -> String? {
+        guard signing.verifyEnabled else { return nil }
+        if let verified = signature?.verifiedDigest {
+            guard verified == digest else {
+                throw .failedPrecondition("signature verification failed for \(url): the fetcher verified \(verified)")
+            }
+            logger.info(
+                "image signature verified",
+                metadata: [
+                    "image": "\(url)", "digest": "\(digest)", "identity": "\(signature?.identity ?? "")",
+                    "issuer": "\(signature?.issuer ?? "")", "found_in": "\(signature?.source ?? "")",
+                ]
+            )
+            return verified
+        }
         guard signing.allowUnsigned else {
             throw .failedPrecondition("image \(url) is not signed and unsigned images are not allowed")
         }
-        logger.warning(
-            "image accepted without a verified signature (allow_unsigned = true; this build does not verify signatures)",
-            metadata: ["image": "\(url)"]
-        )
+        logger.warning("image is not signed; accepted because allow_unsigned = true", metadata: ["image": "\(url)"])
+        return nil
+    }
+
+    /// Whether a cache entry recorded under the current policy is still one the policy admits: with unsigned
+    /// images refused, only an entry whose own digest was verified.
+    private func admitsCached(_ metadata: EntryMetadata) -> Bool {
+        guard signing.verifyEnabled, !signing.allowUnsigned else { return true }
+        return metadata.verified_digest == metadata.digest
     }
 
     /// The entry in `path` when it is whole and readable.

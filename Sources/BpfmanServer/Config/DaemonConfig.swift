@@ -37,16 +37,7 @@ package struct DaemonConfig: Equatable, Sendable {
     }
 
     /// One `[[signing.trusted_identities]]` entry: exactly one identity matcher and one issuer matcher.
-    package struct TrustedIdentity: Equatable, Sendable {
-        package enum Matcher: Equatable, Sendable {
-            case exact(String)
-            /// An anchored regular expression.
-            case pattern(String)
-        }
-
-        package var identity: Matcher
-        package var issuer: Matcher
-    }
+    package typealias TrustedIdentity = BpfmanImages.TrustedIdentity
 
     package var interfaceXDPModes: [String: XDPMode] = [:]
     package var verifySignatures = true
@@ -231,17 +222,24 @@ private struct ConfigReader {
         }
         var result: [DaemonConfig.TrustedIdentity] = []
         var sawWildcard = false
-        for item in items {
+        for (index, item) in items.enumerated() {
+            // Entries are named by their position, counting from 1, as they appear in the file.
+            let name = "\(key) entry \(index + 1)"
             guard case .table(let t) = item else { throw fail(entry, key, "must be an array of tables") }
             func matcher(_ exact: String, _ pattern: String) throws(ConfigError) -> DaemonConfig.TrustedIdentity.Matcher
             {
                 switch (t[exact], t[pattern]) {
                 case (.string(let s)?, nil): return .exact(s)
-                case (nil, .string(let s)?): return .pattern(s)
+                case (nil, .string(let s)?):
+                    let matcher = DaemonConfig.TrustedIdentity.Matcher.pattern(s)
+                    if let problem = matcher.problem {
+                        throw fail(entry, name, "has an invalid \(pattern) \"\(s)\": \(problem)")
+                    }
+                    return matcher
                 case (nil, nil), (.some, .some):
-                    throw fail(entry, key, "entries need exactly one of \(exact) and \(pattern)")
+                    throw fail(entry, name, "needs exactly one of \(exact) and \(pattern)")
                 default:
-                    throw fail(entry, key, "\(exact) and \(pattern) must be strings")
+                    throw fail(entry, name, "\(exact) and \(pattern) must be strings")
                 }
             }
             let identity = try matcher("certificate_identity", "certificate_identity_regexp")
@@ -253,14 +251,6 @@ private struct ConfigReader {
             throw fail(entry, key, "has a wildcard entry (any identity, any issuer) combined with other entries")
         }
         return result
-    }
-}
-
-extension DaemonConfig.TrustedIdentity.Matcher {
-    /// A pattern that matches everything: `.*` or `.+` or `^.*$`.
-    fileprivate var isWildcard: Bool {
-        guard case .pattern(let p) = self else { return false }
-        return [".*", "^.*$", ".+", "^.+$", "(.*)"].contains(p)
     }
 }
 
@@ -286,18 +276,11 @@ extension Substring {
 extension DaemonConfig {
     /// The `[signing]` settings as the image cache records them (SPEC §8.3, §8.5).
     package var signingPolicy: SigningPolicy {
-        func text(_ matcher: TrustedIdentity.Matcher) -> String {
-            switch matcher {
-            case .exact(let value): "exact:" + value
-            case .pattern(let value): "regexp:" + value
-            }
-        }
-        return SigningPolicy(
+        SigningPolicy(
             verifyEnabled: verifySignatures,
             allowUnsigned: allowUnsigned,
             // Sorted: the order of the entries in the file does not change what is admitted.
-            trustedIdentities: trustedIdentities.map { "identity=\(text($0.identity)) issuer=\(text($0.issuer))" }
-                .sorted()
+            trustedIdentities: trustedIdentities.sorted { $0.text < $1.text }
         )
     }
 }

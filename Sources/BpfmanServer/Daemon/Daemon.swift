@@ -144,6 +144,7 @@ package final class Daemon: Sendable {
                 directory: options.imageCacheDirectory,
                 signing: config.signingPolicy,
                 environment: ProcessInfo.processInfo.environment,
+                runtimeDirectory: options.runtimeDirectory,
                 userAgent: "bpfman/\(BpfmanVersion.string)",
                 logger: logger,
                 objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
