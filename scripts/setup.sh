@@ -23,6 +23,10 @@ DEBS=(
     # the container image's own libcurl (scripts/build-libcurl.sh): Debian's curl source through apt-get source
     # (dpkg-source), built against OpenSSL, zlib, libzstd and libnghttp2
     dpkg-dev make gcc libssl-dev
+    # image signatures: libcrypto's headers behind COpenSSL (the fetcher's verifier; libssl-dev is listed above),
+    # and Python's cryptography for the trust roots and signatures the signature tests make
+    # (Interop/images/sigstore_forge.py)
+    python3-cryptography
     # the container image's pod-shaped test (DaemonKernelTests.Container): podman runs `make image`'s archive
     # with runc (crun, podman's default, refuses this machine's hybrid cgroups; INTEROP.md)
     podman runc

@@ -6,6 +6,8 @@ It serves one OCI image layout directory read-only as one repository of the dist
     GET|HEAD /v2/                              200, or the 401 challenge in bearer mode
     GET|HEAD /v2/<repo>/manifests/<tag|digest> a tag is the org.opencontainers.image.ref.name annotation
     GET|HEAD /v2/<repo>/blobs/<digest>         blobs/sha256/<hex> of the layout
+    GET      /v2/<repo>/referrers/<digest>     OCI 1.1 referrers: an index of the layout's manifests (those listed in
+                                               index.json) whose `subject` is <digest>, with their artifactType
     GET      /token                            bearer mode: the token service
     GET      /storage/<digest>                 redirect mode: where blob GETs are sent
     GET      /stats                            JSON counts of what was asked, for the tests' assertions
@@ -59,6 +61,7 @@ class State:
             "storage_gets": 0,
             "storage_authorization": 0,
             "unauthorized": 0,
+            "referrers_gets": 0,
         }
 
     def count(self, key):
@@ -93,6 +96,26 @@ class State:
                     return None
                 return open(path, "rb").read(), descriptor["mediaType"], descriptor["digest"]
         return None
+
+    def referrers(self, digest):
+        """The OCI 1.1 referrers index of `digest`: every manifest of index.json whose subject names it."""
+        with open(os.path.join(self.args.layout, "index.json"), "rb") as f:
+            index = json.load(f)
+        found = []
+        for descriptor in index.get("manifests", []):
+            path = self.blob_path(descriptor["digest"])
+            if path is None:
+                continue
+            manifest = json.loads(open(path, "rb").read())
+            if (manifest.get("subject") or {}).get("digest") != digest:
+                continue
+            entry = {"mediaType": descriptor["mediaType"], "digest": descriptor["digest"],
+                     "size": descriptor["size"]}
+            artifact_type = manifest.get("artifactType") or manifest.get("config", {}).get("mediaType")
+            if artifact_type:
+                entry["artifactType"] = artifact_type
+            found.append(entry)
+        return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -164,7 +187,7 @@ class Handler(BaseHTTPRequestHandler):
             if self.authorized(head):
                 self.send_json(200, {}, head=head)
             return
-        match = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/([^/]+)", path)
+        match = re.fullmatch(r"/v2/(.+)/(manifests|blobs|referrers)/([^/]+)", path)
         if match is None:
             return self.send_error_document(404, "NOT_FOUND", "no such endpoint", head=head)
         if not self.authorized(head):
@@ -174,6 +197,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_error_document(404, "NAME_UNKNOWN", "repository name not known to registry", head=head)
         if kind == "manifests":
             self.manifest(reference, head)
+        elif kind == "referrers":
+            state.count("referrers_gets")
+            self.send(200, json.dumps(state.referrers(reference)).encode(),
+                      {"Content-Type": "application/vnd.oci.image.index.v1+json"}, head)
         else:
             self.blob(reference, head)
 

@@ -331,6 +331,8 @@ public final class RegistryStandin: Sendable {
         public var storageAuthorization: Int
         /// Requests answered with the bearer challenge.
         public var unauthorized: Int
+        /// GETs of the OCI 1.1 referrers API.
+        public var referrersGets: Int
 
         enum CodingKeys: String, CodingKey {
             case tokenRequests = "token_requests"
@@ -339,6 +341,7 @@ public final class RegistryStandin: Sendable {
             case storageGets = "storage_gets"
             case storageAuthorization = "storage_authorization"
             case unauthorized
+            case referrersGets = "referrers_gets"
         }
     }
 

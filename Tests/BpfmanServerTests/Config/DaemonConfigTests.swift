@@ -1,3 +1,4 @@
+import BpfmanImages
 import Testing
 
 @testable import BpfmanServer
@@ -71,7 +72,27 @@ import Testing
         ("[database\n", "c.toml: line 1: expected ]"),
         (
             "[[signing.trusted_identities]]\ncertificate_identity = \"a\"",
-            "entries need exactly one of certificate_oidc_issuer and certificate_oidc_issuer_regexp"
+            "signing.trusted_identities entry 1 needs exactly one of certificate_oidc_issuer and "
+                + "certificate_oidc_issuer_regexp"
+        ),
+        (
+            """
+            [[signing.trusted_identities]]
+            certificate_identity = "a"
+            certificate_oidc_issuer = "b"
+            [[signing.trusted_identities]]
+            certificate_identity_regexp = "(unclosed"
+            certificate_oidc_issuer = "b"
+            """,
+            "signing.trusted_identities entry 2 has an invalid certificate_identity_regexp \"(unclosed\""
+        ),
+        (
+            """
+            [[signing.trusted_identities]]
+            certificate_identity = "a"
+            certificate_oidc_issuer_regexp = "https://[z-a]"
+            """,
+            "signing.trusted_identities entry 1 has an invalid certificate_oidc_issuer_regexp \"https://[z-a]\""
         ),
         (
             """
