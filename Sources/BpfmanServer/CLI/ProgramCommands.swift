@@ -227,7 +227,7 @@ extension BpfmanCommand {
         static let configuration = CommandConfiguration(
             commandName: "image",
             abstract: "Manage bytecode images.",
-            subcommands: [Pull.self]
+            subcommands: [Pull.self, VerifyBundle.self]
         )
 
         struct Pull: ParsableCommand {

@@ -209,7 +209,7 @@ extension DaemonKernelTests {
             }
         }
 
-        /// SPEC §8.5's policy side, until signatures are verified: with `allow_unsigned = false` every image is
+        /// SPEC §8.5's policy side for unsigned images: with `allow_unsigned = false` an unsigned image is
         /// refused and nothing is cached; `verify_enabled = false` loads; the default loads and logs a warning.
         @Test(arguments: [
             ("[signing]\nallow_unsigned = false\n", false),
@@ -238,7 +238,7 @@ extension DaemonKernelTests {
                     if let id = CLI.row("Program ID", in: load.output) {
                         _ = try await CLI.bpfman(daemon, ["unload", id])
                     }
-                    #expect(daemon.log.contains("without a verified signature") == config.isEmpty, "\(daemon.log)")
+                    #expect(daemon.log.contains("image is not signed") == config.isEmpty, "\(daemon.log)")
                 } else {
                     #expect(
                         load.output
@@ -302,7 +302,11 @@ extension DaemonKernelTests {
                 #expect(statsDuring.blobGets < 2, "the reads and the attach finished while the pull was running")
                 #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.output))\n\(daemon.log)")
                 let stats = try standin.stats()
-                #expect(stats.manifestGets == 1 && stats.blobGets == 2, "one download: \(stats)")
+                // One download: the manifest, its `.sig` tag and its referrers (SPEC §8.5) once each, the blobs once.
+                #expect(
+                    stats.manifestGets == 2 && stats.referrersGets == 1 && stats.blobGets == 2,
+                    "one download: \(stats)"
+                )
                 let ids = Set(results.compactMap { CLI.row("Program ID", in: $0.output) })
                 #expect(ids.count == 8)
                 for id in ids.union([otherID]) { _ = try await CLI.bpfman(daemon, ["unload", id]) }
