@@ -90,6 +90,22 @@ extension LogEntry {
             guard try sameCertificate(spec.signature?.publicKey?.content) else {
                 throw .invalid("the log entry records another certificate")
             }
+        case (.dsse(let payloadType, let payload, let signature), "hashedrekord"):
+            // The client spec allows a DSSE envelope logged as hashedrekord: the hash is of PAE(type, payload),
+            // the bytes the signature covers.
+            guard parsed.apiVersion == "0.0.1", let spec = parsed.spec else {
+                throw .invalid("the log entry is hashedrekord \(parsed.apiVersion ?? "?"), not 0.0.1")
+            }
+            let signed = sha256(preAuthenticationEncoding(payloadType, payload))
+            guard spec.data?.hash?.algorithm == "sha256", spec.data?.hash?.value == hex(signed) else {
+                throw .invalid("the log entry records another artifact hash than the DSSE envelope's")
+            }
+            guard spec.signature?.content.flatMap(base64Decoded) == signature else {
+                throw .invalid("the log entry records another signature")
+            }
+            guard try sameCertificate(spec.signature?.publicKey?.content) else {
+                throw .invalid("the log entry records another certificate")
+            }
         case (.dsse(_, let payload, let signature), "dsse"):
             guard parsed.apiVersion == "0.0.1", let spec = parsed.spec else {
                 throw .invalid("the log entry is dsse \(parsed.apiVersion ?? "?"), not 0.0.1")
