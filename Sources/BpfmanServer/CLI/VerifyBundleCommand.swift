@@ -5,9 +5,9 @@ internal import Glibc
 
 extension BpfmanCommand.ImageCommand {
     /// `bpfman image verify-bundle`: the verify subcommand of Sigstore's conformance CLI protocol (SPEC §8.5),
-    /// offline. The verifier lives in the `bpfman-image` fetcher (libcrypto is linked there, never into this
-    /// binary), so this command replaces itself with `bpfman-image verify-bundle` and the same arguments: the
-    /// exit status is that process's, 0 verified and 1 not.
+    /// offline. The verifier belongs to the image fetcher (BpfmanImageFetch, which this module does not import), so
+    /// this command replaces itself with this same executable run as the fetcher, `bpfman-image verify-bundle` and
+    /// the arguments: the exit status is that process's, 0 verified and 1 not.
     struct VerifyBundle: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "verify-bundle",
@@ -40,7 +40,7 @@ extension BpfmanCommand.ImageCommand {
                 )
             let fetcher = ImageStore.fetcherPath(environment: environment)
             let arguments = [
-                fetcher, "verify-bundle", "--bundle", bundle, "--certificate-identity", certificateIdentity,
+                "bpfman-image", "verify-bundle", "--bundle", bundle, "--certificate-identity", certificateIdentity,
                 "--certificate-oidc-issuer", certificateOIDCIssuer, "--trusted-root", root, fileOrDigest,
             ]
             var argv = arguments.map { strdup($0) } + [nil]
