@@ -46,8 +46,8 @@ ENV = ["PATH=/usr/sbin:/usr/bin"]
 EXECUTABLE_DIR = "usr/sbin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Libraries the executables load with dlopen, which ldd cannot see (KubernetesManifestTests checks this list
-# against every dlopen in Sources): libcrypto for the daemon's SHA-256 (Sources/CLazyCrypto), libcurl for the
-# image fetcher (Sources/CCurl).
+# against every dlopen in Sources): libcrypto for the daemon's SHA-256 (Sources/CLazyCrypto) and the fetcher's
+# signature verifier (Sources/COpenSSL), libcurl for the image fetcher (Sources/CCurl).
 DLOPENED = ["libcrypto.so.3", "libcurl.so.4"]
 # Names under which the daemon runs its own executable (argv[0]); symlinks to bpfman in the image.
 HELPER_NAMES = ["bpfman-image", "bpfman-ns"]
