@@ -77,30 +77,21 @@ extension LogEntry {
             return certificates.first?.der == material.leaf.der
         }
         switch (material.content, parsed.kind) {
-        case (.message(let signature, let digest, _), "hashedrekord"):
+        case (_, "hashedrekord"):
+            // A message's hash, or for a DSSE envelope logged as hashedrekord (the client spec allows it) the hash of
+            // PAE(type, payload): the bytes the signature covers.
             guard parsed.apiVersion == "0.0.1", let spec = parsed.spec else {
                 throw .invalid("the log entry is hashedrekord \(parsed.apiVersion ?? "?"), not 0.0.1")
             }
-            guard spec.data?.hash?.algorithm == "sha256", spec.data?.hash?.value == hex(digest) else {
+            let signed: [UInt8] =
+                switch material.content {
+                case .message(_, let digest, _): digest
+                case .dsse(let payloadType, let payload, _): sha256(preAuthenticationEncoding(payloadType, payload))
+                }
+            guard spec.data?.hash?.algorithm == "sha256", spec.data?.hash?.value == hex(signed) else {
                 throw .invalid("the log entry records another artifact hash than the one signed")
             }
-            guard spec.signature?.content.flatMap(base64Decoded) == signature else {
-                throw .invalid("the log entry records another signature")
-            }
-            guard try sameCertificate(spec.signature?.publicKey?.content) else {
-                throw .invalid("the log entry records another certificate")
-            }
-        case (.dsse(let payloadType, let payload, let signature), "hashedrekord"):
-            // The client spec allows a DSSE envelope logged as hashedrekord: the hash is of PAE(type, payload),
-            // the bytes the signature covers.
-            guard parsed.apiVersion == "0.0.1", let spec = parsed.spec else {
-                throw .invalid("the log entry is hashedrekord \(parsed.apiVersion ?? "?"), not 0.0.1")
-            }
-            let signed = sha256(preAuthenticationEncoding(payloadType, payload))
-            guard spec.data?.hash?.algorithm == "sha256", spec.data?.hash?.value == hex(signed) else {
-                throw .invalid("the log entry records another artifact hash than the DSSE envelope's")
-            }
-            guard spec.signature?.content.flatMap(base64Decoded) == signature else {
+            guard spec.signature?.content.flatMap(base64Decoded) == material.content.signature else {
                 throw .invalid("the log entry records another signature")
             }
             guard try sameCertificate(spec.signature?.publicKey?.content) else {
