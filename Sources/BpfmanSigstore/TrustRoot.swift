@@ -1,5 +1,4 @@
 internal import FoundationEssentials
-internal import Glibc
 
 /// Sigstore's trust root (`trusted_root.json`, media type `application/vnd.dev.sigstore.trustedroot+json`): the
 /// Fulcio certificate authorities and the Rekor transparency-log keys, each with the time range it may be used
@@ -132,12 +131,17 @@ package func rfc3339Seconds(_ text: String) -> Int64? {
         return nil
     }
     guard index == bytes.count else { return nil }
-    var parts = tm()
-    parts.tm_year = Int32(year - 1900)
-    parts.tm_mon = Int32(month - 1)
-    parts.tm_mday = Int32(day)
-    parts.tm_hour = Int32(hour)
-    parts.tm_min = Int32(minute)
-    parts.tm_sec = Int32(second)
-    return Int64(timegm(&parts)) - Int64(offset)
+    let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86400 + hour * 3600 + minute * 60 + second
+    return Int64(seconds - offset)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the civil-from-days inverse, counted in
+/// 400-year eras of 146097 days from 0000-03-01).
+private func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yearOfEra = y - era * 400
+    let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    return era * 146097 + dayOfEra - 719468
 }
