@@ -85,6 +85,30 @@ struct SignatureTests {
         }
     }
 
+    /// An `oci:` layout carries signatures the same way, under the same tags (`sha256-<hex>.sig`, and the
+    /// `sha256-<hex>` referrers index): the layout has no referrers API.
+    @Test(arguments: SignatureFormat.allCases)
+    func layoutSignaturesAreFoundByTag(_ format: SignatureFormat) async throws {
+        try await withWorkspace { workspace in
+            let layout = try workspace.layout(with: try Objects.tracepointImage())
+            let indexJSON = try JSONSerialization.jsonObject(
+                with: Data(try readBytes(layout.directory + "/index.json"))
+            )
+            let digest = try #require(
+                ((indexJSON as? [String: Any])?["manifests"] as? [[String: Any]])?.first?["digest"] as? String
+            )
+            let root = try await SigstoreForge.makeRoot(in: workspace.root + "/sigstore")
+            let url = "oci:\(layout.directory):v1"
+            let store = try store(workspace, trustRoot: root.trustedRoot)
+            await expectImageError(.failedPrecondition, "is not signed") {
+                try await store.resolve(url: url, policy: .always)
+            }
+            try await SigstoreForge.signImage(root: root, digest: digest, format: format, layout: layout.directory)
+            let image = try await store.resolve(url: url, policy: .always)
+            #expect(try workspace.metadata(of: image)["verified_digest"] as? String == digest)
+        }
+    }
+
     /// For an image index, the index digest is what is signed and verified.
     @Test func indexDigestIsVerified() async throws {
         try await withWorkspace { workspace in
