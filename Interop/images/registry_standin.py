@@ -24,6 +24,8 @@ Modes (--mode, comma-separated):
               the same, to http://localhost:PORT/storage/<digest>: another host name, as blob storage is (a
               client must not send the registry's Authorization there; /stats counts those that do).
     slow      blob responses wait --delay seconds before they are sent.
+    no-referrers
+              the referrers API answers 403 DENIED, as some registries refuse a route they do not know.
 
 The port is written to --port-file (written whole, then renamed) once the server listens on 127.0.0.1. The
 process exits by itself after --lifetime seconds, or when its parent goes away, so a crashed test run leaves no
@@ -199,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
             self.manifest(reference, head)
         elif kind == "referrers":
             state.count("referrers_gets")
+            if "no-referrers" in state.modes:
+                return self.send_error_document(403, "DENIED", "requested access to the resource is denied")
             self.send(200, json.dumps(state.referrers(reference)).encode(),
                       {"Content-Type": "application/vnd.oci.image.index.v1+json"}, head)
         else:

@@ -149,14 +149,17 @@ struct RegistrySource: ImageSource {
     }
 
     mutating func referrers(of digest: String, limits: ImageLimits) throws(PullFailure) -> FetchedDocument? {
-        let response = try send(
-            "referrers/\(digest)",
-            accept: [MediaType.ociIndex],
-            sink: .memory,
-            limit: limits.document
-        )
-        // A registry without the API answers 404 (distribution 2.8), 400, 405 or 501; then the tag schema applies.
-        guard (200..<300).contains(response.status) else { return nil }
+        // A registry without the API answers 404 (distribution 2.8), 400, 405 or 501, and some refuse the unknown
+        // route outright (401 or 403 although the manifest was readable); then the tag schema applies.
+        guard
+            let response = try? send(
+                "referrers/\(digest)",
+                accept: [MediaType.ociIndex],
+                sink: .memory,
+                limit: limits.document
+            ),
+            (200..<300).contains(response.status)
+        else { return nil }
         return FetchedDocument(
             bytes: response.body,
             contentType: response.header("content-type"),

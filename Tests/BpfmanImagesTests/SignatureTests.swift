@@ -85,6 +85,33 @@ struct SignatureTests {
         }
     }
 
+    /// A registry that refuses the referrers route (403) is asked for the tag-schema index instead.
+    @Test func refusedReferrersAPIFallsBackToTheTagSchema() async throws {
+        try await withWorkspace { workspace in
+            let layout = try workspace.layout(with: try Objects.tracepointImage())
+            let indexJSON = try JSONSerialization.jsonObject(
+                with: Data(try readBytes(layout.directory + "/index.json"))
+            )
+            let digest = try #require(
+                ((indexJSON as? [String: Any])?["manifests"] as? [[String: Any]])?.first?["digest"] as? String
+            )
+            let root = try await SigstoreForge.makeRoot(in: workspace.root + "/sigstore")
+            try await SigstoreForge.signImage(root: root, digest: digest, format: .bundle, layout: layout.directory)
+            try await withRegistryStandin(
+                layout: layout.directory,
+                repository: "bytecode",
+                options: .init(refuseReferrers: true)
+            ) { standin in
+                let url = "\(standin.host)/bytecode:v1"
+                let image = try await store(workspace, trustRoot: root.trustedRoot).resolve(url: url, policy: .always)
+                #expect(try workspace.metadata(of: image)["verified_digest"] as? String == digest)
+                let stats = try standin.stats()
+                // The manifest, the `.sig` tag, the `sha256-<hex>` index and the referrer manifest.
+                #expect(stats.referrersGets == 1 && stats.manifestGets == 4, "\(stats)")
+            }
+        }
+    }
+
     /// An `oci:` layout carries signatures the same way, under the same tags (`sha256-<hex>.sig`, and the
     /// `sha256-<hex>` referrers index): the layout has no referrers API.
     @Test(arguments: SignatureFormat.allCases)

@@ -299,6 +299,8 @@ public final class RegistryStandin: Sendable {
         public var redirectToOtherHost: Bool
         /// Seconds each blob response waits before it is sent (0: none).
         public var blobDelay: Double
+        /// The referrers API answers 403, as some registries refuse a route they do not know.
+        public var refuseReferrers: Bool
 
         public init(
             bearer: Bool = false,
@@ -308,7 +310,8 @@ public final class RegistryStandin: Sendable {
             lie: Bool = false,
             redirect: Bool = false,
             redirectToOtherHost: Bool = false,
-            blobDelay: Double = 0
+            blobDelay: Double = 0,
+            refuseReferrers: Bool = false
         ) {
             self.bearer = bearer
             self.login = login
@@ -318,6 +321,7 @@ public final class RegistryStandin: Sendable {
             self.redirect = redirect
             self.redirectToOtherHost = redirectToOtherHost
             self.blobDelay = blobDelay
+            self.refuseReferrers = refuseReferrers
         }
     }
 
@@ -374,6 +378,7 @@ public final class RegistryStandin: Sendable {
         if options.redirect { modes.append("redirect") }
         if options.redirectToOtherHost { modes.append("redirect-host") }
         if options.blobDelay > 0 { modes.append("slow") }
+        if options.refuseReferrers { modes.append("no-referrers") }
         var arguments = [
             Repository.path("Interop/images/registry_standin.py"),
             "--layout", layout, "--repository", repository, "--port-file", directory + "/port",
