@@ -10,8 +10,8 @@ cosign would: the legacy tag `sha256-<hex>.sig` (simple-signing layer with annot
 `sign-blob` writes a bundle for a file (the conformance CLI's `verify-bundle` input).
 
 Faults (--fault) make one thing wrong and leave the rest valid: wrong-digest, untrusted-chain, bad-set,
-bad-proof, expired-leaf, critical-extension, chain-loop, chain-100, garbage-base64, unknown-media-type,
-lying-size. Needs Python's `cryptography` (Debian: python3-cryptography).
+bad-proof, no-set (an inclusion proof alone), expired-leaf, critical-extension, chain-loop, chain-100,
+garbage-base64, unknown-media-type, lying-size. Needs Python's `cryptography` (Debian: python3-cryptography).
 """
 
 import argparse
@@ -260,7 +260,7 @@ class Signer:
             },
             "canonicalizedBody": b64(body),
         }
-        if self.fault != "bad-proof":
+        if self.fault != "no-set":
             entry["inclusionPromise"] = {"signedEntryTimestamp": b64(signed_entry_timestamp)}
         return entry, signed_entry_timestamp
 

@@ -7,7 +7,8 @@ internal import FoundationEssentials
 // Merkle trees, and the signed-note format of checkpoints.
 
 extension LogEntry {
-    /// Checks the entry against `material` and the trust root's logs.
+    /// Checks the entry against `material` and the trust root's logs: the body, the SET, and the inclusion proof
+    /// with its checkpoint when there is one. A SET is required: it is what signs the integration time.
     /// - Returns: the entry's integration time, which the certificate must cover.
     func verify(for material: SignatureMaterial, logs: [TrustRoot.TransparencyLog]) throws(SigstoreError) -> Int64 {
         guard let log = logs.first(where: { $0.keyID == logID }) else {
@@ -37,6 +38,15 @@ extension LogEntry {
         }
         guard vouched else {
             throw .invalid("the log entry has neither a signed entry timestamp nor an inclusion proof")
+        }
+        // An inclusion proof covers the body only: the integration time beside it is the bundle's word. Only the
+        // SET signs the time, and the certificate's validity is checked against it (a signing key kept past its
+        // certificate's ten minutes could otherwise be given any time).
+        guard signedEntryTimestamp != nil else {
+            throw .invalid(
+                "the log entry's integration time is not signed (an inclusion proof without a signed entry "
+                    + "timestamp; timestamp authorities are not supported)"
+            )
         }
         return integratedTime
     }

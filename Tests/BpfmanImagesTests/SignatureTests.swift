@@ -176,6 +176,7 @@ struct SignatureTests {
         (.legacy, "bad-set", "signed entry timestamp does not verify"),
         (.bundle, "bad-set", "signed entry timestamp does not verify"),
         (.bundle, "bad-proof", "inclusion proof does not lead to the log's root hash"),
+        (.bundle, "no-set", "integration time is not signed"),
         (.legacy, "expired-leaf", "certificate was not valid when the log recorded the signature"),
         (.bundle, "expired-leaf", "certificate was not valid when the log recorded the signature"),
         (.legacy, "critical-extension", "unhandled critical extension"),
