@@ -152,15 +152,6 @@ package final class PublicKey {
         libcrypto.ERR_clear_error()
         return result == 1
     }
-
-    /// The DER SubjectPublicKeyInfo. The corresponding C function is `i2d_PUBKEY`.
-    package var subjectPublicKeyInfo: [UInt8] {
-        var out: UnsafeMutablePointer<UInt8>?
-        let length = libcrypto.i2d_PUBKEY(pointer, &out)
-        guard length > 0, let out else { return [] }
-        defer { libcrypto.CRYPTO_free(out, #fileID, #line) }
-        return Array(UnsafeBufferPointer(start: out, count: Int(length)))
-    }
 }
 
 /// An X.509 certificate (`X509`).
@@ -256,11 +247,6 @@ package final class Certificate {
 
     /// Whether the extended key usage includes code signing (Fulcio's leaves carry it).
     package var allowsCodeSigning: Bool { copenssl_has_code_signing_usage(api, pointer) == 1 }
-
-    /// Whether subject and issuer names are equal (a root, or a loop's member).
-    package var isSelfIssued: Bool {
-        libcrypto.X509_NAME_cmp(libcrypto.X509_get_subject_name(pointer), libcrypto.X509_get_issuer_name(pointer)) == 0
-    }
 }
 
 /// Verifies that `leaf` chains through `intermediates` to one of `roots`, with every certificate valid at `time`

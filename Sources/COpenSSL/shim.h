@@ -33,7 +33,6 @@
     R(const EVP_MD *, EVP_sha384, (void), ())                                                                        \
     R(const EVP_MD *, EVP_sha512, (void), ())                                                                        \
     R(EVP_PKEY *, d2i_PUBKEY, (EVP_PKEY **a, const unsigned char **pp, long length), (a, pp, length))                \
-    R(int, i2d_PUBKEY, (const EVP_PKEY *a, unsigned char **pp), (a, pp))                                            \
     V(EVP_PKEY_free, (EVP_PKEY *key), (key))                                                                         \
     R(int, EVP_PKEY_get_base_id, (const EVP_PKEY *key), (key))                                                       \
     R(int, EVP_PKEY_get_bits, (const EVP_PKEY *key), (key))                                                          \
@@ -49,15 +48,11 @@
     R(int, EVP_PKEY_CTX_set_signature_md, (EVP_PKEY_CTX *ctx, const EVP_MD *md), (ctx, md))                          \
     R(int, EVP_PKEY_verify, (EVP_PKEY_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs,   \
                              size_t tbslen), (ctx, sig, siglen, tbs, tbslen))                                        \
-    V(CRYPTO_free, (void *ptr, const char *file, int line), (ptr, file, line))                                       \
     R(X509 *, d2i_X509, (X509 **a, const unsigned char **pp, long length), (a, pp, length))                          \
     V(X509_free, (X509 *cert), (cert))                                                                               \
     R(const ASN1_TIME *, X509_get0_notBefore, (const X509 *cert), (cert))                                            \
     R(const ASN1_TIME *, X509_get0_notAfter, (const X509 *cert), (cert))                                             \
     R(EVP_PKEY *, X509_get_pubkey, (X509 *cert), (cert))                                                             \
-    R(X509_NAME *, X509_get_subject_name, (const X509 *cert), (cert))                                                \
-    R(X509_NAME *, X509_get_issuer_name, (const X509 *cert), (cert))                                                 \
-    R(int, X509_NAME_cmp, (const X509_NAME *a, const X509_NAME *b), (a, b))                                          \
     R(void *, X509_get_ext_d2i, (const X509 *cert, int nid, int *crit, int *idx), (cert, nid, crit, idx))            \
     R(int, X509_get_ext_by_OBJ, (const X509 *cert, const ASN1_OBJECT *obj, int lastpos), (cert, obj, lastpos))       \
     R(X509_EXTENSION *, X509_get_ext, (const X509 *cert, int loc), (cert, loc))                                      \
