@@ -106,6 +106,65 @@ public struct BpfmanCommand: AsyncParsableCommand {
     }
 }
 
+extension BpfmanCommand {
+    /// A word where a group expects one of its subcommands but that names none of them (`bpfman lst`): a usage
+    /// error that suggests the closest name, as upstream's CLI does. nil when the words name a command.
+    static func unknownSubcommand(_ arguments: [String]) -> UsageProblem? {
+        var current: any ParsableCommand.Type = BpfmanCommand.self
+        var path = [BpfmanCommand._commandName]
+        for word in arguments {
+            let subcommands = current.configuration.subcommands
+            guard !subcommands.isEmpty, !word.hasPrefix("-") else { return nil }
+            if let next = subcommands.first(where: {
+                $0._commandName == word || $0.configuration.aliases.contains(word)
+            }) {
+                current = next
+                path.append(word)
+                continue
+            }
+            // A group with a default subcommand takes the word as that subcommand's argument.
+            if current.configuration.defaultSubcommand != nil { return nil }
+            let names = subcommands.map { $0._commandName }
+            var message = "unrecognized subcommand '\(word)'"
+            if let closest = closestName(to: word, among: names) {
+                message += "; a similar subcommand exists: '\(closest)'"
+            } else {
+                message += "; expected one of: \(names.joined(separator: ", "))"
+            }
+            let command = path.joined(separator: " ")
+            return UsageProblem(message: message, command: command, usage: usageString(for: current))
+        }
+        return nil
+    }
+
+    /// The name at the smallest edit distance from `word` when it is close enough to be a typo (at most a third of
+    /// the letters, at least one), or a name `word` is a prefix of.
+    static func closestName(to word: String, among names: [String]) -> String? {
+        let scored = names.map { (name: $0, distance: editDistance(word, $0)) }
+        if let best = scored.min(by: { $0.distance < $1.distance }),
+            best.distance <= max(1, best.name.count / 3)
+        {
+            return best.name
+        }
+        return names.first { $0.hasPrefix(word) && !word.isEmpty }
+    }
+
+    /// Levenshtein distance over characters.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(1, a.count) where !a.isEmpty {
+            var row = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...max(1, b.count) where !b.isEmpty {
+                row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = row
+        }
+        return a.isEmpty ? b.count : previous[b.count]
+    }
+}
+
 /// The version this build reports.
 public enum BpfmanVersion {
     public static let string = "0.1.0-dev"
@@ -117,7 +176,7 @@ extension BpfmanCommand {
         static let configuration = CommandConfiguration(abstract: "Print the bpfman version.")
 
         func run() {
-            print("bpfman \(BpfmanVersion.string)")
+            emit("bpfman \(BpfmanVersion.string)")
         }
     }
 }
@@ -127,7 +186,12 @@ extension BpfmanCommand {
     public static func runMain(argv: [String]) async {
         let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
         let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
+        if arguments == ["-V"] || arguments == ["--version"] {
+            emit("bpfman \(BpfmanVersion.string)")
+            finish(0)
+        }
         if let problem = attachKindProblem(arguments) { usageError(problem) }
+        if let problem = unknownSubcommand(arguments) { usageError(problem) }
         var parsed: (any ParsableCommand.Type)?
         do {
             var command = try parseAsRoot(arguments)
@@ -139,7 +203,16 @@ extension BpfmanCommand {
             } else {
                 try command.run()
             }
+            await Backend.closeAll()
+            finish(0)
+        } catch let error as ClientError {
+            await Backend.closeAll()
+            flushStandardOutput()
+            writeToStandardError("Error: \(error.description)\n")
+            Glibc.exit(1)
         } catch {
+            await Backend.closeAll()
+            flushStandardOutput()
             // Usage errors exit 2 (SPEC §1.2, §9); RPC errors print `Error: <STATUS>: <message>` and exit 1.
             if exitCode(for: error) == .validationFailure {
                 // A command's own checks of its options (run() throwing ValidationError) point at that command's
@@ -155,6 +228,23 @@ extension BpfmanCommand {
             }
             exit(withError: error)
         }
+    }
+
+    /// Exits with `status` once standard output is written out; a write that failed (`> /dev/full`, a closed
+    /// pipe) makes it exit 1 with the reason on stderr (SPEC §9), where the output would otherwise be lost
+    /// silently.
+    static func finish(_ status: Int32) -> Never {
+        if let problem = flushStandardOutput() {
+            writeToStandardError("Error: cannot write to standard output: \(problem)\n")
+            Glibc.exit(1)
+        }
+        Glibc.exit(status)
+    }
+
+    /// Writes out the command's pending output; the error text when a write to stdout failed, now or earlier.
+    @discardableResult
+    static func flushStandardOutput() -> String? {
+        StandardOutput.flush()
     }
 }
 

@@ -2,7 +2,9 @@ internal import ArgumentParser
 internal import Dispatch
 internal import FoundationEssentials
 internal import Glibc
+internal import H2Transport
 internal import Logging
+internal import Proto
 internal import Synchronization
 
 /// Default locations, as upstream bpfman names them (SPEC §0.2).
@@ -66,6 +68,9 @@ extension BpfmanCommand {
                 )
             }
             ProcessSetup.ignoreSIGPIPE()
+            // Before taking the socket over: a live daemon answering on it stays reachable (a stale file with
+            // nobody behind it is replaced when binding, §1.4).
+            try Self.refuseLiveDaemon(on: socketPath)
             // 3. The runtime-dir lock, held until this function returns.
             let lock = try RuntimeDirectoryLock(
                 directory: runtimeDirectory,
@@ -101,6 +106,25 @@ extension BpfmanCommand {
             await daemon.shutdown(reason: reason)
             withExtendedLifetime(signals) {}
             _ = consume lock
+        }
+
+        /// Fails when something accepts connections on `socketPath` (another daemon): binding would unlink its
+        /// socket and leave it running unreachable. Its runtime directory, asked with `Status`, names it. Skipped
+        /// when systemd passed the socket (connecting to it would reach ourselves).
+        static func refuseLiveDaemon(on socketPath: String) throws(StartupError) {
+            if let pid = ProcessInfo.processInfo.environment["LISTEN_PID"], pid == "\(getpid())" { return }
+            guard let client = try? GRPCUnaryClient(unixPath: socketPath) else { return }
+            var whose = "its runtime directory is unknown"
+            if case .success(let bytes)? = try? client.call(
+                Bpfman_Ext_V1_Inspect.Method.status.path,
+                Bpfman_Ext_V1_StatusRequest().serializedBytes(),
+                timeout: .seconds(2)
+            ), let status = try? Bpfman_Ext_V1_StatusResponse(serializedBytes: bytes) {
+                whose = "runtime directory \(status.runtimeDir)"
+            }
+            throw StartupError(
+                "another bpfman daemon is serving \(socketPath) (\(whose)); stop it or choose another --socket-path"
+            )
         }
 
         /// The config file: a missing default file means defaults; a missing explicit one is an error.

@@ -56,9 +56,10 @@ package final class GRPCUnaryClient {
     }
 
     /// Calls `path` (e.g. `/bpfman.v1.Bpfman/Get`) with one serialized request.
-    /// - Parameter timeout: sent as `grpc-timeout`; the server enforces it.
+    /// - Parameter timeout: sent as `grpc-timeout`, which the server enforces, and kept here too: a server that
+    ///   does not answer at all (stopped, wedged) ends the call when it runs out, with `ETIMEDOUT` from `poll`.
     /// - Returns: the serialized response, or the call's non-OK status.
-    /// - Throws: `SystemCallError` when the connection fails.
+    /// - Throws: `SystemCallError` when the connection fails or the deadline passes without an answer.
     package func call(
         _ path: String,
         _ request: [UInt8],
@@ -91,8 +92,11 @@ package final class GRPCUnaryClient {
         let stream = block.withNV { nva, count in nghttp2_submit_request(session, nil, nva, count, &provider, nil) }
         guard stream > 0 else { throw SystemCallError(function: "nghttp2_submit_request", errno: EINVAL, detail: "") }
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // The server's deadline plus a margin for its DEADLINE_EXCEEDED to arrive before ours.
+        let deadline = timeout.map { ContinuousClock.now + $0 + .milliseconds(500) }
         while closedStream != stream {
             try flush()
+            if let deadline { try waitReadable(until: deadline) }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -107,6 +111,21 @@ package final class GRPCUnaryClient {
             if consumed < 0 { throw SystemCallError(function: "nghttp2_session_mem_recv", errno: EPROTO, detail: "") }
         }
         return finish()
+    }
+
+    /// Waits until the socket has bytes (or an error) to read, or throws `ETIMEDOUT` at `deadline`.
+    private func waitReadable(until deadline: ContinuousClock.Instant) throws(SystemCallError) {
+        while true {
+            let left = deadline - .now
+            guard left > .zero else {
+                throw SystemCallError(function: "poll", errno: ETIMEDOUT, detail: "no answer before the deadline")
+            }
+            let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&entry, 1, CInt(clamping: max(1, milliseconds)))
+            if n > 0 { return }
+            if n < 0 && errno != EINTR { throw SystemCallError(function: "poll", errno: errno, detail: "") }
+        }
     }
 
     private func flush() throws(SystemCallError) {

@@ -197,3 +197,30 @@ func grpcStatus(for error: any Error) -> (status: GRPCStatus, isUnexpected: Bool
     if error is CancellationError { return (GRPCStatus(.cancelled, "call cancelled"), false) }
     return (GRPCStatus(.unknown, "\(error)"), true)
 }
+
+extension GRPCRouter {
+    /// Runs the unary method at `path` in this process, without a socket: what a server would answer, for a
+    /// program that hosts the services itself (the `bpfman` CLI with no daemon running).
+    ///
+    /// Unknown paths and non-unary methods answer UNIMPLEMENTED, as over the wire. The deadline is handed to the
+    /// handler as the client's `grpc-timeout` would be; the handler is not cancelled when it passes.
+    package func callInProcess(
+        _ path: String,
+        _ request: [UInt8],
+        deadline: ContinuousClock.Instant?
+    ) async -> Result<[UInt8], GRPCStatus> {
+        guard case .found(let method) = lookup(path) else {
+            if case .unimplemented(let message) = lookup(path) { return .failure(GRPCStatus(.unimplemented, message)) }
+            return .failure(GRPCStatus(.unimplemented, "unknown method \(path)"))
+        }
+        guard case .unary(let handler) = method.body else {
+            return .failure(GRPCStatus(.unimplemented, "\(path) is not a unary method"))
+        }
+        let context = GRPCServerContext(path: path, metadata: GRPCMetadata(), deadline: deadline)
+        do {
+            return .success(try await handler(context, request))
+        } catch {
+            return .failure(grpcStatus(for: error).status)
+        }
+    }
+}

@@ -3,18 +3,22 @@ internal import BpfmanEngine
 internal import Proto
 
 /// Attaches and prints the new link like `get link`.
-func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info, client options: ClientOptions) throws {
+func attach(
+    _ programID: UInt32,
+    _ info: Bpfman_V1_AttachInfo.OneOf_Info,
+    client options: ClientOptions
+) async throws {
     var request = Bpfman_V1_AttachRequest()
     request.id = programID
     var attach = Bpfman_V1_AttachInfo()
     attach.info = info
     request.attach = attach
-    let daemon = try options.connect()
-    let response = try daemon.call(Bpfman_V1_Bpfman.Method.attach.path, request, Bpfman_V1_AttachResponse.self)
-    let link = try daemon.link(response.linkID)
+    let daemon = try await options.connect()
+    let response = try await daemon.call(Bpfman_V1_Bpfman.Method.attach.path, request, Bpfman_V1_AttachResponse.self)
+    let link = try await daemon.link(response.linkID)
     switch options.output {
     case .json: printJSON(json(link))
-    case .table: print(linkText(link))
+    case .table: emit(linkText(link))
     }
 }
 
@@ -57,7 +61,7 @@ struct PriorityOption: ParsableArguments {
 
 extension BpfmanCommand {
     /// `bpfman attach <PROGRAM_ID> <kind> ...` (the id is moved after the kind before parsing).
-    struct Attach: ParsableCommand {
+    struct Attach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Attach a loaded program; prints the new link.",
             usage: "bpfman attach <program-id> <kind> [options]",
@@ -70,7 +74,7 @@ extension BpfmanCommand {
         /// Kinds as they follow the program id: the subcommands' names, in their order.
         static let kinds: [String] = configuration.subcommands.map { $0._commandName }
 
-        struct XDP: ParsableCommand {
+        struct XDP: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "xdp",
                 abstract: "Attach an XDP program to an interface."
@@ -84,18 +88,18 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_XDPAttachInfo()
                 a.iface = iface
                 a.priority = priority.value
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
-                try attach(programID, .xdpAttachInfo(a), client: client)
+                try await attach(programID, .xdpAttachInfo(a), client: client)
             }
         }
 
-        struct TC: ParsableCommand {
+        struct TC: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tc",
                 abstract: "Attach a TC program to an interface."
@@ -110,7 +114,7 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_TCAttachInfo()
                 a.iface = iface
                 a.direction = direction
@@ -118,11 +122,11 @@ extension BpfmanCommand {
                 a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
-                try attach(programID, .tcAttachInfo(a), client: client)
+                try await attach(programID, .tcAttachInfo(a), client: client)
             }
         }
 
-        struct TCX: ParsableCommand {
+        struct TCX: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tcx",
                 abstract: "Attach a TCX program to an interface."
@@ -135,18 +139,18 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_TCXAttachInfo()
                 a.iface = iface
                 a.direction = direction
                 a.priority = priority.value
                 if let netns { a.netns = netns }
                 a.metadata = try link.parsed()
-                try attach(programID, .tcxAttachInfo(a), client: client)
+                try await attach(programID, .tcxAttachInfo(a), client: client)
             }
         }
 
-        struct Tracepoint: ParsableCommand {
+        struct Tracepoint: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tracepoint",
                 abstract: "Attach to a tracepoint."
@@ -157,15 +161,15 @@ extension BpfmanCommand {
             var tracepoint: String
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_TracepointAttachInfo()
                 a.tracepoint = tracepoint
                 a.metadata = try link.parsed()
-                try attach(programID, .tracepointAttachInfo(a), client: client)
+                try await attach(programID, .tracepointAttachInfo(a), client: client)
             }
         }
 
-        struct Kprobe: ParsableCommand {
+        struct Kprobe: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "kprobe",
                 abstract: "Attach a kprobe or kretprobe."
@@ -182,17 +186,17 @@ extension BpfmanCommand {
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_KprobeAttachInfo()
                 a.fnName = fnName
                 a.offset = offset
                 if let containerPid { a.containerPid = containerPid }
                 a.metadata = try link.parsed()
-                try attach(programID, .kprobeAttachInfo(a), client: client.common)
+                try await attach(programID, .kprobeAttachInfo(a), client: client.common)
             }
         }
 
-        struct Uprobe: ParsableCommand {
+        struct Uprobe: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "uprobe",
                 abstract: "Attach a uprobe or uretprobe."
@@ -214,7 +218,7 @@ extension BpfmanCommand {
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_UprobeAttachInfo()
                 a.target = target
                 if let fnName { a.fnName = fnName }
@@ -222,11 +226,11 @@ extension BpfmanCommand {
                 if let pid { a.pid = pid }
                 if let containerPid { a.containerPid = containerPid }
                 a.metadata = try link.parsed()
-                try attach(programID, .uprobeAttachInfo(a), client: client.common)
+                try await attach(programID, .uprobeAttachInfo(a), client: client.common)
             }
         }
 
-        struct Fentry: ParsableCommand {
+        struct Fentry: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "fentry",
                 abstract: "Attach an fentry program (target set at load)."
@@ -235,14 +239,14 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_FentryAttachInfo()
                 a.metadata = try link.parsed()
-                try attach(programID, .fentryAttachInfo(a), client: client)
+                try await attach(programID, .fentryAttachInfo(a), client: client)
             }
         }
 
-        struct Fexit: ParsableCommand {
+        struct Fexit: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "fexit",
                 abstract: "Attach an fexit program (target set at load)."
@@ -251,14 +255,14 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_FexitAttachInfo()
                 a.metadata = try link.parsed()
-                try attach(programID, .fexitAttachInfo(a), client: client)
+                try await attach(programID, .fexitAttachInfo(a), client: client)
             }
         }
 
-        struct LSM: ParsableCommand {
+        struct LSM: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "lsm",
                 abstract: "Attach an LSM program (hook set at load)."
@@ -267,10 +271,10 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
 
-            func run() throws {
+            func run() async throws {
                 var a = Bpfman_V1_LsmAttachInfo()
                 a.metadata = try link.parsed()
-                try attach(programID, .lsmAttachInfo(a), client: client)
+                try await attach(programID, .lsmAttachInfo(a), client: client)
             }
         }
     }

@@ -118,13 +118,13 @@ struct LoadOptions: ParsableArguments {
 }
 
 /// Prints a Load's programs like `get program` (SPEC §9.2) or as a JSON array.
-func printLoaded(_ response: Bpfman_V1_LoadResponse, client: DaemonClient, output: OutputFormat) throws {
-    let details = (try? client.details(response.programs.map(\.kernelInfo.id))) ?? [:]
+func printLoaded(_ response: Bpfman_V1_LoadResponse, client: Backend, output: OutputFormat) async throws {
+    let details = (try? await client.details(response.programs.map(\.kernelInfo.id))) ?? [:]
     switch output {
     case .json:
         printJSON(jsonArray(response.programs.map { json($0) }))
     case .table:
-        print(
+        emit(
             response.programs.map { p in
                 programText(info: p.hasInfo ? p.info : nil, kernel: p.kernelInfo, details: details[p.kernelInfo.id])
             }.joined(separator: "\n\n")
@@ -133,31 +133,35 @@ func printLoaded(_ response: Bpfman_V1_LoadResponse, client: DaemonClient, outpu
 }
 
 extension BpfmanCommand {
-    struct Load: ParsableCommand {
+    struct Load: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Load eBPF programs from an object file or an OCI image.",
             subcommands: [File.self, Image.self]
         )
 
-        struct File: ParsableCommand {
+        struct File: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Load programs from an ELF object file.")
             @OptionGroup var client: ClientOptions
             @Option(name: [.short, .customLong("path")], help: "The object file (made absolute before sending).")
             var path: String
             @OptionGroup var load: LoadOptions
 
-            func run() throws {
+            func run() async throws {
                 let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
                 var location = Bpfman_V1_BytecodeLocation()
                 location.location = .file(absolute)
                 let request = try load.request(location)
-                let daemon = try client.connect()
-                let response = try daemon.call(Bpfman_V1_Bpfman.Method.load.path, request, Bpfman_V1_LoadResponse.self)
-                try printLoaded(response, client: daemon, output: client.output)
+                let daemon = try await client.connect()
+                let response = try await daemon.call(
+                    Bpfman_V1_Bpfman.Method.load.path,
+                    request,
+                    Bpfman_V1_LoadResponse.self
+                )
+                try await printLoaded(response, client: daemon, output: client.output)
             }
         }
 
-        struct Image: ParsableCommand {
+        struct Image: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Load programs from an OCI bytecode image.")
             @OptionGroup var client: ClientOptions
             @Option(name: [.short, .customLong("image-url")], help: "The image reference.")
@@ -168,28 +172,32 @@ extension BpfmanCommand {
             var registryAuth: String?
             @OptionGroup var load: LoadOptions
 
-            func run() throws {
+            func run() async throws {
                 var location = Bpfman_V1_BytecodeLocation()
                 location.location = .image(try bytecodeImage(imageURL, pullPolicy, registryAuth))
                 let request = try load.request(location)
-                let daemon = try client.connect()
-                let response = try daemon.call(Bpfman_V1_Bpfman.Method.load.path, request, Bpfman_V1_LoadResponse.self)
-                try printLoaded(response, client: daemon, output: client.output)
+                let daemon = try await client.connect()
+                let response = try await daemon.call(
+                    Bpfman_V1_Bpfman.Method.load.path,
+                    request,
+                    Bpfman_V1_LoadResponse.self
+                )
+                try await printLoaded(response, client: daemon, output: client.output)
             }
         }
     }
 
-    struct Unload: ParsableCommand {
+    struct Unload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Unload a program (detaching all its links).")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The program id.") var programID: UInt32
         @Flag(help: "Succeed when the program does not exist.") var ignoreMissing = false
 
-        func run() throws {
+        func run() async throws {
             var request = Bpfman_V1_UnloadRequest()
             request.id = programID
             do {
-                _ = try client.connect().call(
+                _ = try await client.connect().call(
                     Bpfman_V1_Bpfman.Method.unload.path,
                     request,
                     Bpfman_V1_UnloadResponse.self
@@ -197,21 +205,21 @@ extension BpfmanCommand {
             } catch {
                 guard ignoreMissing && error.status.code == .notFound else { throw error }
             }
-            if client.output == .json { print("{}") }
+            if client.output == .json { emit("{}") }
         }
     }
 
-    struct Detach: ParsableCommand {
+    struct Detach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Detach a link; the program stays loaded.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The link id.") var linkID: UInt32
         @Flag(help: "Succeed when the link does not exist.") var ignoreMissing = false
 
-        func run() throws {
+        func run() async throws {
             var request = Bpfman_V1_DetachRequest()
             request.linkID = linkID
             do {
-                _ = try client.connect().call(
+                _ = try await client.connect().call(
                     Bpfman_V1_Bpfman.Method.detach.path,
                     request,
                     Bpfman_V1_DetachResponse.self
@@ -219,18 +227,18 @@ extension BpfmanCommand {
             } catch {
                 guard ignoreMissing && error.status.code == .notFound else { throw error }
             }
-            if client.output == .json { print("{}") }
+            if client.output == .json { emit("{}") }
         }
     }
 
-    struct ImageCommand: ParsableCommand {
+    struct ImageCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "image",
             abstract: "Manage bytecode images.",
             subcommands: [Pull.self, VerifyBundle.self]
         )
 
-        struct Pull: ParsableCommand {
+        struct Pull: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
             @OptionGroup var client: ClientOptions
             @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
@@ -239,15 +247,15 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
             var pullPolicy: String = "IfNotPresent"
 
-            func run() throws {
+            func run() async throws {
                 var request = Bpfman_V1_PullBytecodeRequest()
                 request.image = try bytecodeImage(imageURL, pullPolicy, registryAuth)
-                _ = try client.connect().call(
+                _ = try await client.connect().call(
                     Bpfman_V1_Bpfman.Method.pullBytecode.path,
                     request,
                     Bpfman_V1_PullBytecodeResponse.self
                 )
-                if client.output == .json { print("{}") }
+                if client.output == .json { emit("{}") }
             }
         }
     }

@@ -2,13 +2,13 @@ internal import ArgumentParser
 internal import Proto
 
 extension BpfmanCommand {
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List programs or links.",
             subcommands: [Programs.self, Links.self]
         )
 
-        struct Programs: ParsableCommand {
+        struct Programs: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "programs",
                 abstract: "List programs (managed ones unless --all).",
@@ -26,7 +26,7 @@ extension BpfmanCommand {
             var metadata: [String] = []
             @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
 
-            func run() throws {
+            func run() async throws {
                 var request = Bpfman_V1_ListRequest()
                 if let programType {
                     guard let number = programTypeNumber(programType) else {
@@ -37,10 +37,14 @@ extension BpfmanCommand {
                 request.bpfmanProgramsOnly = !all
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
                 if let application { request.matchMetadata["bpfman_application"] = application }
-                let daemon = try client.connect()
-                let results = try daemon.call(Bpfman_V1_Bpfman.Method.list.path, request, Bpfman_V1_ListResponse.self)
-                    .results
-                let details = try daemon.details([])
+                let daemon = try await client.connect()
+                let results = try await daemon.call(
+                    Bpfman_V1_Bpfman.Method.list.path,
+                    request,
+                    Bpfman_V1_ListResponse.self
+                )
+                .results
+                let details = try await daemon.details([])
                 switch client.output {
                 case .json:
                     printJSON(
@@ -54,7 +58,7 @@ extension BpfmanCommand {
                         )
                     )
                 case .table:
-                    print(
+                    emit(
                         table(
                             ["Program ID", "Application", "Type", "Function Name", "Links"],
                             results.map { r in
@@ -71,7 +75,7 @@ extension BpfmanCommand {
             }
         }
 
-        struct Links: ParsableCommand {
+        struct Links: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "links",
                 abstract: "List links.",
@@ -89,7 +93,7 @@ extension BpfmanCommand {
             var metadata: [String] = []
             @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
 
-            func run() throws {
+            func run() async throws {
                 var request = Bpfman_Ext_V1_ListLinksRequest()
                 if let programType {
                     guard let number = programTypeNumber(programType) else {
@@ -100,7 +104,7 @@ extension BpfmanCommand {
                 if let programID { request.programID = programID }
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
                 if let application { request.matchMetadata["bpfman_application"] = application }
-                let links = try client.connect().call(
+                let links = try await client.connect().call(
                     Bpfman_Ext_V1_Inspect.Method.listLinks.path,
                     request,
                     Bpfman_Ext_V1_ListLinksResponse.self
@@ -108,7 +112,7 @@ extension BpfmanCommand {
                 switch client.output {
                 case .json: printJSON(jsonArray(links.map { json($0) }))
                 case .table:
-                    print(
+                    emit(
                         table(
                             ["Program ID", "Link ID", "Application", "Type", "Function Name", "Attachment"],
                             links.map { l in
@@ -125,21 +129,21 @@ extension BpfmanCommand {
         }
     }
 
-    struct Get: ParsableCommand {
+    struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show one program or link.",
             subcommands: [Program.self, Link.self]
         )
 
-        struct Program: ParsableCommand {
+        struct Program: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "program", abstract: "Show a program.")
             @OptionGroup var client: ClientOptions
             @Argument(help: "The program id.") var programID: UInt32
 
-            func run() throws {
-                let daemon = try client.connect()
-                let got = try daemon.get(programID)
-                let details = got.hasInfo ? (try? daemon.details([programID]))?[programID] : nil
+            func run() async throws {
+                let daemon = try await client.connect()
+                let got = try await daemon.get(programID)
+                let details = got.hasInfo ? (try? await daemon.details([programID]))?[programID] : nil
                 switch client.output {
                 case .json:
                     printJSON(
@@ -149,38 +153,38 @@ extension BpfmanCommand {
                         ])
                     )
                 case .table:
-                    print(programText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
+                    emit(programText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
                 }
             }
         }
 
-        struct Link: ParsableCommand {
+        struct Link: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "link", abstract: "Show a link.")
             @OptionGroup var client: ClientOptions
             @Argument(help: "The link id.") var linkID: UInt32
 
-            func run() throws {
-                let link = try client.connect().link(linkID)
+            func run() async throws {
+                let link = try await client.connect().link(linkID)
                 switch client.output {
                 case .json: printJSON(json(link))
-                case .table: print(linkText(link))
+                case .table: emit(linkText(link))
                 }
             }
         }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the daemon's state and its dispatchers.")
         @OptionGroup var client: ClientOptions
 
-        func run() throws {
-            let daemon = try client.connect()
-            let status = try daemon.call(
+        func run() async throws {
+            let daemon = try await client.connect()
+            let status = try await daemon.call(
                 Bpfman_Ext_V1_Inspect.Method.status.path,
                 Bpfman_Ext_V1_StatusRequest(),
                 Bpfman_Ext_V1_StatusResponse.self
             )
-            let dispatchers = try daemon.call(
+            let dispatchers = try await daemon.call(
                 Bpfman_Ext_V1_Inspect.Method.listDispatchers.path,
                 Bpfman_Ext_V1_ListDispatchersRequest(),
                 Bpfman_Ext_V1_ListDispatchersResponse.self
@@ -196,7 +200,7 @@ extension BpfmanCommand {
                 printJSON(text)
             case .table:
                 let mode = status.attachMode == "native" ? "native (\(status.attachModeReason))" : status.attachMode
-                print(
+                emit(
                     block(
                         nil,
                         [
@@ -215,8 +219,8 @@ extension BpfmanCommand {
                         ]
                     )
                 )
-                print("")
-                print(
+                emit("")
+                emit(
                     table(
                         ["Kind", "Interface", "Netns", "Direction", "Revision", "Dispatcher Program ID", "Members"],
                         dispatchers.map { d in

@@ -41,6 +41,81 @@ package struct DaemonOptions: Sendable {
     }
 }
 
+/// The engine and the `bpfman.v1.Bpfman` and `bpfman.ext.v1.Inspect` services on it: what a daemon serves on its
+/// socket, and what the CLI runs in-process when no daemon answers (SPEC §9), so both give the same results.
+package struct ServiceStack: Sendable {
+    package let engine: Engine
+    /// The two services' methods; the daemon adds health and reflection before serving it.
+    package let router: GRPCRouter
+    package let facts: DaemonFacts
+
+    /// Opens the runtime directory (engine start-up with reconciliation, SPEC §1.3 steps 4-9) and registers the
+    /// services. The caller holds the runtime-dir lock.
+    package static func make(
+        options: DaemonOptions,
+        config: DaemonConfig,
+        logger: Logger,
+        socketActivated: Bool = false,
+        idleSeconds: UInt64 = 0
+    ) async throws(StartupError) -> ServiceStack {
+        let paths = BpfmanPaths(root: options.runtimeDirectory)
+        // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
+        // printed them to stderr itself).
+        LibbpfLog.install(logger)
+        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3). The
+        // dispatcher objects are built into the executable (`DispatcherObjects.embedded`, SPEC §1.10).
+        let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
+        var modes: [String: XDPMode] = [:]
+        for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
+        let attacher: DispatchHookAttacher
+        do {
+            attacher = try DispatchHookAttacher.make(paths: paths, setting: setting, xdpModes: modes)
+        } catch {
+            throw StartupError(error.message)
+        }
+        let attachMode = attacher.loadMode == .ext ? "dispatcher" : "native"
+        let reason = attacher.modeReason
+        let freplace = attacher.freplaceSupported ?? false
+        let engine: Engine
+        do {
+            engine = try await Engine(paths: paths, logger: logger, hookAttacher: attacher)
+        } catch {
+            throw StartupError(error.message)
+        }
+        let facts = DaemonFacts(
+            version: BpfmanVersion.string,
+            attachMode: attachMode,
+            attachModeReason: reason,
+            runtimeDirectory: options.runtimeDirectory,
+            socketPath: options.socketPath,
+            csiEnabled: options.csiSupport,
+            csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "",
+            idleTimeoutSeconds: UInt32(clamping: idleSeconds),
+            socketActivated: socketActivated,
+            kernelFeatures: KernelFacts.features(freplace: freplace)
+        )
+        let images = Result { () throws(ImageError) -> ImageStore in
+            try ImageStore(
+                directory: options.imageCacheDirectory,
+                signing: config.signingPolicy,
+                environment: ProcessInfo.processInfo.environment,
+                runtimeDirectory: options.runtimeDirectory,
+                userAgent: "bpfman/\(BpfmanVersion.string)",
+                logger: logger,
+                objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
+            )
+        }
+        if case .failure(let error) = images {
+            logger.warning("bytecode images unavailable: \(error.message)")
+        }
+        let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
+        var router = GRPCRouter()
+        BpfmanService(context: context).register(on: &router)
+        InspectService(context: context).register(on: &router)
+        return ServiceStack(engine: engine, router: router, facts: facts)
+    }
+}
+
 /// A running daemon: engine, gRPC server and health, from SPEC §1.3 step 4 on.
 ///
 /// `start` runs the engine start-up (bpffs, database, reconciliation), binds the socket and reports
@@ -87,34 +162,6 @@ package final class Daemon: Sendable {
         config: DaemonConfig = DaemonConfig(),
         logger: Logger
     ) async throws(StartupError) -> Daemon {
-        let paths = BpfmanPaths(root: options.runtimeDirectory)
-        // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
-        // printed them to stderr itself).
-        LibbpfLog.install(logger)
-        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3). The
-        // dispatcher objects are built into the executable (`DispatcherObjects.embedded`, SPEC §1.10).
-        let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
-        var modes: [String: XDPMode] = [:]
-        for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
-        let attacher: DispatchHookAttacher
-        do {
-            attacher = try DispatchHookAttacher.make(paths: paths, setting: setting, xdpModes: modes)
-        } catch {
-            throw StartupError(error.message)
-        }
-        let attachMode = attacher.loadMode == .ext ? "dispatcher" : "native"
-        let reason = attacher.modeReason
-        let freplace = attacher.freplaceSupported ?? false
-        let engine: Engine
-        do {
-            engine = try await Engine(paths: paths, logger: logger, hookAttacher: attacher)
-        } catch {
-            throw StartupError(error.message)
-        }
-        logger.info(
-            "XDP/TC attach mode: \(attachMode) (\(reason))\(attachMode == "native" ? "; one XDP program per interface" : "")"
-        )
-
         // Socket activation (§1.4): LISTEN_PID/LISTEN_FDS name fd 3, else bind the path.
         var activatedFD: CInt?
         if options.allowSocketActivation, let activation = GRPCServer.socketActivatedFD() {
@@ -125,38 +172,20 @@ package final class Daemon: Sendable {
             }
         }
         let idleSeconds = options.idleTimeout(socketActivated: activatedFD != nil)
-        let facts = DaemonFacts(
-            version: BpfmanVersion.string,
-            attachMode: attachMode,
-            attachModeReason: reason,
-            runtimeDirectory: options.runtimeDirectory,
-            socketPath: options.socketPath,
-            csiEnabled: options.csiSupport,
-            csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "",
-            idleTimeoutSeconds: UInt32(clamping: idleSeconds),
+        let stack = try await ServiceStack.make(
+            options: options,
+            config: config,
+            logger: logger,
             socketActivated: activatedFD != nil,
-            kernelFeatures: KernelFacts.features(freplace: freplace)
+            idleSeconds: idleSeconds
         )
-
+        let engine = stack.engine
+        let facts = stack.facts
+        logger.info(
+            "XDP/TC attach mode: \(facts.attachMode) (\(facts.attachModeReason))\(facts.attachMode == "native" ? "; one XDP program per interface" : "")"
+        )
+        var router = stack.router
         let health = HealthService(services: healthNames)
-        let images = Result { () throws(ImageError) -> ImageStore in
-            try ImageStore(
-                directory: options.imageCacheDirectory,
-                signing: config.signingPolicy,
-                environment: ProcessInfo.processInfo.environment,
-                runtimeDirectory: options.runtimeDirectory,
-                userAgent: "bpfman/\(BpfmanVersion.string)",
-                logger: logger,
-                objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
-            )
-        }
-        if case .failure(let error) = images {
-            logger.warning("bytecode images unavailable: \(error.message)")
-        }
-        let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
-        var router = GRPCRouter()
-        BpfmanService(context: context).register(on: &router)
-        InspectService(context: context).register(on: &router)
         health.register(on: &router)
         ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
 

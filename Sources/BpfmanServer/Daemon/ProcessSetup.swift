@@ -88,6 +88,26 @@ package struct RuntimeDirectoryLock: ~Copyable {
         self.fd = fd
     }
 
+    /// One attempt: the lock when it was free, nil when another process holds it (the CLI's in-process mode,
+    /// SPEC §9, which waits in its own loop so that it can notice a daemon coming up meanwhile).
+    /// - Throws: `StartupError` naming the path when the directory or file cannot be created or locked.
+    package init?(tryingDirectory directory: String) throws(StartupError) {
+        try makeDirectories(directory, mode: 0o755)
+        let path = directory + "/.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StartupError("cannot open \(path): \(errnoText())") }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            close(fd)
+            guard code == EWOULDBLOCK else {
+                throw StartupError("cannot lock \(path): \(String(cString: strerror(code)))")
+            }
+            return nil
+        }
+        self.fd = fd
+    }
+
     deinit {
         close(fd)
     }
