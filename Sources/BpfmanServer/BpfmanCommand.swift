@@ -1,6 +1,7 @@
 public import ArgumentParser
 internal import FoundationEssentials
 internal import Glibc
+internal import H2Transport
 
 /// The `bpfman` command: `bpfman serve` is the daemon, every other subcommand is a client of it.
 public struct BpfmanCommand: AsyncParsableCommand {
@@ -9,8 +10,11 @@ public struct BpfmanCommand: AsyncParsableCommand {
         abstract: "Load, attach and manage eBPF programs.",
         version: BpfmanVersion.string,
         subcommands: [
+            // Rust-era tree (SPEC §9.1).
             Load.self, Unload.self, Attach.self, Detach.self, List.self, Get.self, ImageCommand.self, Status.self,
             Serve.self, Version.self,
+            // Go-era tree (SPEC §9.4); `image` and `version` are shared.
+            ProgramCommand.self, LinkCommand.self, DispatcherCommand.self,
         ]
     )
 
@@ -20,6 +24,23 @@ public struct BpfmanCommand: AsyncParsableCommand {
     static let serveFlags: Set<String> = [
         "--socket-path", "--runtime-dir", "--image-cache-dir", "--csi-support", "--timeout", "--config",
     ]
+
+    /// Options that may come before the command: the serve flags and the Go-era tree's globals.
+    static let globalFlags: Set<String> = serveFlags.union(["--log", "--lock-timeout"])
+
+    /// `--flag` of `--flag=value`.
+    static func flagName(_ argument: String) -> String {
+        argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+    }
+
+    /// Whether the command line belongs to upstream's Go-era tree (SPEC §9.4), which prints errors as
+    /// `bpfman: error: <message>` and exits 80 on usage errors.
+    static func isGoEra(_ arguments: [String]) -> Bool {
+        guard let first = arguments.first else { return false }
+        if ["program", "link", "dispatcher"].contains(first) { return true }
+        return first == "image" && arguments.count > 1
+            && ["inspect", "verify", "build", "generate-build-args"].contains(arguments[1])
+    }
 
     /// Rewrites the process arguments into the shape ArgumentParser expects.
     ///
@@ -32,9 +53,22 @@ public struct BpfmanCommand: AsyncParsableCommand {
         if executableName == "bpfman-rpc" {
             return ["serve"] + arguments
         }
-        if let first = arguments.first {
-            let flag = first.split(separator: "=", maxSplits: 1).first.map(String.init) ?? first
-            if serveFlags.contains(flag) {
+        if let first = arguments.first, globalFlags.contains(flagName(first)) {
+            // Global options before a command (`bpfman --runtime-dir /x program list`, as the Go-era tree allows)
+            // move behind it; with no command after them they are serve flags.
+            var index = 0
+            while index < arguments.count, globalFlags.contains(flagName(arguments[index])) {
+                let takesValue = flagName(arguments[index]) != "--csi-support" && !arguments[index].contains("=")
+                index += takesValue ? 2 : 1
+            }
+            let commands = configuration.subcommands.map { $0._commandName }.filter { $0 != "serve" }
+            if index < arguments.count, commands.contains(arguments[index]) {
+                return normalizedArguments(
+                    executableName: executableName,
+                    arguments: Array(arguments[index...]) + arguments[..<index]
+                )
+            }
+            if serveFlags.contains(flagName(first)) {
                 return ["serve"] + arguments
             }
         }
@@ -122,9 +156,12 @@ extension BpfmanCommand {
                 path.append(word)
                 continue
             }
-            // A group with a default subcommand takes the word as that subcommand's argument.
-            if current.configuration.defaultSubcommand != nil { return nil }
             let names = subcommands.map { $0._commandName }
+            // A group with a default subcommand takes the word as that subcommand's argument, unless it is a
+            // near miss of a subcommand's name (`bpfman program lst`).
+            if current.configuration.defaultSubcommand != nil, closestName(to: word, among: names) == nil {
+                return nil
+            }
             var message = "unrecognized subcommand '\(word)'"
             if let closest = closestName(to: word, among: names) {
                 message += "; a similar subcommand exists: '\(closest)'"
@@ -208,7 +245,11 @@ extension BpfmanCommand {
         } catch let error as ClientError {
             await Backend.closeAll()
             flushStandardOutput()
-            writeToStandardError("Error: \(error.description)\n")
+            if isGoEra(arguments) {
+                writeToStandardError("bpfman: error: \(error.status.message)\n")
+            } else {
+                writeToStandardError("Error: \(error.description)\n")
+            }
             Glibc.exit(1)
         } catch {
             await Backend.closeAll()
@@ -222,6 +263,10 @@ extension BpfmanCommand {
                     usageError(
                         UsageProblem(message: message(for: error), command: command, usage: usageString(for: parsed))
                     )
+                }
+                if isGoEra(arguments) {
+                    writeToStandardError("bpfman: error: \(message(for: error))\n")
+                    Glibc.exit(80)
                 }
                 writeToStandardError(fullMessage(for: error) + "\n")
                 Glibc.exit(2)
@@ -248,8 +293,15 @@ extension BpfmanCommand {
     }
 }
 
-/// Prints a usage error the way ArgumentParser prints its own (message, usage, where to look) and exits 2.
+/// Prints a usage error the way ArgumentParser prints its own (message, usage, where to look) and exits 2; in the
+/// Go-era tree as upstream's does (`bpfman: error: <message>`, the usage, exit 80).
 private func usageError(_ problem: BpfmanCommand.UsageProblem) -> Never {
+    if BpfmanCommand.isGoEra(Array(problem.command.split(separator: " ").dropFirst().map(String.init))) {
+        writeToStandardError(
+            "bpfman: error: \(problem.message)\nUsage: \(problem.usage)\nRun '\(problem.command) --help' for more information.\n"
+        )
+        Glibc.exit(80)
+    }
     writeToStandardError(
         "Error: \(problem.message)\nUsage: \(problem.usage)\n  See '\(problem.command) --help' for more information.\n"
     )

@@ -42,7 +42,14 @@ func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
 
 /// `-m/--metadata KEY=VALUE` (repeatable): what every attach kind stores on its link.
 struct LinkMetadataOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("metadata")], help: "Link metadata KEY=VALUE.")
+    @Option(
+        name: [.short, .customLong("metadata")],
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Link metadata, space- or comma-separated or repeated (-m k=v k2=v2).",
+            valueName: "key=value"
+        )
+    )
     var metadata: [String] = []
 
     func parsed() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
@@ -83,7 +90,14 @@ extension BpfmanCommand {
             @Argument(help: "The program id.") var programID: UInt32
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @OptionGroup var priority: PriorityOption
-            @Option(name: .customLong("proceed-on"), help: "XDP actions that continue the chain.")
+            @Option(
+                name: .customLong("proceed-on"),
+                parsing: .upToNextOption,
+                help: ArgumentHelp(
+                    "XDP actions that continue the chain: aborted, drop, pass, tx, redirect, dispatcher_return (default: pass dispatcher_return).",
+                    valueName: "action"
+                )
+            )
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
@@ -109,7 +123,14 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
             @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
             @OptionGroup var priority: PriorityOption
-            @Option(name: .customLong("proceed-on"), help: "TC actions that continue the chain.")
+            @Option(
+                name: .customLong("proceed-on"),
+                parsing: .upToNextOption,
+                help: ArgumentHelp(
+                    "TC actions that continue the chain: unspec, ok, reclassify, shot, pipe, stolen, queued, repeat, redirect, trap, dispatcher_return (default: pipe dispatcher_return).",
+                    valueName: "action"
+                )
+            )
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions

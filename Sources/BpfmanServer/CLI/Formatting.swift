@@ -46,12 +46,21 @@ func kernelTypeName(_ type: UInt32) -> String {
     Int(type) < kernelTypeNames.count ? kernelTypeNames[Int(type)] : "type \(type)"
 }
 
-/// `-p/--program-type` on list: a kind name (its reported kernel number) or a kernel type name.
+/// `-p/--program-type` on list: a kind name (its reported kernel number), a kernel type name, or upstream's
+/// name for it (`probe`, `cgroup-skb`, `socket-filter`, `sched-act`, ...: the kernel names in kebab case, with
+/// `probe` for kprobe and `tc` for sched_cls).
 func programTypeNumber(_ name: String) -> UInt32? {
     let lower = name.lowercased()
     if let kind = ProgramKind(rawValue: lower) { return kind.reportedKernelType }
-    return kernelTypeNames.firstIndex(of: lower).map { UInt32($0) }
+    let snake = String(lower.map { $0 == "-" ? "_" : $0 })
+    if snake == "probe" { return 2 }
+    if snake == "schedcls" { return 3 }
+    return kernelTypeNames.firstIndex(of: snake).map { UInt32($0) }
 }
+
+/// What `-p/--program-type` accepts, for help.
+let programTypeHelp =
+    "A kind (xdp, tc, tcx, tracepoint, kprobe, uprobe, fentry, fexit, lsm), a kernel type name (sched_cls, ext, tracing, ...) or upstream's name for it (probe, socket-filter, cgroup-skb, ...)."
 
 func metadataText(_ metadata: [String: String]) -> String {
     metadata.isEmpty
@@ -186,16 +195,22 @@ func proceedOnText(_ codes: [Int32], xdp: Bool) -> String {
     }.joined(separator: ", ")
 }
 
-/// The `Attachment` column of `list links`.
-func attachmentText(_ link: Bpfman_Ext_V1_LinkInfo) -> String {
+/// The `Attachment` column of `list links`, as upstream prints it (SPEC §9.2): xdp `eno3 pos-0`, tc and tcx
+/// `eno3 ingress pos-0`, a tracepoint's `group/name`, a probe's function (`+<offset>` when not zero), a uprobe's
+/// `target function`, the fentry/fexit function or LSM hook (`target`, from the program's details).
+func attachmentText(_ link: Bpfman_Ext_V1_LinkInfo, target: String? = nil) -> String {
+    func offset(_ value: UInt64) -> String { value == 0 ? "" : "+\(value)" }
     switch link.attach.info {
-    case .xdpAttachInfo(let a)?: return "\(a.iface) pos \(a.position)"
-    case .tcAttachInfo(let a)?: return "\(a.iface) \(a.direction) pos \(a.position)"
-    case .tcxAttachInfo(let a)?: return "\(a.iface) \(a.direction) pos \(a.position)"
+    case .xdpAttachInfo(let a)?: return "\(a.iface) pos-\(a.position)"
+    case .tcAttachInfo(let a)?: return "\(a.iface) \(a.direction) pos-\(a.position)"
+    case .tcxAttachInfo(let a)?: return "\(a.iface) \(a.direction) pos-\(a.position)"
     case .tracepointAttachInfo(let a)?: return a.tracepoint
-    case .kprobeAttachInfo(let a)?: return "\(a.fnName)+\(a.offset)"
-    case .uprobeAttachInfo(let a)?: return "\(a.target):\(a.hasFnName ? a.fnName : "")+\(a.offset)"
-    case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?, nil: return link.programName
+    case .kprobeAttachInfo(let a)?: return a.fnName + offset(a.offset)
+    case .uprobeAttachInfo(let a)?:
+        let function = a.hasFnName && !a.fnName.isEmpty ? " " + a.fnName : ""
+        let at = a.offset == 0 ? "" : (function.isEmpty ? " +\(a.offset)" : "+\(a.offset)")
+        return a.target + function + at
+    case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?, nil: return target ?? link.programName
     }
 }
 

@@ -90,16 +90,31 @@ func loadInfos(_ items: [String]) throws -> [Bpfman_V1_LoadInfo] {
 
 /// Options shared by `load file` and `load image`.
 struct LoadOptions: ParsableArguments {
-    @Option(name: .customLong("programs"), help: "TYPE:FUNCTION[:TARGET], repeatable or comma-separated.")
+    @Option(
+        name: .customLong("programs"),
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Programs to load, space- or comma-separated or repeated. TYPE is one of xdp, tc, tcx, tracepoint, kprobe, kretprobe, uprobe, uretprobe, fentry, fexit, lsm; TARGET (the function, or the LSM hook) is required for fentry, fexit and lsm.",
+            valueName: "type:function[:target]"
+        )
+    )
     var programs: [String] = []
 
-    @Option(name: [.short, .customLong("global")], help: "Global data NAME=HEX (e.g. config_u32=0xdeadbeef).")
+    @Option(
+        name: [.short, .customLong("global")],
+        parsing: .upToNextOption,
+        help: ArgumentHelp("Global data, hex bytes in order (-g config_u32=0xdeadbeef flag=01).", valueName: "name=hex")
+    )
     var global: [String] = []
 
     @Option(name: [.short, .customLong("application")], help: "Adds metadata bpfman_application=NAME.")
     var application: String?
 
-    @Option(name: [.short, .customLong("metadata")], help: "Metadata KEY=VALUE, repeatable or comma-separated.")
+    @Option(
+        name: [.short, .customLong("metadata")],
+        parsing: .upToNextOption,
+        help: ArgumentHelp("Metadata, space- or comma-separated or repeated (-m k=v k2=v2).", valueName: "key=value")
+    )
     var metadata: [String] = []
 
     @Option(name: .customLong("map-owner-id"), help: "Share the maps of this program.")

@@ -17,12 +17,19 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
             @Option(
                 name: [.short, .customLong("program-type")],
-                help: "A kind (xdp, tc, tracepoint, ...) or kernel type name."
+                help: ArgumentHelp(programTypeHelp, valueName: "type")
             )
             var programType: String?
             @Option(name: .customLong("application"), help: "Only programs with metadata bpfman_application=NAME.")
             var application: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Metadata selector KEY=VALUE.")
+            @Option(
+                name: [.short, .customLong("metadata-selector"), .customLong("metadata")],
+                parsing: .upToNextOption,
+                help: ArgumentHelp(
+                    "Only programs whose metadata has these pairs (-m k=v k2=v2).",
+                    valueName: "key=value"
+                )
+            )
             var metadata: [String] = []
             @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
 
@@ -84,12 +91,19 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
             @Option(
                 name: [.short, .customLong("program-type")],
-                help: "A kind (xdp, tc, tracepoint, ...) or kernel type name."
+                help: ArgumentHelp(programTypeHelp, valueName: "type")
             )
             var programType: String?
             @Option(name: .customLong("application"), help: "Only links of programs with bpfman_application=NAME.")
             var application: String?
-            @Option(name: [.short, .customLong("metadata")], help: "Program metadata selector KEY=VALUE.")
+            @Option(
+                name: [.short, .customLong("metadata-selector"), .customLong("metadata")],
+                parsing: .upToNextOption,
+                help: ArgumentHelp(
+                    "Only programs whose metadata has these pairs (-m k=v k2=v2).",
+                    valueName: "key=value"
+                )
+            )
             var metadata: [String] = []
             @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
 
@@ -104,7 +118,8 @@ extension BpfmanCommand {
                 if let programID { request.programID = programID }
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata")
                 if let application { request.matchMetadata["bpfman_application"] = application }
-                let links = try await client.connect().call(
+                let backend = try await client.connect()
+                let links = try await backend.call(
                     Bpfman_Ext_V1_Inspect.Method.listLinks.path,
                     request,
                     Bpfman_Ext_V1_ListLinksResponse.self
@@ -112,6 +127,14 @@ extension BpfmanCommand {
                 switch client.output {
                 case .json: printJSON(jsonArray(links.map { json($0) }))
                 case .table:
+                    // fentry/fexit/lsm links show the function or hook their program was loaded for.
+                    let needsTargets = links.contains { l in
+                        switch l.attach.info {
+                        case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?: true
+                        default: false
+                        }
+                    }
+                    let details = needsTargets ? ((try? await backend.details([])) ?? [:]) : [:]
                     emit(
                         table(
                             ["Program ID", "Link ID", "Application", "Type", "Function Name", "Attachment"],
@@ -119,7 +142,8 @@ extension BpfmanCommand {
                                 [
                                     "\(l.programID)", "\(l.linkID)", l.programMetadata["bpfman_application"] ?? "",
                                     l.kind,
-                                    l.programName, attachmentText(l),
+                                    l.programName,
+                                    attachmentText(l, target: details[l.programID]?.attachTarget),
                                 ]
                             }
                         )

@@ -1,0 +1,372 @@
+internal import ArgumentParser
+internal import Proto
+
+/// `-m/--metadata` and `-o` of every Go-era `link attach`.
+struct GoAttachOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("metadata")], help: ArgumentHelp("Link metadata.", valueName: "key=value"))
+    var metadata: [String] = []
+    @OptionGroup var options: GoClientOptions
+
+    /// Attaches and prints the link as `link get` does.
+    func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info) async throws {
+        var request = Bpfman_V1_AttachRequest()
+        request.id = programID
+        var attach = Bpfman_V1_AttachInfo()
+        attach.info = info
+        request.attach = attach
+        let backend = try await options.connect()
+        let response = try await backend.call(
+            Bpfman_V1_Bpfman.Method.attach.path,
+            request,
+            Bpfman_V1_AttachResponse.self
+        )
+        let link = try await backend.link(response.linkID)
+        switch options.output {
+        case .json: printJSON(json(link))
+        case .text: emit(goLinkText(link))
+        }
+    }
+
+    func parsedMetadata() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
+}
+
+/// `-p/--priority`, required on xdp, tc and tcx (`.unconditional`: `-p -1` reaches the daemon's check).
+struct GoPriorityOption: ParsableArguments {
+    @Option(
+        name: [.customShort("p"), .customLong("priority")],
+        parsing: .unconditional,
+        help: "Priority, lower runs first (required)."
+    )
+    var value: Int32
+}
+
+extension BpfmanCommand {
+    /// `bpfman link …` (Go-era tree, SPEC §9.4); no verb means `link list`.
+    struct LinkCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "link",
+            abstract: "Attach, detach, get and list links (upstream's noun-verb tree).",
+            subcommands: [Attach.self, Detach.self, Get.self, List.self],
+            defaultSubcommand: List.self
+        )
+
+        struct Attach: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Attach a loaded program; prints the new link.",
+                usage: "bpfman link attach <kind> <program-id> <attach point...> [options]",
+                discussion: """
+                    Examples:
+                      bpfman link attach xdp 42 eth0 -p 50
+                      bpfman link attach tc 42 eth0 ingress -p 50 --proceed-on ok,pipe
+                      bpfman link attach tracepoint 42 syscalls/sys_enter_openat
+                      bpfman link attach uprobe 42 libc -f malloc
+                    """,
+                subcommands: [
+                    XDP.self, TC.self, TCX.self, Tracepoint.self, Kprobe.self, Uprobe.self, Fentry.self, Fexit.self,
+                    LSM.self,
+                ]
+            )
+
+            struct XDP: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "xdp",
+                    abstract: "Attach an XDP program to an interface."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The interface.") var iface: String
+                @OptionGroup var priority: GoPriorityOption
+                @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+                @Option(
+                    name: .customLong("proceed-on"),
+                    help: ArgumentHelp(
+                        "aborted, drop, pass, tx, redirect, dispatcher_return (default: pass dispatcher_return).",
+                        valueName: "action"
+                    )
+                )
+                var proceedOn: [String] = []
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_XDPAttachInfo()
+                    a.iface = iface
+                    a.priority = priority.value
+                    a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
+                    if let netns { a.netns = netns }
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .xdpAttachInfo(a))
+                }
+            }
+
+            struct TC: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "tc",
+                    abstract: "Attach a TC program to an interface."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The interface.") var iface: String
+                @Argument(help: "ingress or egress.") var direction: String
+                @OptionGroup var priority: GoPriorityOption
+                @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+                @Option(
+                    name: .customLong("proceed-on"),
+                    help: ArgumentHelp(
+                        "unspec, ok, reclassify, shot, pipe, stolen, queued, repeat, redirect, trap, dispatcher_return (default: pipe dispatcher_return).",
+                        valueName: "action"
+                    )
+                )
+                var proceedOn: [String] = []
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_TCAttachInfo()
+                    a.iface = iface
+                    a.direction = direction
+                    a.priority = priority.value
+                    a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
+                    if let netns { a.netns = netns }
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .tcAttachInfo(a))
+                }
+            }
+
+            struct TCX: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "tcx",
+                    abstract: "Attach a TCX program to an interface."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The interface.") var iface: String
+                @Argument(help: "ingress or egress.") var direction: String
+                @OptionGroup var priority: GoPriorityOption
+                @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_TCXAttachInfo()
+                    a.iface = iface
+                    a.direction = direction
+                    a.priority = priority.value
+                    if let netns { a.netns = netns }
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .tcxAttachInfo(a))
+                }
+            }
+
+            struct Tracepoint: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "tracepoint",
+                    abstract: "Attach to a tracepoint."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.") var tracepoint: String
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_TracepointAttachInfo()
+                    a.tracepoint = tracepoint
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .tracepointAttachInfo(a))
+                }
+            }
+
+            struct Kprobe: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "kprobe",
+                    abstract: "Attach a kprobe or kretprobe."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The kernel function.") var fnName: String
+                @Option(help: "Offset within the function.") var offset: UInt64 = 0
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_KprobeAttachInfo()
+                    a.fnName = fnName
+                    a.offset = offset
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .kprobeAttachInfo(a))
+                }
+            }
+
+            struct Uprobe: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "uprobe",
+                    abstract: "Attach a uprobe or uretprobe."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "Binary path or library name.") var target: String
+                @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
+                @Option(help: "Offset (file offset without --fn-name).") var offset: UInt64 = 0
+                @Option(parsing: .unconditional, help: "Only this process.") var pid: Int32?
+                @Option(
+                    name: .customLong("container-pid"),
+                    parsing: .unconditional,
+                    help: "A process in the target's container."
+                )
+                var containerPid: Int32?
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_UprobeAttachInfo()
+                    a.target = target
+                    if let fnName { a.fnName = fnName }
+                    a.offset = offset
+                    if let pid { a.pid = pid }
+                    if let containerPid { a.containerPid = containerPid }
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .uprobeAttachInfo(a))
+                }
+            }
+
+            struct Fentry: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "fentry",
+                    abstract: "Attach an fentry program (function set at load)."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_FentryAttachInfo()
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .fentryAttachInfo(a))
+                }
+            }
+
+            struct Fexit: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "fexit",
+                    abstract: "Attach an fexit program (function set at load)."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_FexitAttachInfo()
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .fexitAttachInfo(a))
+                }
+            }
+
+            struct LSM: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "lsm",
+                    abstract: "Attach an LSM program (hook set at load)."
+                )
+                @Argument(help: "The program id.") var programID: UInt32
+                @OptionGroup var attach: GoAttachOptions
+
+                func run() async throws {
+                    var a = Bpfman_V1_LsmAttachInfo()
+                    a.metadata = try attach.parsedMetadata()
+                    try await attach.attach(programID, .lsmAttachInfo(a))
+                }
+            }
+        }
+
+        struct Detach: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Detach links; their programs stay loaded.")
+            @Argument(help: "Link ids.") var ids: [UInt32]
+            @Flag(help: "Succeed for links that do not exist.") var ignoreMissing = false
+            @OptionGroup var options: GoClientOptions
+
+            func run() async throws {
+                let backend = try await options.connect()
+                try await forEachID(ids, noun: "link", verb: "detach", ignoreMissing: ignoreMissing) {
+                    id throws(ClientError) in
+                    var request = Bpfman_V1_DetachRequest()
+                    request.linkID = id
+                    _ = try await backend.call(
+                        Bpfman_V1_Bpfman.Method.detach.path,
+                        request,
+                        Bpfman_V1_DetachResponse.self
+                    )
+                }
+            }
+        }
+
+        struct Get: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one link.")
+            @Argument(help: "The link id.") var id: UInt32
+            @OptionGroup var options: GoClientOptions
+
+            func run() async throws {
+                let link = try await options.connect().link(id)
+                switch options.output {
+                case .json: printJSON(json(link))
+                case .text: emit(goLinkText(link))
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List links.")
+            @Flag(name: [.short, .customLong("quiet")], help: "Print link ids only.") var quiet = false
+            @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
+            @Option(
+                name: .customLong("kind"),
+                help: ArgumentHelp("Only links of this kind (xdp, tc, tcx, tracepoint, ...).", valueName: "kind")
+            )
+            var kinds: [String] = []
+            @Option(
+                name: [.short, .customLong("program-type")],
+                help: ArgumentHelp(programTypeHelp, valueName: "type")
+            )
+            var programType: String?
+            @Option(help: "Only links of programs of this application.") var application: String?
+            @Option(
+                name: [.short, .customLong("metadata-selector")],
+                help: ArgumentHelp("Only links of programs with this metadata.", valueName: "key=value")
+            )
+            var metadata: [String] = []
+            @OptionGroup var options: GoClientOptions
+
+            func run() async throws {
+                var request = Bpfman_Ext_V1_ListLinksRequest()
+                if let programType {
+                    guard let number = programTypeNumber(programType) else {
+                        throw ValidationError("unknown program type \"\(programType)\"")
+                    }
+                    request.programType = number
+                }
+                if let programID { request.programID = programID }
+                request.matchMetadata = try keyValues(metadata, option: "-m/--metadata-selector")
+                let wantedKinds = Set(kinds.flatMap { $0.split(separator: ",").map { $0.lowercased() } })
+                let backend = try await options.connect()
+                let links = try await backend.call(
+                    Bpfman_Ext_V1_Inspect.Method.listLinks.path,
+                    request,
+                    Bpfman_Ext_V1_ListLinksResponse.self
+                ).links.filter { l in
+                    (wantedKinds.isEmpty || wantedKinds.contains(l.kind))
+                        && (application == nil || applicationName(l.programMetadata) == application)
+                }
+                if quiet {
+                    for l in links { emit("\(l.linkID)") }
+                    return
+                }
+                switch options.output {
+                case .json: printJSON(jsonObject([("links", jsonArray(links.map { json($0) }))]))
+                case .text:
+                    let details = (try? await backend.details([])) ?? [:]
+                    let withApplication = links.contains { !applicationName($0.programMetadata).isEmpty }
+                    var header = ["LINK ID", "KERNEL LINK ID", "KIND", "PROGRAM ID"]
+                    if withApplication { header.append("APPLICATION") }
+                    header += ["FUNCTION NAME", "ATTACHMENT"]
+                    let rows = links.map { l in
+                        var row = [
+                            "\(l.linkID)", l.hasKernelLinkID ? "\(l.kernelLinkID)" : "<none>", l.kind, "\(l.programID)",
+                        ]
+                        if withApplication { row.append(applicationName(l.programMetadata)) }
+                        row += [
+                            l.programName.isEmpty ? "<none>" : l.programName,
+                            goAttachmentText(l, target: details[l.programID]?.attachTarget),
+                        ]
+                        return row
+                    }
+                    if let text = goTable(header, rows) { emit(text) }
+                }
+            }
+        }
+    }
+}
