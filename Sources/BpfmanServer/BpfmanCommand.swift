@@ -211,6 +211,8 @@ extension BpfmanCommand {
     /// `bpfman version`: prints the version.
     struct Version: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the bpfman version.")
+        /// The global options are accepted anywhere (SPEC §9.4), here too; they change nothing.
+        @OptionGroup(visibility: .hidden) var connection: ConnectionOptions
 
         func run() {
             emit("bpfman \(BpfmanVersion.string)")

@@ -107,7 +107,8 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
                     allowSocketActivation: false
                 ),
                 config: config,
-                logger: logger
+                logger: logger,
+                lazyImages: true
             )
             return Backend(
                 socketPath: socketPath,

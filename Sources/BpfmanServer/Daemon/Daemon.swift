@@ -50,13 +50,15 @@ package struct ServiceStack: Sendable {
     package let facts: DaemonFacts
 
     /// Opens the runtime directory (engine start-up with reconciliation, SPEC §1.3 steps 4-9) and registers the
-    /// services. The caller holds the runtime-dir lock.
+    /// services. The caller holds the runtime-dir lock. With `lazyImages` the image cache is opened on its first
+    /// use instead of now.
     package static func make(
         options: DaemonOptions,
         config: DaemonConfig,
         logger: Logger,
         socketActivated: Bool = false,
-        idleSeconds: UInt64 = 0
+        idleSeconds: UInt64 = 0,
+        lazyImages: Bool = false
     ) async throws(StartupError) -> ServiceStack {
         let paths = BpfmanPaths(root: options.runtimeDirectory)
         // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
@@ -94,19 +96,37 @@ package struct ServiceStack: Sendable {
             socketActivated: socketActivated,
             kernelFeatures: KernelFacts.features(freplace: freplace)
         )
-        let images = Result { () throws(ImageError) -> ImageStore in
-            try ImageStore(
-                directory: options.imageCacheDirectory,
-                signing: config.signingPolicy,
-                environment: ProcessInfo.processInfo.environment,
-                runtimeDirectory: options.runtimeDirectory,
-                userAgent: "bpfman/\(BpfmanVersion.string)",
-                logger: logger,
-                objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
-            )
+        let makeImages = { @Sendable () -> Result<ImageStore, ImageError> in
+            let made = Result { () throws(ImageError) -> ImageStore in
+                try ImageStore(
+                    directory: options.imageCacheDirectory,
+                    signing: config.signingPolicy,
+                    environment: ProcessInfo.processInfo.environment,
+                    runtimeDirectory: options.runtimeDirectory,
+                    userAgent: "bpfman/\(BpfmanVersion.string)",
+                    logger: logger,
+                    objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
+                )
+            }
+            if case .failure(let error) = made {
+                logger.warning("bytecode images unavailable: \(error.message)")
+            }
+            return made
         }
-        if case .failure(let error) = images {
-            logger.warning("bytecode images unavailable: \(error.message)")
+        let images: @Sendable () -> Result<ImageStore, ImageError>
+        if lazyImages {
+            let slot = Mutex<Result<ImageStore, ImageError>?>(nil)
+            images = {
+                slot.withLock { made in
+                    if let made { return made }
+                    let result = makeImages()
+                    made = result
+                    return result
+                }
+            }
+        } else {
+            let made = makeImages()
+            images = { made }
         }
         let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
         var router = GRPCRouter()

@@ -7,15 +7,17 @@ package import Logging
 /// `Status` reports.
 package struct ServiceContext: Sendable {
     package var engine: Engine
-    /// The OCI image cache (SPEC §8), or why there is none (the cache directory could not be made).
-    package var images: Result<ImageStore, ImageError>
+    /// The OCI image cache (SPEC §8), or why there is none (the cache directory could not be made). Asked for on
+    /// each image use: the daemon makes it at start-up, the in-process CLI on first use only (a command that pulls
+    /// nothing leaves the cache directory alone).
+    package var images: @Sendable () -> Result<ImageStore, ImageError>
     package var writerLock: WriterLock
     package var logger: Logger
     package var facts: DaemonFacts
 
     package init(
         engine: Engine,
-        images: Result<ImageStore, ImageError>,
+        images: @escaping @Sendable () -> Result<ImageStore, ImageError>,
         writerLock: WriterLock = WriterLock(),
         logger: Logger,
         facts: DaemonFacts
@@ -30,7 +32,7 @@ package struct ServiceContext: Sendable {
     /// The object file of `image` (SPEC §8.3), pulled as its policy says. Runs before the writer lock is taken
     /// and never under it (SPEC §1.7): a slow registry holds up this call only.
     func resolve(_ image: BytecodeImage) async throws(ImageError) -> CachedImage {
-        let store = try images.get()
+        let store = try images().get()
         guard let policy = PullPolicy(rawValue: image.pullPolicy) else {
             throw ImageError(.invalidArgument, "invalid pull policy: unknown pull policy: \(image.pullPolicy)")
         }

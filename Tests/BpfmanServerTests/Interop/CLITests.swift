@@ -233,16 +233,19 @@ extension DaemonKernelTests {
                     bareGroup.output.hasPrefix("Error: 'bpfman list' requires a subcommand: programs, links\n"),
                     "\(bareGroup.output)"
                 )
-                // No daemon at the socket.
+                // No daemon at the socket: the CLI runs in-process on the runtime directory, which this daemon
+                // holds locked; it waits --lock-timeout for it, then says so (SPEC §9).
                 let down = try await spawn(
                     DaemonTools.bpfman!,
-                    ["list", "programs", "-s", daemon.directory + "/nobody.sock"]
+                    [
+                        "list", "programs", "-s", daemon.directory + "/nobody.sock", "--runtime-dir",
+                        daemon.runtimeDirectory, "--lock-timeout", "200ms",
+                    ]
                 )
                 #expect(down.status == 1)
                 #expect(
-                    down.output.hasPrefix(
-                        "Error: UNAVAILABLE: cannot connect to the bpfman daemon at \(daemon.directory)/nobody.sock"
-                    ),
+                    down.output
+                        == "Error: another bpfman process holds \(daemon.runtimeDirectory)/.lock and no daemon answers at \(daemon.directory)/nobody.sock (waited 0.2 seconds)\n",
                     "\(down.output)"
                 )
                 let help = try await spawn(DaemonTools.bpfman!, ["attach", "12", "uprobe", "--help"])
