@@ -11,7 +11,10 @@ import Testing
         ("bpfman-rpc", ["--timeout", "5"], ["serve", "--timeout", "5"]),
         ("bpfman", ["list", "programs"], ["list", "programs"]),
         ("bpfman", [], []),
-        ("bpfman", ["--socket-path", "/s", "--runtime-dir=/rd"], ["serve", "--socket-path", "/s", "--runtime-dir=/rd"]),
+        (
+            "bpfman", ["--socket-path", "/s", "--runtime-dir=/rd"],
+            ["serve", "--socket-path", "/s", "--runtime-dir=/rd"]
+        ),
         // Global options before a command move behind it (the Go-era tree takes them anywhere).
         (
             "bpfman", ["--runtime-dir", "/rd", "--log=debug", "program", "list"],
@@ -199,7 +202,9 @@ import Testing
 
     @Test func goEraAttachTakesPositionalAttachPoints() throws {
         let tc = try #require(
-            try BpfmanCommand.parseAsRoot(["link", "attach", "tc", "7", "eth0", "ingress", "-p", "50", "--proceed-on", "ok,pipe"])
+            try BpfmanCommand.parseAsRoot([
+                "link", "attach", "tc", "7", "eth0", "ingress", "-p", "50", "--proceed-on", "ok,pipe",
+            ])
                 as? BpfmanCommand.LinkCommand.Attach.TC
         )
         #expect(tc.programID == 7 && tc.iface == "eth0" && tc.direction == "ingress" && tc.priority.value == 50)
@@ -259,7 +264,10 @@ import Testing
         var kprobe = Bpfman_V1_KprobeAttachInfo()
         kprobe.fnName = "try_to_wake_up"
         #expect(attachmentText(link(.kprobeAttachInfo(kprobe))) == "try_to_wake_up")
-        #expect(attachmentText(link(.fentryAttachInfo(Bpfman_V1_FentryAttachInfo())), target: "do_unlinkat") == "do_unlinkat")
+        #expect(
+            attachmentText(link(.fentryAttachInfo(Bpfman_V1_FentryAttachInfo())), target: "do_unlinkat")
+                == "do_unlinkat"
+        )
         var netns = xdp
         netns.netns = "/var/run/netns/blue"
         #expect(goAttachmentText(link(.xdpAttachInfo(netns)), target: nil) == "eno3 pos-2 netns=/var/run/netns/blue")
