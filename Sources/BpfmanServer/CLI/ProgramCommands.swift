@@ -245,35 +245,6 @@ extension BpfmanCommand {
             if client.output == .json { emit("{}") }
         }
     }
-
-    struct ImageCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "image",
-            abstract: "Manage bytecode images.",
-            subcommands: [Pull.self, VerifyBundle.self]
-        )
-
-        struct Pull: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
-            @OptionGroup var client: ClientOptions
-            @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
-            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
-            var registryAuth: String?
-            @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
-            var pullPolicy: String = "IfNotPresent"
-
-            func run() async throws {
-                var request = Bpfman_V1_PullBytecodeRequest()
-                request.image = try bytecodeImage(imageURL, pullPolicy, registryAuth)
-                _ = try await client.connect().call(
-                    Bpfman_V1_Bpfman.Method.pullBytecode.path,
-                    request,
-                    Bpfman_V1_PullBytecodeResponse.self
-                )
-                if client.output == .json { emit("{}") }
-            }
-        }
-    }
 }
 
 func bytecodeImage(_ url: String, _ policy: String, _ auth: String?) throws -> Bpfman_V1_BytecodeImage {

@@ -83,7 +83,7 @@ package struct DaemonLogHandler: LogHandler {
 }
 
 /// Escapes `s` as a JSON string literal.
-private func jsonString(_ s: String) -> String {
+func jsonString(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {

@@ -306,5 +306,38 @@ extension DaemonKernelTests {
                 #expect(again.status == 0, "\(again.stderr)")
             }
         }
+
+        /// Images without a daemon: `image inspect` reads the image into the cache and prints its labels; a Go-era
+        /// `program load image` in-process loads from it, as a daemon would.
+        @Test func imagesWithoutADaemon() async throws {
+            let layout = try DaemonKernelTests.Images.tracepointLayout()
+            defer { try? FileManager.default.removeItem(atPath: layout.directory) }
+            // The fetcher reads the layout as user nobody (SPEC §8).
+            chmod(layout.directory, 0o755)
+            try await Self.withPlace { place in
+                let reference = "oci:\(layout.directory):tp"
+                let inspect = try await Self.bpfman(place, ["image", "inspect", reference])
+                #expect(inspect.status == 0, "\(inspect.stderr)")
+                let described = try Self.json(inspect.stdout)
+                #expect(described["reference"] as? String == reference, "\(inspect.stdout)")
+                #expect((described["digest"] as? String)?.hasPrefix("sha256:") == true)
+                #expect(
+                    described["programs"] as? [String: String] == [DaemonKernelTests.tracepointFunction: "tracepoint"]
+                )
+                #expect(described["maps"] as? [String: String] == ["counter": "array"])
+                #expect(!Self.exists(place.runtimeDirectory), "inspect needs no runtime directory")
+
+                let load = try await Self.bpfman(
+                    place,
+                    ["program", "load", "image", reference, "--programs", "tracepoint:count_kill", "-p", "never"]
+                )
+                #expect(load.status == 0, "\(load.stderr)")
+                #expect(load.stdout.contains("    Image URL:      \(reference)\n"), "\(load.stdout)")
+                #expect(load.stdout.contains("    Pull Policy:    Never\n"), "\(load.stdout)")
+                let missing = try await Self.bpfman(place, ["image", "inspect", "oci:\(layout.directory):nope"])
+                #expect(missing.status == 1)
+                #expect(missing.stderr.hasPrefix("bpfman: error: "), "\(missing.stderr)")
+            }
+        }
     }
 }

@@ -1,0 +1,114 @@
+internal import ArgumentParser
+internal import BpfmanEngine
+internal import BpfmanImages
+internal import FoundationEssentials
+internal import H2Transport
+internal import Logging
+internal import Proto
+
+extension BpfmanCommand {
+    /// `bpfman image …`, shared by both trees: the Rust-era `pull` and the Go-era verbs.
+    ///
+    /// To add a verb, write its command in a file of its own and name it in `subcommands` below.
+    struct ImageCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "image",
+            abstract: "Manage bytecode images.",
+            subcommands: [Pull.self, Inspect.self, VerifyBundle.self]
+        )
+
+        /// `bpfman image pull -i URL` (Rust era): into the daemon's cache, or the in-process engine's.
+        struct Pull: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
+            @OptionGroup var client: ClientOptions
+            @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
+            @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
+            var registryAuth: String?
+            @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
+            var pullPolicy: String = "IfNotPresent"
+
+            func run() async throws {
+                var request = Bpfman_V1_PullBytecodeRequest()
+                request.image = try bytecodeImage(imageURL, pullPolicy, registryAuth)
+                _ = try await client.connect().call(
+                    Bpfman_V1_Bpfman.Method.pullBytecode.path,
+                    request,
+                    Bpfman_V1_PullBytecodeResponse.self
+                )
+                if client.output == .json { emit("{}") }
+            }
+        }
+
+        /// `bpfman image inspect <image>` (Go era): what the image says about itself, as indented JSON. Works on
+        /// the image cache directly (pulling when the policy says so); no daemon or runtime directory involved.
+        struct Inspect: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Show a bytecode image's reference, digest and program and map labels.",
+                discussion: """
+                    Example:
+                      bpfman image inspect quay.io/bpfman-bytecode/xdp_pass:latest
+                    """
+            )
+            @Argument(help: "The image reference (registry, oci:<dir>[:tag] or oci-archive:<file>[:tag]).")
+            var image: String
+            @Option(
+                name: [.short, .customLong("pull-policy")],
+                help: "Always, IfNotPresent or Never, any case (default IfNotPresent)."
+            )
+            var pullPolicy: String = "IfNotPresent"
+            @Option(name: .customLong("registry-auth"), help: "BASE64(user:password) (default $BPFMAN_REGISTRY_AUTH).")
+            var registryAuth: String?
+            @OptionGroup var connection: ConnectionOptions
+
+            func run() async throws {
+                let request = try bytecodeImage(
+                    image,
+                    pullPolicy,
+                    registryAuth ?? ProcessInfo.processInfo.environment["BPFMAN_REGISTRY_AUTH"]
+                )
+                let config: DaemonConfig
+                do {
+                    config = try BpfmanCommand.Serve.loadConfig(
+                        explicit: connection.config ?? ProcessInfo.processInfo.environment["BPFMAN_CONFIG"]
+                    )
+                } catch {
+                    throw ClientError(plain: error.message, code: .invalidArgument)
+                }
+                let policy = PullPolicy(rawValue: request.imagePullPolicy) ?? .ifNotPresent
+                do {
+                    let store = try ImageStore(
+                        directory: connection.imageCacheDirectory ?? ServeDefaults.imageCacheDirectory,
+                        signing: config.signingPolicy,
+                        environment: ProcessInfo.processInfo.environment,
+                        runtimeDirectory: connection.runtimeDirectory
+                            ?? ProcessInfo.processInfo.environment["BPFMAN_RUNTIME_DIR"] ?? ServeDefaults.runtimeDirectory,
+                        userAgent: "bpfman/\(BpfmanVersion.string)",
+                        logger: Logger(label: "bpfman"),
+                        objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
+                    )
+                    let cached = try await store.resolve(
+                        url: request.url,
+                        policy: policy,
+                        username: request.username.isEmpty ? nil : request.username,
+                        password: request.password.isEmpty ? nil : request.password
+                    )
+                    func object(_ map: [String: String]?) -> String? {
+                        map.map { m in
+                            "{"
+                                + m.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+                                .joined(separator: ",") + "}"
+                        }
+                    }
+                    printJSON(
+                        jsonObject([
+                            ("reference", jsonString(cached.reference)), ("digest", jsonString(cached.digest)),
+                            ("programs", object(cached.programs)), ("maps", object(cached.maps)),
+                        ])
+                    )
+                } catch {
+                    throw ClientError(status: error.grpcStatus)
+                }
+            }
+        }
+    }
+}
