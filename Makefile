@@ -29,8 +29,14 @@ build:
 ## One file is the whole install: install -m 755 .build/release/bpfman /usr/sbin/
 ## The daemon runs that same file as its image fetcher (argv[0] bpfman-image, libcurl opened with dlopen there
 ## only) and as its container_pid helper (argv[0] bpfman-ns); the dispatchers are embedded in it.
+## Also its man page, .build/release/bpfman.8, generated from the command definitions by swift-argument-parser's
+## generate-manual (dated by the last commit, so reproducible): install -m 644 .build/release/bpfman.8
+## /usr/share/man/man8/
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --product bpfman
+	$(SWIFT) build --product generate-manual
+	.build/debug/generate-manual .build/release/bpfman --section 8 --date $$(git log -1 --format=%cs) \
+		--output-directory .build/release
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures

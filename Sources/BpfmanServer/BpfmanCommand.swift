@@ -225,6 +225,14 @@ extension BpfmanCommand {
     public static func runMain(argv: [String]) async {
         let name = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "bpfman"
         let arguments = normalizedArguments(executableName: name, arguments: Array(argv.dropFirst()))
+        if arguments.count <= 2, let first = arguments.first, flagName(first) == "--generate-completion-script",
+            let script = completionScript(
+                shell: first.contains("=") ? String(first.split(separator: "=")[1]) : arguments.dropFirst().first ?? ""
+            )
+        {
+            emit(script)
+            finish(0)
+        }
         if arguments == ["-V"] || arguments == ["--version"] {
             emit("bpfman \(BpfmanVersion.string)")
             finish(0)

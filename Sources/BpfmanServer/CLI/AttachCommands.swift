@@ -84,11 +84,13 @@ extension BpfmanCommand {
         struct XDP: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "xdp",
-                abstract: "Attach an XDP program to an interface."
+                abstract: "Attach an XDP program to an interface.",
+                usage:
+                    "bpfman attach <program-id> xdp -i <iface> -p <priority> [--proceed-on <action>...] [-n <netns>] [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 xdp -i eth0 -p 50 --proceed-on pass dispatcher_return"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+            @Option(name: [.short, .customLong("iface")], help: "Interface.", completion: .interfaces) var iface: String
             @OptionGroup var priority: PriorityOption
             @Option(
                 name: .customLong("proceed-on"),
@@ -96,11 +98,13 @@ extension BpfmanCommand {
                 help: ArgumentHelp(
                     "XDP actions that continue the chain: aborted, drop, pass, tx, redirect, dispatcher_return (default: pass dispatcher_return).",
                     valueName: "action"
-                )
+                ),
+                completion: .list(["aborted", "drop", "pass", "tx", "redirect", "dispatcher_return"])
             )
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_XDPAttachInfo()
@@ -116,12 +120,20 @@ extension BpfmanCommand {
         struct TC: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tc",
-                abstract: "Attach a TC program to an interface."
+                abstract: "Attach a TC program to an interface.",
+                usage:
+                    "bpfman attach <program-id> tc -d <ingress|egress> -i <iface> -p <priority> [--proceed-on <action>...] [-n <netns>] [-m <key=value>...]",
+                discussion:
+                    "Example:\n  bpfman attach 42 tc -d ingress -i eth0 -p 50 --proceed-on pipe dispatcher_return"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
-            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+            @Option(
+                name: [.short, .customLong("direction")],
+                help: "ingress or egress.",
+                completion: .list(["ingress", "egress"])
+            )
+            var direction: String
+            @Option(name: [.short, .customLong("iface")], help: "Interface.", completion: .interfaces) var iface: String
             @OptionGroup var priority: PriorityOption
             @Option(
                 name: .customLong("proceed-on"),
@@ -129,11 +141,16 @@ extension BpfmanCommand {
                 help: ArgumentHelp(
                     "TC actions that continue the chain: unspec, ok, reclassify, shot, pipe, stolen, queued, repeat, redirect, trap, dispatcher_return (default: pipe dispatcher_return).",
                     valueName: "action"
-                )
+                ),
+                completion: .list([
+                    "unspec", "ok", "reclassify", "shot", "pipe", "stolen", "queued", "repeat", "redirect", "trap",
+                    "dispatcher_return",
+                ])
             )
             var proceedOn: [String] = []
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_TCAttachInfo()
@@ -150,15 +167,23 @@ extension BpfmanCommand {
         struct TCX: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tcx",
-                abstract: "Attach a TCX program to an interface."
+                abstract: "Attach a TCX program to an interface.",
+                usage:
+                    "bpfman attach <program-id> tcx -d <ingress|egress> -i <iface> -p <priority> [-n <netns>] [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 tcx -d egress -i eth0 -p 50"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
-            @Option(name: [.short, .customLong("direction")], help: "ingress or egress.") var direction: String
-            @Option(name: [.short, .customLong("iface")], help: "Interface.") var iface: String
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+            @Option(
+                name: [.short, .customLong("direction")],
+                help: "ingress or egress.",
+                completion: .list(["ingress", "egress"])
+            )
+            var direction: String
+            @Option(name: [.short, .customLong("iface")], help: "Interface.", completion: .interfaces) var iface: String
             @OptionGroup var priority: PriorityOption
             @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_TCXAttachInfo()
@@ -174,13 +199,15 @@ extension BpfmanCommand {
         struct Tracepoint: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "tracepoint",
-                abstract: "Attach to a tracepoint."
+                abstract: "Attach to a tracepoint.",
+                usage: "bpfman attach <program-id> tracepoint -t <group/name> [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 tracepoint -t syscalls/sys_enter_openat"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @Option(name: [.short, .customLong("tracepoint")], help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.")
             var tracepoint: String
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_TracepointAttachInfo()
@@ -193,10 +220,11 @@ extension BpfmanCommand {
         struct Kprobe: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "kprobe",
-                abstract: "Attach a kprobe or kretprobe."
+                abstract: "Attach a kprobe or kretprobe.",
+                usage: "bpfman attach <program-id> kprobe -f <function> [-o <offset>] [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 kprobe -f try_to_wake_up"
             )
-            @OptionGroup var client: ClientOptionsLongOutput
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @Option(name: [.short, .customLong("fn-name")], help: "Kernel function.") var fnName: String
             @Option(name: [.short, .customLong("offset")], help: "Offset within the function.") var offset: UInt64 = 0
             @Option(
@@ -206,6 +234,7 @@ extension BpfmanCommand {
             )
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptionsLongOutput
 
             func run() async throws {
                 var a = Bpfman_V1_KprobeAttachInfo()
@@ -220,10 +249,12 @@ extension BpfmanCommand {
         struct Uprobe: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "uprobe",
-                abstract: "Attach a uprobe or uretprobe."
+                abstract: "Attach a uprobe or uretprobe.",
+                usage:
+                    "bpfman attach <program-id> uprobe -t <target> [-f <function>] [-o <offset>] [-p <pid>] [-c <container-pid>] [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 uprobe -t libc -f malloc"
             )
-            @OptionGroup var client: ClientOptionsLongOutput
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @Option(name: [.short, .customLong("target")], help: "Binary path or library name.") var target: String
             @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
             @Option(name: [.short, .customLong("offset")], help: "Offset (file offset without --fn-name).")
@@ -238,6 +269,7 @@ extension BpfmanCommand {
             )
             var containerPid: Int32?
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptionsLongOutput
 
             func run() async throws {
                 var a = Bpfman_V1_UprobeAttachInfo()
@@ -254,11 +286,13 @@ extension BpfmanCommand {
         struct Fentry: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "fentry",
-                abstract: "Attach an fentry program (target set at load)."
+                abstract: "Attach an fentry program (target set at load).",
+                usage: "bpfman attach <program-id> fentry [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 fentry"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_FentryAttachInfo()
@@ -270,11 +304,13 @@ extension BpfmanCommand {
         struct Fexit: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "fexit",
-                abstract: "Attach an fexit program (target set at load)."
+                abstract: "Attach an fexit program (target set at load).",
+                usage: "bpfman attach <program-id> fexit [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 fexit"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_FexitAttachInfo()
@@ -286,11 +322,13 @@ extension BpfmanCommand {
         struct LSM: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "lsm",
-                abstract: "Attach an LSM program (hook set at load)."
+                abstract: "Attach an LSM program (hook set at load).",
+                usage: "bpfman attach <program-id> lsm [-m <key=value>...]",
+                discussion: "Example:\n  bpfman attach 42 lsm"
             )
-            @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @OptionGroup var link: LinkMetadataOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var a = Bpfman_V1_LsmAttachInfo()

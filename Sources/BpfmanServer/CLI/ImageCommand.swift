@@ -20,12 +20,12 @@ extension BpfmanCommand {
         /// `bpfman image pull -i URL` (Rust era): into the daemon's cache, or the in-process engine's.
         struct Pull: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Pull a bytecode image into the daemon's cache.")
-            @OptionGroup var client: ClientOptions
             @Option(name: [.short, .customLong("image-url")], help: "The image reference.") var imageURL: String
             @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
             var registryAuth: String?
             @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
             var pullPolicy: String = "IfNotPresent"
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var request = Bpfman_V1_PullBytecodeRequest()

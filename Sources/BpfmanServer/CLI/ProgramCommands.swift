@@ -98,7 +98,7 @@ struct LoadOptions: ParsableArguments {
             valueName: "type:function[:target]"
         )
     )
-    var programs: [String] = []
+    var programs: [String]
 
     @Option(
         name: [.short, .customLong("global")],
@@ -155,11 +155,19 @@ extension BpfmanCommand {
         )
 
         struct File: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Load programs from an ELF object file.")
-            @OptionGroup var client: ClientOptions
+            static let configuration = CommandConfiguration(
+                abstract: "Load programs from an ELF object file.",
+                discussion: """
+                    Examples:
+                      bpfman load file -p xdp_pass.o --programs xdp:pass
+                      bpfman load file -p kprobe.o --programs kprobe:kprobe_counter -g GLOBAL_u8=01 GLOBAL_u32=0A0B0C0D
+                      bpfman load file -p fentry.o --programs fentry:test_fentry:do_unlinkat -m owner=acme
+                    """
+            )
             @Option(name: [.short, .customLong("path")], help: "The object file (made absolute before sending).")
             var path: String
             @OptionGroup var load: LoadOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
@@ -177,8 +185,13 @@ extension BpfmanCommand {
         }
 
         struct Image: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Load programs from an OCI bytecode image.")
-            @OptionGroup var client: ClientOptions
+            static let configuration = CommandConfiguration(
+                abstract: "Load programs from an OCI bytecode image.",
+                discussion: """
+                    Example:
+                      bpfman load image -i quay.io/bpfman-bytecode/xdp_pass:latest --programs xdp:pass -p Always
+                    """
+            )
             @Option(name: [.short, .customLong("image-url")], help: "The image reference.")
             var imageURL: String
             @Option(name: [.short, .customLong("pull-policy")], help: "Always, IfNotPresent or Never.")
@@ -186,6 +199,7 @@ extension BpfmanCommand {
             @Option(name: [.short, .customLong("registry-auth")], help: "BASE64(user:password).")
             var registryAuth: String?
             @OptionGroup var load: LoadOptions
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var location = Bpfman_V1_BytecodeLocation()
@@ -204,9 +218,9 @@ extension BpfmanCommand {
 
     struct Unload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Unload a program (detaching all its links).")
-        @OptionGroup var client: ClientOptions
-        @Argument(help: "The program id.") var programID: UInt32
+        @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
         @Flag(help: "Succeed when the program does not exist.") var ignoreMissing = false
+        @OptionGroup var client: ClientOptions
 
         func run() async throws {
             var request = Bpfman_V1_UnloadRequest()
@@ -226,9 +240,9 @@ extension BpfmanCommand {
 
     struct Detach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Detach a link; the program stays loaded.")
-        @OptionGroup var client: ClientOptions
-        @Argument(help: "The link id.") var linkID: UInt32
+        @Argument(help: "The link id.", completion: .linkIDs) var linkID: UInt32
         @Flag(help: "Succeed when the link does not exist.") var ignoreMissing = false
+        @OptionGroup var client: ClientOptions
 
         func run() async throws {
             var request = Bpfman_V1_DetachRequest()

@@ -14,7 +14,6 @@ extension BpfmanCommand {
                 abstract: "List programs (managed ones unless --all).",
                 aliases: ["program"]
             )
-            @OptionGroup var client: ClientOptions
             @Option(
                 name: [.short, .customLong("program-type")],
                 help: ArgumentHelp(programTypeHelp, valueName: "type")
@@ -32,6 +31,7 @@ extension BpfmanCommand {
             )
             var metadata: [String] = []
             @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var request = Bpfman_V1_ListRequest()
@@ -88,7 +88,6 @@ extension BpfmanCommand {
                 abstract: "List links.",
                 aliases: ["link"]
             )
-            @OptionGroup var client: ClientOptions
             @Option(
                 name: [.short, .customLong("program-type")],
                 help: ArgumentHelp(programTypeHelp, valueName: "type")
@@ -106,6 +105,7 @@ extension BpfmanCommand {
             )
             var metadata: [String] = []
             @Option(name: .customLong("program-id"), help: "Only links of this program.") var programID: UInt32?
+            @OptionGroup var client: ClientOptions
 
             func run() async throws {
                 var request = Bpfman_Ext_V1_ListLinksRequest()
@@ -161,8 +161,8 @@ extension BpfmanCommand {
 
         struct Program: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "program", abstract: "Show a program.")
+            @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
             @OptionGroup var client: ClientOptions
-            @Argument(help: "The program id.") var programID: UInt32
 
             func run() async throws {
                 let daemon = try await client.connect()
@@ -184,8 +184,8 @@ extension BpfmanCommand {
 
         struct Link: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "link", abstract: "Show a link.")
+            @Argument(help: "The link id.", completion: .linkIDs) var linkID: UInt32
             @OptionGroup var client: ClientOptions
-            @Argument(help: "The link id.") var linkID: UInt32
 
             func run() async throws {
                 let link = try await client.connect().link(linkID)

@@ -225,7 +225,10 @@ extension DaemonKernelTests {
                 )
                 #expect(badAction.status == 2, "\(badAction.output)")
                 #expect(badAction.output.hasPrefix("Error: unknown XDP action \"bogus\""), "\(badAction.output)")
-                #expect(badAction.output.contains("\nUsage: bpfman attach xdp "), "\(badAction.output)")
+                #expect(
+                    badAction.output.contains("\nUsage: bpfman attach <program-id> xdp -i <iface> -p <priority> "),
+                    "\(badAction.output)"
+                )
                 #expect(badAction.output.contains("See 'bpfman attach xdp --help'"), "\(badAction.output)")
                 let bareGroup = try await Self.bpfman(daemon, ["list"])
                 #expect(bareGroup.status == 2, "\(bareGroup.output)")

@@ -339,5 +339,60 @@ extension DaemonKernelTests {
                 #expect(missing.stderr.hasPrefix("bpfman: error: "), "\(missing.stderr)")
             }
         }
+
+        /// Bash completion in the order users type: program ids after `attach`, the kinds after the id, the
+        /// kind's options and values (interfaces, directions, actions) after that; ids come from the daemon.
+        @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash"), "needs bash"))
+        func bashCompletesAttachInTheOrderUsersTypeIt() async throws {
+            let object = try DaemonKernelTests.tracepointObject
+            try await withDaemon { daemon in
+                let load = try await Self.bpfman(
+                    daemon,
+                    ["load", "file", "-p", object, "--programs", "tracepoint:count_kill"]
+                )
+                let id = try #require(CLI.row("Program ID", in: load.stdout), "\(load.stdout)\(load.stderr)")
+                let script = daemon.directory + "/bpfman.bash"
+                let generated = try TestSupport.run(DaemonTools.bpfman!, ["--generate-completion-script", "bash"])
+                #expect(generated.status == 0, "\(generated.output)")
+                try generated.output.write(toFile: script, atomically: true, encoding: .utf8)
+                // Each line: the words typed so far, the last one being completed.
+                let driver = """
+                    source \(script)
+                    complete_words() {
+                      COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+                      COMPREPLY=()
+                      _bpfman bpfman "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                      echo "${COMPREPLY[*]}"
+                    }
+                    complete_words bpfman attach ""
+                    complete_words bpfman attach \(id) ""
+                    complete_words bpfman attach \(id) tc -d ""
+                    complete_words bpfman attach \(id) xdp -i ""
+                    complete_words bpfman attach \(id) xdp --proceed-on d
+                    complete_words bpfman link attach tcx \(id) ""
+                    complete_words bpfman program unload ""
+                    """
+                let bin = URL(fileURLWithPath: DaemonTools.bpfman!).deletingLastPathComponent().path
+                let run = try TestSupport.run(
+                    "bash",
+                    ["-c", driver],
+                    environment: [
+                        "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                        "BPFMAN_SOCKET_PATH": daemon.socketPath,
+                    ]
+                )
+                #expect(run.status == 0, "\(run.output)")
+                let lines = run.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                try #require(lines.count >= 7, "\(run.output)")
+                let kinds = "xdp tc tcx tracepoint kprobe uprobe fentry fexit lsm"
+                #expect(lines[0] == "\(id) \(kinds)")
+                #expect(lines[1] == kinds)
+                #expect(lines[2] == "ingress egress")
+                #expect(lines[3].split(separator: " ").contains("lo"), "\(lines[3])")
+                #expect(lines[4] == "drop dispatcher_return")
+                #expect(lines[5].split(separator: " ").contains("lo"), "\(lines[5])")
+                #expect(lines[6] == "\(id)")
+            }
+        }
     }
 }

@@ -72,8 +72,8 @@ extension BpfmanCommand {
                     commandName: "xdp",
                     abstract: "Attach an XDP program to an interface."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
-                @Argument(help: "The interface.") var iface: String
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+                @Argument(help: "The interface.", completion: .interfaces) var iface: String
                 @OptionGroup var priority: GoPriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @Option(
@@ -81,7 +81,8 @@ extension BpfmanCommand {
                     help: ArgumentHelp(
                         "aborted, drop, pass, tx, redirect, dispatcher_return (default: pass dispatcher_return).",
                         valueName: "action"
-                    )
+                    ),
+                    completion: .list(["aborted", "drop", "pass", "tx", "redirect", "dispatcher_return"])
                 )
                 var proceedOn: [String] = []
                 @OptionGroup var attach: GoAttachOptions
@@ -102,9 +103,9 @@ extension BpfmanCommand {
                     commandName: "tc",
                     abstract: "Attach a TC program to an interface."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
-                @Argument(help: "The interface.") var iface: String
-                @Argument(help: "ingress or egress.") var direction: String
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+                @Argument(help: "The interface.", completion: .interfaces) var iface: String
+                @Argument(help: "ingress or egress.", completion: .list(["ingress", "egress"])) var direction: String
                 @OptionGroup var priority: GoPriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @Option(
@@ -112,7 +113,11 @@ extension BpfmanCommand {
                     help: ArgumentHelp(
                         "unspec, ok, reclassify, shot, pipe, stolen, queued, repeat, redirect, trap, dispatcher_return (default: pipe dispatcher_return).",
                         valueName: "action"
-                    )
+                    ),
+                    completion: .list([
+                        "unspec", "ok", "reclassify", "shot", "pipe", "stolen", "queued", "repeat", "redirect", "trap",
+                        "dispatcher_return",
+                    ])
                 )
                 var proceedOn: [String] = []
                 @OptionGroup var attach: GoAttachOptions
@@ -134,9 +139,9 @@ extension BpfmanCommand {
                     commandName: "tcx",
                     abstract: "Attach a TCX program to an interface."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
-                @Argument(help: "The interface.") var iface: String
-                @Argument(help: "ingress or egress.") var direction: String
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
+                @Argument(help: "The interface.", completion: .interfaces) var iface: String
+                @Argument(help: "ingress or egress.", completion: .list(["ingress", "egress"])) var direction: String
                 @OptionGroup var priority: GoPriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @OptionGroup var attach: GoAttachOptions
@@ -157,7 +162,7 @@ extension BpfmanCommand {
                     commandName: "tracepoint",
                     abstract: "Attach to a tracepoint."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "GROUP/NAME, e.g. syscalls/sys_enter_openat.") var tracepoint: String
                 @OptionGroup var attach: GoAttachOptions
 
@@ -174,7 +179,7 @@ extension BpfmanCommand {
                     commandName: "kprobe",
                     abstract: "Attach a kprobe or kretprobe."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "The kernel function.") var fnName: String
                 @Option(help: "Offset within the function.") var offset: UInt64 = 0
                 @OptionGroup var attach: GoAttachOptions
@@ -193,7 +198,7 @@ extension BpfmanCommand {
                     commandName: "uprobe",
                     abstract: "Attach a uprobe or uretprobe."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "Binary path or library name.") var target: String
                 @Option(name: [.short, .customLong("fn-name")], help: "Symbol.") var fnName: String?
                 @Option(help: "Offset (file offset without --fn-name).") var offset: UInt64 = 0
@@ -223,7 +228,7 @@ extension BpfmanCommand {
                     commandName: "fentry",
                     abstract: "Attach an fentry program (function set at load)."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
@@ -238,7 +243,7 @@ extension BpfmanCommand {
                     commandName: "fexit",
                     abstract: "Attach an fexit program (function set at load)."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
@@ -253,7 +258,7 @@ extension BpfmanCommand {
                     commandName: "lsm",
                     abstract: "Attach an LSM program (hook set at load)."
                 )
-                @Argument(help: "The program id.") var programID: UInt32
+                @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
@@ -266,7 +271,7 @@ extension BpfmanCommand {
 
         struct Detach: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Detach links; their programs stay loaded.")
-            @Argument(help: "Link ids.") var ids: [UInt32]
+            @Argument(help: "Link ids.", completion: .linkIDs) var ids: [UInt32]
             @Flag(help: "Succeed for links that do not exist.") var ignoreMissing = false
             @OptionGroup var options: GoClientOptions
 
@@ -287,7 +292,7 @@ extension BpfmanCommand {
 
         struct Get: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Show one link.")
-            @Argument(help: "The link id.") var id: UInt32
+            @Argument(help: "The link id.", completion: .linkIDs) var id: UInt32
             @OptionGroup var options: GoClientOptions
 
             func run() async throws {

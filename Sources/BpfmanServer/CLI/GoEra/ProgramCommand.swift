@@ -12,7 +12,7 @@ struct GoLoadOptions: ParsableArguments {
             valueName: "type:name[:attach_func]"
         )
     )
-    var programs: [String] = []
+    var programs: [String]
 
     @Option(name: [.short, .customLong("global")], help: ArgumentHelp("Global data.", valueName: "name=hex"))
     var global: [String] = []
@@ -140,7 +140,7 @@ extension BpfmanCommand {
 
         struct Unload: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Unload programs (detaching their links).")
-            @Argument(help: "Program ids.") var ids: [UInt32]
+            @Argument(help: "Program ids.", completion: .programIDs) var ids: [UInt32]
             @Flag(help: "Succeed for programs that do not exist.") var ignoreMissing = false
             @OptionGroup var options: GoClientOptions
 
@@ -161,7 +161,7 @@ extension BpfmanCommand {
 
         struct Get: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Show one program.")
-            @Argument(help: "The program id.") var id: UInt32
+            @Argument(help: "The program id.", completion: .programIDs) var id: UInt32
             @OptionGroup var options: GoClientOptions
 
             func run() async throws {
