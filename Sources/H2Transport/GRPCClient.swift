@@ -20,12 +20,22 @@ package final class GRPCUnaryClient {
     fileprivate var resetCode: UInt32 = 0
 
     /// Connects to the Unix socket at `path`.
+    /// - Parameter sendTimeout: how long a connect to a full listen queue, or a write to a full socket, may block
+    ///   (`SO_SNDTIMEO`) before failing with `EAGAIN`: a server that stopped accepting or reading cannot hang the
+    ///   client there either. nil blocks for as long as it takes.
     /// - Throws: `SystemCallError` naming `socket` or `connect` (e.g. ENOENT when no daemon listens there).
-    package init(unixPath path: String) throws(SystemCallError) {
+    package init(unixPath path: String, sendTimeout: Duration? = nil) throws(SystemCallError) {
         guard path.utf8.count <= ListenerFactory.maxUnixPathLength else {
             throw SystemCallError(function: "connect", errno: ENAMETOOLONG, detail: path)
         }
         fd = try syscall("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }!
+        if let sendTimeout {
+            var value = timeval(
+                tv_sec: Int(sendTimeout.components.seconds),
+                tv_usec: Int(sendTimeout.components.attoseconds / 1_000_000_000_000)
+            )
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in

@@ -52,7 +52,7 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
     /// The daemon on `socketPath` when one answers; otherwise the engine in-process on the runtime directory.
     static func open(socketPath: String, _ options: ConnectionOptions) async throws(ClientError) -> Backend {
         let timeout = try duration(options.timeout, option: "--timeout", default: .seconds(60))
-        if let client = try connectIfAnswering(socketPath) {
+        if let client = try connectIfAnswering(socketPath, timeout: timeout) {
             return Backend(socketPath: socketPath, timeout: timeout, target: .daemon(client))
         }
         guard geteuid() == 0 else {
@@ -79,7 +79,7 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
                 throw ClientError(plain: error.message, code: .internal)
             }
             if lock != nil { break }
-            if let client = try connectIfAnswering(socketPath) {
+            if let client = try connectIfAnswering(socketPath, timeout: timeout) {
                 return Backend(socketPath: socketPath, timeout: timeout, target: .daemon(client))
             }
             guard ContinuousClock.now < end else {
@@ -122,9 +122,9 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
 
     /// A connected client when something accepts connections on `path`; nil when nobody does (no socket file,
     /// or a stale one: connection refused).
-    static func connectIfAnswering(_ path: String) throws(ClientError) -> GRPCUnaryClient? {
+    static func connectIfAnswering(_ path: String, timeout: Duration) throws(ClientError) -> GRPCUnaryClient? {
         do {
-            return try GRPCUnaryClient(unixPath: path)
+            return try GRPCUnaryClient(unixPath: path, sendTimeout: timeout)
         } catch {
             if error.errno == ENOENT || error.errno == ECONNREFUSED { return nil }
             if error.errno == EACCES && geteuid() != 0 {
