@@ -285,20 +285,25 @@ extension BpfmanCommand {
         }
     }
 
-    /// Exits with `status` once standard output is written out; a write that failed (`> /dev/full`, a closed
-    /// pipe) makes it exit 1 with the reason on stderr (SPEC §9), where the output would otherwise be lost
-    /// silently.
+    /// Exits with `status` once standard output is written out; a write that failed (`> /dev/full`, a full disk)
+    /// makes it exit 1 with the reason on stderr (SPEC §9), where the output would otherwise be lost silently. A
+    /// reader that went away (`bpfman list programs | head -1`) ends the process by SIGPIPE, quietly, as it ends
+    /// other commands; the client ignores SIGPIPE while it talks to the daemon, so it is raised here.
     static func finish(_ status: Int32) -> Never {
-        if let problem = flushStandardOutput() {
-            writeToStandardError("Error: cannot write to standard output: \(problem)\n")
+        if let code = flushStandardOutput() {
+            if code == EPIPE {
+                signal(SIGPIPE, SIG_DFL)
+                raise(SIGPIPE)
+            }
+            writeToStandardError("Error: cannot write to standard output: \(String(cString: strerror(code)))\n")
             Glibc.exit(1)
         }
         Glibc.exit(status)
     }
 
-    /// Writes out the command's pending output; the error text when a write to stdout failed, now or earlier.
+    /// Writes out the command's pending output; the errno when a write to stdout failed, now or earlier.
     @discardableResult
-    static func flushStandardOutput() -> String? {
+    static func flushStandardOutput() -> Int32? {
         StandardOutput.flush()
     }
 }

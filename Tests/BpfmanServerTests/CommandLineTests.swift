@@ -272,4 +272,9 @@ import Testing
         netns.netns = "/var/run/netns/blue"
         #expect(goAttachmentText(link(.xdpAttachInfo(netns)), target: nil) == "eno3 pos-2 netns=/var/run/netns/blue")
     }
+
+    @Test func aBackslashKeepsACommaInAValue() throws {
+        #expect(listItems(["a=1,b=2", "c=x\\,y", "d=\\n"]) == ["a=1", "b=2", "c=x,y", "d=\\n"])
+        #expect(try keyValues(["note=one\\, two"], option: "-m") == ["note": "one, two"])
+    }
 }

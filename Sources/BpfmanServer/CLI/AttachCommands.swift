@@ -24,7 +24,7 @@ func attach(
 
 /// `--proceed-on` names to codes (SPEC §4.8), repeatable or comma-separated.
 func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
-    try names.flatMap { $0.split(separator: ",").map(String.init) }.map { name in
+    try listItems(names).map { name in
         let lower = name.lowercased()
         let code =
             xdp

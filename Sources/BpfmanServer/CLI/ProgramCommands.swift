@@ -4,10 +4,37 @@ internal import Glibc
 internal import H2Transport
 internal import Proto
 
+/// The entries of repeated, comma-separated option values; `\,` is a literal comma (as upstream's Go-era CLI
+/// reads them), so a value may contain one.
+func listItems(_ values: [String]) -> [String] {
+    var items: [String] = []
+    for value in values {
+        var current = ""
+        var escaped = false
+        for character in value {
+            if escaped {
+                if character != "," { current.append("\\") }
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "," {
+                if !current.isEmpty { items.append(current) }
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if escaped { current.append("\\") }
+        if !current.isEmpty { items.append(current) }
+    }
+    return items
+}
+
 /// `KEY=VALUE` pairs from repeatable, comma-separable options.
 func keyValues(_ items: [String], option: String) throws -> [String: String] {
     var result: [String: String] = [:]
-    for item in items.flatMap({ $0.split(separator: ",").map(String.init) }) {
+    for item in listItems(items) {
         guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
             throw ValidationError("\(option) expects KEY=VALUE, got \"\(item)\"")
         }
@@ -47,7 +74,7 @@ func loadInfos(_ items: [String]) throws -> [Bpfman_V1_LoadInfo] {
         "uprobe": .uprobe, "uretprobe": .uprobe, "fentry": .fentry, "fexit": .fexit, "lsm": .lsm,
     ]
     var infos: [Bpfman_V1_LoadInfo] = []
-    for item in items.flatMap({ $0.split(separator: ",").map(String.init) }) {
+    for item in listItems(items) {
         let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, let type = types[parts[0].lowercased()], !parts[1].isEmpty else {
             throw ValidationError(

@@ -6,8 +6,8 @@ internal import Synchronization
 enum StandardOutput {
     private struct State {
         var buffer: [UInt8] = []
-        /// The first write error, as strerror text.
-        var failure: String?
+        /// The first write error's errno.
+        var failure: Int32?
     }
 
     private static let state = Mutex(State())
@@ -22,8 +22,8 @@ enum StandardOutput {
         }
     }
 
-    /// Writes everything pending; the error text of the first failed write, now or earlier, else nil.
-    static func flush() -> String? {
+    /// Writes everything pending; the errno of the first failed write, now or earlier, else nil.
+    static func flush() -> Int32? {
         state.withLock { s in
             writeOut(&s)
             return s.failure
@@ -38,7 +38,7 @@ enum StandardOutput {
             let written = s.buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
-                s.failure = String(cString: strerror(errno))
+                s.failure = errno
                 return
             }
             offset += written

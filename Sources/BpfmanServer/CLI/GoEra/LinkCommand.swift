@@ -336,7 +336,7 @@ extension BpfmanCommand {
                 }
                 if let programID { request.programID = programID }
                 request.matchMetadata = try keyValues(metadata, option: "-m/--metadata-selector")
-                let wantedKinds = Set(kinds.flatMap { $0.split(separator: ",").map { $0.lowercased() } })
+                let wantedKinds = Set(listItems(kinds).map { $0.lowercased() })
                 let backend = try await options.connect()
                 let links = try await backend.call(
                     Bpfman_Ext_V1_Inspect.Method.listLinks.path,

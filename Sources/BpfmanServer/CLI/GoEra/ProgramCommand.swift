@@ -208,7 +208,7 @@ extension BpfmanCommand {
             }
 
             func run() async throws {
-                let wanted = try (types + programTypes).flatMap { $0.split(separator: ",").map(String.init) }.map {
+                let wanted = try listItems(types + programTypes).map {
                     name in
                     guard let number = programTypeNumber(name) else {
                         throw ValidationError("unknown program type \"\(name)\"")
