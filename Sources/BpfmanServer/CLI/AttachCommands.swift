@@ -8,14 +8,7 @@ func attach(
     _ info: Bpfman_V1_AttachInfo.OneOf_Info,
     client options: ClientOptions
 ) async throws {
-    var request = Bpfman_V1_AttachRequest()
-    request.id = programID
-    var attach = Bpfman_V1_AttachInfo()
-    attach.info = info
-    request.attach = attach
-    let daemon = try await options.connect()
-    let response = try await daemon.call(Bpfman_V1_Bpfman.Method.attach.path, request, Bpfman_V1_AttachResponse.self)
-    let link = try await daemon.link(response.linkID)
+    let link = try await options.connect().attach(programID, info)
     switch options.output {
     case .json: printJSON(json(link))
     case .table: emit(linkText(link))

@@ -205,10 +205,76 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
         return byID
     }
 
+    /// Attaches and returns the new link as `GetLink` reports it (what both trees print).
+    func attach(
+        _ programID: UInt32,
+        _ info: Bpfman_V1_AttachInfo.OneOf_Info
+    ) async throws(ClientError)
+        -> Bpfman_Ext_V1_LinkInfo
+    {
+        var request = Bpfman_V1_AttachRequest()
+        request.id = programID
+        var attach = Bpfman_V1_AttachInfo()
+        attach.info = info
+        request.attach = attach
+        let response = try await call(Bpfman_V1_Bpfman.Method.attach.path, request, Bpfman_V1_AttachResponse.self)
+        return try await link(response.linkID)
+    }
+
+    /// A program with its details (managed programs only), as `get program` and `program get` show it.
+    func program(_ id: UInt32) async throws(ClientError) -> ProgramView {
+        let got = try await get(id)
+        let details = got.hasInfo ? (try? await self.details([id]))?[id] : nil
+        return ProgramView(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details)
+    }
+
     func link(_ id: UInt32) async throws(ClientError) -> Bpfman_Ext_V1_LinkInfo {
         var request = Bpfman_Ext_V1_GetLinkRequest()
         request.linkID = id
         return try await call(Bpfman_Ext_V1_Inspect.Method.getLink.path, request, Bpfman_Ext_V1_LinkInfo.self)
+    }
+}
+
+/// One program as the CLI shows it: its record (managed programs), the kernel's view, its details.
+struct ProgramView {
+    var info: Bpfman_V1_ProgramInfo?
+    var kernel: Bpfman_V1_KernelProgramInfo
+    var details: Bpfman_Ext_V1_ProgramDetails?
+
+    /// A List result (`hasInfo` for managed programs) with its details from `details`.
+    init(_ result: Bpfman_V1_ListResponse.ListResult, _ details: [UInt32: Bpfman_Ext_V1_ProgramDetails]) {
+        self.init(
+            info: result.hasInfo ? result.info : nil,
+            kernel: result.kernelInfo,
+            details: details[result.kernelInfo.id]
+        )
+    }
+
+    /// A Load result with its details from `details`.
+    init(_ loaded: Bpfman_V1_LoadResponseInfo, _ details: [UInt32: Bpfman_Ext_V1_ProgramDetails]) {
+        self.init(
+            info: loaded.hasInfo ? loaded.info : nil,
+            kernel: loaded.kernelInfo,
+            details: details[loaded.kernelInfo.id]
+        )
+    }
+
+    init(
+        info: Bpfman_V1_ProgramInfo?,
+        kernel: Bpfman_V1_KernelProgramInfo,
+        details: Bpfman_Ext_V1_ProgramDetails?
+    ) {
+        self.info = info
+        self.kernel = kernel
+        self.details = details
+    }
+
+    /// `{info?, kernel_info, details?}` (SPEC §9.3).
+    var json: String {
+        jsonObject([
+            ("info", info.map { BpfmanServer.json($0) }), ("kernel_info", BpfmanServer.json(kernel)),
+            ("details", details.map { BpfmanServer.json($0) }),
+        ])
     }
 }
 

@@ -148,15 +148,35 @@ struct LoadOptions: ParsableArguments {
     var mapOwnerID: UInt32?
 
     func request(_ location: Bpfman_V1_BytecodeLocation) throws -> Bpfman_V1_LoadRequest {
-        var request = Bpfman_V1_LoadRequest()
-        request.bytecode = location
-        request.info = try loadInfos(programs)
-        request.globalData = try globalData(global)
-        request.metadata = try keyValues(metadata, option: "-m/--metadata")
-        if let application { request.metadata["bpfman_application"] = application }
-        if let mapOwnerID { request.mapOwnerID = mapOwnerID }
-        return request
+        try loadRequest(
+            location,
+            programs: programs,
+            global: global,
+            metadata: metadata,
+            application: application.map { ("bpfman_application", $0) },
+            mapOwnerID: mapOwnerID
+        )
     }
+}
+
+/// A LoadRequest from the options both trees' load commands take; `application` is the metadata pair the tree
+/// stores its `-a` under.
+func loadRequest(
+    _ location: Bpfman_V1_BytecodeLocation,
+    programs: [String],
+    global: [String],
+    metadata: [String],
+    application: (key: String, name: String)?,
+    mapOwnerID: UInt32?
+) throws -> Bpfman_V1_LoadRequest {
+    var request = Bpfman_V1_LoadRequest()
+    request.bytecode = location
+    request.info = try loadInfos(programs)
+    request.globalData = try globalData(global)
+    request.metadata = try keyValues(metadata, option: "-m/--metadata")
+    if let application { request.metadata[application.key] = application.name }
+    if let mapOwnerID { request.mapOwnerID = mapOwnerID }
+    return request
 }
 
 /// Prints a Load's programs like `get program` (SPEC §9.2) or as a JSON array.

@@ -54,16 +54,7 @@ extension BpfmanCommand {
                 let details = try await daemon.details([])
                 switch client.output {
                 case .json:
-                    printJSON(
-                        jsonArray(
-                            results.map { r in
-                                jsonObject([
-                                    ("info", r.hasInfo ? json(r.info) : nil), ("kernel_info", json(r.kernelInfo)),
-                                    ("details", details[r.kernelInfo.id].map { json($0) }),
-                                ])
-                            }
-                        )
-                    )
+                    printJSON(jsonArray(results.map { ProgramView($0, details).json }))
                 case .table:
                     emit(
                         table(
@@ -165,19 +156,10 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                let daemon = try await client.connect()
-                let got = try await daemon.get(programID)
-                let details = got.hasInfo ? (try? await daemon.details([programID]))?[programID] : nil
+                let view = try await client.connect().program(programID)
                 switch client.output {
-                case .json:
-                    printJSON(
-                        jsonObject([
-                            ("info", got.hasInfo ? json(got.info) : nil), ("kernel_info", json(got.kernelInfo)),
-                            ("details", details.map { json($0) }),
-                        ])
-                    )
-                case .table:
-                    emit(programText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
+                case .json: printJSON(view.json)
+                case .table: emit(programText(info: view.info, kernel: view.kernel, details: view.details))
                 }
             }
         }

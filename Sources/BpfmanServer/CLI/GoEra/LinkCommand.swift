@@ -9,18 +9,7 @@ struct GoAttachOptions: ParsableArguments {
 
     /// Attaches and prints the link as `link get` does.
     func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info) async throws {
-        var request = Bpfman_V1_AttachRequest()
-        request.id = programID
-        var attach = Bpfman_V1_AttachInfo()
-        attach.info = info
-        request.attach = attach
-        let backend = try await options.connect()
-        let response = try await backend.call(
-            Bpfman_V1_Bpfman.Method.attach.path,
-            request,
-            Bpfman_V1_AttachResponse.self
-        )
-        let link = try await backend.link(response.linkID)
+        let link = try await options.connect().attach(programID, info)
         switch options.output {
         case .json: printJSON(json(link))
         case .text: emit(goLinkText(link))

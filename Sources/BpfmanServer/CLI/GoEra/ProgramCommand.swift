@@ -30,14 +30,14 @@ struct GoLoadOptions: ParsableArguments {
     var mapOwnerID: UInt32?
 
     func request(_ location: Bpfman_V1_BytecodeLocation) throws -> Bpfman_V1_LoadRequest {
-        var request = Bpfman_V1_LoadRequest()
-        request.bytecode = location
-        request.info = try loadInfos(programs)
-        request.globalData = try globalData(global)
-        request.metadata = try keyValues(metadata, option: "-m/--metadata")
-        if let application { request.metadata[goApplicationKey] = application }
-        if let mapOwnerID { request.mapOwnerID = mapOwnerID }
-        return request
+        try loadRequest(
+            location,
+            programs: programs,
+            global: global,
+            metadata: metadata,
+            application: application.map { (goApplicationKey, $0) },
+            mapOwnerID: mapOwnerID
+        )
     }
 }
 
@@ -49,21 +49,7 @@ private func goLoad(_ request: Bpfman_V1_LoadRequest, _ options: GoClientOptions
     let details = (try? await backend.details(programs.map(\.kernelInfo.id))) ?? [:]
     switch options.output {
     case .json:
-        printJSON(
-            jsonObject([
-                (
-                    "programs",
-                    jsonArray(
-                        programs.map { p in
-                            jsonObject([
-                                ("info", p.hasInfo ? json(p.info) : nil), ("kernel_info", json(p.kernelInfo)),
-                                ("details", details[p.kernelInfo.id].map { json($0) }),
-                            ])
-                        }
-                    )
-                )
-            ])
-        )
+        printJSON(jsonObject([("programs", jsonArray(programs.map { ProgramView($0, details).json }))]))
     case .text:
         emit(
             programs.map { p in
@@ -165,19 +151,10 @@ extension BpfmanCommand {
             @OptionGroup var options: GoClientOptions
 
             func run() async throws {
-                let backend = try await options.connect()
-                let got = try await backend.get(id)
-                let details = got.hasInfo ? (try? await backend.details([id]))?[id] : nil
+                let view = try await options.connect().program(id)
                 switch options.output {
-                case .json:
-                    printJSON(
-                        jsonObject([
-                            ("info", got.hasInfo ? json(got.info) : nil), ("kernel_info", json(got.kernelInfo)),
-                            ("details", details.map { json($0) }),
-                        ])
-                    )
-                case .text:
-                    emit(goProgramText(info: got.hasInfo ? got.info : nil, kernel: got.kernelInfo, details: details))
+                case .json: printJSON(view.json)
+                case .text: emit(goProgramText(info: view.info, kernel: view.kernel, details: view.details))
                 }
             }
         }
@@ -238,13 +215,7 @@ extension BpfmanCommand {
                 let details = try await backend.details([])
                 switch options.output {
                 case .json:
-                    let items = results.map { r in
-                        jsonObject([
-                            ("info", r.hasInfo ? json(r.info) : nil), ("kernel_info", json(r.kernelInfo)),
-                            ("details", details[r.kernelInfo.id].map { json($0) }),
-                        ])
-                    }
-                    printJSON(jsonObject([("programs", jsonArray(items))]))
+                    printJSON(jsonObject([("programs", jsonArray(results.map { ProgramView($0, details).json }))]))
                 case .text:
                     let withApplication = results.contains { $0.hasInfo && !applicationName($0.info.metadata).isEmpty }
                     let header =
