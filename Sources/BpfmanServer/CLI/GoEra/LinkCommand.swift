@@ -19,16 +19,6 @@ struct GoAttachOptions: ParsableArguments {
     func parsedMetadata() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
 }
 
-/// `-p/--priority`, required on xdp, tc and tcx (`.unconditional`: `-p -1` reaches the daemon's check).
-struct GoPriorityOption: ParsableArguments {
-    @Option(
-        name: [.customShort("p"), .customLong("priority")],
-        parsing: .unconditional,
-        help: "Priority, lower runs first (required)."
-    )
-    var value: Int32
-}
-
 extension BpfmanCommand {
     /// `bpfman link …` (Go-era tree, SPEC §9.4); no verb means `link list`.
     struct LinkCommand: AsyncParsableCommand {
@@ -63,7 +53,7 @@ extension BpfmanCommand {
                 )
                 @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "The interface.", completion: .interfaces) var iface: String
-                @OptionGroup var priority: GoPriorityOption
+                @OptionGroup var priority: PriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @Option(
                     name: .customLong("proceed-on"),
@@ -95,7 +85,7 @@ extension BpfmanCommand {
                 @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "The interface.", completion: .interfaces) var iface: String
                 @Argument(help: "ingress or egress.", completion: .list(["ingress", "egress"])) var direction: String
-                @OptionGroup var priority: GoPriorityOption
+                @OptionGroup var priority: PriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @Option(
                     name: .customLong("proceed-on"),
@@ -131,7 +121,7 @@ extension BpfmanCommand {
                 @Argument(help: "The program id.", completion: .programIDs) var programID: UInt32
                 @Argument(help: "The interface.", completion: .interfaces) var iface: String
                 @Argument(help: "ingress or egress.", completion: .list(["ingress", "egress"])) var direction: String
-                @OptionGroup var priority: GoPriorityOption
+                @OptionGroup var priority: PriorityOption
                 @Option(name: [.short, .customLong("netns")], help: "Network namespace path.") var netns: String?
                 @OptionGroup var attach: GoAttachOptions
 
