@@ -267,5 +267,91 @@ extension DaemonKernelTests {
             let version = try await spawn(DaemonTools.bpfman!, ["-V"])
             #expect(version.status == 0 && version.output == "bpfman 0.1.0-dev\n", "\(version.output)")
         }
+
+        /// The examples of upstream's CLI guide (Rust era), with our fixtures for its objects and a test veth pair
+        /// for `eno3`/`eno4` (hence the added `-n <netns>`): load with an application, attach one program to two
+        /// interfaces, list by application, by type with `--all`, links by application and by type, get, detach,
+        /// unload.
+        @Test(arguments: [false, true])
+        func theCLIGuidesExamples(daemon: Bool) async throws {
+            let xdpObject = try BPFFixtures.object("xdp_counter")
+            let tcObject = try BPFFixtures.object("tc_counter")
+            try await Self.withPlace(daemon: daemon) { place in
+                try await Self.withVeth("cgg\(daemon ? "d" : "p")") { netns, iface in
+                    let peer = String(iface.dropLast()) + "1"
+                    let load = try await Self.bpfman(
+                        place,
+                        [
+                            "load", "file", "--path", xdpObject, "--programs", "xdp:xdp_count_pass", "--application",
+                            "XdpPassProgram",
+                        ]
+                    )
+                    let id = try #require(CLI.row("Program ID", in: load.stdout), "\(load.stdout)\(load.stderr)")
+                    var links: [String] = []
+                    for device in [iface, peer] {
+                        let attach = try await Self.bpfman(
+                            place,
+                            ["attach", id, "xdp", "--iface", device, "--priority", "35", "-n", netns]
+                        )
+                        links.append(try #require(CLI.row("Link ID", in: attach.stdout), "\(attach.stderr)"))
+                        #expect(CLI.row("Proceed On", in: attach.stdout) == "pass, dispatcher_return")
+                    }
+                    let byApplication = try await Self.bpfman(
+                        place,
+                        ["list", "programs", "--application", "XdpPassProgram"]
+                    )
+                    #expect(
+                        Self.lines(byApplication.stdout).last.map(Self.words)
+                            == [id, "XdpPassProgram", "xdp", "xdp_count_pass", "(2)", links[0] + ",", links[1]],
+                        "\(byApplication.stdout)"
+                    )
+                    let tc = try await Self.bpfman(
+                        place,
+                        [
+                            "load", "file", "-p", tcObject, "--programs", "tc:tc_count_pipe", "--application",
+                            "TcPassProgram",
+                        ]
+                    )
+                    let tcID = try #require(CLI.row("Program ID", in: tc.stdout), "\(tc.stderr)")
+                    let tcAttach = try await Self.bpfman(
+                        place,
+                        ["attach", tcID, "tc", "-d", "ingress", "-i", iface, "-p", "40", "-n", netns]
+                    )
+                    let tcLink = try #require(CLI.row("Link ID", in: tcAttach.stdout), "\(tcAttach.stderr)")
+                    let byType = try await Self.bpfman(place, ["list", "programs", "--all", "--program-type", "tc"])
+                    let typeRows = Self.lines(byType.stdout).dropFirst().map(Self.words)
+                    #expect(typeRows.contains { $0.prefix(4) == [tcID, "TcPassProgram", "tc", "tc_count_pipe"] })
+                    #expect(!typeRows.contains { $0.first == id }, "\(byType.stdout)")
+                    let linksByApplication = try await Self.bpfman(
+                        place,
+                        ["list", "links", "--application", "XdpPassProgram"]
+                    )
+                    let linkRows = Self.lines(linksByApplication.stdout).dropFirst().map(Self.words)
+                    #expect(
+                        Set(linkRows.map { Array($0.suffix(2)) }) == [[iface, "pos-0"], [peer, "pos-0"]],
+                        "\(linksByApplication.stdout)"
+                    )
+                    let tcLinks = try await Self.bpfman(place, ["list", "links", "-p", "tc"])
+                    #expect(
+                        Self.lines(tcLinks.stdout).dropFirst().map(Self.words)
+                            == [[tcID, tcLink, "TcPassProgram", "tc", "tc_count_pipe", iface, "ingress", "pos-0"]],
+                        "\(tcLinks.stdout)"
+                    )
+                    let getProgram = try await Self.bpfman(place, ["get", "program", id])
+                    #expect(CLI.row("Metadata", in: getProgram.stdout) == "bpfman_application=XdpPassProgram")
+                    let getLink = try await Self.bpfman(place, ["get", "link", links[1]])
+                    #expect(CLI.row("Interface", in: getLink.stdout) == peer, "\(getLink.stdout)")
+                    #expect(CLI.row("Priority", in: getLink.stdout) == "35")
+                    let detach = try await Self.bpfman(place, ["detach", links[1]])
+                    #expect(detach.status == 0, "\(detach.stderr)")
+                    for program in [id, tcID] {
+                        let unload = try await Self.bpfman(place, ["unload", program])
+                        #expect(unload.status == 0, "\(unload.stderr)")
+                    }
+                    let none = try await Self.bpfman(place, ["list", "programs"])
+                    #expect(Self.lines(none.stdout).count == 1, "\(none.stdout)")
+                }
+            }
+        }
     }
 }
