@@ -21,14 +21,18 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-/// "Key:" rows with aligned values.
+/// "Key:" rows with aligned values; a value of several lines continues under the first, aligned with it.
 func block(_ title: String?, _ rows: [(String, String)]) -> String {
     let width = (rows.map { $0.0.count }.max() ?? 0) + 2
     var lines: [String] = []
     if let title { lines.append(" \(title)") }
     for (key, value) in rows {
         let label = key + ":"
-        lines.append(" " + label + String(repeating: " ", count: max(1, width - label.count)) + value)
+        let parts = value.split(separator: "\n", omittingEmptySubsequences: false)
+        lines.append(" " + label + String(repeating: " ", count: max(1, width - label.count)) + (parts.first ?? ""))
+        for part in parts.dropFirst() {
+            lines.append(String(repeating: " ", count: 1 + max(width, label.count + 1)) + part)
+        }
     }
     return lines.joined(separator: "\n")
 }
@@ -78,7 +82,8 @@ func hex(_ bytes: [UInt8]) -> String {
 func programText(
     info: Bpfman_V1_ProgramInfo?,
     kernel: Bpfman_V1_KernelProgramInfo,
-    details: Bpfman_Ext_V1_ProgramDetails?
+    details: Bpfman_Ext_V1_ProgramDetails?,
+    links: [Bpfman_Ext_V1_LinkInfo] = []
 )
     -> String
 {
@@ -119,9 +124,19 @@ func programText(
         bpfman.append(("Map Pin Path", info.mapPinPath.isEmpty ? "None" : info.mapPinPath))
         bpfman.append(("Map Owner ID", info.hasMapOwnerID ? "\(info.mapOwnerID)" : "None"))
         bpfman.append(("Maps Used By", info.mapUsedBy.isEmpty ? "None" : info.mapUsedBy.joined(separator: ", ")))
-        bpfman.append(("Links", info.links.isEmpty ? "None" : info.links.map(String.init).joined(separator: ", ")))
-    } else {
-        bpfman.append(("BPF Function", "None (not managed by bpfman)"))
+        // One link a line with where it is attached, as upstream prints it (`1301256968 (eno4 pos-0)`), when the
+        // links were fetched; the ids alone otherwise.
+        let attached = Dictionary(links.map { ($0.linkID, $0) }, uniquingKeysWith: { first, _ in first })
+        let linkLines = info.links.map { id in
+            attached[id].map { "\(id) (\(attachmentText($0, target: details?.attachTarget)))" } ?? "\(id)"
+        }
+        bpfman.append(
+            (
+                "Links",
+                linkLines.isEmpty
+                    ? "None" : links.isEmpty ? linkLines.joined(separator: ", ") : linkLines.joined(separator: "\n")
+            )
+        )
     }
     let kernelRows: [(String, String)] = [
         ("Program ID", "\(kernel.id)"),
@@ -141,7 +156,9 @@ func programText(
         ("Kernel Allocated Memory (bytes)", "\(kernel.bytesMemlock)"),
         ("Verified Instruction Count", "\(kernel.verifiedInsns)"),
     ]
-    return block("Bpfman State", bpfman) + "\n\n" + block("Kernel State", kernelRows)
+    // A program bpfman does not manage has the kernel's part only, as upstream prints it.
+    let kernelBlock = block("Kernel State", kernelRows)
+    return bpfman.isEmpty ? kernelBlock : block("Bpfman State", bpfman) + "\n\n" + kernelBlock
 }
 
 /// `get link` / `attach` output.

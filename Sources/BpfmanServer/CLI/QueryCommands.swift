@@ -156,10 +156,22 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                let view = try await client.connect().program(programID)
+                let backend = try await client.connect()
+                let view = try await backend.program(programID)
                 switch client.output {
                 case .json: printJSON(view.json)
-                case .table: emit(programText(info: view.info, kernel: view.kernel, details: view.details))
+                case .table:
+                    var request = Bpfman_Ext_V1_ListLinksRequest()
+                    request.programID = programID
+                    let links =
+                        view.info == nil || view.info!.links.isEmpty
+                        ? []
+                        : (try? await backend.call(
+                            Bpfman_Ext_V1_Inspect.Method.listLinks.path,
+                            request,
+                            Bpfman_Ext_V1_ListLinksResponse.self
+                        ).links) ?? []
+                    emit(programText(info: view.info, kernel: view.kernel, details: view.details, links: links))
                 }
             }
         }

@@ -217,6 +217,20 @@ extension DaemonKernelTests {
                         #expect(Self.lines(list.stdout).count == (found ? 2 : 1), "\(selector): \(list.stdout)")
                     }
                 }
+                // A program bpfman does not manage (any other on this machine, found with --all) shows the
+                // kernel's part only, as upstream prints it.
+                let all = try await Self.bpfman(place, ["list", "programs", "--all", "-o", "json"])
+                let everything = try #require(
+                    try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]],
+                    "\(all.stdout)"
+                )
+                if let foreign = everything.first(where: { $0["info"] == nil }),
+                    let foreignID = (foreign["kernel_info"] as? [String: Any])?["id"] as? Int
+                {
+                    let get = try await Self.bpfman(place, ["get", "program", "\(foreignID)"])
+                    #expect(get.status == 0 && get.stdout.hasPrefix(" Kernel State\n"), "\(get.stdout)\(get.stderr)")
+                    #expect(!get.stdout.contains("Bpfman State"), "\(get.stdout)")
+                }
                 let byUpstreamName = try await Self.bpfman(place, ["list", "programs", "-p", "tracepoint"])
                 #expect(Self.lines(byUpstreamName.stdout).count == 2, "\(byUpstreamName.stdout)")
                 let probes = try await Self.bpfman(place, ["list", "programs", "-p", "probe"])
@@ -339,6 +353,27 @@ extension DaemonKernelTests {
                     )
                     let getProgram = try await Self.bpfman(place, ["get", "program", id])
                     #expect(CLI.row("Metadata", in: getProgram.stdout) == "bpfman_application=XdpPassProgram")
+                    // One link a line with its attachment, as the guide shows it.
+                    let programLines = Self.lines(getProgram.stdout)
+                    let linksAt = try #require(
+                        programLines.firstIndex { $0.hasPrefix(" Links:") },
+                        "\(getProgram.stdout)"
+                    )
+                    let valueColumn = try #require(programLines[linksAt].firstIndex(of: links[0].first!))
+                    #expect(
+                        programLines[linksAt][valueColumn...] == "\(links[0]) (\(iface) pos-0)",
+                        "\(getProgram.stdout)"
+                    )
+                    #expect(
+                        programLines[linksAt + 1] == String(
+                            repeating: " ",
+                            count: programLines[linksAt].distance(
+                                from: programLines[linksAt].startIndex,
+                                to: valueColumn
+                            )
+                        ) + "\(links[1]) (\(peer) pos-0)",
+                        "\(getProgram.stdout)"
+                    )
                     let getLink = try await Self.bpfman(place, ["get", "link", links[1]])
                     #expect(CLI.row("Interface", in: getLink.stdout) == peer, "\(getLink.stdout)")
                     #expect(CLI.row("Priority", in: getLink.stdout) == "35")
