@@ -217,18 +217,17 @@ extension DaemonKernelTests {
                         #expect(Self.lines(list.stdout).count == (found ? 2 : 1), "\(selector): \(list.stdout)")
                     }
                 }
-                // A program bpfman does not manage (any other on this machine, found with --all) shows the
-                // kernel's part only, as upstream prints it.
-                let all = try await Self.bpfman(place, ["list", "programs", "--all", "-o", "json"])
-                let everything = try #require(
-                    try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]],
-                    "\(all.stdout)"
-                )
-                if let foreign = everything.first(where: { $0["info"] == nil }),
-                    let foreignID = (foreign["kernel_info"] as? [String: Any])?["id"] as? Int
-                {
-                    let get = try await Self.bpfman(place, ["get", "program", "\(foreignID)"])
+                // A program this runtime directory does not manage (one loaded on another) shows the kernel's part
+                // only, as upstream prints it.
+                try await CLIWithoutDaemon.withPlace { other in
+                    let foreign = try await Self.bpfman(
+                        other,
+                        ["load", "file", "-p", object, "--programs", "tracepoint:multi_kill"]
+                    )
+                    let foreignID = try #require(CLI.row("Program ID", in: foreign.stdout), "\(foreign.stderr)")
+                    let get = try await Self.bpfman(place, ["get", "program", foreignID])
                     #expect(get.status == 0 && get.stdout.hasPrefix(" Kernel State\n"), "\(get.stdout)\(get.stderr)")
+                    #expect(CLI.row("Program ID", in: get.stdout) == foreignID)
                     #expect(!get.stdout.contains("Bpfman State"), "\(get.stdout)")
                 }
                 let byUpstreamName = try await Self.bpfman(place, ["list", "programs", "-p", "tracepoint"])
