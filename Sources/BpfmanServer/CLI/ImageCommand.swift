@@ -81,7 +81,8 @@ extension BpfmanCommand {
                         signing: config.signingPolicy,
                         environment: ProcessInfo.processInfo.environment,
                         runtimeDirectory: connection.runtimeDirectory
-                            ?? ProcessInfo.processInfo.environment["BPFMAN_RUNTIME_DIR"] ?? ServeDefaults.runtimeDirectory,
+                            ?? ProcessInfo.processInfo.environment["BPFMAN_RUNTIME_DIR"]
+                            ?? ServeDefaults.runtimeDirectory,
                         userAgent: "bpfman/\(BpfmanVersion.string)",
                         logger: Logger(label: "bpfman"),
                         objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
