@@ -102,20 +102,28 @@ extension Engine {
         }
         var records: [ProgramRecord] = []
         var kernelInfos: [KernelProgramInfo] = []
+        let clock = LoadTimeClock()
         do throws(EngineError) {
             for program in chosen {
                 let fd = bpf_program__fd(program.handle)
-                guard let info = KernelProgramInfo.read(rawFD: fd, reportedType: program.kind.reportedKernelType) else {
+                // The program's kernel facts, read once here and recorded (SPEC §3.8): Get and List answer from them.
+                guard let (id, facts) = KernelProgramFacts.readWithID(rawFD: fd, clock: clock) else {
                     throw .internal("failed to read the id for program \(program.name): \(Errno.current)")
                 }
-                kernelInfos.append(info)
-                let id = info.id
+                kernelInfos.append(
+                    KernelProgramInfo(id: id, facts: facts, reportedType: program.kind.reportedKernelType, clock: clock)
+                )
                 let pin = paths.programPin(id)
                 if bpf_obj_pin(fd, pin) != 0 {
                     let error = Errno.current
                     throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
                 }
                 createdPins.append(pin)
+                // The liveness check of Get and List compares this inode with the pin's (`ProgramPins`).
+                guard let pinInode = ProgramPins.inode(at: pin) else {
+                    let error = Errno.current
+                    throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
+                }
                 if mapOwner == nil {
                     let directory = paths.mapSetDirectory(id)
                     if case .failure(let error) = Syscalls.mkdir(directory, 0o755) {
@@ -149,7 +157,8 @@ extension Engine {
                         mapSetID: mapOwner ?? id,
                         attachTarget: program.target?.targetName,
                         sharedMaps: sharedNames,
-                        bytesMemlock: info.bytesMemlock
+                        kernelFacts: facts,
+                        pinInode: pinInode
                     )
                 )
             }
@@ -245,7 +254,7 @@ extension Engine {
     private func checkMapOwner(_ id: UInt32) throws(EngineError) -> UInt32? {
         guard id != 0 else { return nil }
         let owner = try db { () throws(SQLiteError) in try store.program(id) }
-        guard let owner, owner.mapOwnerID == nil, BPF.programExists(id: id) else {
+        guard let owner, owner.mapOwnerID == nil, isAlive(owner) else {
             throw .invalidArgument("map_owner_id \(id) does not exist: map owner not found")
         }
         return id

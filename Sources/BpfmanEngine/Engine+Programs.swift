@@ -45,9 +45,9 @@ extension Engine {
         return record
     }
 
-    /// A managed program is alive while its kernel id exists.
+    /// A managed program is alive while the pin the engine made for it is there (SPEC §6.4; `ProgramPins`).
     func isAlive(_ record: ProgramRecord) -> Bool {
-        BPF.programExists(id: record.id)
+        record.isAlive(pinInode: ProgramPins.inode(at: paths.programPin(record.id)), paths: paths)
     }
 
     /// Deletes a program's records (and, for stale programs, its link records) in one transaction, then removes
@@ -70,12 +70,13 @@ extension Engine {
         if stale { logger.info("dropped stale record", metadata: ["program_id": "\(record.id)"]) }
     }
 
-    /// Drops every record whose program vanished from the kernel (SPEC §6.4), dependants before owners.
+    /// Drops every record whose program vanished (its pin removed, SPEC §6.4), dependants before owners.
     func dropStaleRecords() {
-        guard let ids = try? store.programIDs(), !ids.isEmpty else { return }
-        // One fd-less syscall per record; walking every kernel program instead would make each Load cost as
-        // much as the whole machine's program count.
-        let stale = ids.filter { !BPF.programExists(id: $0) }.compactMap { try? store.program($0) }
+        guard let pins = try? store.programPins(), !pins.isEmpty else { return }
+        // One read of the bpffs directory for all records (`ProgramPins`), from the writer's copy of their pins.
+        let found = ProgramPins.inodes(in: paths.bpffs)
+        let stale = pins.values.filter { !$0.isAlive(found: found[$0.id], paths: paths) }.map(\.id).sorted()
+            .compactMap { try? store.program($0) }
         for record in stale where record.mapOwnerID != nil { try? forget(record, stale: true) }
         for record in stale where record.mapOwnerID == nil { try? forget(record, stale: true) }
     }
@@ -83,13 +84,17 @@ extension Engine {
     /// `ProgramInfo` of a record: links, map pin path and map-set members from the store.
     func programInfo(_ record: ProgramRecord) throws(EngineError) -> ProgramInfo {
         let (links, members) = try db { () throws(SQLiteError) in
-            (try store.activeLinkIDs(ofProgram: record.id), try store.mapSetMembers(record.mapSetID))
+            (try store.activeLinkIDs(ofProgram: record.id), try store.mapSetMemberPins(record.mapSetID))
+        }
+        let live = members.filter { member in
+            member.id == record.id
+                || member.isAlive(found: ProgramPins.inode(at: paths.programPin(member.id)), paths: paths)
         }
         return ProgramInfo(
             record: record,
             links: links,
             mapPinPath: paths.mapSetDirectory(record.mapSetID),
-            mapUsedBy: members.filter { $0 == record.id || BPF.programExists(id: $0) }.map { String($0) }
+            mapUsedBy: live.map { String($0.id) }
         )
     }
 
@@ -108,8 +113,8 @@ extension Engine {
         try reader.links()
     }
 
-    /// Drops the records of program `id` when the kernel no longer has it (a reader found it gone). Checked
-    /// again here: an Unload may have removed the records, or a new record been written, meanwhile.
+    /// Drops the records of program `id` when it vanished (a reader found its pin gone). Checked again here: an
+    /// Unload may have removed the records, or a new record been written, meanwhile.
     func dropStaleRecord(_ id: UInt32) {
         guard let record = try? store.program(id), !isAlive(record) else { return }
         try? forget(record, stale: true)

@@ -13,16 +13,8 @@ extension Engine {
             try db { () throws(SQLiteError) in try store.deleteLink(link.id) }
             dropped += 1
         }
-        // 2. Programs gone from the kernel; alive ones missing their pin are re-pinned.
-        let programs = try db { () throws(SQLiteError) in try store.allPrograms() }
-        var stale = 0
-        for record in programs where !isAlive(record) { stale += 1 }
-        dropStaleRecords()
-        dropped += stale
-        let alive = try db { () throws(SQLiteError) in try store.allPrograms() }
-        for record in alive where !Syscalls.exists(paths.programPin(record.id)) {
-            if let fd = try? BPF.programFD(id: record.id) { _ = BPF.pin(fd, at: paths.programPin(record.id)) }
-        }
+        // 2. Programs gone from the kernel are dropped; alive ones missing their pin are re-pinned.
+        dropped += try reconcilePrograms()
         // 3. Single links whose pin is missing: re-pin a live kernel link, else drop the record.
         let links = try db { () throws(SQLiteError) in try store.allLinks() }
         for link in links where !link.kind.usesHookAttacher {
@@ -64,5 +56,47 @@ extension Engine {
         logger.info(
             "reconciled: \(remaining.0) programs, \(remaining.1) links, dropped \(dropped) stale records"
         )
+    }
+
+    /// Step 2 of start-up reconciliation: every record's program must be alive with its recorded load time (a
+    /// kernel id can be reused after the program it named is gone), pinned at `fs/prog_<id>` with the inode the
+    /// record keeps (re-pinned from its id otherwise) and its kernel facts recorded: a record written before they
+    /// were kept gets them here, so an upgrade needs no reload (SPEC §3.8). The others are dropped, dependants
+    /// before owners.
+    /// - Returns: how many records were dropped.
+    private func reconcilePrograms() throws(EngineError) -> Int {
+        let programs = try db { () throws(SQLiteError) in try store.allPrograms() }
+        let pins = ProgramPins.inodes(in: paths.bpffs)
+        let clock = LoadTimeClock()
+        var stale: [ProgramRecord] = []
+        for record in programs {
+            // The pin the engine made is still there: the program is ours and alive, nothing to read.
+            if record.kernelFacts != nil, let recorded = record.pinInode, pins[record.id] == recorded { continue }
+            guard let fd = try? BPF.programFD(id: record.id),
+                let (id, facts) = KernelProgramFacts.readWithID(rawFD: fd.rawValue, clock: clock),
+                id == record.id, record.kernelFacts.map({ $0.loadTime == facts.loadTime }) ?? true
+            else {
+                stale.append(record)
+                continue
+            }
+            let pin = paths.programPin(record.id)
+            var inode = pins[record.id]
+            if inode != nil && inode != record.pinInode && !ProgramPins.holds(pin, id: id, loadTime: facts.loadTime) {
+                removePin(pin)  // another program pinned where ours was
+                inode = nil
+            }
+            if inode == nil {
+                _ = BPF.pin(fd, at: pin)
+                inode = ProgramPins.inode(at: pin)
+            }
+            if record.kernelFacts == nil || inode != record.pinInode {
+                try db { () throws(SQLiteError) in
+                    try store.recordKernelFacts(record.kernelFacts ?? facts, pinInode: inode, of: record.id)
+                }
+            }
+        }
+        for record in stale where record.mapOwnerID != nil { try? forget(record, stale: true) }
+        for record in stale where record.mapOwnerID == nil { try? forget(record, stale: true) }
+        return stale.count
     }
 }

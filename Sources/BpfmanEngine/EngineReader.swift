@@ -6,8 +6,9 @@ internal import Glibc
 ///
 /// Records come from a read-only connection of the engine's `ReadPool`, all of one request's queries in one
 /// read transaction (a consistent snapshot), or from `memo` when the store has not changed since a read kept
-/// them there; kernel information is read live afterwards, one program fd at a time, closed before the next
-/// (no fds at rest, SPEC §6.5). The only write a read may cause — dropping the record of a program that
+/// them there. A managed program's `KernelProgramInfo` comes from its record, after a liveness check of its pin
+/// (`ProgramPins`, SPEC §3.8); unmanaged programs are read live, one program fd at a time, closed before the
+/// next (no fds at rest, SPEC §6.5). The only write a read may cause — dropping the record of a program that
 /// vanished (SPEC §6.4) — is handed to the actor.
 package struct EngineReader: Sendable {
     let engine: Engine
@@ -21,31 +22,48 @@ package struct EngineReader: Sendable {
     }
 
     /// Get (SPEC §3.6): managed programs with `info` and `kernelInfo`, unmanaged ones with `kernelInfo` only.
-    /// A managed program gone from the kernel loses its records and reads as NOT_FOUND.
+    /// A managed program that vanished (its pin removed, SPEC §6.4) loses its records and reads as NOT_FOUND.
     package func get(id: UInt32) async throws(EngineError) -> ProgramDetails {
         guard id != 0 else { throw .invalidArgument("program id is required") }
+        let clock = LoadTimeClock()
         guard let managed = try managedProgram(id) else {
-            guard let kernel = KernelProgramInfo.read(id: id) else { throw .notFound("program \(id) does not exist") }
+            guard let kernel = KernelProgramInfo.read(id: id, clock: clock) else {
+                throw .notFound("program \(id) does not exist")
+            }
             return ProgramDetails(info: nil, kernelInfo: kernel)
         }
         let record = managed.record
-        guard
-            let kernel = KernelProgramInfo.read(
-                id: id,
-                reportedType: record.kind.reportedKernelType,
-                memlock: record.bytesMemlock
-            )
+        // The liveness check (SPEC §3.8): one fstatat of the program's pin, no kernel info read.
+        guard record.isAlive(pinInode: ProgramPins.inode(at: paths.programPin(id)), paths: paths),
+            let kernel = kernelInfo(of: record, clock: clock)
         else {
             await engine.dropStaleRecord(id)
             throw .notFound("program \(id) does not exist")
+        }
+        let usedBy = managed.members.filter { member in
+            member.id == id || member.isAlive(found: ProgramPins.inode(at: paths.programPin(member.id)), paths: paths)
         }
         let info = ProgramInfo(
             record: record,
             links: managed.links,
             mapPinPath: paths.mapSetDirectory(record.mapSetID),
-            mapUsedBy: managed.members.filter { $0 == id || BPF.programExists(id: $0) }.map { String($0) }
+            mapUsedBy: usedBy.map { String($0.id) }
         )
         return ProgramDetails(info: info, kernelInfo: kernel)
+    }
+
+    /// A managed program's `KernelProgramInfo`: from its recorded facts (SPEC §3.8), or read live for a record
+    /// that has none yet (one written before they were kept, until start-up reconciliation fills them in).
+    private func kernelInfo(of record: ProgramRecord, clock: LoadTimeClock) -> KernelProgramInfo? {
+        guard let facts = record.kernelFacts else {
+            return KernelProgramInfo.read(id: record.id, reportedType: record.kind.reportedKernelType, clock: clock)
+        }
+        return KernelProgramInfo(
+            id: record.id,
+            facts: facts,
+            reportedType: record.kind.reportedKernelType,
+            clock: clock
+        )
     }
 
     /// Program `id`'s record, active links and map-set members, or nil when it is not managed.
@@ -57,7 +75,7 @@ package struct EngineReader: Sendable {
             return RecordMemo.Program(
                 record: record,
                 links: try store.activeLinkIDs(ofProgram: id),
-                members: try store.mapSetMembers(record.mapSetID)
+                members: try store.mapSetMemberPins(record.mapSetID)
             )
         }
         guard let found else { return nil }
@@ -76,75 +94,105 @@ package struct EngineReader: Sendable {
         return found
     }
 
-    /// From this many programs to read from the kernel on, `list` yields its thread before reading them
-    /// (about 6 µs each). The daemon starts a read on its event-loop thread (no thread switch for a call that
-    /// answers at once); a long List kept there would hold every other RPC of the daemon until it ended.
-    /// Measured with 100 programs and two callers listing in a loop: a third caller's Get p50 went from
-    /// 1.1-1.3 ms to 0.14-0.15 ms. Below it the switch is not worth its cost: List of 20 programs, one caller,
-    /// p50 287-294 µs inline against 359-365 µs after a switch.
+    /// From this many programs to read live from the kernel on (unmanaged ones, records without facts), `list`
+    /// yields its thread before reading them (about 6 µs each). The daemon starts a read on its event-loop thread
+    /// (no thread switch for a call that answers at once); a long List kept there would hold every other RPC of
+    /// the daemon until it ended. Measured with 100 programs read live and two callers listing in a loop: a third
+    /// caller's Get p50 went from 1.1-1.3 ms to 0.14-0.15 ms. Below it the switch is not worth its cost: List of
+    /// 20 programs, one caller, p50 287-294 µs inline against 359-365 µs after a switch.
     static let yieldThreshold = 32
 
+    /// From this many managed programs answered from their records on, `list` yields its thread too: building
+    /// an answer from a record costs far less than a live read, so the bound is higher.
+    static let recordedYieldThreshold = 256
+
     /// List (SPEC §3.5): every kernel program in ascending id, managed ones with their records, filtered.
-    /// Programs that vanish while listing are left out (their records are dropped by a later Get or restart).
+    ///
+    /// Managed programs are answered from their records (SPEC §3.8) after one liveness check for all of them, a
+    /// read of the bpffs directory (`ProgramPins`); one that vanished is left out (its records are dropped by a
+    /// later Get or Load, or at restart). Unmanaged programs are read live, as are records without facts.
     package func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
         let stored = try everything()
         let records = stored.records
         let links = stored.links
-        // Every record is here (filters apply below), so the map sets' members come from them: ascending, as
-        // the records are.
-        var byID: [UInt32: ProgramRecord] = [:]
-        var members: [UInt32: [UInt32]] = [:]
-        byID.reserveCapacity(records.count)
-        for record in records {
-            byID[record.id] = record
-            members[record.mapSetID, default: []].append(record.id)
+        let clock = LoadTimeClock()
+        let pins = ProgramPins.inodes(in: paths.bpffs)
+        // Liveness of every record (the members of a map set count only while alive), ascending as the records.
+        var alive = [Bool](repeating: false, count: records.count)
+        // Live members of the map sets that have dependants; every other program is alone in its own set.
+        var sharedSets: [UInt32: [UInt32]] = [:]
+        for (index, record) in records.enumerated() {
+            alive[index] = record.isAlive(pinInode: pins[record.id], paths: paths)
+            if record.mapOwnerID != nil { sharedSets[record.mapSetID] = [] }
+        }
+        if !sharedSets.isEmpty {
+            for (index, record) in records.enumerated() where alive[index] && sharedSets[record.mapSetID] != nil {
+                sharedSets[record.mapSetID]!.append(record.id)
+            }
         }
         let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
-        let ids = onlyManaged ? records.map(\.id) : BPF.allProgramIDs()
-        // The programs to read: managed ones that pass the record filters, unmanaged ones unless excluded.
-        var candidates: [(record: ProgramRecord?, request: KernelProgramInfo.Request)] = []
-        candidates.reserveCapacity(ids.count)
-        for id in ids {
-            if let record = byID[id] {
-                if let wanted = filter.programType, wanted != record.kind.reportedKernelType { continue }
-                guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { continue }
-                candidates.append(
-                    (record, .init(id: id, reportedType: record.kind.reportedKernelType, memlock: record.bytesMemlock))
+        // What to answer, in ascending id: records and kernel ids are both ascending, so the two are merged
+        // without a lookup table. A kernel id that is a vanished record's is neither managed nor listed.
+        var entries: [(record: ProgramRecord?, kernel: KernelProgramInfo?)] = []
+        var live: [KernelProgramInfo.Request] = []
+        var liveSlots: [Int] = []
+        func addManaged(_ record: ProgramRecord) {
+            if let wanted = filter.programType, wanted != record.kind.reportedKernelType { return }
+            guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { return }
+            if let facts = record.kernelFacts {
+                let kernel = KernelProgramInfo(
+                    id: record.id,
+                    facts: facts,
+                    reportedType: record.kind.reportedKernelType,
+                    clock: clock
                 )
-            } else if !onlyManaged {
-                candidates.append((nil, .init(id: id)))
+                entries.append((record, kernel))
+            } else {
+                liveSlots.append(entries.count)
+                live.append(.init(id: record.id, reportedType: record.kind.reportedKernelType))
+                entries.append((record, nil))
+            }
+        }
+        if onlyManaged {
+            entries.reserveCapacity(records.count)
+            for (index, record) in records.enumerated() where alive[index] { addManaged(record) }
+        } else {
+            let ids = BPF.allProgramIDs()
+            entries.reserveCapacity(ids.count)
+            var next = 0
+            for id in ids {
+                while next < records.count && records[next].id < id { next += 1 }
+                if next < records.count && records[next].id == id {
+                    if alive[next] { addManaged(records[next]) }
+                    continue
+                }
+                liveSlots.append(entries.count)
+                live.append(.init(id: id))
+                entries.append((nil, nil))
             }
         }
         // A caller that began on an event-loop thread (the daemon's inline handlers) resumes on the global executor.
-        if candidates.count >= Self.yieldThreshold { await Task.yield() }
-        let kernelInfos = KernelProgramInfo.read(candidates.map(\.request))
-        var alive: Set<UInt32> = []
-        alive.reserveCapacity(records.count)
-        var pending: [(ProgramRecord?, KernelProgramInfo)] = []
-        pending.reserveCapacity(candidates.count)
-        for (candidate, kernel) in zip(candidates, kernelInfos) {
-            guard let kernel else { continue }
-            if let record = candidate.record {
-                alive.insert(record.id)
-                pending.append((record, kernel))
-            } else {
-                if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
-                pending.append((nil, kernel))
+        if live.count >= Self.yieldThreshold || entries.count >= Self.recordedYieldThreshold { await Task.yield() }
+        if !live.isEmpty {
+            for (slot, kernel) in zip(liveSlots, KernelProgramInfo.read(live, clock: clock)) {
+                entries[slot].kernel = kernel
             }
         }
         var results: [ProgramDetails] = []
-        results.reserveCapacity(pending.count)
-        for (record, kernel) in pending {
+        results.reserveCapacity(entries.count)
+        for (record, kernel) in entries {
+            guard let kernel else { continue }
             guard let record else {
+                if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
                 results.append(ProgramDetails(info: nil, kernelInfo: kernel))
                 continue
             }
-            let set = members[record.mapSetID] ?? []
+            let usedBy = sharedSets[record.mapSetID].map { $0.map { String($0) } } ?? [String(record.id)]
             let info = ProgramInfo(
                 record: record,
                 links: links[record.id] ?? [],
                 mapPinPath: paths.mapSetDirectory(record.mapSetID),
-                mapUsedBy: set.filter { alive.contains($0) || BPF.programExists(id: $0) }.map { String($0) }
+                mapUsedBy: usedBy
             )
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }

@@ -69,11 +69,68 @@ import Testing
             #expect(try store.database.userVersion == Schema.currentVersion)
             let migrated = try #require(try store.program(10))
             #expect(migrated.name == "prog_10")
-            #expect(migrated.bytesMemlock == nil, "unknown for old rows: Get and List read it live")
+            #expect(migrated.kernelFacts == nil, "unknown for old rows: reconciliation reads them")
+            #expect(migrated.pinInode == nil)
             var fresh = record(11)
-            fresh.bytesMemlock = 8192
+            fresh.kernelFacts = facts(loadTime: 123_456_789_000)
+            fresh.pinInode = 4242
             try insertOwner(fresh, into: store)
-            #expect(try store.program(11)?.bytesMemlock == 8192)
+            #expect(try store.program(11) == fresh)
+        }
+    }
+
+    func facts(loadTime: UInt64, mapIDs: [UInt32] = [7, 3, 12]) -> KernelProgramFacts {
+        KernelProgramFacts(
+            name: "count_kill",
+            kernelType: 5,
+            loadTime: loadTime,
+            tag: "0123456789abcdef",
+            gplCompatible: true,
+            mapIDs: mapIDs,
+            btfID: 99,
+            bytesXlated: 232,
+            bytesJited: 150,
+            bytesMemlock: 4096,
+            verifiedInsns: 29
+        )
+    }
+
+    /// A schema-2 store (memlock kept, nothing else) migrates with its rows' facts unknown; facts written later
+    /// (as start-up reconciliation does) read back field for field, and the writer's copy of the pins follows.
+    @Test func schemaTwoRowsGetTheirKernelFactsAndPinInodeRecordedLater() throws {
+        try withStore { path in
+            let old = try Database(path: path)
+            try old.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+            try old.execute(Schema.migrations[0])
+            try old.execute(Schema.migrations[1])
+            try old.execute("PRAGMA user_version = 2")
+            try old.execute(
+                """
+                INSERT INTO map_sets(id, pin_dir) VALUES(10, '/rd/fs/maps/10');
+                INSERT INTO programs(id, name, kind, load_mode, location_kind, location, map_set_id, created_at,
+                    bytes_memlock) VALUES(10, 'count_kill', 'tracepoint', 'native', 'file', '/o.bpf.o', 10, 0, 4096);
+                """
+            )
+            old.close()
+
+            let store = try ProgramStore(path: path)
+            defer { store.close() }
+            #expect(try store.program(10)?.kernelFacts == nil, "memlock alone is not the facts")
+            #expect(try store.programPins() == [10: ProgramPin(id: 10, inode: nil, loadTime: nil)])
+            for mapIDs in [[UInt32](), [7, 3, 12]] {
+                let recorded = facts(loadTime: 5_000_000_123, mapIDs: mapIDs)
+                try store.recordKernelFacts(recorded, pinInode: 77, of: 10)
+                let read = try #require(try store.program(10))
+                #expect(read.kernelFacts == recorded)
+                #expect(read.kernelFacts?.mapIDs == mapIDs, "kernel order kept")
+                #expect(read.kernelFacts?.loadedAt.text == recorded.loadedAt.text)
+                #expect(read.pinInode == 77)
+                #expect(try store.programPins() == [10: ProgramPin(id: 10, inode: 77, loadTime: 5_000_000_123)])
+            }
+            let reader = try ProgramStore(readerAt: path)
+            defer { reader.close() }
+            #expect(try reader.programPins() == [10: ProgramPin(id: 10, inode: 77, loadTime: 5_000_000_123)])
+            #expect(try reader.mapSetMemberPins(10) == [ProgramPin(id: 10, inode: 77, loadTime: 5_000_000_123)])
         }
     }
 
@@ -153,6 +210,13 @@ import Testing
                 try store.insertProgram(record(11, owner: 10))
             }
             #expect(try store.program(10) == record(10))
+            var withFacts = record(12)
+            withFacts.kernelFacts = facts(loadTime: 1)
+            withFacts.pinInode = UInt64(UInt32.max) + 5
+            try insertOwner(withFacts, into: store)
+            #expect(try store.program(12) == withFacts)
+            _ = try store.deleteProgram(12)
+            try store.deleteMapSet(12)
             #expect(try store.program(11) == record(11, owner: 10))
             #expect(try store.allPrograms().map(\.id) == [10, 11])
             #expect(try store.mapSetMembers(10) == [10, 11])

@@ -18,12 +18,14 @@ package struct ProgramRecord: Sendable, Hashable {
     package var attachTarget: String?
     /// Names of the PIN_BY_NAME maps this program references in `<rd>/fs/shared`.
     package var sharedMaps: [String]
-    /// The `memlock:` line of the program's fdinfo, read once right after the load. The kernel fixes a
-    /// program's locked pages when the load returns (`prog->pages` only grows while the verifier rewrites it),
-    /// so every later read of fdinfo would show this same number; keeping it saves Get and List an open, read
-    /// and close of `/proc/self/fdinfo/<fd>` per program, half of their kernel work. nil for records written
-    /// before it was kept (schema 1): those are read live.
-    package var bytesMemlock: UInt32?
+    /// The program's `KernelProgramInfo` facts, read from the kernel once when it was loaded (SPEC §3.8). nil for
+    /// a record written before they were kept (schema 1 and 2) until start-up reconciliation fills them in: Get
+    /// and List read such a record's program live.
+    package var kernelFacts: KernelProgramFacts?
+    /// Inode number of the program's pin `fs/prog_<id>` when the engine made it (at Load, or when start-up
+    /// reconciliation re-pinned the program). The liveness check of Get and List compares the pin's current
+    /// inode with this one (`ProgramPins`); nil for records written before it was kept.
+    package var pinInode: UInt64?
 
     package init(
         id: UInt32,
@@ -37,7 +39,8 @@ package struct ProgramRecord: Sendable, Hashable {
         mapSetID: UInt32,
         attachTarget: String?,
         sharedMaps: [String],
-        bytesMemlock: UInt32? = nil
+        kernelFacts: KernelProgramFacts? = nil,
+        pinInode: UInt64? = nil
     ) {
         self.id = id
         self.name = name
@@ -50,7 +53,8 @@ package struct ProgramRecord: Sendable, Hashable {
         self.mapSetID = mapSetID
         self.attachTarget = attachTarget
         self.sharedMaps = sharedMaps
-        self.bytesMemlock = bytesMemlock
+        self.kernelFacts = kernelFacts
+        self.pinInode = pinInode
     }
 }
 
@@ -152,7 +156,71 @@ package struct ProgramInfo: Sendable, Hashable {
     }
 }
 
-/// `bpfman.v1.KernelProgramInfo`, read live from the kernel (SPEC §3.8).
+/// What the kernel says of a program that never changes while its id lives (SPEC §3.8): everything
+/// `KernelProgramInfo` reports except the id and the reported type. Read with `BPF_OBJ_GET_INFO_BY_FD` and the
+/// fd's `memlock:` line, once at Load for a managed program (kept in its record) and on every answer for an
+/// unmanaged one.
+package struct KernelProgramFacts: Sendable, Hashable {
+    /// Kernel name (at most 15 characters).
+    package var name: String
+    /// The kernel's own program type (e.g. 28 for EXT).
+    package var kernelType: UInt32
+    /// `load_time`: nanoseconds since boot.
+    package var loadTime: UInt64
+    /// 16 lowercase hex digits.
+    package var tag: String
+    package var gplCompatible: Bool
+    package var mapIDs: [UInt32]
+    package var btfID: UInt32
+    package var bytesXlated: UInt32
+    package var bytesJited: UInt32
+    package var bytesMemlock: UInt32
+    package var verifiedInsns: UInt32
+    /// `loadedAt` text for `loadTime` as formatted when these facts were made, and the Unix second it stands for:
+    /// an answer reuses the text while boot time + `loadTime` still falls in that second (see `LoadTimeClock`).
+    /// Derived, never stored.
+    package var loadedAt: LoadedAtText
+
+    package init(
+        name: String,
+        kernelType: UInt32,
+        loadTime: UInt64,
+        tag: String,
+        gplCompatible: Bool,
+        mapIDs: [UInt32],
+        btfID: UInt32,
+        bytesXlated: UInt32,
+        bytesJited: UInt32,
+        bytesMemlock: UInt32,
+        verifiedInsns: UInt32,
+        clock: LoadTimeClock = LoadTimeClock()
+    ) {
+        self.name = name
+        self.kernelType = kernelType
+        self.loadTime = loadTime
+        self.tag = tag
+        self.gplCompatible = gplCompatible
+        self.mapIDs = mapIDs
+        self.btfID = btfID
+        self.bytesXlated = bytesXlated
+        self.bytesJited = bytesJited
+        self.bytesMemlock = bytesMemlock
+        self.verifiedInsns = verifiedInsns
+        self.loadedAt = clock.text(loadTime)
+    }
+}
+
+/// A formatted `loaded_at` and the Unix second it was formatted for. Equal whenever the seconds are (the text
+/// is a function of the second in a process whose time zone is set once).
+package struct LoadedAtText: Sendable, Hashable {
+    package var second: Int64
+    package var text: String
+
+    package static func == (a: Self, b: Self) -> Bool { a.second == b.second }
+    package func hash(into hasher: inout Hasher) { hasher.combine(second) }
+}
+
+/// `bpfman.v1.KernelProgramInfo` (SPEC §3.8): a managed program's recorded facts or an unmanaged one's live read.
 package struct KernelProgramInfo: Sendable, Hashable {
     package var id: UInt32
     /// Kernel name (at most 15 characters).
@@ -173,6 +241,24 @@ package struct KernelProgramInfo: Sendable, Hashable {
     package var bytesJited: UInt32
     package var bytesMemlock: UInt32
     package var verifiedInsns: UInt32
+
+    /// The answer for program `id` from its facts; `clock` gives boot time for `loadedAt`.
+    package init(id: UInt32, facts: KernelProgramFacts, reportedType: UInt32?, clock: LoadTimeClock) {
+        self.id = id
+        name = facts.name
+        programType = reportedType ?? facts.kernelType
+        kernelProgramType = facts.kernelType
+        loadedAt = clock.text(facts.loadTime, reusing: facts.loadedAt)
+        tag = facts.tag
+        gplCompatible = facts.gplCompatible
+        mapIDs = facts.mapIDs
+        btfID = facts.btfID
+        bytesXlated = facts.bytesXlated
+        jited = facts.bytesJited > 0
+        bytesJited = facts.bytesJited
+        bytesMemlock = facts.bytesMemlock
+        verifiedInsns = facts.verifiedInsns
+    }
 }
 
 /// One result of Load, Get or List: `info` for managed programs, `kernelInfo` always.

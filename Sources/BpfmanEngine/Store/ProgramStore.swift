@@ -10,12 +10,14 @@ package final class ProgramStore {
     package let database: Database
     /// Prepared statements by SQL text, reused across calls (preparing dominates small queries).
     private var statements: [String: Statement] = [:]
-    /// The writing store's copy of the `programs` ids, so every Load's stale-record sweep (SPEC §6.4) costs no
-    /// read transaction: filled by the first `programIDs()`, changed by `insertProgram` / `deleteProgram` once
-    /// their transaction commits. Always nil on read-only stores, whose rows other connections change.
-    private var programIDCache: Set<UInt32>?
-    /// Id changes made inside the open transaction: `true` inserted, `false` deleted; applied on COMMIT.
-    private var uncommittedIDChanges: [(id: UInt32, present: Bool)] = []
+    /// The writing store's copy of the `programs` ids with their pins, so every Load's stale-record sweep (SPEC
+    /// §6.4) costs no read transaction: filled by the first `programIDs()` or `programPins()`, changed by
+    /// `insertProgram` / `deleteProgram` / `recordKernelFacts` once their transaction commits. Always nil on
+    /// read-only stores, whose rows other connections change.
+    private var programPinCache: [UInt32: ProgramPin]?
+    /// Changes made inside the open transaction: a program's pin (inserted or changed) or nil (deleted), by id;
+    /// applied on COMMIT.
+    private var uncommittedPinChanges: [(id: UInt32, pin: ProgramPin?)] = []
     private var inTransaction = false
     private let isWriter: Bool
     /// Statements a read-only store used since its read transaction began (`endRead` rewinds just these).
@@ -74,12 +76,12 @@ package final class ProgramStore {
         inTransaction = true
         defer {
             inTransaction = false
-            uncommittedIDChanges.removeAll()
+            uncommittedPinChanges.removeAll()
         }
         do {
             let result = try body()
             try cached("COMMIT").run()
-            for change in uncommittedIDChanges { noteProgramID(change.id, present: change.present) }
+            for change in uncommittedPinChanges { notePin(change.id, change.pin) }
             return result
         } catch {
             try? cached("ROLLBACK").run()
@@ -87,17 +89,17 @@ package final class ProgramStore {
         }
     }
 
-    /// Records that program `id` now has (or no longer has) a row, once that is committed.
-    private func programIDChanged(_ id: UInt32, present: Bool) {
+    /// Records that program `id` now has a row with `pin` (nil: no row), once that is committed.
+    private func pinChanged(_ id: UInt32, _ pin: ProgramPin?) {
         if inTransaction {
-            uncommittedIDChanges.append((id, present))
+            uncommittedPinChanges.append((id, pin))
         } else {
-            noteProgramID(id, present: present)
+            notePin(id, pin)
         }
     }
 
-    private func noteProgramID(_ id: UInt32, present: Bool) {
-        if present { programIDCache?.insert(id) } else { programIDCache?.remove(id) }
+    private func notePin(_ id: UInt32, _ pin: ProgramPin?) {
+        programPinCache?[id] = pin
     }
 
     // MARK: programs
@@ -112,7 +114,8 @@ package final class ProgramStore {
         try cached(
             """
             INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
-                map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
+                map_set_id, attach_target, created_at, pin_inode, \(Self.kernelFactColumns))
+                VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """
         ).bind(
             p.id,
@@ -126,9 +129,20 @@ package final class ProgramStore {
             p.mapSetID,
             p.attachTarget,
             Int64(time(nil)),
-            p.bytesMemlock
+            p.pinInode,
+            p.kernelFacts?.name,
+            p.kernelFacts?.kernelType,
+            p.kernelFacts?.loadTime,
+            p.kernelFacts?.tag,
+            p.kernelFacts?.gplCompatible,
+            p.kernelFacts.map { Self.mapIDsText($0.mapIDs) },
+            p.kernelFacts?.btfID,
+            p.kernelFacts?.bytesXlated,
+            p.kernelFacts?.bytesJited,
+            p.kernelFacts?.bytesMemlock,
+            p.kernelFacts?.verifiedInsns
         ).run()
-        programIDChanged(p.id, present: true)
+        pinChanged(p.id, ProgramPin(p))
         let metadata = try cached("INSERT INTO program_metadata(program_id, key, value) VALUES(?,?,?)")
         for (key, value) in p.metadata { try metadata.bind(p.id, key, value).run() }
         let global = try cached("INSERT INTO program_global_data(program_id, name, value) VALUES(?,?,?)")
@@ -166,13 +180,13 @@ package final class ProgramStore {
         }
         try cached("DELETE FROM links WHERE program_id = ?").bind(id).run()
         try cached("DELETE FROM programs WHERE id = ?").bind(id).run()
-        programIDChanged(id, present: false)
+        pinChanged(id, nil)
         return released
     }
 
     private static let programColumns =
         "id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id, map_set_id, attach_target, "
-        + "bytes_memlock"
+        + "pin_inode, \(kernelFactColumns)"
 
     /// Program records, all of them or the one with `id`, with metadata, global data and shared maps.
     private func programs(id: UInt32?) throws(SQLiteError) -> [ProgramRecord] {
@@ -181,6 +195,7 @@ package final class ProgramStore {
         if let id { try statement.bind(id) }
         var records: [ProgramRecord] = []
         var index: [UInt32: Int] = [:]
+        let clock = LoadTimeClock()
         while try statement.step() {
             let id = statement.uint32(0)
             let location: BytecodeLocation =
@@ -201,7 +216,8 @@ package final class ProgramStore {
                     mapSetID: statement.uint32(8),
                     attachTarget: statement.optionalText(9),
                     sharedMaps: [],
-                    bytesMemlock: statement.optionalUInt32(10)
+                    kernelFacts: Self.kernelFacts(statement, from: 11, clock: clock),
+                    pinInode: statement.optionalInt64(10).map { UInt64(bitPattern: $0) }
                 )
             )
         }
@@ -237,12 +253,87 @@ package final class ProgramStore {
 
     /// Ids of all managed programs, ascending. The writing store answers from its copy after the first call.
     package func programIDs() throws(SQLiteError) -> [UInt32] {
-        if let programIDCache { return programIDCache.sorted() }
-        let statement = try cached("SELECT id FROM programs ORDER BY id")
-        var ids: [UInt32] = []
-        while try statement.step() { ids.append(statement.uint32(0)) }
-        if isWriter && !inTransaction { programIDCache = Set(ids) }
-        return ids
+        try programPins().keys.sorted()
+    }
+
+    /// Every managed program's pin as recorded, by id. The writing store answers from its copy after the first
+    /// call.
+    package func programPins() throws(SQLiteError) -> [UInt32: ProgramPin] {
+        if let programPinCache { return programPinCache }
+        let statement = try cached("SELECT id, pin_inode, load_time FROM programs")
+        var pins: [UInt32: ProgramPin] = [:]
+        while try statement.step() {
+            let pin = ProgramPin(statement, from: 0)
+            pins[pin.id] = pin
+        }
+        if isWriter && !inTransaction { programPinCache = pins }
+        return pins
+    }
+
+    /// Writes a program's kernel facts and pin inode (start-up reconciliation, for records without them or
+    /// re-pinned).
+    package func recordKernelFacts(_ facts: KernelProgramFacts, pinInode: UInt64?, of id: UInt32) throws(SQLiteError) {
+        try writeKernelFacts(facts, pinInode: pinInode, of: id)
+        pinChanged(id, ProgramPin(id: id, inode: pinInode, loadTime: facts.loadTime))
+    }
+
+    private static let kernelFactColumns =
+        "kernel_name, kernel_type, load_time, tag, gpl_compatible, map_ids, btf_id, bytes_xlated, bytes_jited, "
+        + "bytes_memlock, verified_insns"
+
+    private func writeKernelFacts(_ facts: KernelProgramFacts, pinInode: UInt64?, of id: UInt32) throws(SQLiteError) {
+        try cached(
+            """
+            UPDATE programs SET kernel_name = ?, kernel_type = ?, load_time = ?, tag = ?, gpl_compatible = ?,
+                map_ids = ?, btf_id = ?, bytes_xlated = ?, bytes_jited = ?, bytes_memlock = ?, verified_insns = ?,
+                pin_inode = ? WHERE id = ?
+            """
+        ).bind(
+            facts.name,
+            facts.kernelType,
+            facts.loadTime,
+            facts.tag,
+            facts.gplCompatible,
+            Self.mapIDsText(facts.mapIDs),
+            facts.btfID,
+            facts.bytesXlated,
+            facts.bytesJited,
+            facts.bytesMemlock,
+            facts.verifiedInsns,
+            pinInode,
+            id
+        ).run()
+    }
+
+    /// Map ids as stored: decimal, separated by commas.
+    private static func mapIDsText(_ ids: [UInt32]) -> String {
+        ids.map { String($0) }.joined(separator: ",")
+    }
+
+    /// The kernel facts in `kernelFactColumns` order from column `first` on; nil when the row has none yet (written
+    /// before schema 3, or before its memlock was kept).
+    private static func kernelFacts(
+        _ statement: Statement,
+        from first: Int32,
+        clock: LoadTimeClock
+    )
+        -> KernelProgramFacts?
+    {
+        guard !statement.isNull(first), !statement.isNull(first + 9) else { return nil }
+        return KernelProgramFacts(
+            name: statement.text(first),
+            kernelType: statement.uint32(first + 1),
+            loadTime: UInt64(bitPattern: statement.int64(first + 2)),
+            tag: statement.text(first + 3),
+            gplCompatible: statement.int64(first + 4) != 0,
+            mapIDs: statement.text(first + 5).split(separator: ",").compactMap { UInt32($0) },
+            btfID: statement.uint32(first + 6),
+            bytesXlated: statement.uint32(first + 7),
+            bytesJited: statement.uint32(first + 8),
+            bytesMemlock: statement.uint32(first + 9),
+            verifiedInsns: statement.uint32(first + 10),
+            clock: clock
+        )
     }
 
     // MARK: map sets
@@ -269,6 +360,15 @@ package final class ProgramStore {
         var ids: [UInt32] = []
         while try statement.step() { ids.append(statement.uint32(0)) }
         return ids
+    }
+
+    /// The recorded pins of the members of map set `id`, ascending id (Get's `map_used_by`).
+    package func mapSetMemberPins(_ id: UInt32) throws(SQLiteError) -> [ProgramPin] {
+        let statement = try cached("SELECT id, pin_inode, load_time FROM programs WHERE map_set_id = ? ORDER BY id")
+            .bind(id)
+        var pins: [ProgramPin] = []
+        while try statement.step() { pins.append(ProgramPin(statement, from: 0)) }
+        return pins
     }
 
     /// Shared-map names with a positive reference count.
@@ -408,5 +508,37 @@ package final class ProgramStore {
 
     private static func decodeSpec(_ json: String) -> AttachSpec? {
         try? decoder.decode(AttachSpec.self, from: Data(json.utf8))
+    }
+}
+
+/// What the liveness check needs of a managed program (`ProgramPins`): its id, the inode of the pin the engine
+/// made and its load time, as recorded (nil when not recorded yet).
+package struct ProgramPin: Sendable, Hashable {
+    package var id: UInt32
+    package var inode: UInt64?
+    package var loadTime: UInt64?
+
+    package init(id: UInt32, inode: UInt64?, loadTime: UInt64?) {
+        self.id = id
+        self.inode = inode
+        self.loadTime = loadTime
+    }
+
+    init(_ record: ProgramRecord) {
+        self.init(id: record.id, inode: record.pinInode, loadTime: record.kernelFacts?.loadTime)
+    }
+
+    /// From columns `id, pin_inode, load_time` starting at `first`.
+    fileprivate init(_ statement: Statement, from first: Int32) {
+        self.init(
+            id: statement.uint32(first),
+            inode: statement.optionalInt64(first + 1).map { UInt64(bitPattern: $0) },
+            loadTime: statement.optionalInt64(first + 2).map { UInt64(bitPattern: $0) }
+        )
+    }
+
+    /// Whether the program is alive given the inode now found at its pin (see `ProgramPins`).
+    func isAlive(found: UInt64?, paths: BpfmanPaths) -> Bool {
+        ProgramPins.isAlive(id: id, recorded: inode, loadTime: loadTime, found: found, path: paths.programPin(id))
     }
 }

@@ -17,16 +17,17 @@ package final class CommitCounter: Sendable {
 /// Records change only when the writer commits, and every commit bumps the counter, so what a reader read
 /// while the counter stood at `g` is still the store's state as long as it stands at `g`: a Get or List
 /// then answers from here instead of opening a read transaction (BEGIN, up to six statements, COMMIT, and
-/// the WAL's file locks). Kernel information is never kept; it is read live for every answer (SPEC §3.8).
+/// the WAL's file locks). A managed program's kernel facts are part of its record (SPEC §3.8); nothing read live
+/// from the kernel is kept.
 ///
 /// Sound because the counter moves after the commit: a reader that saw `g` before its snapshot and again
 /// after it read either the state of `g` or that of a commit not yet counted, which is newer, never older.
 final class RecordMemo: Sendable {
-    /// One managed program as Get needs it: its record, active link ids and map-set members, ascending.
+    /// One managed program as Get needs it: its record, active link ids and map-set members' pins, ascending.
     struct Program: Sendable {
         var record: ProgramRecord
         var links: [UInt32]
-        var members: [UInt32]
+        var members: [ProgramPin]
     }
 
     /// Every record and every program's active links, as List needs them.

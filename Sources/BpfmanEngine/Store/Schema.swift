@@ -54,6 +54,22 @@ package enum Schema {
         ALTER TABLE programs ADD COLUMN bytes_memlock INTEGER;
         CREATE INDEX programs_map_set ON programs(map_set_id);
         """,
+        // 3: the rest of the program's load-time kernel facts (SPEC §3.8), which Get and List answer from, and the
+        // inode of its pin, their liveness check. NULL for programs recorded before this migration until start-up
+        // reconciliation reads them (map ids as decimal text separated by commas; load_time in ns since boot).
+        """
+        ALTER TABLE programs ADD COLUMN kernel_name TEXT;
+        ALTER TABLE programs ADD COLUMN kernel_type INTEGER;
+        ALTER TABLE programs ADD COLUMN load_time INTEGER;
+        ALTER TABLE programs ADD COLUMN tag TEXT;
+        ALTER TABLE programs ADD COLUMN gpl_compatible INTEGER;
+        ALTER TABLE programs ADD COLUMN map_ids TEXT;
+        ALTER TABLE programs ADD COLUMN btf_id INTEGER;
+        ALTER TABLE programs ADD COLUMN bytes_xlated INTEGER;
+        ALTER TABLE programs ADD COLUMN bytes_jited INTEGER;
+        ALTER TABLE programs ADD COLUMN verified_insns INTEGER;
+        ALTER TABLE programs ADD COLUMN pin_inode INTEGER;
+        """,
     ]
 
     /// The version a fully migrated database has.
