@@ -108,6 +108,13 @@ extension Engine {
         try await reader.list(filter)
     }
 
+    /// `list` with the store generation of its records (`EngineReader.listWithGeneration`).
+    package nonisolated func listWithGeneration(
+        _ filter: ListFilter = ListFilter()
+    ) async throws(EngineError) -> (results: [ProgramDetails], generation: UInt64?) {
+        try await reader.listWithGeneration(filter)
+    }
+
     /// Every active link record (for Inspect and tests), served off the actor by `reader`.
     package nonisolated func links() async throws(EngineError) -> [LinkRecord] {
         try reader.links()

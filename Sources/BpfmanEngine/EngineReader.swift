@@ -83,15 +83,15 @@ package struct EngineReader: Sendable {
         return found
     }
 
-    /// Every record and every program's active links (List).
-    private func everything() throws(EngineError) -> RecordMemo.Everything {
+    /// Every record and every program's active links (List), with the store generation they are provably the
+    /// state of (nil when a commit was counted while they were read).
+    private func everything() throws(EngineError) -> (RecordMemo.Everything, generation: UInt64?) {
         let generation = memo.commits.current
-        if let kept = memo.everything(at: generation) { return kept }
+        if let kept = memo.everything(at: generation) { return (kept, generation) }
         let found = try snapshot { store throws(SQLiteError) -> RecordMemo.Everything in
             RecordMemo.Everything(records: try store.allPrograms(), links: try store.activeLinkIDsByProgram())
         }
-        memo.keep(found, at: generation)
-        return found
+        return (found, memo.keep(found, at: generation) ? generation : nil)
     }
 
     /// From this many programs to read live from the kernel on (unmanaged ones, records without facts), `list`
@@ -112,7 +112,17 @@ package struct EngineReader: Sendable {
     /// read of the bpffs directory (`ProgramPins`); one that vanished is left out (its records are dropped by a
     /// later Get or Load, or at restart). Unmanaged programs are read live, as are records without facts.
     package func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
-        let stored = try everything()
+        try await listWithGeneration(filter).results
+    }
+
+    /// `list`, with the store generation (`CommitCounter`) whose records every managed result was built from, or
+    /// nil when that cannot be told (a commit was counted while they were read). Two managed results of the same
+    /// program at the same generation differ only in what does not come from the store: `loaded_at` (the clock)
+    /// and `map_used_by` (the members' pins), which lets the daemon reuse a result's encoding.
+    package func listWithGeneration(
+        _ filter: ListFilter = ListFilter()
+    ) async throws(EngineError) -> (results: [ProgramDetails], generation: UInt64?) {
+        let (stored, generation) = try everything()
         let records = stored.records
         let links = stored.links
         let clock = LoadTimeClock()
@@ -196,7 +206,7 @@ package struct EngineReader: Sendable {
             )
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }
-        return results
+        return (results, generation)
     }
 
     /// Every active link record (Inspect).

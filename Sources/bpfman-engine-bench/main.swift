@@ -107,7 +107,9 @@ final class RecordAnchor {
         insertProgram = try database.prepare(
             """
             INSERT INTO programs(id, name, kind, load_mode, location_kind, location, pull_policy, map_owner_id,
-                map_set_id, attach_target, created_at, bytes_memlock) VALUES(?,?,?,?,?,?,0,NULL,?,NULL,?,?)
+                map_set_id, attach_target, created_at, bytes_memlock, kernel_name, kernel_type, load_time, tag,
+                gpl_compatible, map_ids, btf_id, bytes_xlated, bytes_jited, verified_insns, pin_inode)
+                VALUES(?,?,?,?,?,?,0,NULL,?,NULL,?,?,?,5,?,'0123456789abcdef',1,'7',99,232,150,29,?)
             """
         )
         deleteProgram = try database.prepare("DELETE FROM programs WHERE id = ?")
@@ -123,7 +125,21 @@ final class RecordAnchor {
             nextID += 1
             ids.append(id)
             try insertMapSet.bind(id, "/run/bpfman/fs/maps/\(id)").run()
-            try insertProgram.bind(id, name, "tracepoint", "native", "file", path, id, Int64(time(nil)), 4096).run()
+            // With the kernel facts and pin inode SPEC §3.8 records with each program (values of their size).
+            try insertProgram.bind(
+                id,
+                name,
+                "tracepoint",
+                "native",
+                "file",
+                path,
+                id,
+                Int64(time(nil)),
+                4096,
+                name,
+                Int64(nowNanos()),
+                Int64(1_000_000 + id)
+            ).run()
         }
         try commit.bind().run()
         return ids

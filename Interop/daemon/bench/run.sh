@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# Daemon benchmark (issue 8): grpc-go load generator against `bpfman serve` (release build as `make release`) and against an
-# empty grpc-go server answering the same methods (the floor), same kind of Unix socket, same run. A second grpc-go
-# server (the mirror) answers every call with the daemon's own Get and List answers, fetched once: what a gRPC
-# daemon that had the real answer ready would cost, the client's decoding of it included.
-# Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed
-# programs; Get while other callers List; daemon RSS with 20 and 1000 programs; start-up to a connectable socket with an empty store.
-# Beside List, the kernel reads SPEC §3.8 requires of it, timed alone in C (reads.c). Last, this run's numbers
-# next to those INTEROP.md quotes for the reference daemon (upstream's Go bpfman), with an empty store's List,
-# a Get of an id that does not exist and a TCX Load+Attach measured for that comparison.
-# Needs root (it loads tracepoint programs). Prints a Markdown table.
-# Usage: Interop/daemon/bench/run.sh [seconds-per-run (default 3)]
+# Daemon benchmark (issues 8 and 24): grpc-go load generator against `bpfman serve` (release build as `make release`)
+# and, in the same run on the same kind of Unix socket, two grpc-go servers: the floor (empty Get and List answers)
+# and the mirror (every call answered with the daemon's own Get and List answers, fetched once: what a gRPC daemon
+# that had the real answer ready would cost, the client's decoding of it included).
+# Get and List(bpfman_programs_only) p50/p99 and throughput with 1 and 8 callers at 20 and 100 managed programs,
+# List with 1000; Get while other callers List; then issue 24's targets against the mirror; daemon RSS with 20 and
+# 1000 programs; start-up to a connectable socket with an empty store. Last, this run's numbers next to those
+# INTEROP.md quotes for the reference daemon (upstream's Go bpfman), with an empty store's List, a Get of an id
+# that does not exist and a TCX Load+Attach measured for that comparison.
+# With BASELINE=<git rev>, the daemon of that revision is built too (from `git archive` under /tmp) and its RSS with
+# 20 and 1000 programs measured next to this one's, each on a fresh daemon of its own.
+# Needs root (it loads tracepoint programs). Prints Markdown tables.
+# Usage: [BASELINE=rev] Interop/daemon/bench/run.sh [seconds-per-run (default 3)]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 here="$root/Interop/daemon/bench"
 seconds=${1:-3}
 work=$(mktemp -d /tmp/srv-bench-XXXXXX)
 pids=()
-declare -A list1 reads daemon_runs
+declare -A daemon_runs mirror_runs
 veth=bnch$$
 cleanup() {
     ip link del "${veth}a" 2>/dev/null || true
@@ -35,7 +37,6 @@ source "$root/scripts/lib/scratch-daemon.sh"  # wait_for_socket (this script has
 need_socket() { wait_for_socket "$1" || { echo "run.sh: no socket at $1" >&2; exit 1; }; }
 "$root/Interop/daemon/go/build.sh" "$work/floor" "$here/floor.go"
 "$root/Interop/daemon/go/build.sh" "$work/load" "$here/load.go"
-clang -O2 -o "$work/reads" "$here/reads.c" -lbpf
 object=$(ls "$root"/.build/bpf-fixtures/tracepoint_counter.bpf.o 2>/dev/null || true)
 if [ -z "$object" ]; then
     mkdir -p "$work/obj"
@@ -112,64 +113,77 @@ kill "$empty_daemon"; wait "$empty_daemon" 2>/dev/null || true
 umount -l "$work/rd-empty/fs"
 echo "empty store: List $empty_list | Get unknown id $unknown_get | TCX Load+Attach $tcx" >&2
 
-echo "| programs | method | callers | bpfman calls/s | floor calls/s | mirror calls/s | bpfman p50 µs | floor p50 µs | mirror p50 µs | bpfman p99 µs | floor p99 µs | p50 ratio | throughput ratio | mirror p50 ratio | mirror throughput ratio |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in 20 100; do
-    load_to "$n"
-    [ "$n" = 20 ] && rss20=$(rss)
-    id=$(first_id)
+echo "| programs | method | callers | bpfman calls/s | floor calls/s | mirror calls/s | bpfman p50 µs | floor p50 µs | mirror p50 µs | bpfman p99 µs | floor p99 µs | p50 ratio | throughput ratio | mirror p50 ratio | mirror throughput ratio | bpfman / mirror p50 | bpfman / mirror calls/s |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+# (Re)starts the mirror on the daemon's current answers: Get of the first managed program, List of all of them.
+start_mirror() {
     if [ -n "${mirror:-}" ]; then kill "$mirror"; wait "$mirror" 2>/dev/null || true; fi
     rm -f "$work/m.sock"
     "$work/floor" -socket "$work/m.sock" -mirror "$work/d.sock" -id "$id" & pids+=($!); mirror=$!
     need_socket "$work/m.sock"
-    for method in get list; do
-        for callers in 1 8; do
-            d=$(run "$work/d.sock" "$method" "$id" "$callers")
-            f=$(run "$work/f.sock" "$method" "$id" "$callers")
-            m=$(run "$work/m.sock" "$method" "$id" "$callers")
-            echo "$n $method c=$callers bpfman: $d | floor: $f | mirror: $m" >&2
-            daemon_runs["$n $method $callers"]=$d
-            [ "$method$callers" = list1 ] && list1["$n"]="$(field p50us "$d") $(field p50us "$f") $(field p50us "$m")"
-            awk -v n="$n" -v m="$method" -v c="$callers" \
-                -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v mr="$(field rate "$m")" \
-                -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" -v m50="$(field p50us "$m")" \
-                -v d99="$(field p99us "$d")" -v f99="$(field p99us "$f")" \
-                'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx | %.2fx | %.2fx |\n", n, m, c, dr, fr, mr, d50, f50, m50, d99, f99, d50 / f50, dr / fr, m50 / f50, mr / fr }'
-        done
-    done
-    # shellcheck disable=SC2046 # one argument per id
-    reads["$n"]=$("$work/reads" 2000 $(managed_ids))
-    echo "$n SPEC §3.8 reads alone: ${reads[$n]}" >&2
-done
-# What SPEC §3.8 alone costs a List: its kernel reads of the same programs, done by a C program with nothing
-# else around them (reads.c), added to the mirror's p50 (a server that answers the real List with no work).
-echo
-echo "| List, 1 caller | bpfman p50 µs | floor p50 µs | mirror p50 µs | SPEC §3.8 reads alone (C) p50 µs | bpfman / floor | (mirror + reads) / floor |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
-for n in 20 100; do
-    read -r d50 f50 m50 <<<"${list1[$n]}"
-    r50=$(field p50us "${reads[$n]}")
-    awk -v n="$n" -v d="$d50" -v f="$f50" -v m="$m50" -v r="$r50" \
-        'BEGIN { printf "| %d programs | %d | %d | %d | %.1f | %.2fx | %.2fx |\n", n, d, f, m, r, d / f, (m + r) / f }'
-done
-# Reads do not queue behind each other: Get (one caller) while two other callers List the 100 programs in a
-# loop, the daemon next to the mirror (whose List answer is the daemon's, ready-made).
-under_list() {
-    "$work/load" -socket "$1" -method list -callers 2 -seconds $((seconds + 1)) >/dev/null &
-    local lister=$!
-    sleep 0.3
-    run "$1" get "$id" 1
-    wait "$lister"
 }
-d=$(under_list "$work/d.sock")
-m=$(under_list "$work/m.sock")
-echo "100 get c=1 under 2 listing callers bpfman: $d | mirror: $m" >&2
+# One row: the daemon, the floor and the mirror, one after the other, same method and callers.
+row() {
+    local n=$1 method=$2 callers=$3 d f m
+    d=$(run "$work/d.sock" "$method" "$id" "$callers")
+    f=$(run "$work/f.sock" "$method" "$id" "$callers")
+    m=$(run "$work/m.sock" "$method" "$id" "$callers")
+    echo "$n $method c=$callers bpfman: $d | floor: $f | mirror: $m" >&2
+    daemon_runs["$n $method $callers"]=$d
+    mirror_runs["$n $method $callers"]=$m
+    awk -v n="$n" -v m="$method" -v c="$callers" \
+        -v dr="$(field rate "$d")" -v fr="$(field rate "$f")" -v mr="$(field rate "$m")" \
+        -v d50="$(field p50us "$d")" -v f50="$(field p50us "$f")" -v m50="$(field p50us "$m")" \
+        -v d99="$(field p99us "$d")" -v f99="$(field p99us "$f")" \
+        'BEGIN { printf "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", n, m, c, dr, fr, mr, d50, f50, m50, d99, f99, d50 / f50, dr / fr, m50 / f50, mr / fr, d50 / m50, dr / mr }'
+}
+for n in 20 100; do
+    load_to "$n"
+    [ "$n" = 20 ] && rss20=$(rss)
+    id=$(first_id)
+    start_mirror
+    for method in get list; do
+        for callers in 1 8; do row "$n" "$method" "$callers"; done
+    done
+    if [ "$n" = 100 ]; then
+        # Reads do not queue behind each other: Get (one caller) while two other callers List the 100 programs
+        # in a loop, the daemon next to the mirror (whose List answer is the daemon's, ready-made).
+        under_list() {
+            "$work/load" -socket "$1" -method list -callers 2 -seconds $((seconds + 1)) >/dev/null &
+            local lister=$!
+            sleep 0.3
+            run "$1" get "$id" 1
+            wait "$lister"
+        }
+        d=$(under_list "$work/d.sock")
+        m=$(under_list "$work/m.sock")
+        echo "100 get c=1 under 2 listing callers bpfman: $d | mirror: $m" >&2
+        under_list_row="| Get, 1 caller | $(field p50us "$d") | $(field p99us "$d") | $(field p50us "$m") | $(field p99us "$m") |"
+    fi
+done
+load_to 1000
+rss1000=$(rss)
+id=$(first_id)
+start_mirror
+row 1000 list 1
 echo
 echo "| 100 programs, Get while 2 callers List | bpfman p50 µs | bpfman p99 µs | mirror p50 µs | mirror p99 µs |"
 echo "|---|---:|---:|---:|---:|"
-echo "| Get, 1 caller | $(field p50us "$d") | $(field p99us "$d") | $(field p50us "$m") | $(field p99us "$m") |"
-load_to 1000
-rss1000=$(rss)
+echo "$under_list_row"
+# The targets of issue 24, from the rows above.
+echo
+echo "| target (issue 24) | bpfman | mirror | ratio | met |"
+echo "|---|---:|---:|---:|---|"
+target() {  # label, key, field (p50us|rate), comparison (le: bpfman <= mirror; ge: bpfman >= mirror)
+    awk -v l="$1" -v d="$(field "$3" "${daemon_runs[$2]}")" -v m="$(field "$3" "${mirror_runs[$2]}")" -v op="$4" \
+        -v u="$([ "$3" = rate ] && echo " calls/s" || echo " µs")" \
+        'BEGIN { ok = (op == "le") ? d <= m : d >= m; printf "| %s | %d%s | %d%s | %.2fx | %s |\n", l, d, u, m, u, d / m, ok ? "yes" : "no" }'
+}
+target "Get p50, 20 programs, 1 caller: at most 1.0x the mirror" "20 get 1" p50us le
+target "List(20) p50, 1 caller: at most 1.0x the mirror" "20 list 1" p50us le
+target "List(20) calls/s, 8 callers: at least the mirror's" "20 list 8" rate ge
+awk -v d="$(field p50us "${daemon_runs[1000 list 1]}")" -v m="$(field p50us "${mirror_runs[1000 list 1]}")" \
+    'BEGIN { printf "| List(1000) p50, 1 caller: under 2 ms | %d µs | %d µs | %.2fx | %s |\n", d, m, d / m, d < 2000 ? "yes" : "no" }'
 echo
 echo "| measure | value |"
 echo "|---|---:|"
@@ -196,3 +210,40 @@ echo "| List(20)/s, 8 callers | 0.5k | $(k "$(field rate "${daemon_runs[20 list 
 echo "| TCX Load+Attach p50 | 15 ms | $(awk -v u="$(field p50us "$tcx")" 'BEGIN { printf "%.1f", u / 1000 }') ms |"
 echo "| RSS (this run: 20 / 1000 programs) | 65-73 MiB | $(mib "$rss20") / $(mib "$rss1000") |"
 echo "| start-up to a connectable socket | 35-44 ms | ${startup} ms |"
+
+# Old against new: the RSS of BASELINE's daemon and of this one, each fresh, with 20 and then 1000 programs.
+if [ -n "${BASELINE:-}" ]; then
+    old_tree=$(mktemp -d /tmp/bpfman-baseline-XXXXXX)
+    git -C "$root" archive "$BASELINE" | tar -x -C "$old_tree"  # a plain copy: no worktree to register
+    (cd "$old_tree" && swift build -c release --static-swift-stdlib --product bpfman >&2)
+    fresh_rss() {  # binary, tag: prints "rss20 rss1000" in KiB
+        local binary=$1 tag=$2 pid
+        "$binary" serve --runtime-dir "$work/rd-$tag" --socket-path "$work/$tag.sock" --config "$work/bpfman.toml" &
+        pid=$!
+        pids+=("$pid")
+        need_socket "$work/$tag.sock"
+        local r20 r1000
+        BPFMAN_SOCKET_PATH="$work/$tag.sock" load_to 20
+        r20=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+        BPFMAN_SOCKET_PATH="$work/$tag.sock" load_to 1000
+        r1000=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+        # Unload everything (the kernel keeps ids while pins exist); the directory goes with the work dir.
+        for p in $(BPFMAN_SOCKET_PATH="$work/$tag.sock" managed_ids); do
+            BPFMAN_SOCKET_PATH="$work/$tag.sock" "$bpfman" unload "$p" >/dev/null
+        done
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        umount -l "$work/rd-$tag/fs" 2>/dev/null || true
+        echo "$r20 $r1000"
+    }
+    # Our own daemon's programs first, so that the two fresh daemons do not share the machine with 1000 more.
+    for p in $(managed_ids); do "$bpfman" unload "$p" >/dev/null; done
+    read -r old20 old1000 <<<"$(fresh_rss "$old_tree/.build/release/bpfman" old)"
+    read -r new20 new1000 <<<"$(fresh_rss "$bpfman" new)"
+    rm -rf "$old_tree"
+    echo
+    echo "| daemon RSS, fresh daemon | $BASELINE | this build |"
+    echo "|---|---:|---:|"
+    echo "| 20 programs | $(mib "$old20") | $(mib "$new20") |"
+    echo "| 1000 programs | $(mib "$old1000") | $(mib "$new1000") |"
+fi

@@ -64,18 +64,22 @@ final class RecordMemo: Sendable {
         update(at: generation) { $0.programs[program.record.id] = program }
     }
 
-    func keep(_ everything: Everything, at generation: UInt64) {
+    /// Keeps `everything` like `keep(_:at:)`; true when it was kept, i.e. it is the state of `generation`.
+    @discardableResult
+    func keep(_ everything: Everything, at generation: UInt64) -> Bool {
         update(at: generation) { $0.everything = everything }
     }
 
-    private func update(at generation: UInt64, _ body: (inout State) -> Void) {
+    @discardableResult
+    private func update(at generation: UInt64, _ body: (inout State) -> Void) -> Bool {
         state.withLock { state in
-            guard commits.current == generation else { return }
+            guard commits.current == generation else { return false }
             if state.generation != generation {
                 state = State()
                 state.generation = generation
             }
             body(&state)
+            return true
         }
     }
 }

@@ -73,9 +73,8 @@ package struct BpfmanService: Sendable {
             M.list.path,
             c.unary("List") { _, bytes in
                 let filter = ListFilter(try decode(Bpfman_V1_ListRequest.self, bytes))
-                var response = Bpfman_V1_ListResponse()
-                response.results = try await c.engine.list(filter).map(Bpfman_V1_ListResponse.ListResult.init)
-                return response.serializedBytes()
+                let (results, generation) = try await c.engine.listWithGeneration(filter)
+                return c.listAnswers.response(results, generation: generation)
             }
         )
         router.register(

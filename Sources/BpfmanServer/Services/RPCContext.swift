@@ -14,6 +14,8 @@ package struct ServiceContext: Sendable {
     package var writerLock: WriterLock
     package var logger: Logger
     package var facts: DaemonFacts
+    /// Encoded List results kept between Lists (`ListAnswerCache`).
+    let listAnswers = ListAnswerCache()
 
     package init(
         engine: Engine,
