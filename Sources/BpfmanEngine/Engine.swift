@@ -15,6 +15,8 @@ package actor Engine {
     nonisolated let readPool: ReadPool
     /// Records `reader` already read, valid until the store's next commit.
     nonisolated let memo: RecordMemo
+    /// The bpffs root's pins as `reader`'s List last read them, valid while the directory is unchanged.
+    nonisolated let pinScans = PinScanMemo()
     let logger: Logger
     let hooks: (any HookAttacher)?
     /// What the kernel supports, probed at start-up (SPEC §4.3); the only kernel state kept across calls.
@@ -60,7 +62,7 @@ package actor Engine {
 
     /// The read path: Get, List and link queries without entering the actor (SPEC §1.7).
     package nonisolated var reader: EngineReader {
-        EngineReader(engine: self, pool: readPool, memo: memo, paths: paths)
+        EngineReader(engine: self, pool: readPool, memo: memo, pinScans: pinScans, paths: paths)
     }
 
     /// Closes the database. The engine must not be used afterwards.

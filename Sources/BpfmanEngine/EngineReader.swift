@@ -14,6 +14,8 @@ package struct EngineReader: Sendable {
     let engine: Engine
     let pool: ReadPool
     let memo: RecordMemo
+    /// List's read of the pins, kept while the directory is unchanged.
+    let pinScans: PinScanMemo
     let paths: BpfmanPaths
 
     /// Runs store reads in one snapshot, turning SQLite failures into INTERNAL errors.
@@ -89,7 +91,11 @@ package struct EngineReader: Sendable {
         let generation = memo.commits.current
         if let kept = memo.everything(at: generation) { return (kept, generation) }
         let found = try snapshot { store throws(SQLiteError) -> RecordMemo.Everything in
-            RecordMemo.Everything(records: try store.allPrograms(), links: try store.activeLinkIDsByProgram())
+            RecordMemo.Everything(
+                records: try store.allPrograms(),
+                links: try store.activeLinkIDsByProgram(),
+                paths: paths
+            )
         }
         return (found, memo.keep(found, at: generation) ? generation : nil)
     }
@@ -126,7 +132,7 @@ package struct EngineReader: Sendable {
         let records = stored.records
         let links = stored.links
         let clock = LoadTimeClock()
-        let pins = ProgramPins.inodes(in: paths.bpffs)
+        let pins = pinScans.inodes(in: paths.bpffs)
         // Liveness of every record (the members of a map set count only while alive), ascending as the records.
         var alive = [Bool](repeating: false, count: records.count)
         // Live members of the map sets that have dependants; every other program is alone in its own set.
@@ -143,10 +149,11 @@ package struct EngineReader: Sendable {
         let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
         // What to answer, in ascending id: records and kernel ids are both ascending, so the two are merged
         // without a lookup table. A kernel id that is a vanished record's is neither managed nor listed.
-        var entries: [(record: ProgramRecord?, kernel: KernelProgramInfo?)] = []
+        var entries: [(record: Int?, kernel: KernelProgramInfo?)] = []
         var live: [KernelProgramInfo.Request] = []
         var liveSlots: [Int] = []
-        func addManaged(_ record: ProgramRecord) {
+        func addManaged(_ index: Int) {
+            let record = records[index]
             if let wanted = filter.programType, wanted != record.kind.reportedKernelType { return }
             guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { return }
             if let facts = record.kernelFacts {
@@ -156,16 +163,16 @@ package struct EngineReader: Sendable {
                     reportedType: record.kind.reportedKernelType,
                     clock: clock
                 )
-                entries.append((record, kernel))
+                entries.append((index, kernel))
             } else {
                 liveSlots.append(entries.count)
                 live.append(.init(id: record.id, reportedType: record.kind.reportedKernelType))
-                entries.append((record, nil))
+                entries.append((index, nil))
             }
         }
         if onlyManaged {
             entries.reserveCapacity(records.count)
-            for (index, record) in records.enumerated() where alive[index] { addManaged(record) }
+            for index in records.indices where alive[index] { addManaged(index) }
         } else {
             let ids = BPF.allProgramIDs()
             entries.reserveCapacity(ids.count)
@@ -173,7 +180,7 @@ package struct EngineReader: Sendable {
             for id in ids {
                 while next < records.count && records[next].id < id { next += 1 }
                 if next < records.count && records[next].id == id {
-                    if alive[next] { addManaged(records[next]) }
+                    if alive[next] { addManaged(next) }
                     continue
                 }
                 liveSlots.append(entries.count)
@@ -190,18 +197,22 @@ package struct EngineReader: Sendable {
         }
         var results: [ProgramDetails] = []
         results.reserveCapacity(entries.count)
-        for (record, kernel) in entries {
+        for (index, kernel) in entries {
             guard let kernel else { continue }
-            guard let record else {
+            guard let index else {
                 if let wanted = filter.programType, wanted != kernel.kernelProgramType { continue }
                 results.append(ProgramDetails(info: nil, kernelInfo: kernel))
                 continue
             }
-            let usedBy = sharedSets[record.mapSetID].map { $0.map { String($0) } } ?? [String(record.id)]
+            let record = records[index]
+            let usedBy =
+                sharedSets.isEmpty
+                ? stored.ownIDs[index]
+                : sharedSets[record.mapSetID].map { $0.map { String($0) } } ?? stored.ownIDs[index]
             let info = ProgramInfo(
                 record: record,
                 links: links[record.id] ?? [],
-                mapPinPath: paths.mapSetDirectory(record.mapSetID),
+                mapPinPath: stored.mapPinPaths[index],
                 mapUsedBy: usedBy
             )
             results.append(ProgramDetails(info: info, kernelInfo: kernel))

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+internal import Synchronization
 
 /// Whether a managed program is still there, told from its pin without reading the program (SPEC §3.8, §6.4).
 ///
@@ -90,5 +91,61 @@ extension ProgramRecord {
             found: found,
             path: paths.programPin(id)
         )
+    }
+}
+
+/// The last read of the bpffs root's `prog_<id>` entries (`ProgramPins.inodes(in:)`), reused by List while the
+/// directory provably has not changed since, at the cost of one `fstatat` of the directory instead of an open,
+/// `getdents64` and close (measured at about a fifth of the daemon's CPU for a List of 20 programs).
+///
+/// Adding, removing or renaming an entry sets the directory's mtime and ctime to the current time (bpffs:
+/// `simple_unlink`, `simple_rename`, and the pin's creation). The kernel's clock for them is coarse (one tick),
+/// so two changes within a tick may leave the same time: a read is therefore kept only when it began at least
+/// `settled` after the directory's last change, so that any later change is stamped with a later time. A read
+/// is reused while the directory's inode, mtime and ctime are all exactly those seen before it.
+final class PinScanMemo: Sendable {
+    /// What identifies the directory's state.
+    private struct Stamp: Equatable {
+        var inode: UInt64
+        var mtime: timespec
+        var ctime: timespec
+
+        static func == (a: Stamp, b: Stamp) -> Bool {
+            a.inode == b.inode && a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec
+                && a.ctime.tv_sec == b.ctime.tv_sec && a.ctime.tv_nsec == b.ctime.tv_nsec
+        }
+    }
+
+    private struct Kept: @unchecked Sendable {
+        // @unchecked: timespec is a plain C struct of two integers.
+        var stamp: Stamp
+        var inodes: [UInt32: UInt64]
+    }
+
+    /// How long after its last change a directory read may be kept: many kernel ticks.
+    static let settledNanos: Int64 = 50_000_000
+
+    private let kept = Mutex<Kept?>(nil)
+
+    /// The `prog_<id>` entries of `directory` with their inode numbers, as `ProgramPins.inodes(in:)` reads them.
+    func inodes(in directory: String) -> [UInt32: UInt64] {
+        guard let before = Self.stamp(directory) else { return ProgramPins.inodes(in: directory) }
+        if let reused = kept.withLock({ $0?.stamp == before ? $0?.inodes : nil }) { return reused }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let inodes = ProgramPins.inodes(in: directory)
+        let changed = Int64(before.ctime.tv_sec) * 1_000_000_000 + Int64(before.ctime.tv_nsec)
+        let started = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        // Kept only when the directory had settled before the read and did not change during it.
+        if started - changed >= Self.settledNanos, Self.stamp(directory) == before {
+            kept.withLock { $0 = Kept(stamp: before, inodes: inodes) }
+        }
+        return inodes
+    }
+
+    private static func stamp(_ directory: String) -> Stamp? {
+        var status = stat()
+        guard fstatat(AT_FDCWD, directory, &status, 0) == 0 else { return nil }
+        return Stamp(inode: UInt64(status.st_ino), mtime: status.st_mtim, ctime: status.st_ctim)
     }
 }

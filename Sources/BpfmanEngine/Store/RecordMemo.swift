@@ -30,10 +30,22 @@ final class RecordMemo: Sendable {
         var members: [ProgramPin]
     }
 
-    /// Every record and every program's active links, as List needs them.
+    /// Every record and every program's active links, as List needs them, with what List would otherwise build
+    /// for every record on every call: its map pin path and its `map_used_by` when alone in its map set.
     struct Everything: Sendable {
         var records: [ProgramRecord]
         var links: [UInt32: [UInt32]]
+        /// `<rd>/fs/maps/<map set id>` of each record, in `records` order.
+        var mapPinPaths: [String]
+        /// `[String(id)]` of each record, in `records` order.
+        var ownIDs: [[String]]
+
+        init(records: [ProgramRecord], links: [UInt32: [UInt32]], paths: BpfmanPaths) {
+            self.records = records
+            self.links = links
+            mapPinPaths = records.map { paths.mapSetDirectory($0.mapSetID) }
+            ownIDs = records.map { [String($0.id)] }
+        }
     }
 
     private struct State: Sendable {

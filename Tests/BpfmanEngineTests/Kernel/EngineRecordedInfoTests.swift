@@ -260,6 +260,23 @@ extension KernelTests {
             await engine.close()
         }
 
+        /// List keeps its read of the pins while the bpffs directory is unchanged (`PinScanMemo`); a pin removed
+        /// after the directory had settled and been read is still seen by the very next List.
+        @Test func aPinRemovedAfterAKeptReadIsSeenByTheNextList() async throws {
+            try await withTestEngine("pinmemo") { h in
+                let first = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let second = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                usleep(UInt32(PinScanMemo.settledNanos / 1000) + 20_000)
+                let only = ListFilter(bpfmanProgramsOnly: true)
+                #expect(try await h.engine.list(only).map(\.kernelInfo.id) == [first, second], "read and kept")
+                #expect(try await h.engine.list(only).map(\.kernelInfo.id) == [first, second], "reused")
+                #expect(unlink(h.paths.programPin(first)) == 0)
+                #expect(try await h.engine.list(only).map(\.kernelInfo.id) == [second])
+                _ = try? await h.engine.get(id: first)  // drops the stale record
+                try await h.engine.unload(id: second)
+            }
+        }
+
         @Test func pinNamesParseOnlyAsProgramIDs() {
             func parse(_ name: String) -> UInt32? {
                 Array(name.utf8 + [0]).withUnsafeBytes { ProgramPins.programID(pinName: $0) }
