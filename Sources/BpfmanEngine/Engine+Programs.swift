@@ -110,9 +110,10 @@ extension Engine {
 
     /// `list` with the store generation of its records (`EngineReader.listWithGeneration`).
     package nonisolated func listWithGeneration(
-        _ filter: ListFilter = ListFilter()
-    ) async throws(EngineError) -> (results: [ProgramDetails], generation: UInt64?) {
-        try await reader.listWithGeneration(filter)
+        _ filter: ListFilter = ListFilter(),
+        unless known: ListStamp? = nil
+    ) async throws(EngineError) -> (results: [ProgramDetails]?, generation: UInt64?, stamp: ListStamp?) {
+        try await reader.listWithGeneration(filter, unless: known)
     }
 
     /// Every active link record (for Inspect and tests), served off the actor by `reader`.

@@ -118,21 +118,34 @@ package struct EngineReader: Sendable {
     /// read of the bpffs directory (`ProgramPins`); one that vanished is left out (its records are dropped by a
     /// later Get or Load, or at restart). Unmanaged programs are read live, as are records without facts.
     package func list(_ filter: ListFilter = ListFilter()) async throws(EngineError) -> [ProgramDetails] {
-        try await listWithGeneration(filter).results
+        try await listWithGeneration(filter).results ?? []
     }
 
     /// `list`, with the store generation (`CommitCounter`) whose records every managed result was built from, or
     /// nil when that cannot be told (a commit was counted while they were read). Two managed results of the same
     /// program at the same generation differ only in what does not come from the store: `loaded_at` (the clock)
     /// and `map_used_by` (the members' pins), which lets the daemon reuse a result's encoding.
+    ///
+    /// A List of managed programs only also gets a `ListStamp` when everything it answered is provably unchanged
+    /// while the stamp holds; given back as `unless`, a stamp that still holds makes this return no results at
+    /// all (the caller still has them), at the cost of the checks alone.
     package func listWithGeneration(
-        _ filter: ListFilter = ListFilter()
-    ) async throws(EngineError) -> (results: [ProgramDetails], generation: UInt64?) {
+        _ filter: ListFilter = ListFilter(),
+        unless known: ListStamp? = nil
+    ) async throws(EngineError) -> (results: [ProgramDetails]?, generation: UInt64?, stamp: ListStamp?) {
         let (stored, generation) = try everything()
         let records = stored.records
         let links = stored.links
         let clock = LoadTimeClock()
-        let pins = pinScans.inodes(in: paths.bpffs)
+        let (pins, pinRead) = pinScans.inodes(in: paths.bpffs)
+        let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
+        if let known, let generation, let pinRead, onlyManaged, known.generation == generation,
+            known.pinRead == pinRead, known.filter == filter, known.bootTimes.contains(clock.bootNanos)
+        {
+            return (nil, generation, known)
+        }
+        // The boot times (wall clock) at which every `loaded_at` below reads the same.
+        var bootTimes = Int64.min..<Int64.max
         // Liveness of every record (the members of a map set count only while alive), ascending as the records.
         var alive = [Bool](repeating: false, count: records.count)
         // Live members of the map sets that have dependants; every other program is alone in its own set.
@@ -146,7 +159,6 @@ package struct EngineReader: Sendable {
                 sharedSets[record.mapSetID]!.append(record.id)
             }
         }
-        let onlyManaged = filter.bpfmanProgramsOnly || !filter.matchMetadata.isEmpty
         // What to answer, in ascending id: records and kernel ids are both ascending, so the two are merged
         // without a lookup table. A kernel id that is a vanished record's is neither managed nor listed.
         var entries: [(record: Int?, kernel: KernelProgramInfo?)] = []
@@ -157,6 +169,8 @@ package struct EngineReader: Sendable {
             if let wanted = filter.programType, wanted != record.kind.reportedKernelType { return }
             guard filter.matchMetadata.allSatisfy({ record.metadata[$0.key] == $0.value }) else { return }
             if let facts = record.kernelFacts {
+                let second = clock.second(facts.loadTime) * 1_000_000_000 - Int64(truncatingIfNeeded: facts.loadTime)
+                bootTimes = max(bootTimes.lowerBound, second)..<min(bootTimes.upperBound, second + 1_000_000_000)
                 let kernel = KernelProgramInfo(
                     id: record.id,
                     facts: facts,
@@ -217,7 +231,13 @@ package struct EngineReader: Sendable {
             )
             results.append(ProgramDetails(info: info, kernelInfo: kernel))
         }
-        return (results, generation)
+        guard let generation, let pinRead, onlyManaged, live.isEmpty, !bootTimes.isEmpty else {
+            return (results, generation, nil)
+        }
+        return (
+            results, generation,
+            ListStamp(generation: generation, pinRead: pinRead, filter: filter, bootTimes: bootTimes)
+        )
     }
 
     /// Every active link record (Inspect).
@@ -231,4 +251,16 @@ package struct EngineReader: Sendable {
         else { throw .notFound("link \(id) does not exist") }
         return link
     }
+}
+
+/// What a List of managed programs answered is the state of (`EngineReader.listWithGeneration`): the store's
+/// generation, the read of the pins (`PinScanMemo`: the bpffs directory unchanged since), the filter, and the
+/// boot times on the wall clock for which every `loaded_at` it answered reads the same. While all four hold, the
+/// same List gives the same results.
+package struct ListStamp: Sendable, Hashable {
+    package var generation: UInt64
+    package var pinRead: UInt64
+    package var filter: ListFilter
+    /// `CLOCK_REALTIME - CLOCK_BOOTTIME`, in nanoseconds (`LoadTimeClock.bootNanos`).
+    package var bootTimes: Range<Int64>
 }

@@ -120,6 +120,8 @@ final class PinScanMemo: Sendable {
         // @unchecked: timespec is a plain C struct of two integers.
         var stamp: Stamp
         var inodes: [UInt32: UInt64]
+        /// Which kept read this is (1, 2, ...).
+        var read: UInt64
     }
 
     /// How long after its last change a directory read may be kept: many kernel ticks.
@@ -127,20 +129,25 @@ final class PinScanMemo: Sendable {
 
     private let kept = Mutex<Kept?>(nil)
 
-    /// The `prog_<id>` entries of `directory` with their inode numbers, as `ProgramPins.inodes(in:)` reads them.
-    func inodes(in directory: String) -> [UInt32: UInt64] {
-        guard let before = Self.stamp(directory) else { return ProgramPins.inodes(in: directory) }
-        if let reused = kept.withLock({ $0?.stamp == before ? $0?.inodes : nil }) { return reused }
+    /// The `prog_<id>` entries of `directory` with their inode numbers, as `ProgramPins.inodes(in:)` reads them,
+    /// and which kept read they are: two calls that answer the same `read` saw the same, unchanged directory. nil
+    /// when the read was not kept (the directory changed too recently, or during the read).
+    func inodes(in directory: String) -> (inodes: [UInt32: UInt64], read: UInt64?) {
+        guard let before = Self.stamp(directory) else { return (ProgramPins.inodes(in: directory), nil) }
+        if let reused = kept.withLock({ $0?.stamp == before ? $0 : nil }) { return (reused.inodes, reused.read) }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let inodes = ProgramPins.inodes(in: directory)
         let changed = Int64(before.ctime.tv_sec) * 1_000_000_000 + Int64(before.ctime.tv_nsec)
         let started = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
         // Kept only when the directory had settled before the read and did not change during it.
-        if started - changed >= Self.settledNanos, Self.stamp(directory) == before {
-            kept.withLock { $0 = Kept(stamp: before, inodes: inodes) }
+        guard started - changed >= Self.settledNanos, Self.stamp(directory) == before else { return (inodes, nil) }
+        let read = kept.withLock { kept in
+            let read = (kept?.read ?? 0) + 1
+            kept = Kept(stamp: before, inodes: inodes, read: read)
+            return read
         }
-        return inodes
+        return (inodes, read)
     }
 
     private static func stamp(_ directory: String) -> Stamp? {

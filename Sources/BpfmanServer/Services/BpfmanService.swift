@@ -73,8 +73,12 @@ package struct BpfmanService: Sendable {
             M.list.path,
             c.unary("List") { _, bytes in
                 let filter = ListFilter(try decode(Bpfman_V1_ListRequest.self, bytes))
-                let (results, generation) = try await c.engine.listWithGeneration(filter)
-                return c.listAnswers.response(results, generation: generation)
+                let kept = c.listAnswers.kept(for: filter)
+                let answer = try await c.engine.listWithGeneration(filter, unless: kept?.stamp)
+                guard let results = answer.results else { return kept?.bytes ?? [] }
+                let response = c.listAnswers.response(results, generation: answer.generation)
+                if let stamp = answer.stamp { c.listAnswers.keep(response, stamp: stamp) }
+                return response
             }
         )
         router.register(

@@ -277,6 +277,47 @@ extension KernelTests {
             }
         }
 
+        /// A List stamp holds while nothing it answered can have changed, and only then makes the engine answer
+        /// "unchanged" (no results).
+        @Test func aListStampHoldsOnlyWhileTheAnswerIsTheSame() async throws {
+            try await withTestEngine("stamp") { h in
+                let first = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                let second = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
+                usleep(UInt32(PinScanMemo.settledNanos / 1000) + 20_000)
+                let only = ListFilter(bpfmanProgramsOnly: true)
+                let stamped = try await h.engine.listWithGeneration(only)
+                let stamp = try #require(stamped.stamp, "a settled directory and an unchanged store give a stamp")
+                #expect(try await h.engine.listWithGeneration(only, unless: stamp).results == nil, "unchanged")
+                // Another filter, a boot time outside the stamp's range, and every program read live: answered.
+                #expect(
+                    try await h.engine.listWithGeneration(
+                        ListFilter(programType: 5, bpfmanProgramsOnly: true),
+                        unless: stamp
+                    ).results != nil
+                )
+                var moved = stamp
+                moved.bootTimes = (stamp.bootTimes.upperBound)..<(stamp.bootTimes.upperBound + 1)
+                #expect(try await h.engine.listWithGeneration(only, unless: moved).results?.count == 2)
+                #expect(try await h.engine.listWithGeneration(ListFilter(), unless: stamp).stamp == nil, "live reads")
+                // A commit (an attach): answered again, with the link.
+                let link = try await h.engine.attach(
+                    programID: first,
+                    spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
+                )
+                let afterAttach = try await h.engine.listWithGeneration(only, unless: stamp)
+                #expect(afterAttach.results?.first?.info?.links == [link])
+                try await h.engine.detach(linkID: link)
+                // A pin removed by hand: answered again, without it.
+                usleep(UInt32(PinScanMemo.settledNanos / 1000) + 20_000)
+                let settled = try #require(try await h.engine.listWithGeneration(only).stamp)
+                #expect(unlink(h.paths.programPin(first)) == 0)
+                let afterUnlink = try await h.engine.listWithGeneration(only, unless: settled)
+                #expect(afterUnlink.results?.map(\.kernelInfo.id) == [second])
+                _ = try? await h.engine.get(id: first)  // drops the stale record
+                try await h.engine.unload(id: second)
+            }
+        }
+
         @Test func pinNamesParseOnlyAsProgramIDs() {
             func parse(_ name: String) -> UInt32? {
                 Array(name.utf8 + [0]).withUnsafeBytes { ProgramPins.programID(pinName: $0) }
