@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The engine benchmark (Sources/bpfman-engine-bench), an older revision against this checkout in one run: both
-# built as release binaries (the older one from `git archive` under /tmp, no worktree registered), then run
+# built as release binaries (the older one from `git archive` into .build-baseline/<rev>, kept for later runs), then run
 # alternately, old first, ROUNDS times each on the same fixtures, each run on a fresh runtime directory of its own.
 # Prints each run's List, Get and Load lines and its peak RSS, labelled, so that the two builds are compared under
 # the same load.
@@ -11,9 +11,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rev=${1:?usage: $0 BASELINE_REV [rounds] [iterations]}
 rounds=${2:-3}
 iterations=${3:-30}
-old=$(mktemp -d /tmp/engine-bench-old-XXXXXX)
-trap 'rm -rf "$old"' EXIT
-git -C "$root" archive "$rev" | tar -x -C "$old"
+# A plain copy of that revision (no worktree to register), kept for the next run under .build-baseline/.
+old="$root/.build-baseline/$(git -C "$root" rev-parse --short "$rev")"
+if [ ! -d "$old" ]; then
+    mkdir -p "$old"
+    git -C "$root" archive "$rev" | tar -x -C "$old"
+fi
 echo "building $rev and this checkout (release) ..." >&2
 (cd "$old" && swift build -c release --static-swift-stdlib --product bpfman-engine-bench >&2)
 (cd "$root" && swift build -c release --static-swift-stdlib --product bpfman-engine-bench >&2)

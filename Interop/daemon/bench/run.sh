@@ -8,8 +8,8 @@
 # 1000 programs; start-up to a connectable socket with an empty store. Last, this run's numbers next to those
 # INTEROP.md quotes for the reference daemon (upstream's Go bpfman), with an empty store's List, a Get of an id
 # that does not exist and a TCX Load+Attach measured for that comparison.
-# With BASELINE=<git rev>, the daemon of that revision is built too (from `git archive` under /tmp) and its RSS with
-# 20 and 1000 programs measured next to this one's, each on a fresh daemon of its own.
+# With BASELINE=<git rev>, the daemon of that revision is built too (from `git archive`, in .build-baseline/<rev>,
+# kept for later runs) and its RSS with 20 and 1000 programs measured next to this one's, each on a fresh daemon.
 # Needs root (it loads tracepoint programs). Prints Markdown tables.
 # Usage: [BASELINE=rev] Interop/daemon/bench/run.sh [seconds-per-run (default 3)]
 set -euo pipefail
@@ -213,8 +213,12 @@ echo "| start-up to a connectable socket | 35-44 ms | ${startup} ms |"
 
 # Old against new: the RSS of BASELINE's daemon and of this one, each fresh, with 20 and then 1000 programs.
 if [ -n "${BASELINE:-}" ]; then
-    old_tree=$(mktemp -d /tmp/bpfman-baseline-XXXXXX)
-    git -C "$root" archive "$BASELINE" | tar -x -C "$old_tree"  # a plain copy: no worktree to register
+    # A plain copy of that revision (no worktree to register), kept for the next run under .build-baseline/.
+    old_tree="$root/.build-baseline/$(git -C "$root" rev-parse --short "$BASELINE")"
+    if [ ! -d "$old_tree" ]; then
+        mkdir -p "$old_tree"
+        git -C "$root" archive "$BASELINE" | tar -x -C "$old_tree"
+    fi
     (cd "$old_tree" && swift build -c release --static-swift-stdlib --product bpfman >&2)
     fresh_rss() {  # binary, tag: prints "rss20 rss1000" in KiB
         local binary=$1 tag=$2 pid
@@ -240,7 +244,6 @@ if [ -n "${BASELINE:-}" ]; then
     for p in $(managed_ids); do "$bpfman" unload "$p" >/dev/null; done
     read -r old20 old1000 <<<"$(fresh_rss "$old_tree/.build/release/bpfman" old)"
     read -r new20 new1000 <<<"$(fresh_rss "$bpfman" new)"
-    rm -rf "$old_tree"
     echo
     echo "| daemon RSS, fresh daemon | $BASELINE | this build |"
     echo "|---|---:|---:|"
