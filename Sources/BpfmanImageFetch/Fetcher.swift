@@ -31,12 +31,22 @@ package enum Fetcher {
             return (FetchReply(failure: error.fetchFailure), [])
         }
         defer { removeTree(staging) }
+        // Without a trust root file, the trust root comes through TUF, fetched when a signature is found.
+        var tufUpdate: TUFUpdate?
+        var readTrustRoot: () throws(PullFailure) -> [UInt8]? = { trustRoot() }
+        if let tuf = request.signing?.tuf {
+            readTrustRoot = { () throws(PullFailure) in
+                let update = try fetchThroughTUF(tuf, userAgent: request.userAgent, caBundle: caBundle)
+                tufUpdate = update
+                return update.trustedRoot
+            }
+        }
         let puller = Puller(
             url: request.url,
             limits: request.limits,
             staging: staging,
             signing: request.signing,
-            readTrustRoot: trustRoot
+            readTrustRoot: readTrustRoot
         )
         var usedPlainHTTP = false
         do throws(PullFailure) {
@@ -80,17 +90,53 @@ package enum Fetcher {
                 objectSize: pulled.object.count,
                 tokens: tokens.grants(registry: registryHost, credentials: credentials),
                 plainHTTP: usedPlainHTTP,
-                signature: pulled.signature
+                signature: pulled.signature,
+                tuf: tufUpdate
             )
             return (reply, pulled.object)
         } catch {
             let reply = FetchReply(
                 failure: error.fetchFailure,
                 tokens: tokens.grants(registry: registryHost, credentials: credentials),
-                plainHTTP: usedPlainHTTP
+                plainHTTP: usedPlainHTTP,
+                tuf: tufUpdate
             )
             return (reply, [])
         }
+    }
+
+    /// Runs a TUF update against `request.repository` over its own HTTP session (TUF.swift).
+    static func fetchThroughTUF(
+        _ request: TUFRequest,
+        userAgent: String,
+        caBundle: [UInt8]?
+    ) throws(PullFailure) -> TUFUpdate {
+        func failed(_ reason: String) -> PullFailure {
+            PullFailure(kind: .trustRootUnavailable, reason: "TUF repository \(request.repository): \(reason)")
+        }
+        let session: HTTPSession
+        do {
+            session = try HTTPSession(userAgent: userAgent, caBundle: caBundle, cancellation: CancellationFlag())
+        } catch {
+            throw failed(error.reason)
+        }
+        let base = request.repository.hasSuffix("/") ? String(request.repository.dropLast()) : request.repository
+        let client = TUFClient(request: request, now: Int64(time(nil))) { (path, limit) throws(PullFailure) in
+            let response: HTTPResponse
+            do throws(PullFailure) {
+                response = try session.get(
+                    base + "/" + path,
+                    headers: [],
+                    sink: .memory,
+                    limit: limit,
+                    allowPlainRedirects: false
+                )
+            } catch { throw failed("\(path): \(error.reason)") }
+            if response.status == 404 || response.status == 403 { return nil }
+            guard response.status == 200 else { throw failed("\(path): HTTP status \(response.status)") }
+            return response.body
+        }
+        return try client.update()
     }
 
     /// A private directory for downloaded layers, under `$TMPDIR` or `/tmp`.

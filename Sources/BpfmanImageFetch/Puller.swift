@@ -24,7 +24,7 @@ struct Puller {
     /// Signature verification, or nil when it is off.
     var signing: SignatureCheck? = nil
     /// Reads the trust root the daemon opened (fd 5); called only when a signature is found.
-    var readTrustRoot: () -> [UInt8]? = { nil }
+    var readTrustRoot: () throws(PullFailure) -> [UInt8]? = { nil }
 
     func pull(from source: inout some ImageSource) throws(PullFailure) -> PulledImage {
         let root = try source.rootManifest(limits: limits)
@@ -32,7 +32,7 @@ struct Puller {
         var signature: SignatureReport?
         if let signing {
             signature = try checkSignatures(of: root, from: &source, check: signing) { () throws(PullFailure) in
-                try parseTrustRoot(readTrustRoot(), check: signing)
+                try parseTrustRoot(try readTrustRoot(), check: signing)
             }
         }
         var document = try ManifestDocument(bytes: root.bytes, contentType: root.contentType)

@@ -49,17 +49,63 @@ package struct SignatureCheck: Codable, Sendable {
     package var trustRootPath: String
     /// Why the daemon could not open the trust root (then there is no fd 5); reported only if a signature is found.
     package var trustRootProblem: String?
+    /// Fetch the trust root through TUF instead (no trust root file exists), only when a signature is found.
+    package var tuf: TUFRequest?
 
     package init(
         allowUnsigned: Bool,
         trustedIdentities: [TrustedIdentity],
         trustRootPath: String,
-        trustRootProblem: String?
+        trustRootProblem: String?,
+        tuf: TUFRequest? = nil
     ) {
         self.allowUnsigned = allowUnsigned
         self.trustedIdentities = trustedIdentities
         self.trustRootPath = trustRootPath
         self.trustRootProblem = trustRootProblem
+        self.tuf = tuf
+    }
+}
+
+/// What the fetcher needs to fetch `trusted_root.json` through TUF (SPEC §8.5): the repository and the metadata
+/// the daemon trusts (its cached copies, else the initial root), for root rotation and rollback protection.
+package struct TUFRequest: Codable, Sendable {
+    /// The repository's base url; metadata is under it, targets under `<url>/targets/`.
+    package var repository: String
+    package var root: [UInt8]
+    package var timestamp: [UInt8]?
+    package var snapshot: [UInt8]?
+    package var targets: [UInt8]?
+
+    package init(
+        repository: String,
+        root: [UInt8],
+        timestamp: [UInt8]? = nil,
+        snapshot: [UInt8]? = nil,
+        targets: [UInt8]? = nil
+    ) {
+        self.repository = repository
+        self.root = root
+        self.timestamp = timestamp
+        self.snapshot = snapshot
+        self.targets = targets
+    }
+}
+
+/// The metadata a TUF update verified, and the `trusted_root.json` target it downloaded, for the daemon to cache.
+package struct TUFUpdate: Codable, Sendable {
+    package var root: [UInt8]
+    package var timestamp: [UInt8]
+    package var snapshot: [UInt8]
+    package var targets: [UInt8]
+    package var trustedRoot: [UInt8]
+
+    package init(root: [UInt8], timestamp: [UInt8], snapshot: [UInt8], targets: [UInt8], trustedRoot: [UInt8]) {
+        self.root = root
+        self.timestamp = timestamp
+        self.snapshot = snapshot
+        self.targets = targets
+        self.trustedRoot = trustedRoot
     }
 }
 
@@ -107,6 +153,8 @@ package struct FetchReply: Codable, Sendable {
     package var plainHTTP: Bool
     /// What the signature check found, when the request asked for one and the image was admitted.
     package var signature: SignatureReport?
+    /// The TUF metadata and trust root fetched for this pull (SignatureCheck.tuf), whatever the signature's verdict.
+    package var tuf: TUFUpdate?
 
     package init(
         failure: FetchFailure?,
@@ -116,8 +164,10 @@ package struct FetchReply: Codable, Sendable {
         objectSize: Int = 0,
         tokens: [TokenGrant] = [],
         plainHTTP: Bool = false,
-        signature: SignatureReport? = nil
+        signature: SignatureReport? = nil,
+        tuf: TUFUpdate? = nil
     ) {
+        self.tuf = tuf
         self.failure = failure
         self.digest = digest
         self.programs = programs

@@ -88,6 +88,10 @@ package final class ImageStore: Sendable {
     let caBundlePath: String?
     /// The Sigstore trust root (SPEC §8.5), opened for each pull with verification on and handed over as fd 5.
     package let trustRootPath: String
+    /// Where the trust root comes from when no file is there (nil when `SIGSTORE_ROOT_FILE` names one).
+    package let tuf: TUFCache?
+    /// One TUF cache update at a time.
+    private let tufLock = Mutex(())
     /// Loopback registries that answered over plain HTTP: later pulls skip the TLS attempt.
     private let plainHTTPRegistries = Mutex<Set<String>>([])
     /// The executable run as the fetcher, with argv[0] "bpfman-image": `bpfman` itself (FetcherProcess).
@@ -125,6 +129,8 @@ package final class ImageStore: Sendable {
         self.caBundlePath = environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         self.fetcherPath = fetcher ?? Self.fetcherPath(environment: environment)
         self.trustRootPath = Self.trustRootPath(environment: environment, runtimeDirectory: runtimeDirectory)
+        let namedFile = environment["SIGSTORE_ROOT_FILE"].map { !$0.isEmpty } ?? false
+        self.tuf = namedFile ? nil : TUFCache(environment: environment, runtimeDirectory: runtimeDirectory)
         try makeDirectories(directory)
         for name in listDirectory(directory) where name.hasPrefix(".") {
             removeTree(directory + "/" + name)
@@ -266,16 +272,19 @@ package final class ImageStore: Sendable {
         }
         defer { if let caBundleFD { close(caBundleFD) } }
         // The trust root is only opened here; a missing one matters only if the fetcher finds a signature.
+        // Without the file (and without SIGSTORE_ROOT_FILE), it comes through TUF, fetched by the fetcher when it
+        // finds a signature.
         var trustRootFD: CInt?
         var trustRootProblem: String?
+        var tufRequest: TUFRequest?
         if signing.verifyEnabled {
             let fd = open(trustRootPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             if fd >= 0 {
                 trustRootFD = fd
+            } else if errno == ENOENT, let tuf {
+                do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
             } else {
-                trustRootProblem =
-                    "cannot open \(trustRootPath): \(String(cString: strerror(errno))) (this build does not fetch "
-                    + "it through TUF; pre-seed it or set SIGSTORE_ROOT_FILE)"
+                trustRootProblem = "cannot open \(trustRootPath): \(String(cString: strerror(errno)))"
             }
         }
         defer { if let trustRootFD { close(trustRootFD) } }
@@ -291,8 +300,9 @@ package final class ImageStore: Sendable {
                 ? SignatureCheck(
                     allowUnsigned: signing.allowUnsigned,
                     trustedIdentities: signing.trustedIdentities,
-                    trustRootPath: trustRootPath,
-                    trustRootProblem: trustRootProblem
+                    trustRootPath: tufRequest.map { "\($0.repository)/targets/trusted_root.json" } ?? trustRootPath,
+                    trustRootProblem: trustRootProblem,
+                    tuf: tufRequest
                 ) : nil
         )
         let (reply, object) = try runFetcher(
@@ -305,6 +315,12 @@ package final class ImageStore: Sendable {
         if !registryHost.isEmpty {
             tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
             if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
+        }
+        if let update = reply.tuf, let tuf, tufRequest != nil {
+            do { try tufLock.withLock { _ throws(ImageError) in try tuf.store(update) } } catch {
+                throw .internal("cannot verify signature of \(url): sigstore trust root unavailable: \(error.message)")
+            }
+            logger.info("sigstore trust root fetched through TUF", metadata: ["repository": "\(tuf.repository)"])
         }
         if let failure = reply.failure { throw failure.imageError(url: url) }
         if let problem = objectCheck(object) {
@@ -413,7 +429,8 @@ package final class ImageStore: Sendable {
         // daemon ignores SIGPIPE), and its exit status tells why.
         _ = Array(requestBytes).withUnsafeBytes { writeAllBytes(input[1], $0) }
         close(input[1])
-        let reply = readAll(output[0], limit: (1 << 20) + limits.entry + 1)
+        // The reply line carries at most a TUF update besides small fields (four metadata files of at most 512 KiB and a 1 MiB target, as JSON numbers).
+        let reply = readAll(output[0], limit: (16 << 20) + limits.entry + 1)
         var status: CInt = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard let newline = reply.firstIndex(of: 0x0a),

@@ -100,12 +100,14 @@ struct Workspace {
     func store(
         signing: SigningPolicy = SigningPolicy(),
         environment: [String: String] = [:],
-        limits: ImageLimits = ImageLimits()
+        limits: ImageLimits = ImageLimits(),
+        runtimeDirectory: String = "/run/bpfman"
     ) throws -> ImageStore {
         try ImageStore(
             directory: cache,
             signing: signing,
             environment: environment,
+            runtimeDirectory: runtimeDirectory,
             limits: limits,
             userAgent: "bpfman-images-tests",
             logger: log.makeLogger(),

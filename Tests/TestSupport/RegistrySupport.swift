@@ -676,7 +676,7 @@ public func httpGet(port: Int, path: String) -> (status: Int, body: [UInt8])? {
 }
 
 /// Polls `GET path` every 50 ms for up to 15 seconds while `alive` holds; true once any HTTP status comes back.
-private func waitForHTTP(port: Int, path: String, while alive: () -> Bool) async -> Bool {
+func waitForHTTP(port: Int, path: String, while alive: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .seconds(15)
     while ContinuousClock.now < deadline && alive() {
         if httpGet(port: port, path: path) != nil { return true }

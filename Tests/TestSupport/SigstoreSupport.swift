@@ -86,3 +86,77 @@ public enum SigstoreForge {
         }
     }
 }
+
+/// A TUF repository made by the test (Interop/images/tuf_forge.py) serving a trusted_root.json as its target, and
+/// Python's http.server process serving it on 127.0.0.1; `requests` lists the paths it was asked for.
+public final class TestTUFRepository: Sendable {
+    public let directory: String
+    public let url: String
+    /// The repository's root version 1, the client's initial root.
+    public var initialRoot: String { directory + "/initial_root.json" }
+    private let process: ChildProcess
+
+    private init(directory: String, url: String, process: ChildProcess) {
+        self.directory = directory
+        self.url = url
+        self.process = process
+    }
+
+    deinit { process.terminate() }
+
+    /// (Re)writes the repository in `directory` with `target` as its trusted_root.json.
+    /// - Parameters:
+    ///   - roots: root versions published (1...roots), each signed by the previous root's key and its own.
+    ///   - version: the version of timestamp, snapshot and targets.
+    ///   - fault: `tampered-target`, `longer-target`, `expired-timestamp`, `timestamp-threshold`, `bad-rotation`, or empty.
+    public static func make(
+        in directory: String,
+        target: String,
+        roots: Int = 1,
+        version: Int = 1,
+        fault: String = ""
+    ) async throws {
+        guard let python = RegistryTools.python else { throw FixtureError(SigstoreForge.cannotRun) }
+        var arguments = [
+            Repository.path("Interop/images/tuf_forge.py"), "make", directory, "--target", target,
+            "--roots", "\(roots)", "--version", "\(version)",
+        ]
+        if !fault.isEmpty { arguments += ["--fault", fault] }
+        let result = try await runTool(python, arguments)
+        guard result.status == 0 else { throw FixtureError("tuf_forge.py make failed: \(result.errorOutput)") }
+    }
+
+    /// Serves the repository `make` wrote in `directory`.
+    public static func serve(_ directory: String) async throws -> TestTUFRepository {
+        guard let python = RegistryTools.python else { throw FixtureError(SigstoreForge.cannotRun) }
+        let portFile = directory + "/port"
+        try? FileManager.default.removeItem(atPath: portFile)
+        let process = try ChildProcess(
+            python,
+            [Repository.path("Interop/images/tuf_forge.py"), "serve", directory, "--port-file", portFile],
+            output: directory + "/server.log"
+        )
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline && process.isRunning {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text) {
+                if await waitForHTTP(port: port, path: "/timestamp.json", while: { process.isRunning }) {
+                    try? FileManager.default.removeItem(atPath: directory + "/requests.log")
+                    return TestTUFRepository(directory: directory, url: "http://127.0.0.1:\(port)", process: process)
+                }
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
+        process.terminate()
+        throw FixtureError("the TUF repository server did not start:\n\(log)")
+    }
+
+    /// The paths asked for since the server started (or since `make` was last followed by a request).
+    public var requests: [String] {
+        ((try? String(contentsOfFile: directory + "/requests.log", encoding: .utf8)) ?? "")
+            .split(separator: "\n").map(String.init)
+    }
+
+    public func stop() { process.terminate() }
+}

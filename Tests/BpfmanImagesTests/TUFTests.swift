@@ -1,0 +1,251 @@
+import BpfmanImages
+import Foundation
+import TestSupport
+import Testing
+
+/// The Sigstore trust root fetched through TUF when no trusted_root.json is there (SPEC §8.5): a TUF repository
+/// the test makes (Interop/images/tuf_forge.py, ed25519 keys, consistent snapshots) whose target is the test's own
+/// trust root, served by Python's http.server on 127.0.0.1, and Debian's registry holding an image signed under
+/// that trust root. The fetcher (as nobody) runs the TUF client; the daemon caches what it verified.
+@Suite(
+    .serialized,
+    .enabled(if: RegistryTools.canRunRegistry, "\(RegistryTools.cannotRunRegistry)"),
+    .enabled(if: SigstoreForge.canRun, "\(SigstoreForge.cannotRun)"),
+    .timeLimit(.minutes(3))
+)
+struct TUFTests {
+    static let strict = SigningPolicy(verifyEnabled: true, allowUnsigned: false)
+
+    struct Setup {
+        var workspace: Workspace
+        var url: String
+        var digest: String
+        var root: TestTrustRoot
+        /// The runtime directory: `<rd>/tuf/` holds no trusted_root.json unless a test puts one there.
+        var runtimeDirectory: String
+        var tufDirectory: String
+
+        func store(repository: String, initialRoot: String?, policy: SigningPolicy = strict) throws -> ImageStore {
+            var environment = ["BPFMAN_TUF_URL": repository]
+            if let initialRoot { environment["BPFMAN_TUF_ROOT"] = initialRoot }
+            return try workspace.store(signing: policy, environment: environment, runtimeDirectory: runtimeDirectory)
+        }
+
+        /// The TUF cache directory the daemon writes for `repository`.
+        func cacheDirectory(_ repository: String) -> String {
+            TUFCache(environment: ["BPFMAN_TUF_URL": repository], runtimeDirectory: runtimeDirectory).directory
+        }
+
+        func makeRepository(roots: Int = 1, version: Int = 1, fault: String = "") async throws {
+            try await TestTUFRepository.make(
+                in: tufDirectory,
+                target: root.trustedRoot,
+                roots: roots,
+                version: version,
+                fault: fault
+            )
+        }
+    }
+
+    /// A signed image in a registry, a trust root, and a TUF repository directory (not yet written).
+    func withSignedImage(sign: Bool = true, _ body: (Setup) async throws -> Void) async throws {
+        try await withWorkspace { workspace in
+            try await withTestRegistry { registry in
+                let layout = try workspace.layout(with: try Objects.tracepointImage())
+                let digest = try await registry.push(layout: layout.directory, tag: "v1", repository: "bytecode")
+                let root = try await SigstoreForge.makeRoot(in: workspace.root + "/sigstore")
+                if sign {
+                    try await SigstoreForge.signImage(
+                        root: root,
+                        digest: digest,
+                        format: .bundle,
+                        registry: registry.host
+                    )
+                }
+                let setup = Setup(
+                    workspace: workspace,
+                    url: "\(registry.host)/bytecode",
+                    digest: digest,
+                    root: root,
+                    runtimeDirectory: workspace.root + "/runtime",
+                    tufDirectory: workspace.root + "/tuf-repository"
+                )
+                try FileManager.default.createDirectory(atPath: setup.tufDirectory, withIntermediateDirectories: true)
+                try await body(setup)
+            }
+        }
+    }
+
+    func version(of path: String) throws -> Int? {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+        return ((object as? [String: Any])?["signed"] as? [String: Any])?["version"] as? Int
+    }
+
+    @Test func signedImageLoadsWithTheTrustRootFetchedThroughTUF() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository()
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let store = try setup.store(repository: server.url, initialRoot: server.initialRoot)
+            let image = try await store.resolve(url: setup.url, policy: .always)
+            #expect(try setup.workspace.metadata(of: image)["verified_digest"] as? String == setup.digest)
+            // The daemon cached what the fetcher verified, and wrote no trusted_root.json of its own.
+            let cache = setup.cacheDirectory(server.url)
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: cache + "/trusted_root.json"))
+                    == Data(contentsOf: URL(fileURLWithPath: setup.root.trustedRoot))
+            )
+            for name in ["root.json", "timestamp.json", "snapshot.json", "targets.json"] {
+                #expect(FileManager.default.fileExists(atPath: cache + "/" + name), "\(name)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: setup.runtimeDirectory + "/tuf/trusted_root.json"))
+            let requests = server.requests
+            #expect(requests.contains("/2.root.json"), "\(requests)")
+            #expect(requests.contains("/timestamp.json"), "\(requests)")
+            #expect(requests.contains("/1.snapshot.json"), "\(requests)")
+            #expect(requests.contains("/1.targets.json"), "\(requests)")
+            #expect(
+                requests.contains { $0.hasPrefix("/targets/") && $0.hasSuffix(".trusted_root.json") },
+                "\(requests)"
+            )
+            #expect(setup.workspace.log.all.contains { $0.contains("sigstore trust root fetched through TUF") })
+        }
+    }
+
+    /// Root N+1 is trusted only when signed by root N's keys and its own: 1 → 2 → 3 from the initial root, and
+    /// from a cached root 3 on to 5; a root 2 its predecessor did not sign is refused.
+    @Test func rootRotation() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository(roots: 3)
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let store = try setup.store(repository: server.url, initialRoot: server.initialRoot)
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            let cache = setup.cacheDirectory(server.url)
+            #expect(try version(of: cache + "/root.json") == 3)
+            try await setup.makeRepository(roots: 5, version: 2)
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            #expect(try version(of: cache + "/root.json") == 5)
+            #expect(try version(of: cache + "/timestamp.json") == 2)
+            #expect(server.requests.contains("/4.root.json"))
+            #expect(!server.requests.contains("/1.root.json"), "the cached root is where the chain starts")
+        }
+    }
+
+    @Test(arguments: [
+        ("tampered-target", "does not match its sha256 hash"),
+        ("longer-target", ".trusted_root.json: the response is larger than"),
+        ("expired-timestamp", "timestamp.json expired"),
+        ("timestamp-threshold", "timestamp.json: 1 valid signature(s), the threshold is 2"),
+        ("bad-rotation", "2.root.json (by the keys of root 1): 0 valid signature(s), the threshold is 1"),
+    ])
+    func refusedRepositoryCachesNothing(_ fault: String, _ reason: String) async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository(roots: fault == "bad-rotation" ? 2 : 1, fault: fault)
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let lax = SigningPolicy(verifyEnabled: true, allowUnsigned: true)
+            let store = try setup.store(repository: server.url, initialRoot: server.initialRoot, policy: lax)
+            let error = await expectImageError(.internal, reason) {
+                try await store.resolve(url: setup.url, policy: .always)
+            }
+            #expect(
+                error?.message.hasPrefix(
+                    "cannot verify signature of \(setup.url): sigstore trust root unavailable: TUF repository "
+                        + "\(server.url): "
+                ) == true,
+                "\(error?.message ?? "")"
+            )
+            #expect(!FileManager.default.fileExists(atPath: setup.cacheDirectory(server.url)))
+            #expect(setup.workspace.cacheContents().isEmpty)
+        }
+    }
+
+    /// Rollback protection: after version 2 was seen, a repository serving version 1 is refused, and the cache
+    /// keeps version 2.
+    @Test func rollbackIsRefused() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository(version: 2)
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let store = try setup.store(repository: server.url, initialRoot: server.initialRoot)
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            let cache = setup.cacheDirectory(server.url)
+            let cached = try Data(contentsOf: URL(fileURLWithPath: cache + "/timestamp.json"))
+            try await setup.makeRepository(version: 1)
+            _ = await expectImageError(.internal, "rollback: timestamp version 1 < 2") {
+                try await store.resolve(url: setup.url, policy: .always)
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: cache + "/timestamp.json")) == cached)
+        }
+    }
+
+    @Test func unreachableRepositoryIsInternal() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository()
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            let stopped = server.url
+            server.stop()
+            let lax = SigningPolicy(verifyEnabled: true, allowUnsigned: true)
+            let store = try setup.store(repository: stopped, initialRoot: server.initialRoot, policy: lax)
+            let error = await expectImageError(.internal, "TUF repository \(stopped): 2.root.json: ") {
+                try await store.resolve(url: setup.url, policy: .always)
+            }
+            #expect(
+                error?.message.hasPrefix("cannot verify signature of \(setup.url): sigstore trust root unavailable: ")
+                    == true
+            )
+            #expect(setup.workspace.cacheContents().isEmpty)
+        }
+    }
+
+    /// A pre-seeded `<rd>/tuf/trusted_root.json` wins, and an unsigned image never needs a trust root: the TUF
+    /// repository is not asked for anything in either case.
+    @Test func preSeededFileAndUnsignedImagesNeverContactTUF() async throws {
+        try await withSignedImage(sign: false) { setup in
+            try await setup.makeRepository()
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let lax = SigningPolicy(verifyEnabled: true, allowUnsigned: true)
+            _ = try await setup.store(repository: server.url, initialRoot: server.initialRoot, policy: lax)
+                .resolve(url: setup.url, policy: .always)
+            #expect(server.requests.isEmpty, "\(server.requests)")
+            try await SigstoreForge.signImage(
+                root: setup.root,
+                digest: setup.digest,
+                format: .legacy,
+                registry: setup.url.split(separator: "/").first.map(String.init)
+            )
+            try FileManager.default.createDirectory(
+                atPath: setup.runtimeDirectory + "/tuf",
+                withIntermediateDirectories: true
+            )
+            try FileManager.default.copyItem(
+                atPath: setup.root.trustedRoot,
+                toPath: setup.runtimeDirectory + "/tuf/trusted_root.json"
+            )
+            let image = try await setup.store(repository: server.url, initialRoot: server.initialRoot)
+                .resolve(url: setup.url, policy: .always)
+            #expect(try setup.workspace.metadata(of: image)["verified_digest"] as? String == setup.digest)
+            #expect(server.requests.isEmpty, "\(server.requests)")
+        }
+    }
+
+    /// Without `BPFMAN_TUF_ROOT` the client starts from the embedded Sigstore public-good root (version 16): the
+    /// test repository's metadata is not signed by Sigstore's keys, so it is refused, naming Sigstore's root.
+    @Test func embeddedSigstoreRootIsTheDefault() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository()
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            defer { server.stop() }
+            let store = try setup.store(repository: server.url, initialRoot: nil)
+            _ = await expectImageError(.internal, "timestamp.json: 0 valid signature(s), the threshold is 1") {
+                try await store.resolve(url: setup.url, policy: .always)
+            }
+            #expect(server.requests.first == "/17.root.json", "\(server.requests)")
+            #expect(
+                TUFCache(environment: [:], runtimeDirectory: "/rd").repository == "https://tuf-repo-cdn.sigstore.dev"
+            )
+        }
+    }
+}
