@@ -3,6 +3,8 @@ import Foundation
 import TestSupport
 import Testing
 
+@testable import BpfmanImageFetch
+
 /// The Sigstore trust root fetched through TUF when no trusted_root.json is there (SPEC §8.5): a TUF repository
 /// the test makes (Interop/images/tuf_forge.py, ed25519 keys, consistent snapshots) whose target is the test's own
 /// trust root, served by Python's http.server on 127.0.0.1, and Debian's registry holding an image signed under
@@ -247,5 +249,41 @@ struct TUFTests {
                 TUFCache(environment: [:], runtimeDirectory: "/rd").repository == "https://tuf-repo-cdn.sigstore.dev"
             )
         }
+    }
+}
+
+/// The embedded Sigstore root against itself: real data signed by Sigstore's root keyholders. The one signature
+/// the history copy carries (key e71a54d5…) verifies over this client's canonical JSON of `signed`, and one of
+/// five is below the root role's threshold of 3 (the client trusts the initial root as given, it does not check it).
+@Test(.enabled(if: SigstoreForge.canRun, "\(SigstoreForge.cannotRun)"))
+func embeddedSigstoreRootSignatureVerifiesOverCanonicalJSON() throws {
+    let bytes = Array(SigstorePublicGood.initialRoot.utf8)
+    func failed(_ reason: String) -> PullFailure { PullFailure(kind: .trustRootUnavailable, reason: reason) }
+    let root = try Metadata(bytes, role: "root", what: "root 16", failed)
+    #expect(root.version == 16)
+    #expect(root.consistentSnapshot)
+    let roles = try RootRoles(root, failed)
+    #expect(roles.keys.count == 6)
+    #expect(roles.roles["root"]?.threshold == 3)
+    do {
+        try roles.check(root, role: "root", what: "root 16", failed)
+        Issue.record("one signature met a threshold of 3")
+    } catch {
+        #expect(error.reason == "root 16: 1 valid signature(s), the threshold is 3")
+    }
+    // One changed byte in `signed` and the signature no longer verifies.
+    var tampered = root
+    tampered.signed = try JSONDecoder().decode(
+        JSONValue.self,
+        from: Data(
+            SigstorePublicGood.initialRoot.replacingOccurrences(of: "\"version\":16", with: "\"version\":17").utf8
+        )
+    )
+    if case .object(let fields) = tampered.signed, let signed = fields["signed"] { tampered.signed = signed }
+    do {
+        try roles.check(tampered, role: "root", what: "tampered", failed)
+        Issue.record("a tampered root met the threshold")
+    } catch {
+        #expect(error.reason == "tampered: 0 valid signature(s), the threshold is 3")
     }
 }

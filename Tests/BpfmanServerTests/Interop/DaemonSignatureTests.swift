@@ -115,6 +115,52 @@ extension DaemonKernelTests.Images {
         }
     }
 
+    /// With no trust root file, the daemon fetches it through TUF (SPEC §8.5): the operator's default config
+    /// (`allow_unsigned = true`) loads a signed image, with the repository (made by the test, served by Python's
+    /// http.server) named by `BPFMAN_TUF_URL` and its initial root by `BPFMAN_TUF_ROOT`; the verified metadata is
+    /// cached under `<rd>/tuf/` by the daemon, and a second pull refreshes it from there.
+    @Test(.enabled(if: SigstoreForge.canRun, "\(SigstoreForge.cannotRun)"))
+    func signedImageLoadsWithTheTrustRootFromTUF() async throws {
+        let layout = try Self.tracepointLayout()
+        defer { try? FileManager.default.removeItem(atPath: layout.directory) }
+        try await withTestRegistry { registry in
+            let digest = try await registry.push(layout: layout.directory, tag: "tp", repository: "bundle")
+            let daemon = try TestDaemon()
+            defer { daemon.destroy() }
+            let root = try await SigstoreForge.makeRoot(in: daemon.directory + "/sigstore")
+            try await SigstoreForge.signImage(
+                root: root,
+                digest: digest,
+                format: .bundle,
+                registry: registry.host,
+                repository: "bundle"
+            )
+            let repository = daemon.directory + "/tuf-repository"
+            try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+            try await TestTUFRepository.make(in: repository, target: root.trustedRoot, roots: 2)
+            let server = try await TestTUFRepository.serve(repository)
+            defer { server.stop() }
+            try daemon.start(environment: ["BPFMAN_TUF_URL": server.url, "BPFMAN_TUF_ROOT": server.initialRoot])
+            let url = "\(registry.host)/bundle:latest"
+            for _ in 0..<2 {
+                let pull = try await CLI.bpfman(daemon, ["image", "pull", "-i", url, "-p", "Always"])
+                #expect(pull.status == 0, "\(pull.output)\n\(daemon.log)")
+            }
+            #expect(daemon.log.contains("sigstore trust root fetched through TUF"), "\(daemon.log)")
+            #expect(daemon.log.contains("image signature verified"), "\(daemon.log)")
+            #expect(!FileManager.default.fileExists(atPath: daemon.runtimeDirectory + "/tuf/trusted_root.json"))
+            let cached = try FileManager.default.contentsOfDirectory(atPath: daemon.runtimeDirectory + "/tuf")
+            #expect(cached.count == 1, "\(cached)")
+            let files = try FileManager.default.contentsOfDirectory(
+                atPath: daemon.runtimeDirectory + "/tuf/" + (cached.first ?? "")
+            )
+            #expect(Set(files) == ["root.json", "timestamp.json", "snapshot.json", "targets.json", "trusted_root.json"])
+            // The second pull started from the cached root 2 (no 1 → 2 step again).
+            #expect(server.requests.filter { $0 == "/2.root.json" }.count == 1, "\(server.requests)")
+            #expect(server.requests.filter { $0 == "/3.root.json" }.count == 2, "\(server.requests)")
+        }
+    }
+
     /// `[[signing.trusted_identities]]` is checked at start-up: a bad regexp stops the daemon with exit 1 and a
     /// message naming the file, line and entry (SPEC §1.8).
     @Test func invalidTrustedIdentityStopsStartUp() async throws {
