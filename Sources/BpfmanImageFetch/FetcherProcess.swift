@@ -17,7 +17,9 @@ package enum FetcherProcess {
     package static func main(_ arguments: [String] = CommandLine.arguments) -> Never {
         if arguments.count > 1 && arguments[1] == "verify-bundle" {
             var environment: [String: String] = [:]
-            if let value = getenv("SIGSTORE_ROOT_FILE") { environment["SIGSTORE_ROOT_FILE"] = String(cString: value) }
+            for name in ["SIGSTORE_ROOT_FILE", "BPFMAN_TUF_URL", "BPFMAN_TUF_ROOT"] {
+                if let value = getenv(name) { environment[name] = String(cString: value) }
+            }
             exit(verifyBundleCommand(Array(arguments.dropFirst(2)), environment: environment))
         }
         if let problem = dropPrivileges() {

@@ -31,7 +31,8 @@ func verifyBundleCommand(_ arguments: [String], environment: [String: String]) -
                 guard index < arguments.count else { return usage("--\(name) needs a value") }
                 value = arguments[index]
             }
-            guard ["bundle", "certificate-identity", "certificate-oidc-issuer", "trusted-root"].contains(name) else {
+            let names = ["bundle", "certificate-identity", "certificate-oidc-issuer", "trusted-root", "runtime-dir"]
+            guard names.contains(name) else {
                 return usage("unknown option --\(name)")
             }
             options[name] = value
@@ -46,9 +47,10 @@ func verifyBundleCommand(_ arguments: [String], environment: [String: String]) -
         return usage("--certificate-oidc-issuer is required")
     }
     guard operands.count == 1 else { return usage("one FILE_OR_DIGEST is required") }
+    let runtimeDirectory = options["runtime-dir"] ?? "/run/bpfman"
     let rootPath =
         options["trusted-root"]
-        ?? ImageStore.trustRootPath(environment: environment, runtimeDirectory: "/run/bpfman")
+        ?? ImageStore.trustRootPath(environment: environment, runtimeDirectory: runtimeDirectory)
 
     func fail(_ reason: String) -> Int32 {
         printError("verification failed: \(reason)")
@@ -57,9 +59,25 @@ func verifyBundleCommand(_ arguments: [String], environment: [String: String]) -
     guard let bundle = readSmallFile(bundlePath, limit: 1 << 20) else {
         return fail("cannot read the bundle \(bundlePath) (or it is over 1 MiB)")
     }
-    guard let rootBytes = readSmallFile(rootPath, limit: 4 << 20) else {
-        return fail("sigstore trust root unavailable: cannot read \(rootPath)")
+    var rootBytes = readSmallFile(rootPath, limit: 4 << 20)
+    // No file and none named: through TUF, as the daemon does, from the daemon's cached metadata when this user
+    // may read it (nothing is cached here; the command runs as its caller).
+    if rootBytes == nil, options["trusted-root"] == nil, (environment["SIGSTORE_ROOT_FILE"] ?? "").isEmpty,
+        access(rootPath, F_OK) != 0, errno == ENOENT
+    {
+        do throws(PullFailure) {
+            let request: TUFRequest
+            do { request = try TUFCache(environment: environment, runtimeDirectory: runtimeDirectory).request() } catch
+            {
+                throw PullFailure(kind: .trustRootUnavailable, reason: error.message)
+            }
+            rootBytes = try Fetcher.fetchThroughTUF(request, userAgent: "bpfman-verify-bundle", caBundle: nil)
+                .trustedRoot
+        } catch {
+            return fail("sigstore trust root unavailable: \(error.reason)")
+        }
     }
+    guard let rootBytes else { return fail("sigstore trust root unavailable: cannot read \(rootPath)") }
     // The artifact: a `sha256:<hex>` digest, or a file.
     let artifact = operands[0]
     var message: [UInt8]?

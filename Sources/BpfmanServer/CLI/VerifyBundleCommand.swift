@@ -32,17 +32,16 @@ extension BpfmanCommand.ImageCommand {
 
         func run() throws {
             let environment = ProcessInfo.processInfo.environment
-            let root =
-                trustedRoot
-                ?? ImageStore.trustRootPath(
-                    environment: environment,
-                    runtimeDirectory: runtimeDirectory ?? environment["BPFMAN_RUNTIME_DIR"] ?? "/run/bpfman"
-                )
+            let runtime = runtimeDirectory ?? environment["BPFMAN_RUNTIME_DIR"] ?? "/run/bpfman"
             let fetcher = ImageStore.fetcherPath(environment: environment)
-            let arguments = [
-                "bpfman-image", "verify-bundle", "--bundle", bundle, "--certificate-identity", certificateIdentity,
-                "--certificate-oidc-issuer", certificateOIDCIssuer, "--trusted-root", root, fileOrDigest,
-            ]
+            // Without --trusted-root the verifier looks for the trust material as the daemon does (SPEC §8.5),
+            // fetching it through TUF when there is no file.
+            let root = trustedRoot.map { ["--trusted-root", $0] } ?? ["--runtime-dir", runtime]
+            let arguments =
+                [
+                    "bpfman-image", "verify-bundle", "--bundle", bundle, "--certificate-identity", certificateIdentity,
+                    "--certificate-oidc-issuer", certificateOIDCIssuer,
+                ] + root + [fileOrDigest]
             var argv = arguments.map { strdup($0) } + [nil]
             execv(fetcher, &argv)
             let reason = String(cString: strerror(errno))

@@ -154,7 +154,9 @@ extension DaemonKernelTests.Images {
             let files = try FileManager.default.contentsOfDirectory(
                 atPath: daemon.runtimeDirectory + "/tuf/" + (cached.first ?? "")
             )
-            #expect(Set(files) == ["root.json", "timestamp.json", "snapshot.json", "targets.json", "trusted_root.json"])
+            #expect(
+                Set(files) == ["root.json", "timestamp.json", "snapshot.json", "targets.json", "trusted_root.json"]
+            )
             // The second pull started from the cached root 2 (no 1 → 2 step again).
             #expect(server.requests.filter { $0 == "/2.root.json" }.count == 1, "\(server.requests)")
             #expect(server.requests.filter { $0 == "/3.root.json" }.count == 2, "\(server.requests)")
@@ -245,5 +247,46 @@ extension DaemonKernelTests.Images {
                 "\(result.output)"
             )
         }
+    }
+    /// Without `--trusted-root`, and no file in the runtime directory, `verify-bundle` fetches the trust root
+    /// through TUF as the daemon does (a repository the test made, on 127.0.0.1); an unreachable one exits 1
+    /// with `sigstore trust root unavailable`.
+    @Test(.enabled(if: SigstoreForge.canRun, "\(SigstoreForge.cannotRun)"))
+    func verifyBundleFetchesTheTrustRootThroughTUF() async throws {
+        let directory = try makeTemporaryDirectory(prefix: "verify-bundle-tuf")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let root = try await SigstoreForge.makeRoot(in: directory + "/root")
+        let blob = directory + "/artifact.txt"
+        try writeBytes(Array("bytecode release notes\n".utf8), to: blob)
+        try await SigstoreForge.signBlob(root: root, blob: blob, bundle: directory + "/good.json")
+        let repository = directory + "/repository"
+        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/rd", withIntermediateDirectories: true)
+        try await TestTUFRepository.make(in: repository, target: root.trustedRoot)
+        let server = try await TestTUFRepository.serve(repository)
+        func verify(_ url: String) async throws -> SpawnResult {
+            try await spawn(
+                DaemonTools.bpfman!,
+                [
+                    "image", "verify-bundle", "--bundle", directory + "/good.json", "--certificate-identity",
+                    SigstoreForge.identity, "--certificate-oidc-issuer", SigstoreForge.issuer, "--runtime-dir",
+                    directory + "/rd", blob,
+                ],
+                environment: ["BPFMAN_TUF_URL": url, "BPFMAN_TUF_ROOT": server.initialRoot],
+                timeout: 30
+            )
+        }
+        let good = try await verify(server.url)
+        #expect(good.status == 0, "\(good.output)")
+        #expect(server.requests.contains("/timestamp.json"), "\(server.requests)")
+        server.stop()
+        let unreachable = try await verify(server.url)
+        #expect(unreachable.status == 1, "\(unreachable.output)")
+        #expect(
+            unreachable.output.hasPrefix(
+                "verification failed: sigstore trust root unavailable: TUF repository \(server.url): "
+            ),
+            "\(unreachable.output)"
+        )
     }
 }
