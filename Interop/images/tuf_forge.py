@@ -2,7 +2,7 @@
 """A TUF repository made by the tests (TUF specification 1.0 metadata, consistent snapshots), serving one target,
 a Sigstore trusted_root.json, and a small HTTP server for it.
 
-  tuf_forge.py make DIR --target FILE [--roots N] [--version V] [--fault F]
+  tuf_forge.py make DIR --target FILE [--roots N] [--version V] [--timestamp-days D] [--fault F]
       writes DIR/repo (1.root.json ... N.root.json, timestamp.json, V.snapshot.json, V.targets.json,
       targets/<sha256>.trusted_root.json) and DIR/initial_root.json (version 1). Keys come from fixed seeds, so
       repeated runs on one DIR sign with the same keys. Root version k is signed by root key k (and by key k-1 for
@@ -120,7 +120,7 @@ def make(args):
     snapshot_data = write(os.path.join(repo, f"{v}.snapshot.json"), sign(snapshot, [snapshot_key]))
     timestamp = {
         "_type": "timestamp", "spec_version": "1.0", "version": v,
-        "expires": when(-1 if args.fault == "expired-timestamp" else 1),
+        "expires": when(-1 if args.fault == "expired-timestamp" else args.timestamp_days),
         "meta": {"snapshot.json": meta(snapshot_data, v)},
     }
     signers = timestamp_keys[:1] if args.fault == "timestamp-threshold" else timestamp_keys
@@ -158,6 +158,7 @@ def main():
     m.add_argument("--target", required=True)
     m.add_argument("--roots", type=int, default=1)
     m.add_argument("--version", type=int, default=1)
+    m.add_argument("--timestamp-days", type=float, default=1, help="the timestamp expires this many days from now")
     faults = ["tampered-target", "longer-target", "expired-timestamp", "timestamp-threshold", "bad-rotation"]
     m.add_argument("--fault", default="", choices=[""] + faults)
     s = commands.add_parser("serve")

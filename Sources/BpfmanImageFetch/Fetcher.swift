@@ -131,9 +131,9 @@ package enum Fetcher {
                     limit: limit,
                     allowPlainRedirects: false
                 )
-            } catch { throw failed("\(path): \(error.reason)") }
+            } catch { throw .transfer("\(path): \(error.reason)") }
             if response.status == 404 || response.status == 403 { return nil }
-            guard response.status == 200 else { throw failed("\(path): HTTP status \(response.status)") }
+            guard response.status == 200 else { throw .transfer("\(path): HTTP status \(response.status)") }
             return response.body
         }
         return try client.update()

@@ -14,7 +14,8 @@ internal import FoundationEssentials
 ///   and SHA-256 against the targets metadata.
 /// Delegated targets are not searched: Sigstore lists `trusted_root.json` in the top-level targets.
 struct TUFClient {
-    /// Reads `path` under the repository: the bytes, or nil when the repository has no such file (404/403).
+    /// Reads `path` under the repository: the bytes, or nil when the repository has no such file (404/403). A
+    /// repository that cannot be reached (network, other HTTP statuses) throws a `.transfer` failure.
     typealias Download = (_ path: String, _ limit: Int) throws(PullFailure) -> [UInt8]?
 
     /// Caps on what is read: Sigstore's metadata files are a few KiB, its trust root about 10 KiB.
@@ -32,9 +33,43 @@ struct TUFClient {
         PullFailure(kind: .trustRootUnavailable, reason: "TUF repository \(request.repository): \(reason)")
     }
 
-    /// Runs the update and returns what was verified.
+    /// Runs the update and returns what was verified. When the repository cannot be reached, the cached
+    /// metadata and target are used while the cached root, timestamp, snapshot and targets have not expired (TUF's
+    /// freshness window: Sigstore's timestamp lives a week), so an outage of the repository does not stop signed
+    /// pulls; a repository that answers with bad metadata is never bypassed this way.
     func update() throws(PullFailure) -> TUFUpdate {
         do { try loadLibcrypto() } catch { throw failed(error.message) }
+        do { return try refresh() } catch {
+            guard case .transfer = error.kind else { throw error }
+            if let cached = cachedUpdate(unreachable: error.reason) { return cached }
+            throw failed(error.reason)
+        }
+    }
+
+    /// The cached metadata and target, if all of it is still fresh and consistent.
+    private func cachedUpdate(unreachable reason: String) -> TUFUpdate? {
+        guard let timestampBytes = request.timestamp, let snapshotBytes = request.snapshot,
+            let targetsBytes = request.targets, let target = request.trustedRoot,
+            let root = try? Metadata(request.root, role: "root", what: "root", failed),
+            let timestamp = try? Metadata(timestampBytes, role: "timestamp", what: "timestamp", failed),
+            let snapshot = try? Metadata(snapshotBytes, role: "snapshot", what: "snapshot", failed),
+            let targets = try? Metadata(targetsBytes, role: "targets", what: "targets", failed),
+            [root.expires, timestamp.expires, snapshot.expires, targets.expires].allSatisfy({ $0 > now }),
+            let entry = targets.signed.object("targets")[Self.targetName],
+            let file = try? FileMeta(entry, of: Self.targetName, failed),
+            file.length == target.count, file.sha256 == hexEncoded(sha256(target))
+        else { return nil }
+        return TUFUpdate(
+            root: request.root,
+            timestamp: timestampBytes,
+            snapshot: snapshotBytes,
+            targets: targetsBytes,
+            trustedRoot: target,
+            unreachable: reason
+        )
+    }
+
+    private func refresh() throws(PullFailure) -> TUFUpdate {
         // The root the daemon trusts was verified when it was cached, or is the initial root given out of band.
         var rootBytes = request.root
         var root = try Metadata(rootBytes, role: "root", what: "the trusted root", failed)
@@ -131,7 +166,13 @@ struct TUFClient {
             throw failed("\(Self.targetName) needs a length of at most \(Self.targetLimit) bytes and a sha256 hash")
         }
         let targetPath = "targets/" + (consistent ? digest + "." : "") + Self.targetName
-        let target = try fetch(targetPath, meta: file, limit: length)
+        // The cached target is kept while the targets metadata lists it unchanged.
+        let target: [UInt8]
+        if let cached = request.trustedRoot, cached.count == length, hexEncoded(sha256(cached)) == digest {
+            target = cached
+        } else {
+            target = try fetch(targetPath, meta: file, limit: length)
+        }
         return TUFUpdate(
             root: rootBytes,
             timestamp: timestampBytes,

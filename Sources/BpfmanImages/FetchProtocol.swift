@@ -76,19 +76,24 @@ package struct TUFRequest: Codable, Sendable {
     package var timestamp: [UInt8]?
     package var snapshot: [UInt8]?
     package var targets: [UInt8]?
+    /// The `trusted_root.json` cached with them: not downloaded again while the targets metadata lists it, and
+    /// used when the repository cannot be reached while the cached metadata has not expired.
+    package var trustedRoot: [UInt8]?
 
     package init(
         repository: String,
         root: [UInt8],
         timestamp: [UInt8]? = nil,
         snapshot: [UInt8]? = nil,
-        targets: [UInt8]? = nil
+        targets: [UInt8]? = nil,
+        trustedRoot: [UInt8]? = nil
     ) {
         self.repository = repository
         self.root = root
         self.timestamp = timestamp
         self.snapshot = snapshot
         self.targets = targets
+        self.trustedRoot = trustedRoot
     }
 }
 
@@ -99,13 +104,23 @@ package struct TUFUpdate: Codable, Sendable {
     package var snapshot: [UInt8]
     package var targets: [UInt8]
     package var trustedRoot: [UInt8]
+    /// Set when the repository could not be reached and the cached copies, still fresh, were used: why.
+    package var unreachable: String?
 
-    package init(root: [UInt8], timestamp: [UInt8], snapshot: [UInt8], targets: [UInt8], trustedRoot: [UInt8]) {
+    package init(
+        root: [UInt8],
+        timestamp: [UInt8],
+        snapshot: [UInt8],
+        targets: [UInt8],
+        trustedRoot: [UInt8],
+        unreachable: String? = nil
+    ) {
         self.root = root
         self.timestamp = timestamp
         self.snapshot = snapshot
         self.targets = targets
         self.trustedRoot = trustedRoot
+        self.unreachable = unreachable
     }
 }
 

@@ -317,10 +317,19 @@ package final class ImageStore: Sendable {
             if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
         }
         if let update = reply.tuf, let tuf, tufRequest != nil {
-            do { try tufLock.withLock { _ throws(ImageError) in try tuf.store(update) } } catch {
-                throw .internal("cannot verify signature of \(url): sigstore trust root unavailable: \(error.message)")
+            if let reason = update.unreachable {
+                logger.warning(
+                    "TUF repository unreachable; using the cached sigstore trust root, whose timestamp is still fresh",
+                    metadata: ["repository": "\(tuf.repository)", "reason": "\(reason)"]
+                )
+            } else {
+                do { try tufLock.withLock { _ throws(ImageError) in try tuf.store(update) } } catch {
+                    throw .internal(
+                        "cannot verify signature of \(url): sigstore trust root unavailable: \(error.message)"
+                    )
+                }
+                logger.info("sigstore trust root fetched through TUF", metadata: ["repository": "\(tuf.repository)"])
             }
-            logger.info("sigstore trust root fetched through TUF", metadata: ["repository": "\(tuf.repository)"])
         }
         if let failure = reply.failure { throw failure.imageError(url: url) }
         if let problem = objectCheck(object) {

@@ -47,7 +47,8 @@ package struct TUFCache: Sendable {
             root: root!,
             timestamp: cached("timestamp.json"),
             snapshot: cached("snapshot.json"),
-            targets: cached("targets.json")
+            targets: cached("targets.json"),
+            trustedRoot: cached("trusted_root.json")
         )
     }
 

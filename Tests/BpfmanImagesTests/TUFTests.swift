@@ -38,12 +38,18 @@ struct TUFTests {
             TUFCache(environment: ["BPFMAN_TUF_URL": repository], runtimeDirectory: runtimeDirectory).directory
         }
 
-        func makeRepository(roots: Int = 1, version: Int = 1, fault: String = "") async throws {
+        func makeRepository(
+            roots: Int = 1,
+            version: Int = 1,
+            timestampSeconds: Int = 86400,
+            fault: String = ""
+        ) async throws {
             try await TestTUFRepository.make(
                 in: tufDirectory,
                 target: root.trustedRoot,
                 roots: roots,
                 version: version,
+                timestampSeconds: timestampSeconds,
                 fault: fault
             )
         }
@@ -179,6 +185,32 @@ struct TUFTests {
                 try await store.resolve(url: setup.url, policy: .always)
             }
             #expect(try Data(contentsOf: URL(fileURLWithPath: cache + "/timestamp.json")) == cached)
+        }
+    }
+
+    /// A repository that cannot be reached: the cached trust root serves while the cached metadata is fresh (with
+    /// a warning), and once its timestamp has expired the pull fails with INTERNAL.
+    @Test func unreachableRepositoryFallsBackToAFreshCacheOnly() async throws {
+        try await withSignedImage { setup in
+            try await setup.makeRepository(timestampSeconds: 12)
+            let server = try await TestTUFRepository.serve(setup.tufDirectory)
+            let store = try setup.store(repository: server.url, initialRoot: server.initialRoot)
+            let written = ContinuousClock.now
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            // The second update found the target unchanged in the targets metadata: one download.
+            #expect(server.requests.filter { $0.hasPrefix("/targets/") }.count == 1, "\(server.requests)")
+            server.stop()
+            _ = try await store.resolve(url: setup.url, policy: .always)
+            #expect(setup.workspace.log.all.contains { $0.contains("TUF repository unreachable; using the cached") })
+            try await Task.sleep(until: written + .seconds(14))
+            let error = await expectImageError(.internal, "TUF repository \(server.url): 2.root.json: ") {
+                try await store.resolve(url: setup.url, policy: .always)
+            }
+            #expect(
+                error?.message.hasPrefix("cannot verify signature of \(setup.url): sigstore trust root unavailable: ")
+                    == true
+            )
         }
     }
 

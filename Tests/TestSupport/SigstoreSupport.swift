@@ -108,18 +108,20 @@ public final class TestTUFRepository: Sendable {
     /// - Parameters:
     ///   - roots: root versions published (1...roots), each signed by the previous root's key and its own.
     ///   - version: the version of timestamp, snapshot and targets.
+    ///   - timestampSeconds: how long the timestamp metadata is valid from now.
     ///   - fault: `tampered-target`, `longer-target`, `expired-timestamp`, `timestamp-threshold`, `bad-rotation`, or empty.
     public static func make(
         in directory: String,
         target: String,
         roots: Int = 1,
         version: Int = 1,
+        timestampSeconds: Int = 86400,
         fault: String = ""
     ) async throws {
         guard let python = RegistryTools.python else { throw FixtureError(SigstoreForge.cannotRun) }
         var arguments = [
             Repository.path("Interop/images/tuf_forge.py"), "make", directory, "--target", target,
-            "--roots", "\(roots)", "--version", "\(version)",
+            "--roots", "\(roots)", "--version", "\(version)", "--timestamp-days", "\(Double(timestampSeconds) / 86400)",
         ]
         if !fault.isEmpty { arguments += ["--fault", fault] }
         let result = try await runTool(python, arguments)
