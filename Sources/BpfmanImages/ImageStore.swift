@@ -436,7 +436,18 @@ package final class ImageStore: Sendable {
         }
         // The fetcher reads its whole request before it writes; a fetcher gone early makes this write fail (the
         // daemon ignores SIGPIPE), and its exit status tells why.
-        _ = Array(requestBytes).withUnsafeBytes { writeAllBytes(input[1], $0) }
+        // SIGPIPE is blocked on this thread for the write (and one it raised is taken back), so a process that
+        // does not ignore it, a test or the in-process CLI, is not killed by a fetcher that exits early.
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previousMask)
+        if Array(requestBytes).withUnsafeBytes({ writeAllBytes(input[1], $0) }) == EPIPE {
+            var noWait = timespec()
+            _ = sigtimedwait(&pipeSignal, nil, &noWait)
+        }
+        pthread_sigmask(SIG_SETMASK, &previousMask, nil)
         close(input[1])
         // The reply line carries at most a TUF update besides small fields (four metadata files of at most 512 KiB and a 1 MiB target, as JSON numbers).
         let reply = readAll(output[0], limit: (16 << 20) + limits.entry + 1)
