@@ -7,8 +7,8 @@ a Sigstore trusted_root.json, and a small HTTP server for it.
       targets/<sha256>.trusted_root.json) and DIR/initial_root.json (version 1). Keys come from fixed seeds, so
       repeated runs on one DIR sign with the same keys. Root version k is signed by root key k (and by key k-1 for
       k > 1); timestamp needs 2 of 2 keys. Faults: tampered-target (one bit), longer-target (one byte more),
-      expired-timestamp, timestamp-threshold
-      (one of its two signatures), bad-rotation (root 2 not signed by root 1's key).
+      expired-timestamp, timestamp-threshold (one of its two signatures), duplicate-key (the first timestamp key
+      under two ids, signing twice), bad-rotation (root 2 not signed by root 1's key).
   tuf_forge.py serve DIR --port-file FILE
       serves DIR/repo on 127.0.0.1 (a free port, written to FILE); each request path is appended to
       DIR/requests.log.
@@ -90,6 +90,11 @@ def make(args):
                 "targets": {"keyids": [targets_key[0]], "threshold": 1},
             },
         }
+        if args.fault == "duplicate-key":
+            # The first timestamp key listed again under another id, in place of the second key.
+            duplicate = ("d" * 64, timestamp_keys[0][1], timestamp_keys[0][2])
+            keys[duplicate[0]] = duplicate[1]
+            signed["roles"]["timestamp"]["keyids"] = [timestamp_keys[0][0], duplicate[0]]
         signers = [root_key]
         if version > 1 and not (args.fault == "bad-rotation" and version == 2):
             signers.append(key(f"root-{version - 1}"))
@@ -124,6 +129,8 @@ def make(args):
         "meta": {"snapshot.json": meta(snapshot_data, v)},
     }
     signers = timestamp_keys[:1] if args.fault == "timestamp-threshold" else timestamp_keys
+    if args.fault == "duplicate-key":
+        signers = [timestamp_keys[0], ("d" * 64, None, timestamp_keys[0][2])]
     write(os.path.join(repo, "timestamp.json"), sign(timestamp, signers))
 
 
@@ -159,7 +166,9 @@ def main():
     m.add_argument("--roots", type=int, default=1)
     m.add_argument("--version", type=int, default=1)
     m.add_argument("--timestamp-days", type=float, default=1, help="the timestamp expires this many days from now")
-    faults = ["tampered-target", "longer-target", "expired-timestamp", "timestamp-threshold", "bad-rotation"]
+    faults = [
+        "tampered-target", "longer-target", "expired-timestamp", "timestamp-threshold", "duplicate-key", "bad-rotation",
+    ]
     m.add_argument("--fault", default="", choices=[""] + faults)
     s = commands.add_parser("serve")
     s.add_argument("dir")

@@ -99,7 +99,7 @@ struct TUFClient {
             return try? Metadata(bytes, role: role, what: role, failed)
         }
         let oldTimestamp = cached(request.timestamp, "timestamp")
-        var oldSnapshot = cached(request.snapshot, "snapshot")
+        let oldSnapshot = cached(request.snapshot, "snapshot")
         let oldTargets = cached(request.targets, "targets")
 
         // Timestamp.
@@ -130,7 +130,9 @@ struct TUFClient {
                 "\(snapshotPath) has version \(snapshot.version), timestamp.json names \(snapshotMeta.version)"
             )
         }
-        if oldSnapshot?.version ?? 0 > snapshot.version { oldSnapshot = nil }
+        if let oldSnapshot, oldSnapshot.version > snapshot.version {
+            throw failed("rollback: snapshot version \(snapshot.version) < \(oldSnapshot.version)")
+        }
         if let oldSnapshot {
             for (name, old) in oldSnapshot.signed.object("meta") {
                 guard let new = try? snapshot.meta(name, failed) else {
@@ -413,10 +415,12 @@ struct RootRoles: Equatable {
     ) throws(PullFailure) {
         guard let role = roles[role] else { throw failed("\(what): no \(role) role") }
         let message = metadata.signed.canonical
-        var good = Set<String>()
-        for (keyID, signature) in metadata.signatures where role.keyIDs.contains(keyID) && !good.contains(keyID) {
-            guard let der = keys[keyID], let key = try? PublicKey(subjectPublicKeyInfo: der) else { continue }
-            if key.verify(signature: signature, message: message) { good.insert(keyID) }
+        // Distinct keys count, not key ids: one key listed under two ids signs once.
+        var good = Set<[UInt8]>()
+        for (keyID, signature) in metadata.signatures where role.keyIDs.contains(keyID) {
+            guard let der = keys[keyID], !good.contains(der), let key = try? PublicKey(subjectPublicKeyInfo: der)
+            else { continue }
+            if key.verify(signature: signature, message: message) { good.insert(der) }
         }
         guard good.count >= role.threshold else {
             throw failed("\(what): \(good.count) valid signature(s), the threshold is \(role.threshold)")

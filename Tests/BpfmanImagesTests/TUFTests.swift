@@ -145,6 +145,7 @@ struct TUFTests {
         ("longer-target", ".trusted_root.json: the response is larger than"),
         ("expired-timestamp", "timestamp.json expired"),
         ("timestamp-threshold", "timestamp.json: 1 valid signature(s), the threshold is 2"),
+        ("duplicate-key", "timestamp.json: 1 valid signature(s), the threshold is 2"),
         ("bad-rotation", "2.root.json (by the keys of root 1): 0 valid signature(s), the threshold is 1"),
     ])
     func refusedRepositoryCachesNothing(_ fault: String, _ reason: String) async throws {
