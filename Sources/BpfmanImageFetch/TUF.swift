@@ -57,7 +57,7 @@ struct TUFClient {
             [root.expires, timestamp.expires, snapshot.expires, targets.expires].allSatisfy({ $0 > now }),
             let entry = targets.signed.object("targets")[Self.targetName],
             let file = try? FileMeta(entry, of: Self.targetName, failed),
-            file.length == target.count, file.sha256 == hexEncoded(sha256(target))
+            file.length == target.count, file.sha256 == hex(sha256(target))
         else { return nil }
         return TUFUpdate(
             root: request.root,
@@ -170,7 +170,7 @@ struct TUFClient {
         let targetPath = "targets/" + (consistent ? digest + "." : "") + Self.targetName
         // The cached target is kept while the targets metadata lists it unchanged.
         let target: [UInt8]
-        if let cached = request.trustedRoot, cached.count == length, hexEncoded(sha256(cached)) == digest {
+        if let cached = request.trustedRoot, cached.count == length, hex(sha256(cached)) == digest {
             target = cached
         } else {
             target = try fetch(targetPath, meta: file, limit: length)
@@ -192,7 +192,7 @@ struct TUFClient {
         if let length = meta.length, bytes.count != length {
             throw failed("\(path) is \(bytes.count) bytes, its metadata says \(length)")
         }
-        if let digest = meta.sha256, hexEncoded(sha256(bytes)) != digest {
+        if let digest = meta.sha256, hex(sha256(bytes)) != digest {
             throw failed("\(path) does not match its sha256 hash in the metadata")
         }
         return bytes
@@ -426,15 +426,4 @@ struct RootRoles: Equatable {
             throw failed("\(what): \(good.count) valid signature(s), the threshold is \(role.threshold)")
         }
     }
-}
-
-func hexEncoded(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
 }
