@@ -40,8 +40,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(150))
         // A short RPC in the middle of the countdown: the timer must count 300 ms from its end.
         timer.inFlightChanged(1)
-        timer.inFlightChanged(0)
+        // Read before the RPC ends: the timer arms inside inFlightChanged(0), so its countdown starts after this.
         let idleSince = ContinuousClock.now
+        timer.inFlightChanged(0)
         let fired = try #require(await recorder.waitForFire(within: .seconds(10)))
         #expect(fired - idleSince >= .milliseconds(300))
         try await Task.sleep(for: .milliseconds(400))
