@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b
+.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b fuzz fuzz-smoke load-test
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
@@ -13,7 +13,7 @@ run: setup build
 
 ## Set up what is missing, build, and run every test suite; non-zero exit on any failure. The container image is
 ## built before the unit suites, which run it under podman (DaemonKernelTests.Container).
-test: setup check build fixtures image unit kernel-b release-smoke
+test: setup check build fixtures image unit kernel-b release-smoke fuzz-smoke
 
 setup:
 	bash scripts/setup.sh
@@ -53,7 +53,7 @@ image: release
 ## are what the toolchain's clang (the version recorded there) makes of bpf/*.bpf.c.
 ## `swift format -i -r Sources Tests Package.swift` fixes the first; `bash scripts/embed-dispatchers.sh` the last.
 check:
-	$(SWIFT) format lint --strict -r Sources Tests Package.swift
+	$(SWIFT) format lint --strict -r Sources Tests Fuzz Package.swift
 	bash scripts/check-imports.sh
 	bash scripts/check-proto-contract.sh
 	bash scripts/check-generated.sh
@@ -78,6 +78,29 @@ unit: build
 kernel-b: setup
 	bash scripts/run-kernel-b.sh KernelB --skip StressKernelB
 	KERNEL_B_NO_BUILD=1 bash scripts/run-kernel-b.sh StressKernelB
+
+## Fuzzing (Fuzz/README.md): every libFuzzer target (built with -sanitize=fuzzer,address into .build-fuzz, release)
+## for FUZZ_SECONDS each from its committed seeds, then the daemon load test. Non-zero exit on any crash, leak,
+## time-out or memory cap; the input is kept under .build-fuzz/artifacts. FUZZ_NICE=1 runs them at nice 19.
+FUZZ_SECONDS ?= 60
+fuzz: setup build
+	bash scripts/fuzz.sh build
+	bash scripts/fuzz.sh replay
+	bash scripts/fuzz.sh run $(FUZZ_SECONDS)
+	bash scripts/load-test.sh
+
+## What `make test` runs of the above: the targets built in debug (quicker to build), every committed seed and crash
+## input replayed, and each target fuzzed for FUZZ_SMOKE_SECONDS.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke: setup
+	FUZZ_CONFIG=debug bash scripts/fuzz.sh build
+	FUZZ_CONFIG=debug bash scripts/fuzz.sh replay
+	FUZZ_CONFIG=debug bash scripts/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
+
+## The daemon as a process under hostile load (scripts/load-test.sh): idle and garbage connections, random frames,
+## oversized messages, 64 concurrent callers; prints RSS and open fds before, during and after.
+load-test: setup build
+	bash scripts/load-test.sh
 
 clean:
 	rm -rf .build .build-* .venv

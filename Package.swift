@@ -166,3 +166,32 @@ let package = Package(
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
     ]
 )
+
+// libFuzzer targets, one per entry point of untrusted bytes (Fuzz/README.md). Declared only when BPFMAN_FUZZ is set,
+// by scripts/fuzz.sh, which builds them into .build-fuzz with -sanitize=fuzzer,address: a plain `swift build` never
+// sees them, and a fuzz build never touches .build.
+if Context.environment["BPFMAN_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("h2", ["H2Transport", "Proto", logging]),
+        ("proto", ["Proto"]),
+        ("json", ["Proto"]),
+        ("config", ["BpfmanServer"]),
+        ("csi", ["BpfmanServer", "Proto", "H2Transport"]),
+        ("manifest", ["BpfmanImageFetch", "BpfmanImages"]),
+        ("layer", ["BpfmanImageFetch", "BpfmanImages"]),
+        ("auth", ["BpfmanImageFetch"]),
+        ("reference", ["BpfmanImages"]),
+        ("elf", ["BpfmanEngine"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support", swiftSettings: swiftSettings))
+    for target in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(target.name)",
+                dependencies: target.dependencies + ["FuzzSupport"],
+                path: "Fuzz/Targets/\(target.name)",
+                swiftSettings: swiftSettings
+            )
+        )
+    }
+}

@@ -341,8 +341,26 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Registers a connection that has no socket (`GRPCMemoryConnection`): the inbox reaches it, epoll never.
+    func adopt(inMemory connection: Connection) {
+        connections[connection.token] = connection
+    }
+
+    /// Runs what a loop turn runs after its reads: posted messages, then every dirty connection's flush.
+    func turn() {
+        drainInbox()
+        flushDirty()
+    }
+
+    /// What the loop does as it stops, for a loop that never ran (`GRPCMemoryConnection`): messages posted from
+    /// now on are refused (a writer is told `false`), and those waiting are handled.
+    func closeInbox() {
+        inbox.withLock { $0.stopped = true }
+        drainInbox()
+    }
+
     func remove(connection: Connection) {
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.rawFD, nil)
+        if !connection.inMemory { _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.rawFD, nil) }
         connections.removeValue(forKey: connection.token)
     }
 

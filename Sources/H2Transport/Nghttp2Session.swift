@@ -76,6 +76,9 @@ final class Connection {
     var isDirty = false
     private(set) var isClosed = false
     let logger: Logger
+    /// No socket: what would be sent is kept in `memoryOutput` (`GRPCMemoryConnection`).
+    let inMemory: Bool
+    var memoryOutput: [UInt8] = []
 
     init(id: UInt64, token: UInt64, fd: consuming OwnedFD, loop: EventLoop, logger: Logger) {
         self.id = id
@@ -84,6 +87,18 @@ final class Connection {
         self.fd = .some(fd)
         self.loop = loop
         self.logger = logger
+        self.inMemory = false
+    }
+
+    /// A connection without a socket, fed by `receive(_:)`; its output collects in `memoryOutput`.
+    init(inMemoryID id: UInt64, loop: EventLoop, logger: Logger) {
+        self.id = id
+        self.token = id
+        self.rawFD = -1
+        self.fd = nil
+        self.loop = loop
+        self.logger = logger
+        self.inMemory = true
     }
 
     deinit {
@@ -116,27 +131,42 @@ final class Connection {
                 close()
                 return
             }
-            receiving = true
-            let consumed = loop.readBuffer.withUnsafeBytes { buffer in
-                nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
-            }
-            receiving = false
-            if consumed < 0 {
-                logger.debug(
-                    "HTTP/2 session error",
-                    metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
-                )
-                // Flush whatever nghttp2 queued (a GOAWAY) and hang up.
-                readyCalls.removeAll()
-                flush(finalAttempt: true)
-                close()
-                return
-            }
+            let accepted = loop.readBuffer.withUnsafeBytes { feed(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            guard accepted else { return }
             startReadyCalls()
             if isClosed { return }
             if count < loop.readBuffer.count { break }
         }
         markDirty()
+    }
+
+    /// Feeds bytes from the peer to nghttp2 and starts the calls they complete; `false` when they broke the
+    /// session, which is then closed. The socket-less entry (`GRPCMemoryConnection`); `readable()` is the other.
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !isClosed, feed(bytes) else { return false }
+        startReadyCalls()
+        return !isClosed
+    }
+
+    /// Hands bytes to nghttp2; `false` when they broke the session, which is then closed (after a last flush of
+    /// the GOAWAY nghttp2 queued).
+    private func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return true }
+        receiving = true
+        let consumed = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        receiving = false
+        if consumed < 0 {
+            logger.debug(
+                "HTTP/2 session error",
+                metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
+            )
+            // Flush whatever nghttp2 queued (a GOAWAY) and hang up.
+            readyCalls.removeAll()
+            flush(finalAttempt: true)
+            close()
+            return false
+        }
+        return true
     }
 
     /// Starts the single-request calls of one read in arrival order. A handler that answers inline has posted its
@@ -203,7 +233,7 @@ final class Connection {
         var wanted: UInt32 = 0
         if backlog < limit { wanted |= EPOLLIN.rawValue }
         if backlog > 0 || nghttp2_session_want_write(session) != 0 { wanted |= EPOLLOUT.rawValue }
-        if wanted != interest {
+        if wanted != interest && !inMemory {
             interest = wanted
             loop.modify(fd: rawFD, token: token, events: wanted)
         }
@@ -211,6 +241,10 @@ final class Connection {
 
     /// Writes as much of `bytes` as the socket takes; `nil` when the connection had to be closed.
     private func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        if inMemory {
+            memoryOutput.append(contentsOf: bytes)
+            return bytes.count
+        }
         var offset = 0
         while offset < bytes.count {
             do {

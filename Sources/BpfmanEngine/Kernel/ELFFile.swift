@@ -57,13 +57,19 @@ private struct ELFImage {
     }
 
     func u16(_ at: Int) -> Int {
-        at + 2 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : 0
+        at >= 0 && at + 2 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : 0
     }
     func u32(_ at: Int) -> Int {
-        at + 4 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : 0
+        at >= 0 && at + 4 <= bytes.count ? Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : 0
     }
     func u64(_ at: Int) -> UInt64 {
-        at + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) : 0
+        at >= 0 && at + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) : 0
+    }
+
+    /// A 64-bit file offset or size read at `at`, capped at the image's size: the file's headers are not trusted,
+    /// and a value past the end would overflow `Int` or the arithmetic done with it (fuzz-elf found both).
+    func clamped(_ at: Int) -> Int {
+        Int(min(u64(at), UInt64(bytes.count)))
     }
 
     func cString(at offset: Int) -> Substring? {
@@ -74,7 +80,7 @@ private struct ELFImage {
     }
 
     func fileOffset(of symbol: String) -> UInt64? {
-        let sectionHeaders = Int(u64(0x28))
+        let sectionHeaders = clamped(0x28)
         let sectionSize = u16(0x3a)
         let sectionCount = u16(0x3c)
         guard sectionSize >= 64 else { return nil }
@@ -84,12 +90,12 @@ private struct ELFImage {
             for i in 0..<sectionCount {
                 let header = sectionHeaders + i * sectionSize
                 guard u32(header + 4) == wanted else { continue }
-                let offset = Int(u64(header + 0x18))
-                let size = Int(u64(header + 0x20))
+                let offset = clamped(header + 0x18)
+                let size = clamped(header + 0x20)
                 let link = u32(header + 0x28)
-                let entrySize = max(Int(u64(header + 0x38)), 24)
+                let entrySize = max(clamped(header + 0x38), 24)
                 let stringsHeader = sectionHeaders + link * sectionSize
-                let strings = Int(u64(stringsHeader + 0x18))
+                let strings = clamped(stringsHeader + 0x18)
                 var entry = offset
                 while entry + 24 <= offset + size && entry + 24 <= bytes.count {
                     let nameOffset = u32(entry)
@@ -109,7 +115,7 @@ private struct ELFImage {
 
     /// Maps a virtual address to a file offset through the PT_LOAD segment containing it.
     func fileOffset(ofAddress value: UInt64) -> UInt64? {
-        let programHeaders = Int(u64(0x20))
+        let programHeaders = clamped(0x20)
         let programSize = u16(0x36)
         let programCount = u16(0x38)
         for i in 0..<programCount {
@@ -118,7 +124,10 @@ private struct ELFImage {
             let fileOffset = u64(header + 0x08)
             let vaddr = u64(header + 0x10)
             let memorySize = u64(header + 0x28)
-            if value >= vaddr && value < vaddr + memorySize { return value - vaddr + fileOffset }
+            if value >= vaddr && value - vaddr < memorySize {
+                let (offset, overflow) = (value - vaddr).addingReportingOverflow(fileOffset)
+                return overflow ? nil : offset
+            }
         }
         return value
     }
