@@ -5,7 +5,8 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b fuzz fuzz-smoke load-test
+.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b fuzz fuzz-smoke load-test \
+	load-smoke
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
 run: setup build
@@ -13,7 +14,7 @@ run: setup build
 
 ## Set up what is missing, build, and run every test suite; non-zero exit on any failure. The container image is
 ## built before the unit suites, which run it under podman (DaemonKernelTests.Container).
-test: setup check build fixtures image unit kernel-b release-smoke fuzz-smoke
+test: setup check build fixtures image unit kernel-b release-smoke fuzz-smoke load-smoke
 
 setup:
 	bash scripts/setup.sh
@@ -101,6 +102,10 @@ fuzz-smoke: setup
 ## oversized messages, 64 concurrent callers; prints RSS and open fds before, during and after.
 load-test: setup build
 	bash scripts/load-test.sh
+
+## The load test at a size for `make test` (about half a minute).
+load-smoke: setup build
+	bash scripts/load-test.sh --idle 1200 --garbage 500 --frames 200 --seconds 3
 
 clean:
 	rm -rf .build .build-* .venv

@@ -18,7 +18,7 @@ TARGETS=(h2 proto json config csi manifest layer auth reference elf)
 SCRATCH=.build-fuzz
 # release for campaigns; debug (FUZZ_CONFIG=debug) builds in about half the time, for the smoke run of `make test`.
 CONFIG=${FUZZ_CONFIG:-release}
-BIN=$SCRATCH/$CONFIG
+BIN=${FUZZ_BIN:-$SCRATCH/$CONFIG}
 
 # A crash must not wait for Swift's backtracer to symbolicate (it takes minutes under ASan).
 export SWIFT_BACKTRACE=enable=no

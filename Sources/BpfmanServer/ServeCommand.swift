@@ -68,6 +68,7 @@ extension BpfmanCommand {
                 )
             }
             ProcessSetup.ignoreSIGPIPE()
+            ProcessSetup.raiseDescriptorLimit()
             // Before taking the socket over: a live daemon answering on it stays reachable (a stale file with
             // nobody behind it is replaced when binding, §1.4).
             try Self.refuseLiveDaemon(on: socketPath)

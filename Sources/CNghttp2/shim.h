@@ -19,6 +19,12 @@ static inline int cnghttp2_accept_nonblocking(int fd) {
     return accept4(fd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
+// malloc_trim, for the loop to give the memory of many closed connections back (EventLoop.remove(connection:)).
+#include <malloc.h>
+
+/// Returns free heap memory to the system; glibc keeps it otherwise, fragmented between live allocations.
+static inline void cnghttp2_release_free_memory(void) { malloc_trim(0); }
+
 /// The library's version string, e.g. "1.52.0".
 static inline const char *cnghttp2_version_string(void) {
     nghttp2_info *info = nghttp2_version(0);

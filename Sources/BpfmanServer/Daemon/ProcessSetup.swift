@@ -33,6 +33,22 @@ package enum ProcessSetup {
         return .notNeeded(hardLimit: UInt64(limit.rlim_max))
     }
 
+    /// Raises the soft RLIMIT_NOFILE to the hard limit. Every client connection holds a descriptor, and systemd
+    /// starts services with a soft limit of 1024 (hard 524288): at 1024, a thousand idle local connections kept
+    /// every other client out (the load test, README "Fuzzing"). Returns the soft limit now in force.
+    @discardableResult
+    package static func raiseDescriptorLimit() -> UInt64 {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            let wanted = limit.rlim_max
+            limit.rlim_cur = wanted
+            if setrlimit(resource, &limit) != 0 { getrlimit(resource, &limit) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// True for kernels (5.11+) that account BPF memory to the memory cgroup instead of RLIMIT_MEMLOCK.
     package static func chargesBPFToMemoryCgroup(kernelRelease: String) -> Bool {
         let numbers = kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }

@@ -20,6 +20,20 @@ import Testing
         }
     }
 
+    /// systemd starts the daemon with 1024 descriptors (soft) of 524288 (hard); the daemon takes the hard limit.
+    @Test func raisesTheDescriptorLimitToTheHardLimit() {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var saved = rlimit()
+        getrlimit(resource, &saved)
+        defer { setrlimit(resource, &saved) }
+        var lowered = rlimit(rlim_cur: min(1024, saved.rlim_max), rlim_max: saved.rlim_max)
+        #expect(setrlimit(resource, &lowered) == 0)
+        #expect(ProcessSetup.raiseDescriptorLimit() == UInt64(saved.rlim_max))
+        var now = rlimit()
+        getrlimit(resource, &now)
+        #expect(now.rlim_cur == saved.rlim_max && now.rlim_max == saved.rlim_max)
+    }
+
     /// SPEC §0.2's idle-timeout defaults: never by hand, 15 s when socket-activated, never with CSI unless
     /// `--timeout` says otherwise; an explicit `--timeout` (0 included) always wins.
     static let idleTimeoutCases: [(Bool, UInt64?, Bool, UInt64)] = [
