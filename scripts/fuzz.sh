@@ -41,7 +41,7 @@ build() {
 # Runs one target for $1 seconds; prints "name runs edges peak_rss_mb result".
 run_one() {
     local seconds=$1 name=$2
-    local work=$SCRATCH/corpus/$name artifacts=$SCRATCH/artifacts/$name log=$SCRATCH/logs/$name.log
+    local work=$SCRATCH/corpus/$name artifacts=$SCRATCH/artifacts/$name log=$SCRATCH/logs-$CONFIG/$name.log
     mkdir -p "$work" "$artifacts" "$(dirname "$log")"
     local prefix=()
     [[ ${FUZZ_NICE:-0} == 1 ]] && prefix=(nice -n 19)
@@ -78,10 +78,10 @@ replay() {
     local failed=0
     for name in "${names[@]}"; do
         local files=(Fuzz/corpus/"$name"/*)
-        if "$BIN/fuzz-$name" -runs=1 "${files[@]}" >"$SCRATCH/replay-$name.log" 2>&1; then
+        if "$BIN/fuzz-$name" -runs=1 "${files[@]}" >"$SCRATCH/replay-$CONFIG-$name.log" 2>&1; then
             echo "$name: ${#files[@]} inputs ok"
         else
-            echo "$name: FAILED, see $SCRATCH/replay-$name.log"
+            echo "$name: FAILED, see $SCRATCH/replay-$CONFIG-$name.log"
             failed=1
         fi
     done
