@@ -30,9 +30,13 @@ build() {
     local names=("$@")
     [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
     for name in "${names[@]}"; do
-        # -enable-testing: the targets reach internal parsers through @testable import.
+        # -enable-testing: the targets reach internal parsers through @testable import. A debug build needs the
+        # coverage instrumentation spelled out: there SwiftPM's -sanitize=fuzzer reaches the link but not the
+        # compiler (libFuzzer then warns "Is the code instrumented for coverage?").
+        local coverage=()
+        [[ $CONFIG == debug ]] && coverage=(-Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
         BPFMAN_FUZZ=1 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --sanitize fuzzer --sanitize address \
-            -Xswiftc -enable-testing --product "fuzz-$name" >"$SCRATCH/build-$name.log" 2>&1 \
+            -Xswiftc -enable-testing "${coverage[@]}" --product "fuzz-$name" >"$SCRATCH/build-$name.log" 2>&1 \
             || { grep -v "Cannot export local symbol" "$SCRATCH/build-$name.log" | tail -30; return 1; }
         tail -1 "$SCRATCH/build-$name.log"
     done
