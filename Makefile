@@ -90,13 +90,14 @@ fuzz: setup build
 	bash scripts/fuzz.sh run $(FUZZ_SECONDS)
 	bash scripts/load-test.sh
 
-## What `make test` runs of the above: the targets built in debug (quicker to build), every committed seed and crash
-## input replayed, and each target fuzzed for FUZZ_SMOKE_SECONDS.
+## What `make test` runs of the above: the same build, every committed seed and crash input replayed, and each target
+## fuzzed for FUZZ_SMOKE_SECONDS. (A debug build would be quicker to make, but in it libFuzzer sees almost none of
+## the modules' coverage: 7 edges for fuzz-proto against 25,000 in release.)
 FUZZ_SMOKE_SECONDS ?= 5
 fuzz-smoke: setup
-	FUZZ_CONFIG=debug bash scripts/fuzz.sh build
-	FUZZ_CONFIG=debug bash scripts/fuzz.sh replay
-	FUZZ_CONFIG=debug bash scripts/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
+	bash scripts/fuzz.sh build
+	bash scripts/fuzz.sh replay
+	bash scripts/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
 
 ## The daemon as a process under hostile load (scripts/load-test.sh): idle and garbage connections, random frames,
 ## oversized messages, 64 concurrent callers; prints RSS and open fds before, during and after.
