@@ -30,11 +30,12 @@ build() {
     local names=("$@")
     [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
     for name in "${names[@]}"; do
-        # One -sanitize=fuzzer,address for every compile and link. Not SwiftPM's `--sanitize fuzzer --sanitize address`:
-        # it hands the compiler two -sanitize flags in no fixed order and the last one wins, so a module got either
-        # coverage or AddressSanitizer, never both (seen: modules with 840 coverage symbols and no ASan check).
+        # `--sanitize fuzzer` makes SwiftPM link the executable for libFuzzer (without it the target gets a main of
+        # its own that does nothing); the one -sanitize=fuzzer,address after it is what the compiler keeps. Not
+        # SwiftPM's `--sanitize fuzzer --sanitize address`: it hands the compiler two -sanitize flags in no fixed
+        # order and the last one wins, so a module got either coverage or ASan's checks, never both.
         # -enable-testing: the targets reach internal parsers through @testable import.
-        BPFMAN_FUZZ=1 swift build -c "$CONFIG" --scratch-path "$SCRATCH" -Xswiftc -sanitize=fuzzer,address \
+        BPFMAN_FUZZ=1 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address \
             -Xswiftc -enable-testing --product "fuzz-$name" >"$SCRATCH/build-$name.log" 2>&1 \
             || { grep -v "Cannot export local symbol" "$SCRATCH/build-$name.log" | tail -30; return 1; }
         tail -1 "$SCRATCH/build-$name.log"
@@ -57,7 +58,10 @@ run_one() {
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     local result=ok
-    if [[ $status != 0 ]]; then
+    if [[ $status == 0 && -z $runs ]]; then
+        status=1
+        result="FAILED: no libFuzzer statistics in $log (not a libFuzzer binary?)"
+    elif [[ $status != 0 ]]; then
         result="FAILED (exit $status): $(grep -m1 -E 'ERROR|SUMMARY|Fatal error|precondition' "$log" || true)"
     fi
     printf '%-10s %12s %8s %8s  %s\n' "$name" "${runs:-0}" "${edges:-0}" "${rss:-?}" "$result"
@@ -81,7 +85,9 @@ replay() {
     local failed=0
     for name in "${names[@]}"; do
         local files=(Fuzz/corpus/"$name"/*)
-        if "$BIN/fuzz-$name" -runs=1 "${files[@]}" >"$SCRATCH/replay-$CONFIG-$name.log" 2>&1; then
+        # Counted from libFuzzer's own "Executed" lines: a binary that ran nothing must not pass.
+        if "$BIN/fuzz-$name" -runs=1 "${files[@]}" >"$SCRATCH/replay-$CONFIG-$name.log" 2>&1 \
+            && [[ $(grep -ac '^Executed ' "$SCRATCH/replay-$CONFIG-$name.log") == "${#files[@]}" ]]; then
             echo "$name: ${#files[@]} inputs ok"
         else
             echo "$name: FAILED, see $SCRATCH/replay-$CONFIG-$name.log"
