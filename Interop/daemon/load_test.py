@@ -465,9 +465,15 @@ def main():
         end_rss, end_fds = rows[-1][1], rows[-1][2]
         # The SQLite read pool keeps the connections the callers made it open (a fixed number, BpfmanEngine's
         # ReadPool); anything else must be closed again.
-        grown = [t for t in daemon.fd_targets() if t not in start_targets or
-                 daemon.fd_targets().count(t) > start_targets.count(t)]
-        extra = [t for t in set(grown) if not t.endswith((".db", ".db-wal", ".db-shm")) and not t.startswith("/proc/")]
+        # The health Check just before may still be closing on the daemon's side: wait up to 3 s for it.
+        for _ in range(30):
+            now = daemon.fd_targets()
+            grown = [t for t in now if now.count(t) > start_targets.count(t)]
+            extra = [t for t in set(grown) if not t.endswith((".db", ".db-wal", ".db-shm")) and
+                     not t.startswith("/proc/")]
+            if not extra:
+                break
+            time.sleep(0.1)
         check(not extra, "descriptors left open: %s" % sorted(set(grown)))
         print("descriptors: %d at start, %d at the end (%s)" % (start_fds, end_fds, ", ".join(sorted(set(grown))) or
                                                                 "the same"))
