@@ -266,15 +266,18 @@ def main():
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     rng = random.Random(20)
+
+    def health_at(path):
+        """True when the daemon on `path` answers a health Check of the server as a whole with SERVING."""
+        try:
+            with grpc.insecure_channel("unix://" + path) as channel:
+                return health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=10).status == 1
+        except grpc.RpcError:
+            return False
+
     if args.exhaustion_only:
-        def health_only(path):
-            try:
-                with grpc.insecure_channel("unix://" + path) as channel:
-                    return health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=10).status == 1
-            except grpc.RpcError:
-                return False
-        exhaustion(args.bpfman, health_only)
+        exhaustion(args.bpfman, health_at)
         print("FAIL" if failures else "PASS")
         sys.exit(1 if failures else 0)
     daemon = Daemon(args.bpfman)
@@ -487,14 +490,6 @@ def main():
         if not alive:
             print("daemon log:\n" + daemon.log_tail())
         daemon.stop()
-    def health_at(path):
-        try:
-            with grpc.insecure_channel("unix://" + path) as channel:
-                return health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=10).status == 1
-        except grpc.RpcError:
-            return False
-
     exhaustion(args.bpfman, health_at)
     if failures or not alive:
         print("FAIL")
