@@ -15,6 +15,118 @@ func attach(
     }
 }
 
+/// The attach request of each kind, built the same way for both command trees (`bpfman attach <id> <kind>` and
+/// the Go-era `bpfman link attach <kind> <id>`), which differ only in how the values are spelled on the line.
+enum AttachRequest {
+    typealias Info = Bpfman_V1_AttachInfo.OneOf_Info
+
+    static func xdp(
+        iface: String,
+        priority: Int32,
+        proceedOn: [String],
+        netns: String?,
+        metadata: [String: String]
+    )
+        throws -> Info
+    {
+        var a = Bpfman_V1_XDPAttachInfo()
+        a.iface = iface
+        a.priority = priority
+        a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
+        if let netns { a.netns = netns }
+        a.metadata = metadata
+        return .xdpAttachInfo(a)
+    }
+
+    static func tc(
+        iface: String,
+        direction: String,
+        priority: Int32,
+        proceedOn: [String],
+        netns: String?,
+        metadata: [String: String]
+    ) throws -> Info {
+        var a = Bpfman_V1_TCAttachInfo()
+        a.iface = iface
+        a.direction = direction
+        a.priority = priority
+        a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
+        if let netns { a.netns = netns }
+        a.metadata = metadata
+        return .tcAttachInfo(a)
+    }
+
+    static func tcx(
+        iface: String,
+        direction: String,
+        priority: Int32,
+        netns: String?,
+        metadata: [String: String]
+    )
+        -> Info
+    {
+        var a = Bpfman_V1_TCXAttachInfo()
+        a.iface = iface
+        a.direction = direction
+        a.priority = priority
+        if let netns { a.netns = netns }
+        a.metadata = metadata
+        return .tcxAttachInfo(a)
+    }
+
+    static func tracepoint(_ tracepoint: String, metadata: [String: String]) -> Info {
+        var a = Bpfman_V1_TracepointAttachInfo()
+        a.tracepoint = tracepoint
+        a.metadata = metadata
+        return .tracepointAttachInfo(a)
+    }
+
+    static func kprobe(fnName: String, offset: UInt64, containerPid: Int32?, metadata: [String: String]) -> Info {
+        var a = Bpfman_V1_KprobeAttachInfo()
+        a.fnName = fnName
+        a.offset = offset
+        if let containerPid { a.containerPid = containerPid }
+        a.metadata = metadata
+        return .kprobeAttachInfo(a)
+    }
+
+    static func uprobe(
+        target: String,
+        fnName: String?,
+        offset: UInt64,
+        pid: Int32?,
+        containerPid: Int32?,
+        metadata: [String: String]
+    ) -> Info {
+        var a = Bpfman_V1_UprobeAttachInfo()
+        a.target = target
+        if let fnName { a.fnName = fnName }
+        a.offset = offset
+        if let pid { a.pid = pid }
+        if let containerPid { a.containerPid = containerPid }
+        a.metadata = metadata
+        return .uprobeAttachInfo(a)
+    }
+
+    static func fentry(metadata: [String: String]) -> Info {
+        var a = Bpfman_V1_FentryAttachInfo()
+        a.metadata = metadata
+        return .fentryAttachInfo(a)
+    }
+
+    static func fexit(metadata: [String: String]) -> Info {
+        var a = Bpfman_V1_FexitAttachInfo()
+        a.metadata = metadata
+        return .fexitAttachInfo(a)
+    }
+
+    static func lsm(metadata: [String: String]) -> Info {
+        var a = Bpfman_V1_LsmAttachInfo()
+        a.metadata = metadata
+        return .lsmAttachInfo(a)
+    }
+}
+
 /// `--proceed-on` names to codes (SPEC §4.8), repeatable or comma-separated.
 func proceedOnCodes(_ names: [String], xdp: Bool) throws -> [Int32] {
     try listItems(names).map { name in
@@ -100,13 +212,14 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_XDPAttachInfo()
-                a.iface = iface
-                a.priority = priority.value
-                a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
-                if let netns { a.netns = netns }
-                a.metadata = try link.parsed()
-                try await attach(programID, .xdpAttachInfo(a), client: client)
+                let info = try AttachRequest.xdp(
+                    iface: iface,
+                    priority: priority.value,
+                    proceedOn: proceedOn,
+                    netns: netns,
+                    metadata: try link.parsed()
+                )
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -146,14 +259,15 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_TCAttachInfo()
-                a.iface = iface
-                a.direction = direction
-                a.priority = priority.value
-                a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
-                if let netns { a.netns = netns }
-                a.metadata = try link.parsed()
-                try await attach(programID, .tcAttachInfo(a), client: client)
+                let info = try AttachRequest.tc(
+                    iface: iface,
+                    direction: direction,
+                    priority: priority.value,
+                    proceedOn: proceedOn,
+                    netns: netns,
+                    metadata: try link.parsed()
+                )
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -179,13 +293,14 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_TCXAttachInfo()
-                a.iface = iface
-                a.direction = direction
-                a.priority = priority.value
-                if let netns { a.netns = netns }
-                a.metadata = try link.parsed()
-                try await attach(programID, .tcxAttachInfo(a), client: client)
+                let info = AttachRequest.tcx(
+                    iface: iface,
+                    direction: direction,
+                    priority: priority.value,
+                    netns: netns,
+                    metadata: try link.parsed()
+                )
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -203,10 +318,8 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_TracepointAttachInfo()
-                a.tracepoint = tracepoint
-                a.metadata = try link.parsed()
-                try await attach(programID, .tracepointAttachInfo(a), client: client)
+                let info = AttachRequest.tracepoint(tracepoint, metadata: try link.parsed())
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -230,12 +343,13 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptionsLongOutput
 
             func run() async throws {
-                var a = Bpfman_V1_KprobeAttachInfo()
-                a.fnName = fnName
-                a.offset = offset
-                if let containerPid { a.containerPid = containerPid }
-                a.metadata = try link.parsed()
-                try await attach(programID, .kprobeAttachInfo(a), client: client.common)
+                let info = AttachRequest.kprobe(
+                    fnName: fnName,
+                    offset: offset,
+                    containerPid: containerPid,
+                    metadata: try link.parsed()
+                )
+                try await attach(programID, info, client: client.common)
             }
         }
 
@@ -265,14 +379,15 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptionsLongOutput
 
             func run() async throws {
-                var a = Bpfman_V1_UprobeAttachInfo()
-                a.target = target
-                if let fnName { a.fnName = fnName }
-                a.offset = offset
-                if let pid { a.pid = pid }
-                if let containerPid { a.containerPid = containerPid }
-                a.metadata = try link.parsed()
-                try await attach(programID, .uprobeAttachInfo(a), client: client.common)
+                let info = AttachRequest.uprobe(
+                    target: target,
+                    fnName: fnName,
+                    offset: offset,
+                    pid: pid,
+                    containerPid: containerPid,
+                    metadata: try link.parsed()
+                )
+                try await attach(programID, info, client: client.common)
             }
         }
 
@@ -288,9 +403,8 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_FentryAttachInfo()
-                a.metadata = try link.parsed()
-                try await attach(programID, .fentryAttachInfo(a), client: client)
+                let info = AttachRequest.fentry(metadata: try link.parsed())
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -306,9 +420,8 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_FexitAttachInfo()
-                a.metadata = try link.parsed()
-                try await attach(programID, .fexitAttachInfo(a), client: client)
+                let info = AttachRequest.fexit(metadata: try link.parsed())
+                try await attach(programID, info, client: client)
             }
         }
 
@@ -324,9 +437,8 @@ extension BpfmanCommand {
             @OptionGroup var client: ClientOptions
 
             func run() async throws {
-                var a = Bpfman_V1_LsmAttachInfo()
-                a.metadata = try link.parsed()
-                try await attach(programID, .lsmAttachInfo(a), client: client)
+                let info = AttachRequest.lsm(metadata: try link.parsed())
+                try await attach(programID, info, client: client)
             }
         }
     }

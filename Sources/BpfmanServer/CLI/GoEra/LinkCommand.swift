@@ -67,13 +67,14 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_XDPAttachInfo()
-                    a.iface = iface
-                    a.priority = priority.value
-                    a.proceedOn = try proceedOnCodes(proceedOn, xdp: true)
-                    if let netns { a.netns = netns }
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .xdpAttachInfo(a))
+                    let info = try AttachRequest.xdp(
+                        iface: iface,
+                        priority: priority.value,
+                        proceedOn: proceedOn,
+                        netns: netns,
+                        metadata: try attach.parsedMetadata()
+                    )
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -102,14 +103,15 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_TCAttachInfo()
-                    a.iface = iface
-                    a.direction = direction
-                    a.priority = priority.value
-                    a.proceedOn = try proceedOnCodes(proceedOn, xdp: false)
-                    if let netns { a.netns = netns }
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .tcAttachInfo(a))
+                    let info = try AttachRequest.tc(
+                        iface: iface,
+                        direction: direction,
+                        priority: priority.value,
+                        proceedOn: proceedOn,
+                        netns: netns,
+                        metadata: try attach.parsedMetadata()
+                    )
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -126,13 +128,14 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_TCXAttachInfo()
-                    a.iface = iface
-                    a.direction = direction
-                    a.priority = priority.value
-                    if let netns { a.netns = netns }
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .tcxAttachInfo(a))
+                    let info = AttachRequest.tcx(
+                        iface: iface,
+                        direction: direction,
+                        priority: priority.value,
+                        netns: netns,
+                        metadata: try attach.parsedMetadata()
+                    )
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -146,10 +149,8 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_TracepointAttachInfo()
-                    a.tracepoint = tracepoint
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .tracepointAttachInfo(a))
+                    let info = AttachRequest.tracepoint(tracepoint, metadata: try attach.parsedMetadata())
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -164,11 +165,13 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_KprobeAttachInfo()
-                    a.fnName = fnName
-                    a.offset = offset
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .kprobeAttachInfo(a))
+                    let info = AttachRequest.kprobe(
+                        fnName: fnName,
+                        offset: offset,
+                        containerPid: nil,
+                        metadata: try attach.parsedMetadata()
+                    )
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -191,14 +194,15 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_UprobeAttachInfo()
-                    a.target = target
-                    if let fnName { a.fnName = fnName }
-                    a.offset = offset
-                    if let pid { a.pid = pid }
-                    if let containerPid { a.containerPid = containerPid }
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .uprobeAttachInfo(a))
+                    let info = AttachRequest.uprobe(
+                        target: target,
+                        fnName: fnName,
+                        offset: offset,
+                        pid: pid,
+                        containerPid: containerPid,
+                        metadata: try attach.parsedMetadata()
+                    )
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -211,9 +215,8 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_FentryAttachInfo()
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .fentryAttachInfo(a))
+                    let info = AttachRequest.fentry(metadata: try attach.parsedMetadata())
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -226,9 +229,8 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_FexitAttachInfo()
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .fexitAttachInfo(a))
+                    let info = AttachRequest.fexit(metadata: try attach.parsedMetadata())
+                    try await attach.attach(programID, info)
                 }
             }
 
@@ -241,9 +243,8 @@ extension BpfmanCommand {
                 @OptionGroup var attach: GoAttachOptions
 
                 func run() async throws {
-                    var a = Bpfman_V1_LsmAttachInfo()
-                    a.metadata = try attach.parsedMetadata()
-                    try await attach.attach(programID, .lsmAttachInfo(a))
+                    let info = AttachRequest.lsm(metadata: try attach.parsedMetadata())
+                    try await attach.attach(programID, info)
                 }
             }
         }
