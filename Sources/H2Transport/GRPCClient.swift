@@ -85,18 +85,18 @@ package final class GRPCUnaryClient {
         closedStream = nil
         resetCode = 0
         var block = HeaderBlock()
-        block.add(":method", "POST")
-        block.add(":scheme", "http")
-        block.add(":path", path)
-        block.add(":authority", "localhost")
-        block.add("content-type", "application/grpc")
-        block.add("te", "trailers")
+        block.add(.method, GRPCHeaderValue.post)
+        block.add(.scheme, GRPCHeaderValue.http)
+        block.add(.path, path)
+        block.add(.authority, GRPCHeaderValue.localhost)
+        block.add(.contentType, GRPCHeaderValue.applicationGRPC)
+        block.add(.te, GRPCHeaderValue.trailers)
         if let timeout {
             let milliseconds = max(
                 1,
                 timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
             )
-            block.add("grpc-timeout", "\(milliseconds)m")
+            block.add(.grpcTimeout, "\(milliseconds)m")
         }
         var provider = cnghttp2_data_provider(readRequestData)
         let stream = block.withNV { nva, count in nghttp2_submit_request(session, nil, nva, count, &provider, nil) }
@@ -157,19 +157,19 @@ package final class GRPCUnaryClient {
     }
 
     private func finish() -> Result<[UInt8], GRPCStatus> {
-        func header(_ name: String) -> String? { headers.last { $0.0 == name }?.1 }
-        guard let statusText = header("grpc-status"), let number = Int(statusText),
+        func header(_ name: GRPCHeader) -> String? { headers.last { $0.0 == name.rawValue }?.1 }
+        guard let statusText = header(.grpcStatus), let number = Int(statusText),
             let code = GRPCStatus.Code(rawValue: number)
         else {
             if resetCode != 0 {
                 return .failure(GRPCStatus(.unavailable, "stream reset by the daemon (HTTP/2 error \(resetCode))"))
             }
             return .failure(
-                GRPCStatus(.internal, "response without grpc-status (HTTP status \(header(":status") ?? "none"))")
+                GRPCStatus(.internal, "response without grpc-status (HTTP status \(header(.status) ?? "none"))")
             )
         }
         guard code == .ok else {
-            let message = header("grpc-message").map { GRPCStatus.percentDecoded(Array($0.utf8)) } ?? ""
+            let message = header(.grpcMessage).map { GRPCStatus.percentDecoded(Array($0.utf8)) } ?? ""
             return .failure(GRPCStatus(code, message))
         }
         // One length-prefixed, uncompressed message.

@@ -23,6 +23,12 @@ enum GRPCHeaderValue {
     static let trailers: [UInt8] = Array("trailers".utf8)
     static let applicationGRPC: [UInt8] = Array("application/grpc".utf8)
     static let identity: [UInt8] = Array("identity".utf8)
+    /// The `:status` of every response but the early rejections (405, 415, 400).
+    static let status200: [UInt8] = Array("200".utf8)
+    /// The client's `:scheme` (a Unix socket, no TLS).
+    static let http: [UInt8] = Array("http".utf8)
+    /// The client's `:authority`: a Unix socket has no host name.
+    static let localhost: [UInt8] = Array("localhost".utf8)
 }
 
 /// Request metadata: the non-pseudo headers of a call, in arrival order, names lower-case.

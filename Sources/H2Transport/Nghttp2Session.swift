@@ -602,8 +602,8 @@ final class Connection {
         if !stream.responseStarted {
             stream.responseStarted = true
             var headers = HeaderBlock()
-            headers.add(":status", "200")
-            headers.add("content-type", "application/grpc")
+            headers.add(.status, GRPCHeaderValue.status200)
+            headers.add(.contentType, GRPCHeaderValue.applicationGRPC)
             var provider = makeResponseDataProvider()
             headers.withNV { nva, count in
                 _ = nghttp2_submit_response(session, stream.id, nva, count, &provider)
@@ -618,8 +618,8 @@ final class Connection {
     private func sendTrailersOnly(_ stream: H2Stream, httpStatus: Int, status: GRPCStatus, acceptEncoding: Bool) {
         stream.responseStarted = true
         var headers = HeaderBlock()
-        headers.add(":status", String(httpStatus))
-        headers.add("content-type", "application/grpc")
+        headers.add(.status, httpStatus == 200 ? GRPCHeaderValue.status200 : Array(String(httpStatus).utf8))
+        headers.add(.contentType, GRPCHeaderValue.applicationGRPC)
         headers.addStatus(status, acceptEncoding: acceptEncoding)
         headers.withNV { nva, count in
             _ = nghttp2_submit_response(session, stream.id, nva, count, nil)
@@ -675,22 +675,22 @@ struct HeaderBlock {
     private var storage: [UInt8] = []
     private var fields: [(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int)] = []
 
-    mutating func add(_ name: String, _ value: String) {
+    mutating func add(_ name: GRPCHeader, _ value: String) {
         add(name, Array(value.utf8))
     }
 
-    mutating func add(_ name: String, _ value: [UInt8]) {
+    mutating func add(_ name: GRPCHeader, _ value: [UInt8]) {
         let nameStart = storage.count
-        storage.append(contentsOf: name.utf8)
+        storage.append(contentsOf: name.rawValue.utf8)
         let valueStart = storage.count
         storage.append(contentsOf: value)
         fields.append((nameStart, valueStart - nameStart, valueStart, value.count))
     }
 
     mutating func addStatus(_ status: GRPCStatus, acceptEncoding: Bool) {
-        add(GRPCHeader.grpcStatus.rawValue, String(status.code.rawValue))
-        if !status.message.isEmpty { add(GRPCHeader.grpcMessage.rawValue, status.percentEncodedMessage) }
-        if acceptEncoding { add(GRPCHeader.grpcAcceptEncoding.rawValue, GRPCHeaderValue.identity) }
+        add(.grpcStatus, String(status.code.rawValue))
+        if !status.message.isEmpty { add(.grpcMessage, status.percentEncodedMessage) }
+        if acceptEncoding { add(.grpcAcceptEncoding, GRPCHeaderValue.identity) }
     }
 
     mutating func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
