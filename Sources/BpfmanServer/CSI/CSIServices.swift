@@ -135,13 +135,7 @@ package enum CSIServices {
         _ handler: @escaping @Sendable (Request) async throws -> Response
     ) -> GRPCMethod {
         .unary { _, bytes in
-            let request: Request
-            do {
-                request = try Request(serializedBytes: bytes)
-            } catch {
-                throw ErrorMapping.undecodable(Request.protoMessageName, error)
-            }
-            return try await handler(request).serializedBytes()
+            try await handler(try decode(Request.self, bytes)).serializedBytes()
         }
     }
 }

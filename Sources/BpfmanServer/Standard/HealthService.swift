@@ -104,12 +104,3 @@ package final class HealthService: Sendable {
         )
     }
 }
-
-/// Decodes a request message, turning malformed input into INVALID_ARGUMENT.
-func decode<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
-    do {
-        return try M(serializedBytes: bytes)
-    } catch {
-        throw ErrorMapping.undecodable(M.protoMessageName, error)
-    }
-}
