@@ -5,49 +5,44 @@ internal import Logging
 @preconcurrency internal import Glibc
 #endif
 
-/// One gRPC call on one HTTP/2 stream. Confined to the loop thread.
+/// One gRPC call on one HTTP/2 stream: its state machine and the handles of its handler. Confined to the loop
+/// thread. The machine decides; `Connection` does what it answers, on nghttp2 and on these handles.
 final class H2Stream {
     let id: Int32
-    // Request head, as it arrives.
-    var head = GRPCRequestHead()
-    var metadata: [(name: String, value: String)] = []
-    var headerBytes = 0
-    var headersDone = false
-    // Request body.
-    var deframer: GRPCMessageDeframer
-    var grpcMethod: GRPCMethod?
-    var context: GRPCServerContext?
-    var singleRequest: [UInt8]?
-    var requestCount = 0
-    var requests: AsyncThrowingStream<[UInt8], any Error>.Continuation?
-    var flow: RequestFlow?
-    /// Received bytes whose stream window is withheld until the handler reads.
-    var unconsumed = 0
-    var remoteEnded = false
+    var machine: ServerStreamStateMachine
+    /// The handler's task, once started.
     var task: Task<Void, Never>?
-    var counted = false
-    // Response.
-    var responseStarted = false
-    var outbound: [UInt8] = []
-    var outOffset = 0
-    var finalStatus: GRPCStatus?
-    var acceptEncodingInTrailers = false
-    /// The final status is decided: handler output is ignored from now on.
-    var finished = false
-    var deferred = false
+    /// A streaming handler's request messages, while the request is open.
+    var requests: AsyncThrowingStream<[UInt8], any Error>.Continuation?
+    /// A streaming handler's request flow control, shared with its request stream.
+    var flow: RequestFlow?
+    /// Handler writes waiting for the body to drain below the high-water mark.
     var writers: [CheckedContinuation<Bool, Never>] = []
 
-    init(id: Int32, maxMessageSize: Int) {
+    init(id: Int32, configuration: GRPCServer.Configuration) {
         self.id = id
-        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+        self.machine = ServerStreamStateMachine(
+            maxMessageSize: configuration.maxReceiveMessageSize,
+            maxHeaderListSize: configuration.maxHeaderListSize,
+            outputHighWater: configuration.streamOutputHighWater
+        )
     }
 
-    var pendingOutput: Int { outbound.count - outOffset }
+    /// The final status is decided (or the stream is gone): handler output is ignored.
+    var finished: Bool { machine.isFinished }
 
     func resumeWriters(_ accepted: Bool) {
         let waiting = writers
         writers.removeAll()
         for writer in waiting { writer.resume(returning: accepted) }
+    }
+
+    /// Ends the handler side: cancels the task, fails the request stream and any waiting writer.
+    func cancelHandler() {
+        task?.cancel()
+        requests?.finish(throwing: CancellationError())
+        requests = nil
+        resumeWriters(false)
     }
 }
 
@@ -70,7 +65,7 @@ final class Connection {
     private var interest: UInt32 = 0
     /// Calls with one request message (unary, server streaming) whose request ended during the current
     /// `mem_recv`; `startReadyCalls` starts them after it.
-    private var readyCalls: [(stream: H2Stream, request: [UInt8])] = []
+    private var readyCalls: [(stream: H2Stream, call: ServerStreamStateMachine.Call, request: [UInt8])] = []
     /// Inside `nghttp2_session_mem_recv`, where nghttp2 forbids `mem_send`.
     private var receiving = false
     var isDirty = false
@@ -182,7 +177,7 @@ final class Connection {
         for (index, call) in calls.enumerated() {
             guard !isClosed else { return }
             guard !call.stream.finished, streams[call.stream.id] === call.stream else { continue }
-            spawnHandler(call.stream, request: call.request, requests: nil)
+            spawnHandler(call.stream, call.call, request: call.request, requests: nil)
             if index < calls.count - 1 {
                 loop.drainInbox()
                 flush()
@@ -275,17 +270,13 @@ final class Connection {
         fd = nil
     }
 
-    /// Ends a stream's handler side without sending anything.
-    private func abandon(_ stream: H2Stream) {
-        stream.finished = true
-        stream.task?.cancel()
-        stream.requests?.finish(throwing: CancellationError())
-        stream.requests = nil
-        stream.resumeWriters(false)
-        if stream.counted {
-            stream.counted = false
-            loop.rpcEnded()
-        }
+    /// Ends a stream's handler side without sending anything; `true` when the call was still live.
+    @discardableResult
+    private func abandon(_ stream: H2Stream) -> Bool {
+        let closing = stream.machine.closed()
+        stream.cancelHandler()
+        if closing.endsCall { loop.rpcEnded() }
+        return closing.wasLive
     }
 
     /// Sends GOAWAY naming the last stream we will process.
@@ -305,37 +296,12 @@ final class Connection {
     // MARK: nghttp2 callbacks (via Nghttp2Callbacks.swift)
 
     func onBeginHeaders(streamID: Int32) {
-        streams[streamID] = H2Stream(id: streamID, maxMessageSize: loop.configuration.maxReceiveMessageSize)
+        streams[streamID] = H2Stream(id: streamID, configuration: loop.configuration)
     }
 
     func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let stream = streams[streamID] else { return true }
-        stream.headerBytes += name.count + value.count + 32
-        if stream.headerBytes > loop.configuration.maxHeaderListSize { return false }
-        if stream.headersDone { return true }  // request trailers carry nothing we use
-        guard let first = name.first else { return true }
-        if first == UInt8(ascii: ":") {
-            if name.elementsEqual(GRPCHeader.path.rawValue.utf8) {
-                stream.head.path = Array(value)
-            } else if name.elementsEqual(GRPCHeader.method.rawValue.utf8) {
-                stream.head.method = Array(value)
-            }
-            return true
-        }
-        if name.elementsEqual(GRPCHeader.contentType.rawValue.utf8) {
-            stream.head.contentType = Array(value)
-        } else if name.elementsEqual(GRPCHeader.te.rawValue.utf8) {
-            stream.head.te = Array(value)
-        } else if name.elementsEqual(GRPCHeader.grpcTimeout.rawValue.utf8) {
-            stream.head.timeout = Array(value)
-        } else if name.elementsEqual(GRPCHeader.grpcEncoding.rawValue.utf8) {
-            stream.head.encoding = Array(value)
-        } else {
-            stream.metadata.append(
-                (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
-            )
-        }
-        return true
+        return stream.machine.receivedHeaderField(name: name, value: value) == .accept
     }
 
     func onFrameRecv(type: UInt8, flags: UInt8, streamID: Int32, isRequestHeaders: Bool) {
@@ -343,7 +309,6 @@ final class Connection {
         let isHeaders = type == UInt8(NGHTTP2_HEADERS.rawValue)
         guard isHeaders || type == UInt8(NGHTTP2_DATA.rawValue) else { return }
         if isHeaders && isRequestHeaders {
-            stream.headersDone = true
             startRequest(stream)
         }
         if flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
@@ -352,66 +317,46 @@ final class Connection {
     }
 
     func onDataChunk(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], !stream.finished, let method = stream.grpcMethod else {
+        guard let stream = streams[streamID] else {
             _ = nghttp2_session_consume(session, streamID, bytes.count)
             return
         }
-        defer {
-            if let flow = stream.flow, !stream.finished, !flow.mayConsume() {
+        switch stream.machine.receivedData(bytes) {
+        case .consume:
+            _ = nghttp2_session_consume(session, streamID, bytes.count)
+        case .deliver(let messages):
+            for message in messages {
+                stream.flow?.queuedMessage(message.count)
+                stream.requests?.yield(message)
+            }
+            if let flow = stream.flow, !flow.mayConsume() {
                 _ = nghttp2_session_consume_connection(session, bytes.count)
-                stream.unconsumed += bytes.count
+                stream.machine.withholdWindow(bytes.count)
             } else {
                 _ = nghttp2_session_consume(session, streamID, bytes.count)
             }
-        }
-        for event in stream.deframer.append(bytes) {
-            switch event {
-            case .message(let message):
-                if method.takesSingleRequest {
-                    stream.requestCount += 1
-                    if stream.requestCount == 1 {
-                        stream.singleRequest = message
-                    } else {
-                        fail(stream, GRPCStatus(.internal, "more than one request message for a unary request"))
-                        return
-                    }
-                } else {
-                    stream.flow?.queuedMessage(message.count)
-                    stream.requests?.yield(message)
-                }
-            case .compressed:
-                fail(
-                    stream,
-                    GRPCStatus(.unimplemented, "compressed messages are not supported (identity only)"),
-                    acceptEncoding: true
-                )
-                return
-            case .tooLarge(let announced):
-                fail(
-                    stream,
-                    GRPCStatus(
-                        .resourceExhausted,
-                        "received message larger than max (\(announced) vs. \(stream.deframer.maxMessageSize))"
-                    )
-                )
-                return
-            }
+        case .fail(let send):
+            stream.cancelHandler()
+            perform(send, on: stream)
+            _ = nghttp2_session_consume(session, streamID, bytes.count)
+        case .reset(let code):
+            _ = nghttp2_session_consume(session, streamID, bytes.count)
+            resetStream(stream, code)
         }
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        if !stream.finished && errorCode != NGHTTP2_NO_ERROR.rawValue {
+        if abandon(stream) && errorCode != NGHTTP2_NO_ERROR.rawValue {
             logger.debug("stream reset by peer", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
         }
-        abandon(stream)
     }
 
     func onFrameSend(type: UInt8, flags: UInt8, streamID: Int32) {
         // Our END_STREAM went out while the client is still sending: tell it to stop (RFC 9113 §8.1).
         guard flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
             type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-            let stream = streams[streamID], !stream.remoteEnded
+            let stream = streams[streamID], stream.machine.sentEndOfStream()
         else { return }
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
     }
@@ -422,55 +367,34 @@ final class Connection {
         flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        let n = min(buffer.count, stream.pendingOutput)
-        if n > 0 {
-            stream.outbound.withUnsafeBytes { source in
-                buffer.baseAddress!.copyMemory(from: source.baseAddress! + stream.outOffset, byteCount: n)
-            }
-            stream.outOffset += n
-            if stream.outOffset == stream.outbound.count {
-                stream.outbound.removeAll(keepingCapacity: stream.outbound.capacity <= 1 << 16)
-                stream.outOffset = 0
-            }
+        let read = stream.machine.readBody(into: buffer)
+        if read.wakeWriters && !stream.writers.isEmpty { stream.resumeWriters(true) }
+        switch read.then {
+        case .more:
+            return read.count
+        case .trailers(let status, let acceptEncoding):
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            submitTrailers(streamID: streamID, status: status, acceptEncoding: acceptEncoding)
+            return read.count
+        case .deferred:
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        case .noBody:
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        if !stream.writers.isEmpty && stream.pendingOutput < loop.configuration.streamOutputHighWater / 2 {
-            stream.resumeWriters(true)
-        }
-        if stream.pendingOutput == 0 {
-            if stream.finished, let status = stream.finalStatus {
-                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                submitTrailers(streamID: streamID, status: status, acceptEncoding: stream.acceptEncodingInTrailers)
-            } else if n == 0 {
-                stream.deferred = true
-                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-            }
-        }
-        return n
     }
 
     // MARK: gRPC request handling
 
     private func startRequest(_ stream: H2Stream) {
-        let method: GRPCMethod
-        let path: String
-        var deadline: ContinuousClock.Instant?
-        switch stream.head.classify(router: loop.router) {
-        case .reject(let httpStatus, let status, let acceptEncoding):
-            reject(stream, httpStatus: httpStatus, status, acceptEncoding: acceptEncoding)
+        switch stream.machine.receivedRequestHeaders(router: loop.router, now: .now) {
+        case .ignore:
             return
-        case .accept(let found, let foundPath, let timeout):
-            method = found
-            path = foundPath
-            if let timeout {
-                deadline = ContinuousClock.now.advanced(by: .nanoseconds(Int64(timeout)))
-                loop.addDeadline(monotonicNanoseconds() &+ timeout, StreamKey(connection: id, stream: stream.id))
-            }
-        }
-        stream.grpcMethod = method
-        stream.context = GRPCServerContext(path: path, metadata: GRPCMetadata(stream.metadata), deadline: deadline)
-        stream.counted = true
-        loop.rpcStarted()
-        if !method.takesSingleRequest {
+        case .reject(let send):
+            perform(send, on: stream)
+        case .awaitRequest(let timeout):
+            callStarted(stream, timeout: timeout)
+        case .startStreaming(let call, let timeout):
+            callStarted(stream, timeout: timeout)
             let (requests, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
             let flow = RequestFlow(highWater: loop.configuration.streamInputHighWater)
             stream.requests = continuation
@@ -481,36 +405,47 @@ final class Connection {
                 loop: loop,
                 key: StreamKey(connection: id, stream: stream.id)
             )
-            spawnHandler(stream, request: [], requests: requestStream)
+            spawnHandler(stream, call, request: [], requests: requestStream)
         }
+    }
+
+    /// A routed call: counted in flight, its deadline armed.
+    private func callStarted(_ stream: H2Stream, timeout: UInt64?) {
+        if let timeout {
+            loop.addDeadline(monotonicNanoseconds() &+ timeout, StreamKey(connection: id, stream: stream.id))
+        }
+        loop.rpcStarted()
     }
 
     private func endOfRequest(_ stream: H2Stream) {
-        stream.remoteEnded = true
-        guard !stream.finished, let method = stream.grpcMethod else { return }
-        if stream.deframer.hasPartialMessage {
-            fail(stream, GRPCStatus(.internal, "request stream ended inside a message"))
+        switch stream.machine.receivedEndOfStream() {
+        case .nothing:
             return
-        }
-        if method.takesSingleRequest {
-            guard let request = stream.singleRequest else {
-                fail(stream, GRPCStatus(.internal, "no request message for a unary request"))
-                return
-            }
-            stream.singleRequest = nil
+        case .startHandler(let call, let request):
             if receiving && loop.configuration.handlerStart == .inline {
-                readyCalls.append((stream, request))
+                readyCalls.append((stream, call, request))
             } else {
-                spawnHandler(stream, request: request, requests: nil)
+                spawnHandler(stream, call, request: request, requests: nil)
             }
-        } else {
+        case .finishRequests:
             stream.requests?.finish()
             stream.requests = nil
+        case .fail(let send):
+            stream.cancelHandler()
+            perform(send, on: stream)
+        case .reset(let code):
+            resetStream(stream, code)
         }
     }
 
-    private func spawnHandler(_ stream: H2Stream, request: [UInt8], requests: GRPCRequestStream?) {
-        guard let method = stream.grpcMethod, let context = stream.context else { return }
+    private func spawnHandler(
+        _ stream: H2Stream,
+        _ call: ServerStreamStateMachine.Call,
+        request: [UInt8],
+        requests: GRPCRequestStream?
+    ) {
+        let method = call.method
+        let context = call.context
         let loop = self.loop
         let key = StreamKey(connection: id, stream: stream.id)
         let writer = GRPCResponseWriter(loop: loop, key: key)
@@ -538,69 +473,47 @@ final class Connection {
 
     /// A streaming handler caught up: grant the window withheld from its stream.
     func resumeReading(_ stream: H2Stream) {
-        guard stream.unconsumed > 0 else { return }
-        _ = nghttp2_session_consume_stream(session, stream.id, stream.unconsumed)
-        stream.unconsumed = 0
+        let window = stream.machine.handlerCaughtUp()
+        guard window > 0 else { return }
+        _ = nghttp2_session_consume_stream(session, stream.id, window)
         markDirty()
     }
 
     /// A handler is done: queue its last message (if any) and the trailers.
     func finish(_ stream: H2Stream, message: [UInt8]?, status: GRPCStatus) {
-        guard !stream.finished else { return }
-        stream.finished = true
+        guard case .send(let send) = stream.machine.handlerFinished(message: message, status: status) else { return }
         stream.requests?.finish()
         stream.requests = nil
-        if !stream.responseStarted && message == nil {
-            sendTrailersOnly(stream, httpStatus: 200, status: status, acceptEncoding: false)
-            return
-        }
-        if let message { GRPCFraming.appendFramed(message, to: &stream.outbound) }
-        stream.finalStatus = status
-        startOrResumeBody(stream)
+        perform(send, on: stream)
     }
 
     /// A streaming handler wrote a message.
     func write(_ stream: H2Stream, message: [UInt8], continuation: CheckedContinuation<Bool, Never>) {
-        guard !stream.finished else {
+        guard case .queued(let send, let acceptNow) = stream.machine.handlerWrote(message) else {
             continuation.resume(returning: false)
             return
         }
-        GRPCFraming.appendFramed(message, to: &stream.outbound)
-        startOrResumeBody(stream)
-        if stream.pendingOutput < loop.configuration.streamOutputHighWater {
+        perform(send, on: stream)
+        if acceptNow {
             continuation.resume(returning: true)
         } else {
             stream.writers.append(continuation)
         }
     }
 
-    /// Ends a call early with `status` (deadline, bad request body): the handler is cancelled.
-    func fail(_ stream: H2Stream, _ status: GRPCStatus, acceptEncoding: Bool = false) {
-        guard !stream.finished else { return }
-        stream.finished = true
-        stream.task?.cancel()
-        stream.requests?.finish(throwing: CancellationError())
-        stream.requests = nil
-        stream.resumeWriters(false)
-        if stream.responseStarted {
-            stream.outbound.removeAll()
-            stream.outOffset = 0
-            stream.finalStatus = status
-            stream.acceptEncodingInTrailers = acceptEncoding
-            startOrResumeBody(stream)
-        } else {
-            sendTrailersOnly(stream, httpStatus: 200, status: status, acceptEncoding: acceptEncoding)
-        }
+    /// Ends a call early with `status` (deadline): the handler is cancelled.
+    func fail(_ stream: H2Stream, _ status: GRPCStatus) {
+        guard case .cancel(let send) = stream.machine.cancel(with: status) else { return }
+        stream.cancelHandler()
+        perform(send, on: stream)
     }
 
-    private func reject(_ stream: H2Stream, httpStatus: Int, _ status: GRPCStatus, acceptEncoding: Bool = false) {
-        stream.finished = true
-        sendTrailersOnly(stream, httpStatus: httpStatus, status: status, acceptEncoding: acceptEncoding)
-    }
-
-    private func startOrResumeBody(_ stream: H2Stream) {
-        if !stream.responseStarted {
-            stream.responseStarted = true
+    /// Does what the state machine answered for the response.
+    private func perform(_ send: ServerStreamStateMachine.Send, on stream: H2Stream) {
+        switch send {
+        case .nothing:
+            break
+        case .responseHeaders:
             var headers = HeaderBlock()
             headers.add(.status, GRPCHeaderValue.status200)
             headers.add(.contentType, GRPCHeaderValue.applicationGRPC)
@@ -608,22 +521,22 @@ final class Connection {
             headers.withNV { nva, count in
                 _ = nghttp2_submit_response(session, stream.id, nva, count, &provider)
             }
-        } else if stream.deferred {
-            stream.deferred = false
+        case .resumeBody:
             _ = nghttp2_session_resume_data(session, stream.id)
+        case .trailersOnly(let httpStatus, let status, let acceptEncoding):
+            var headers = HeaderBlock()
+            headers.add(.status, httpStatus == 200 ? GRPCHeaderValue.status200 : Array(String(httpStatus).utf8))
+            headers.add(.contentType, GRPCHeaderValue.applicationGRPC)
+            headers.addStatus(status, acceptEncoding: acceptEncoding)
+            headers.withNV { nva, count in
+                _ = nghttp2_submit_response(session, stream.id, nva, count, nil)
+            }
         }
         markDirty()
     }
 
-    private func sendTrailersOnly(_ stream: H2Stream, httpStatus: Int, status: GRPCStatus, acceptEncoding: Bool) {
-        stream.responseStarted = true
-        var headers = HeaderBlock()
-        headers.add(.status, httpStatus == 200 ? GRPCHeaderValue.status200 : Array(String(httpStatus).utf8))
-        headers.add(.contentType, GRPCHeaderValue.applicationGRPC)
-        headers.addStatus(status, acceptEncoding: acceptEncoding)
-        headers.withNV { nva, count in
-            _ = nghttp2_submit_response(session, stream.id, nva, count, nil)
-        }
+    private func resetStream(_ stream: H2Stream, _ code: ServerStreamStateMachine.ResetCode) {
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue)
         markDirty()
     }
 
