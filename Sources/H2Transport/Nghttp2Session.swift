@@ -65,7 +65,7 @@ final class Connection {
     private var interest: UInt32 = 0
     /// Calls with one request message (unary, server streaming) whose request ended during the current
     /// `mem_recv`; `startReadyCalls` starts them after it.
-    private var readyCalls: [(stream: H2Stream, call: ServerStreamStateMachine.Call, request: [UInt8])] = []
+    private var readyCalls: [(stream: H2Stream, request: [UInt8])] = []
     /// Inside `nghttp2_session_mem_recv`, where nghttp2 forbids `mem_send`.
     private var receiving = false
     var isDirty = false
@@ -177,7 +177,7 @@ final class Connection {
         for (index, call) in calls.enumerated() {
             guard !isClosed else { return }
             guard !call.stream.finished, streams[call.stream.id] === call.stream else { continue }
-            spawnHandler(call.stream, call.call, request: call.request, requests: nil)
+            spawnHandler(call.stream, request: call.request, requests: nil)
             if index < calls.count - 1 {
                 loop.drainInbox()
                 flush()
@@ -393,7 +393,7 @@ final class Connection {
             perform(send, on: stream)
         case .awaitRequest(let timeout):
             callStarted(stream, timeout: timeout)
-        case .startStreaming(let call, let timeout):
+        case .startStreaming(let timeout):
             callStarted(stream, timeout: timeout)
             let (requests, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
             let flow = RequestFlow(highWater: loop.configuration.streamInputHighWater)
@@ -405,7 +405,7 @@ final class Connection {
                 loop: loop,
                 key: StreamKey(connection: id, stream: stream.id)
             )
-            spawnHandler(stream, call, request: [], requests: requestStream)
+            spawnHandler(stream, request: [], requests: requestStream)
         }
     }
 
@@ -421,11 +421,11 @@ final class Connection {
         switch stream.machine.receivedEndOfStream() {
         case .nothing:
             return
-        case .startHandler(let call, let request):
+        case .startHandler(let request):
             if receiving && loop.configuration.handlerStart == .inline {
-                readyCalls.append((stream, call, request))
+                readyCalls.append((stream, request))
             } else {
-                spawnHandler(stream, call, request: request, requests: nil)
+                spawnHandler(stream, request: request, requests: nil)
             }
         case .finishRequests:
             stream.requests?.finish()
@@ -438,12 +438,8 @@ final class Connection {
         }
     }
 
-    private func spawnHandler(
-        _ stream: H2Stream,
-        _ call: ServerStreamStateMachine.Call,
-        request: [UInt8],
-        requests: GRPCRequestStream?
-    ) {
+    private func spawnHandler(_ stream: H2Stream, request: [UInt8], requests: GRPCRequestStream?) {
+        guard let call = stream.machine.call else { return }
         let method = call.method
         let context = call.context
         let loop = self.loop

@@ -36,7 +36,7 @@ struct ServerStreamStateMachine {
         case receivingHeaders
         /// Routed to a method that takes one request (unary, server streaming): its message is collected and the
         /// handler starts at the client's END_STREAM. The call is counted in flight.
-        case awaitingRequest(Call, request: [UInt8]?)
+        case awaitingRequest(request: [UInt8]?)
         /// The handler runs. `clientEnded`: the client sent END_STREAM (a streaming handler has every message).
         case handling(clientEnded: Bool, response: ResponsePhase)
         /// The final status is decided and the response started: the queued body drains, then the trailers go.
@@ -79,6 +79,10 @@ struct ServerStreamStateMachine {
     private var headerBytes = 0
     private let maxHeaderListSize: Int
     private let outputHighWater: Int
+    /// The routed call, from its headers on. Kept beside the state and out of the actions: its deadline is a
+    /// `ContinuousClock.Instant`, whose layout the standard library does not publish, and an enum carrying one is
+    /// switched through the runtime (`swift_getEnumCaseMultiPayload`) on every event, measurably slower per call.
+    private(set) var call: Call?
     /// The request head, while `receivingHeaders`.
     private var head = GRPCRequestHead()
     private var metadata: [(name: String, value: String)] = []
@@ -145,11 +149,11 @@ struct ServerStreamStateMachine {
         return .accept
     }
 
-    enum OnRequestHeaders {
+    enum OnRequestHeaders: Equatable {
         /// Count the call in flight (and arm its deadline): its handler starts at the client's END_STREAM.
         case awaitRequest(timeout: UInt64?)
-        /// Count the call in flight, arm its deadline, open its request stream and start its handler now.
-        case startStreaming(Call, timeout: UInt64?)
+        /// Count the call in flight, arm its deadline, open its request stream and start its handler (`call`) now.
+        case startStreaming(timeout: UInt64?)
         /// Answer at once; the call never reaches a handler.
         case reject(Send)
         /// Not the request's first header block (trailers), or the call is already over.
@@ -177,12 +181,13 @@ struct ServerStreamStateMachine {
                 context: GRPCServerContext(path: path, metadata: GRPCMetadata(metadata), deadline: deadline)
             )
             metadata = []
+            self.call = call
             if method.takesSingleRequest {
-                state = .awaitingRequest(call, request: nil)
+                state = .awaitingRequest(request: nil)
                 return .awaitRequest(timeout: timeout)
             }
             state = .handling(clientEnded: false, response: .notStarted)
-            return .startStreaming(call, timeout: timeout)
+            return .startStreaming(timeout: timeout)
         }
     }
 
@@ -203,7 +208,7 @@ struct ServerStreamStateMachine {
         case .receivingHeaders:
             state = .responded(clientEnded: true, counted: false)
             return .reset(.protocolError)
-        case .awaitingRequest(let call, var request):
+        case .awaitingRequest(var request):
             for event in deframer.append(bytes) {
                 switch event {
                 case .message(let message):
@@ -216,7 +221,7 @@ struct ServerStreamStateMachine {
                         )
                     }
                     request = message
-                    state = .awaitingRequest(call, request: request)
+                    state = .awaitingRequest(request: request)
                 case .compressed, .tooLarge:
                     let (status, acceptEncoding) = Self.failure(event, maxMessageSize: deframer.maxMessageSize)
                     return .fail(fail(status, acceptEncoding: acceptEncoding))
@@ -269,10 +274,10 @@ struct ServerStreamStateMachine {
         return .reset(.streamClosed)
     }
 
-    enum OnEndOfStream {
+    enum OnEndOfStream: Equatable {
         case nothing
-        /// Start the single-request handler with this message.
-        case startHandler(Call, request: [UInt8])
+        /// Start the single-request handler (`call`) with this message.
+        case startHandler(request: [UInt8])
         /// Finish the streaming handler's request stream (no more messages).
         case finishRequests
         /// The request body is malformed: cancel the handler (if any) and send this.
@@ -287,7 +292,7 @@ struct ServerStreamStateMachine {
         case .receivingHeaders:
             state = .responded(clientEnded: true, counted: false)
             return .reset(.protocolError)
-        case .awaitingRequest(let call, let request):
+        case .awaitingRequest(let request):
             if deframer.hasPartialMessage {
                 return .fail(failAtEndOfStream(GRPCStatus(.internal, "request stream ended inside a message")))
             }
@@ -295,7 +300,7 @@ struct ServerStreamStateMachine {
                 return .fail(failAtEndOfStream(GRPCStatus(.internal, "no request message for a unary request")))
             }
             state = .handling(clientEnded: true, response: .notStarted)
-            return .startHandler(call, request: request)
+            return .startHandler(request: request)
         case .handling(clientEnded: false, let response):
             if deframer.hasPartialMessage {
                 return .fail(failAtEndOfStream(GRPCStatus(.internal, "request stream ended inside a message")))
@@ -510,6 +515,7 @@ struct ServerStreamStateMachine {
     mutating func closed() -> OnClose {
         let result = OnClose(endsCall: isCounted, wasLive: !isFinished)
         state = .closed
+        call = nil
         body = []
         bodyOffset = 0
         return result

@@ -69,7 +69,7 @@ import Testing
     static func phase(_ machine: Machine) -> String {
         switch machine.state {
         case .receivingHeaders: "receivingHeaders"
-        case .awaitingRequest(_, let request): "awaitingRequest(\(request.map { "\($0.count) bytes" } ?? "none"))"
+        case .awaitingRequest(let request): "awaitingRequest(\(request.map { "\($0.count) bytes" } ?? "none"))"
         case .handling(let clientEnded, let response): "handling(clientEnded: \(clientEnded), \(response))"
         case .draining(let draining): "draining(\(draining.status.code), clientEnded: \(draining.clientEnded))"
         case .responded(let clientEnded, let counted): "responded(clientEnded: \(clientEnded), counted: \(counted))"
@@ -108,7 +108,7 @@ import Testing
         #expect(Self.data(&machine, Array(Self.framed([1, 2, 3]).prefix(4))) == .consume)
         #expect(Self.data(&machine, Array(Self.framed([1, 2, 3]).dropFirst(4))) == .consume)
         #expect(Self.phase(machine) == "awaitingRequest(3 bytes)")
-        guard case .startHandler(let call, let request) = machine.receivedEndOfStream() else {
+        guard case .startHandler(let request) = machine.receivedEndOfStream(), let call = machine.call else {
             Issue.record("handler not started")
             return
         }
@@ -128,6 +128,7 @@ import Testing
         #expect(!machine.sentEndOfStream())
         #expect(machine.closed() == Machine.OnClose(endsCall: true, wasLive: false))
         #expect(Self.phase(machine) == "closed")
+        #expect(machine.call == nil)
     }
 
     @Test func aBodyLargerThanTheBufferIsReadInPieces() {
@@ -160,7 +161,7 @@ import Testing
             extra: [("x-b", "2"), ("grpc-encoding", "identity"), ("x-a", "1"), ("grpc-timeout", "5S")]
         )
         _ = Self.data(&machine, Self.framed([]))
-        guard case .startHandler(let call, _) = machine.receivedEndOfStream() else {
+        guard case .startHandler = machine.receivedEndOfStream(), let call = machine.call else {
             Issue.record("handler not started")
             return
         }
@@ -182,7 +183,7 @@ import Testing
         }
         #expect(timeout == 100_000_000)
         _ = Self.data(&machine, Self.framed([]))
-        guard case .startHandler(let call, let request) = machine.receivedEndOfStream() else {
+        guard case .startHandler(let request) = machine.receivedEndOfStream(), let call = machine.call else {
             Issue.record("handler not started")
             return
         }
@@ -312,7 +313,8 @@ import Testing
 
     @Test func aStreamingCallStartsAtItsHeadersAndDeliversMessagesAsTheyComplete() {
         var machine = Self.machine()
-        guard case .startStreaming(let call, timeout: nil) = Self.headers(&machine, path: "/t.S/Client") else {
+        guard case .startStreaming(timeout: nil) = Self.headers(&machine, path: "/t.S/Client"), let call = machine.call
+        else {
             Issue.record("streaming handler not started")
             return
         }
