@@ -12,9 +12,6 @@ enum GRPCHeader: String {
     case grpcTimeout = "grpc-timeout"
     case grpcEncoding = "grpc-encoding"
     case grpcAcceptEncoding = "grpc-accept-encoding"
-
-    /// The name as bytes, for comparisons against nghttp2's length-delimited names.
-    var bytes: [UInt8] { Array(rawValue.utf8) }
 }
 
 /// Values the transport compares against or sends.
