@@ -325,7 +325,7 @@ final class Connection {
         case .consume:
             _ = nghttp2_session_consume(session, streamID, bytes.count)
         case .deliver(let messages):
-            for message in messages {
+            for case .message(let message) in messages {
                 stream.flow?.queuedMessage(message.count)
                 stream.requests?.yield(message)
             }

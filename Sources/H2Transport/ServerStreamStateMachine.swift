@@ -194,8 +194,9 @@ struct ServerStreamStateMachine {
     enum OnData: Equatable {
         /// Nothing for the handler: grant the window back at once.
         case consume
-        /// Hand these messages to the streaming handler; its flow control decides when the window comes back.
-        case deliver([[UInt8]])
+        /// Hand these messages (every event is a `.message`) to the streaming handler; its flow control decides
+        /// when the window comes back.
+        case deliver([GRPCMessageDeframer.OnMessage])
         /// The call ends with a status (bad request body): grant the window, cancel the handler, send this.
         case fail(Send)
         /// A protocol violation on this stream: grant the window and reset the stream with this code.
@@ -229,16 +230,13 @@ struct ServerStreamStateMachine {
             }
             return .consume
         case .handling(clientEnded: false, _):
-            var messages: [[UInt8]] = []
-            for event in deframer.append(bytes) {
-                switch event {
-                case .message(let message): messages.append(message)
-                case .compressed, .tooLarge:
-                    let (status, acceptEncoding) = Self.failure(event, maxMessageSize: deframer.maxMessageSize)
-                    return .fail(fail(status, acceptEncoding: acceptEncoding))
-                }
-            }
-            return messages.isEmpty ? .consume : .deliver(messages)
+            // The deframer stops at its first error, so only the last event can be one; the messages are handed
+            // on in the deframer's own array (no copy per chunk).
+            let events = deframer.append(bytes)
+            guard let last = events.last else { return .consume }
+            if case .message = last { return .deliver(events) }
+            let (status, acceptEncoding) = Self.failure(last, maxMessageSize: deframer.maxMessageSize)
+            return .fail(fail(status, acceptEncoding: acceptEncoding))
         case .handling(clientEnded: true, _):
             return resetAfterClientEnd()
         case .draining(let draining):
