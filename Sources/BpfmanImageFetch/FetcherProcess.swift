@@ -22,6 +22,10 @@ package enum FetcherProcess {
             }
             exit(verifyBundleCommand(Array(arguments.dropFirst(2)), environment: environment))
         }
+        // `bpfman image build` (ImageWriter.swift), also under the caller's identity: it writes where the caller may.
+        if arguments.count > 1 && arguments[1] == "build-image" {
+            exit(ImageWriter.command(Array(arguments.dropFirst(2))))
+        }
         if let problem = dropPrivileges() {
             reply(
                 FetchReply(

@@ -42,6 +42,8 @@ package struct CachedImage: Sendable, Equatable {
     /// `io.ebpf.programs` (or the legacy labels): function → type, informational (SPEC §8.1).
     package var programs: [String: String]?
     package var maps: [String: String]?
+    /// The digest whose signature was verified, or nil when the image was admitted unsigned or unchecked.
+    package var verifiedDigest: String? = nil
 }
 
 /// `metadata.json` of a cache entry (SPEC §8.3). It never holds credentials.
@@ -358,7 +360,8 @@ package final class ImageStore: Sendable {
             reference: reference.normalized,
             digest: reply.digest,
             programs: reply.programs,
-            maps: reply.maps
+            maps: reply.maps,
+            verifiedDigest: verifiedDigest
         )
     }
 
@@ -519,7 +522,8 @@ package final class ImageStore: Sendable {
             reference: metadata.reference,
             digest: metadata.digest,
             programs: metadata.programs,
-            maps: metadata.maps
+            maps: metadata.maps,
+            verifiedDigest: metadata.verified_digest
         )
         readEntries.withLock { $0[path] = (stamp, image, metadata) }
         return (image, metadata)

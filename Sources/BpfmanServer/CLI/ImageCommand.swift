@@ -14,7 +14,7 @@ extension BpfmanCommand {
         static let configuration = CommandConfiguration(
             commandName: "image",
             abstract: "Manage bytecode images.",
-            subcommands: [Pull.self, Inspect.self, VerifyBundle.self]
+            subcommands: [Pull.self, Inspect.self, Verify.self, Build.self, GenerateBuildArgs.self, VerifyBundle.self]
         )
 
         /// `bpfman image pull -i URL` (Rust era): into the daemon's cache, or the in-process engine's.
@@ -66,44 +66,21 @@ extension BpfmanCommand {
                     pullPolicy,
                     registryAuth ?? ProcessInfo.processInfo.environment["BPFMAN_REGISTRY_AUTH"]
                 )
-                let config: DaemonConfig
-                do {
-                    config = try BpfmanCommand.Serve.loadConfig(
-                        explicit: connection.config ?? ProcessInfo.processInfo.environment["BPFMAN_CONFIG"]
-                    )
-                } catch {
-                    throw ClientError(plain: error.message, code: .invalidArgument)
-                }
                 let policy = PullPolicy(rawValue: request.imagePullPolicy) ?? .ifNotPresent
+                let config = try imageConfig(connection)
                 do {
-                    let store = try ImageStore(
-                        directory: connection.imageCacheDirectory ?? ServeDefaults.imageCacheDirectory,
-                        signing: config.signingPolicy,
-                        environment: ProcessInfo.processInfo.environment,
-                        runtimeDirectory: connection.runtimeDirectory
-                            ?? ProcessInfo.processInfo.environment["BPFMAN_RUNTIME_DIR"]
-                            ?? ServeDefaults.runtimeDirectory,
-                        userAgent: "bpfman/\(BpfmanVersion.string)",
-                        logger: Logger(label: "bpfman"),
-                        objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
-                    )
+                    let store = try imageStore(connection, signing: config.signingPolicy)
                     let cached = try await store.resolve(
                         url: request.url,
                         policy: policy,
                         username: request.username.isEmpty ? nil : request.username,
                         password: request.password.isEmpty ? nil : request.password
                     )
-                    func object(_ map: [String: String]?) -> String? {
-                        map.map { m in
-                            "{"
-                                + m.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-                                .joined(separator: ",") + "}"
-                        }
-                    }
                     printJSON(
                         jsonObject([
                             ("reference", jsonString(cached.reference)), ("digest", jsonString(cached.digest)),
-                            ("programs", object(cached.programs)), ("maps", object(cached.maps)),
+                            ("programs", cached.programs.map(BytecodeImagePlan.labelJSON)),
+                            ("maps", cached.maps.map(BytecodeImagePlan.labelJSON)),
                         ])
                     )
                 } catch {
@@ -112,4 +89,34 @@ extension BpfmanCommand {
             }
         }
     }
+}
+
+/// The daemon's configuration (`--config`, `$BPFMAN_CONFIG`, else the default file) for image commands.
+func imageConfig(_ connection: ConnectionOptions) throws(ClientError) -> DaemonConfig {
+    do {
+        return try BpfmanCommand.Serve.loadConfig(
+            explicit: connection.config ?? ProcessInfo.processInfo.environment["BPFMAN_CONFIG"]
+        )
+    } catch {
+        throw ClientError(plain: error.message, code: .invalidArgument)
+    }
+}
+
+/// An image store as the daemon would open it, on `directory` (default: the image cache of `connection`).
+func imageStore(
+    _ connection: ConnectionOptions,
+    signing: SigningPolicy,
+    directory: String? = nil
+) throws(ImageError) -> ImageStore {
+    try ImageStore(
+        directory: directory ?? connection.imageCacheDirectory ?? ServeDefaults.imageCacheDirectory,
+        signing: signing,
+        environment: ProcessInfo.processInfo.environment,
+        runtimeDirectory: connection.runtimeDirectory
+            ?? ProcessInfo.processInfo.environment["BPFMAN_RUNTIME_DIR"]
+            ?? ServeDefaults.runtimeDirectory,
+        userAgent: "bpfman/\(BpfmanVersion.string)",
+        logger: Logger(label: "bpfman"),
+        objectCheck: { ELFFile.bpfObjectProblem(header: Array($0.prefix(64))) }
+    )
 }
