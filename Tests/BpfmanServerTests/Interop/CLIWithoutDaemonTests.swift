@@ -21,7 +21,8 @@ extension DaemonKernelTests {
             _ arguments: [String],
             stdout: String? = nil,
             prefix: [String] = [],
-            timeout: Double = 60
+            timeout: Double = 60,
+            environment: [String: String] = [:]
         ) async throws -> Run {
             let out = stdout ?? place.directory + "/out-\(UUID().uuidString)"
             let err = place.directory + "/err-\(UUID().uuidString)"
@@ -39,7 +40,7 @@ extension DaemonKernelTests {
                 environment: [
                     "BPFMAN_SOCKET_PATH": place.socketPath, "BPFMAN_RUNTIME_DIR": place.runtimeDirectory,
                     "BPFMAN_CONFIG": place.directory + "/bpfman.toml",
-                ]
+                ].merging(environment) { $1 }
             )
             let status = await child.wait(timeout: .milliseconds(Int(timeout * 1000)))
             return Run(

@@ -168,6 +168,9 @@ struct BytecodeImagePlan {
         }
         // libbpf reads objects of this machine's byte order only; the other order's are checked by header.
         guard bigEndian == BytecodeArch.hostBigEndian else { return ([:], [:]) }
+        if let problem = ELFFile.bpfObjectProblem(header: Array(header)) {
+            throw ClientError(plain: "bytecode \(path) is not a BPF object: \(problem)")
+        }
         let contents: (programs: [(name: String, kind: ProgramKind?)], maps: [(name: String, type: UInt32)])
         do { contents = try ObjectFile.contents(at: path) } catch {
             throw ClientError(plain: "load bytecode \(path): \(error.description)")
@@ -237,6 +240,9 @@ struct BytecodeInputOptions: ParsableArguments {
         help: ArgumentHelp("Directory containing cilium/ebpf bpf2go object files.", valueName: "dir")
     )
     var ciliumProject: String?
+
+    /// The global options the Go-era tree takes anywhere (`--runtime-dir`, `--config`, ...): accepted, unused.
+    @OptionGroup var connection: ConnectionOptions
 
     func plan() throws -> BytecodeImagePlan {
         try BytecodeImagePlan(bytecode: bytecode, ciliumProject: ciliumProject)

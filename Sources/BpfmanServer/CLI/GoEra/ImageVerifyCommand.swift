@@ -19,9 +19,10 @@ extension BpfmanCommand.ImageCommand {
                 """
         )
         @Argument(help: "OCI image reference (e.g., quay.io/bpfman-bytecode/xdp_pass:latest).") var image: String
-        @Option(
+        @Flag(
             name: .customLong("allow-unsigned"),
-            help: ArgumentHelp("Allow unsigned images (overrides config file).", valueName: "bool")
+            inversion: .prefixedNo,
+            help: "Allow unsigned images (overrides config file)."
         )
         var allowUnsigned: Bool?
         @Option(name: .customLong("certificate-identity"), help: "Expected signing certificate identity.")
