@@ -30,6 +30,8 @@ DEBS=(
     # the container image's pod-shaped test (DaemonKernelTests.Container): podman runs `make image`'s archive
     # with runc (crun, podman's default, refuses this machine's hybrid cgroups; INTEROP.md)
     podman runc
+    # the shells whose completion scripts the CLI tests run (bpfman --generate-completion-script zsh|fish)
+    zsh fish
 )
 
 missing=()
