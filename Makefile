@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := .build/debug
 
-.PHONY: run test setup build release release-smoke image check unit fixtures clean kernel-b fuzz fuzz-smoke load-test \
+.PHONY: run test setup build release install release-smoke image check unit fixtures clean kernel-b fuzz fuzz-smoke load-test \
 	load-smoke
 
 ## Set up what is missing, build, and run the daemon in the foreground on its default sockets.
@@ -38,6 +38,11 @@ release: setup
 	$(SWIFT) build --product generate-manual
 	.build/debug/generate-manual .build/release/bpfman --section 8 --date $$(git log -1 --format=%cs) \
 		--output-directory .build/release
+
+## Installs the release build, its man page and its bash, zsh and fish completions under $(DESTDIR)$(PREFIX)
+## (scripts/install.sh; PREFIX defaults to /usr/local, a package sets DESTDIR and PREFIX=/usr).
+install: release
+	bash scripts/install.sh
 
 ## The release build driven end to end by its own CLI against a real kernel (scripts/release-smoke.sh).
 release-smoke: release fixtures

@@ -110,6 +110,25 @@ status=0
 wait "$daemon" || status=$?
 daemon=
 [ "$status" = 0 ] || fail "daemon exited with status $status after SIGTERM"
+
+# `make install`'s step into a scratch DESTDIR: the executable, the man page it was generated with (Go-era verbs
+# included, readable by man), and the completions in the order users type `attach <id> <kind>`.
+DESTDIR="$work/dest" PREFIX=/usr bash "$root/scripts/install.sh" >/dev/null || fail "scripts/install.sh"
+installed="$work/dest/usr"
+"$installed/sbin/bpfman" --version | grep -q '^bpfman ' || fail "installed bpfman does not run"
+grep -q '^\.TH "BPFMAN" "8"' "$installed/share/man/man8/bpfman.8" || fail "installed man page has no .TH header"
+grep -q 'generate-build-args' "$installed/share/man/man8/bpfman.8" || fail "man page lacks the Go-era image verbs"
+if command -v man >/dev/null; then
+    MANWIDTH=100 man -l "$installed/share/man/man8/bpfman.8" 2>/dev/null | grep -q 'bpfman attach' ||
+        fail "man cannot render the installed man page"
+fi
+grep -q 'unparsed_words\[0\]}" == attach' "$installed/share/bash-completion/completions/bpfman" ||
+    fail "bash completion lacks the attach <id> <kind> order"
+grep -q 'program_ids' "$installed/share/zsh/vendor-completions/_bpfman" || fail "zsh completion lacks program ids"
+grep -q '__bpfman_attach_wants_program_id' "$installed/share/fish/vendor_completions.d/bpfman.fish" ||
+    fail "fish completion lacks program ids"
+
 echo "release-smoke: passed with bpfman alone in $work/bin (tracepoint program $id attached as link $link," \
     "listed, detached, unloaded; XDP $xdp_id and TC $tc_id attached in $mode mode and seen by the kernel," \
-    "detached, unloaded; uprobe $up_id attached through bpfman run as bpfman-ns)"
+    "detached, unloaded; uprobe $up_id attached through bpfman run as bpfman-ns; installed with its man page" \
+    "and completions)"
