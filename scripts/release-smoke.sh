@@ -116,7 +116,7 @@ daemon=
 DESTDIR="$work/dest" PREFIX=/usr bash "$root/scripts/install.sh" >/dev/null || fail "scripts/install.sh"
 installed="$work/dest/usr"
 "$installed/sbin/bpfman" --version | grep -q '^bpfman ' || fail "installed bpfman does not run"
-grep -q '^\.TH "BPFMAN" "8"' "$installed/share/man/man8/bpfman.8" || fail "installed man page has no .TH header"
+grep -q '^\.Dt BPFMAN 8' "$installed/share/man/man8/bpfman.8" || fail "installed man page has no .Dt BPFMAN 8 (mdoc)"
 grep -q 'generate-build-args' "$installed/share/man/man8/bpfman.8" || fail "man page lacks the Go-era image verbs"
 if command -v man >/dev/null; then
     MANWIDTH=100 man -l "$installed/share/man/man8/bpfman.8" 2>/dev/null | grep -q 'bpfman attach' ||
