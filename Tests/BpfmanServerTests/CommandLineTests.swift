@@ -68,7 +68,7 @@ import Testing
         (["list"], "'bpfman list' requires a subcommand: programs, links", "bpfman list <subcommand>"),
         (["get"], "'bpfman get' requires a subcommand: program, link", "bpfman get <subcommand>"),
         (["load"], "'bpfman load' requires a subcommand: file, image", "bpfman load <subcommand>"),
-        (["image"], "'bpfman image' requires a subcommand: pull, inspect, verify-bundle", "bpfman image <subcommand>"),
+        (["image"], "'bpfman image' requires a subcommand: pull, inspect, verify, build, generate-build-args, verify-bundle", "bpfman image <subcommand>"),
     ]
 
     @Test(arguments: groups)
@@ -195,6 +195,9 @@ import Testing
         #expect(BpfmanCommand.isGoEra(["program", "list"]))
         #expect(BpfmanCommand.isGoEra(["link"]))
         #expect(BpfmanCommand.isGoEra(["image", "inspect", "quay.io/x"]))
+        #expect(BpfmanCommand.isGoEra(["image", "build", "oci:/tmp/x", "a.o"]))
+        #expect(BpfmanCommand.isGoEra(["image", "generate-build-args", "a.o"]))
+        #expect(BpfmanCommand.isGoEra(["image", "verify", "quay.io/x"]))
         #expect(!BpfmanCommand.isGoEra(["image", "pull", "-i", "quay.io/x"]))
         #expect(!BpfmanCommand.isGoEra(["list", "programs"]))
         #expect(!BpfmanCommand.isGoEra([]))
