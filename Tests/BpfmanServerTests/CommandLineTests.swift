@@ -68,7 +68,11 @@ import Testing
         (["list"], "'bpfman list' requires a subcommand: programs, links", "bpfman list <subcommand>"),
         (["get"], "'bpfman get' requires a subcommand: program, link", "bpfman get <subcommand>"),
         (["load"], "'bpfman load' requires a subcommand: file, image", "bpfman load <subcommand>"),
-        (["image"], "'bpfman image' requires a subcommand: pull, inspect, verify, build, generate-build-args, verify-bundle", "bpfman image <subcommand>"),
+        (
+            ["image"],
+            "'bpfman image' requires a subcommand: pull, inspect, verify, build, generate-build-args, verify-bundle",
+            "bpfman image <subcommand>"
+        ),
     ]
 
     @Test(arguments: groups)

@@ -18,7 +18,10 @@ extension DaemonKernelTests.CLIWithoutDaemon {
                 daemon,
                 ["load", "file", "-p", object, "--programs", "tracepoint:count_kill"]
             )
-            let id = try #require(DaemonKernelTests.CLI.row("Program ID", in: load.stdout), "\(load.stdout)\(load.stderr)")
+            let id = try #require(
+                DaemonKernelTests.CLI.row("Program ID", in: load.stdout),
+                "\(load.stdout)\(load.stderr)"
+            )
             let bin = URL(fileURLWithPath: DaemonTools.bpfman!).deletingLastPathComponent().path
             let environment = [
                 "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
