@@ -162,59 +162,51 @@ extension DaemonKernelTests {
         )
         func builtImagesLoad(daemon: Bool) async throws {
             let object = try DaemonKernelTests.tracepointObject
-            try await withTestRegistry { registry in
-                try await CLIWithoutDaemon.withPlace { place in
-                    chmod(place.directory, 0o755)
-                    let layout = place.directory + "/built"
-                    let build = try await Self.bpfman(place, ["image", "build", "oci:\(layout):tp", object])
-                    #expect(build.status == 0, "\(build.stderr)")
-                    let built = try #require(
-                        build.stdout.split(separator: "@").last.map { $0.trimmingCharacters(in: .newlines) }
-                    )
-                    let pushed = try await registry.push(layout: layout, tag: "tp", repository: "built")
-                    #expect(pushed == built, "skopeo kept the manifest byte for byte")
-                    let archive = place.directory + "/multi.tar"
-                    let multi = try await Self.bpfman(
-                        place,
-                        [
-                            "image", "build", "oci-archive:\(archive):m", "linux/amd64=\(object)",
-                            "linux/arm64=\(object)",
-                        ]
-                    )
-                    #expect(multi.status == 0, "\(multi.stderr)")
-                    chmod(archive, 0o644)
-                    if daemon { try place.start() }
+            try await Self.withRegistryAndPlace { registry, place in
+                let (layout, built) = try await Self.buildLayout(place, object)
+                let pushed = try await registry.push(layout: layout, tag: "tp", repository: "built")
+                #expect(pushed == built, "skopeo kept the manifest byte for byte")
+                let archive = place.directory + "/multi.tar"
+                let multi = try await Self.bpfman(
+                    place,
+                    [
+                        "image", "build", "oci-archive:\(archive):m", "linux/amd64=\(object)",
+                        "linux/arm64=\(object)",
+                    ]
+                )
+                #expect(multi.status == 0, "\(multi.stderr)")
+                chmod(archive, 0o644)
+                if daemon { try place.start() }
 
-                    for url in ["\(registry.host)/built:latest", "oci-archive:\(archive):m"] {
-                        let load = try await Self.bpfman(
-                            place,
-                            ["program", "load", "image", url, "--programs", "tracepoint:count_kill", "-o", "json"]
-                        )
-                        #expect(load.status == 0, "\(url): \(load.stderr)")
-                        let programs = try #require(
-                            try CLIWithoutDaemon.json(load.stdout)["programs"] as? [[String: Any]],
-                            "\(load.stdout)"
-                        )
-                        let id = try #require((programs.first?["kernel_info"] as? [String: Any])?["id"] as? Int)
-                        let shown = try TestSupport.run("bpftool", ["-j", "prog", "show", "id", "\(id)"])
-                        #expect(
-                            shown.status == 0 && shown.output.contains("\"name\":\"count_kill\""),
-                            "\(shown.output)"
-                        )
-                        let inspect = try await Self.bpfman(place, ["image", "inspect", url])
-                        let labels = try CLIWithoutDaemon.json(inspect.stdout)
-                        #expect(
-                            labels["programs"] as? [String: String] == ["count_kill": "tracepoint"],
-                            "\(inspect.stdout)"
-                        )
-                        let unload = try await Self.bpfman(place, ["program", "unload", "\(id)"])
-                        #expect(unload.status == 0, "\(unload.stderr)")
-                    }
-                    if daemon {
-                        #expect(place.log.contains("rpc=Load"), "with a daemon, the loads went through it")
-                    } else {
-                        #expect(!TestDaemon.canConnect(place.socketPath))
-                    }
+                for url in ["\(registry.host)/built:latest", "oci-archive:\(archive):m"] {
+                    let load = try await Self.bpfman(
+                        place,
+                        ["program", "load", "image", url, "--programs", "tracepoint:count_kill", "-o", "json"]
+                    )
+                    #expect(load.status == 0, "\(url): \(load.stderr)")
+                    let programs = try #require(
+                        try CLIWithoutDaemon.json(load.stdout)["programs"] as? [[String: Any]],
+                        "\(load.stdout)"
+                    )
+                    let id = try #require((programs.first?["kernel_info"] as? [String: Any])?["id"] as? Int)
+                    let shown = try TestSupport.run("bpftool", ["-j", "prog", "show", "id", "\(id)"])
+                    #expect(
+                        shown.status == 0 && shown.output.contains("\"name\":\"count_kill\""),
+                        "\(shown.output)"
+                    )
+                    let inspect = try await Self.bpfman(place, ["image", "inspect", url])
+                    let labels = try CLIWithoutDaemon.json(inspect.stdout)
+                    #expect(
+                        labels["programs"] as? [String: String] == ["count_kill": "tracepoint"],
+                        "\(inspect.stdout)"
+                    )
+                    let unload = try await Self.bpfman(place, ["program", "unload", "\(id)"])
+                    #expect(unload.status == 0, "\(unload.stderr)")
+                }
+                if daemon {
+                    #expect(place.log.contains("rpc=Load"), "with a daemon, the loads went through it")
+                } else {
+                    #expect(!TestDaemon.canConnect(place.socketPath))
                 }
             }
         }
@@ -228,87 +220,103 @@ extension DaemonKernelTests {
         )
         func verifyChecksSignatures() async throws {
             let object = try DaemonKernelTests.tracepointObject
-            try await withTestRegistry { registry in
-                try await CLIWithoutDaemon.withPlace { place in
-                    chmod(place.directory, 0o755)
-                    let layout = place.directory + "/built"
-                    let build = try await Self.bpfman(place, ["image", "build", "oci:\(layout):tp", object])
-                    #expect(build.status == 0, "\(build.stderr)")
-                    let signed = try await registry.push(layout: layout, tag: "tp", repository: "signed")
-                    try await registry.push(layout: layout, tag: "tp", repository: "unsigned")
-                    let root = try await SigstoreForge.makeRoot(in: place.directory + "/sigstore")
-                    try await SigstoreForge.signImage(
-                        root: root,
-                        digest: signed,
-                        format: .bundle,
-                        registry: registry.host,
-                        repository: "signed"
-                    )
-                    let environment = ["SIGSTORE_ROOT_FILE": root.trustedRoot]
-                    let signedURL = "\(registry.host)/signed:latest"
-                    let unsignedURL = "\(registry.host)/unsigned:latest"
-                    let identity = [
-                        "--certificate-identity", SigstoreForge.identity, "--certificate-oidc-issuer",
-                        SigstoreForge.issuer,
+            try await Self.withRegistryAndPlace { registry, place in
+                let (layout, _) = try await Self.buildLayout(place, object)
+                let signed = try await registry.push(layout: layout, tag: "tp", repository: "signed")
+                try await registry.push(layout: layout, tag: "tp", repository: "unsigned")
+                let root = try await SigstoreForge.makeRoot(in: place.directory + "/sigstore")
+                try await SigstoreForge.signImage(
+                    root: root,
+                    digest: signed,
+                    format: .bundle,
+                    registry: registry.host,
+                    repository: "signed"
+                )
+                let environment = ["SIGSTORE_ROOT_FILE": root.trustedRoot]
+                let signedURL = "\(registry.host)/signed:latest"
+                let unsignedURL = "\(registry.host)/unsigned:latest"
+                let identity = [
+                    "--certificate-identity", SigstoreForge.identity, "--certificate-oidc-issuer",
+                    SigstoreForge.issuer,
+                ]
+                let verified = try await Self.bpfman(
+                    place,
+                    ["image", "verify", signedURL] + identity,
+                    environment: environment
+                )
+                #expect(verified.status == 0, "\(verified.stderr)")
+                #expect(verified.stdout == "Image \(signedURL): signature verified\n", "\(verified.stdout)")
+                let regexp = try await Self.bpfman(
+                    place,
+                    [
+                        "image", "verify", signedURL, "--certificate-identity-regexp", ".*@bpfman\\.test",
+                        "--certificate-oidc-issuer", SigstoreForge.issuer,
+                    ],
+                    environment: environment
+                )
+                #expect(regexp.status == 0, "\(regexp.stderr)")
+
+                let stranger = try await Self.bpfman(
+                    place,
+                    [
+                        "image", "verify", signedURL, "--certificate-identity", "mallory@bpfman.test",
+                        "--certificate-oidc-issuer", SigstoreForge.issuer,
+                    ],
+                    environment: environment
+                )
+                #expect(stranger.status == 1 && stranger.stdout.isEmpty)
+                #expect(stranger.stderr.hasPrefix("bpfman: error: verification failed: "), "\(stranger.stderr)")
+
+                let accepted = try await Self.bpfman(
+                    place,
+                    ["image", "verify", unsignedURL],
+                    environment: environment
+                )
+                #expect(accepted.status == 0, "\(accepted.stderr)")
+                #expect(accepted.stdout == "Image \(unsignedURL): unsigned image accepted by policy\n")
+                let refused = try await Self.bpfman(
+                    place,
+                    ["image", "verify", unsignedURL, "--no-allow-unsigned"],
+                    environment: environment
+                )
+                #expect(refused.status == 1)
+                #expect(
+                    refused.stderr.contains("is not signed and unsigned images are not allowed"),
+                    "\(refused.stderr)"
+                )
+                let both = try await Self.bpfman(
+                    place,
+                    [
+                        "image", "verify", signedURL, "--certificate-identity", "a",
+                        "--certificate-identity-regexp", "b",
                     ]
-                    let verified = try await Self.bpfman(
-                        place,
-                        ["image", "verify", signedURL] + identity,
-                        environment: environment
-                    )
-                    #expect(verified.status == 0, "\(verified.stderr)")
-                    #expect(verified.stdout == "Image \(signedURL): signature verified\n", "\(verified.stdout)")
-                    let regexp = try await Self.bpfman(
-                        place,
-                        [
-                            "image", "verify", signedURL, "--certificate-identity-regexp", ".*@bpfman\\.test",
-                            "--certificate-oidc-issuer", SigstoreForge.issuer,
-                        ],
-                        environment: environment
-                    )
-                    #expect(regexp.status == 0, "\(regexp.stderr)")
+                )
+                #expect(both.status == 1 && both.stderr.contains("are mutually exclusive"), "\(both.stderr)")
 
-                    let stranger = try await Self.bpfman(
-                        place,
-                        [
-                            "image", "verify", signedURL, "--certificate-identity", "mallory@bpfman.test",
-                            "--certificate-oidc-issuer", SigstoreForge.issuer,
-                        ],
-                        environment: environment
-                    )
-                    #expect(stranger.status == 1 && stranger.stdout.isEmpty)
-                    #expect(stranger.stderr.hasPrefix("bpfman: error: verification failed: "), "\(stranger.stderr)")
-
-                    let accepted = try await Self.bpfman(
-                        place,
-                        ["image", "verify", unsignedURL],
-                        environment: environment
-                    )
-                    #expect(accepted.status == 0, "\(accepted.stderr)")
-                    #expect(accepted.stdout == "Image \(unsignedURL): unsigned image accepted by policy\n")
-                    let refused = try await Self.bpfman(
-                        place,
-                        ["image", "verify", unsignedURL, "--no-allow-unsigned"],
-                        environment: environment
-                    )
-                    #expect(refused.status == 1)
-                    #expect(
-                        refused.stderr.contains("is not signed and unsigned images are not allowed"),
-                        "\(refused.stderr)"
-                    )
-                    let both = try await Self.bpfman(
-                        place,
-                        [
-                            "image", "verify", signedURL, "--certificate-identity", "a",
-                            "--certificate-identity-regexp", "b",
-                        ]
-                    )
-                    #expect(both.status == 1 && both.stderr.contains("are mutually exclusive"), "\(both.stderr)")
-
-                    let cached = (try? FileManager.default.contentsOfDirectory(atPath: place.imageCacheDirectory)) ?? []
-                    #expect(cached.filter { $0.hasPrefix("sha256_") }.isEmpty, "verify left \(cached) in the cache")
-                }
+                let cached = (try? FileManager.default.contentsOfDirectory(atPath: place.imageCacheDirectory)) ?? []
+                #expect(cached.filter { $0.hasPrefix("sha256_") }.isEmpty, "verify left \(cached) in the cache")
             }
+        }
+
+        /// A test registry and a place without a daemon, for `body`.
+        static func withRegistryAndPlace(_ body: (TestRegistry, TestDaemon) async throws -> Void) async throws {
+            try await withTestRegistry { registry in
+                try await CLIWithoutDaemon.withPlace { place in try await body(registry, place) }
+            }
+        }
+
+        /// `object` built as `oci:<place>/built:tp` (readable by the fetcher, which runs as nobody); the layout
+        /// and the digest the build printed.
+        static func buildLayout(_ place: TestDaemon, _ object: String) async throws -> (String, String) {
+            chmod(place.directory, 0o755)
+            let layout = place.directory + "/built"
+            let build = try await bpfman(place, ["image", "build", "oci:\(layout):tp", object])
+            #expect(build.status == 0, "\(build.stderr)")
+            let digest = try #require(
+                build.stdout.split(separator: "@").last.map { $0.trimmingCharacters(in: .newlines) },
+                "\(build.stdout)"
+            )
+            return (layout, digest)
         }
 
         /// Every file under `directory`, by relative path, with its bytes.
