@@ -73,6 +73,10 @@ let package = Package(
         // Binary protobuf <-> canonical JSON on stdin/stdout, for people and tests.
         .executableTarget(name: "protocat", dependencies: ["Proto"], swiftSettings: swiftSettings),
 
+        // The one system-call layer every module uses: errno as `Errno`, EINTR-retrying calls, the owned fd, the
+        // lookup of the bpfman executable. Glibc only.
+        .target(name: "SystemCalls", swiftSettings: swiftSettings),
+
         // gRPC over HTTP/2 on libnghttp2. Knows nothing of bpfman.
         .target(name: "H2Transport", dependencies: ["CNghttp2", logging], swiftSettings: swiftSettings),
         // A one-method echo server on H2Transport for Interop/bench.
@@ -138,6 +142,11 @@ let package = Package(
             name: "ProtoTests",
             dependencies: ["Proto", "TestSupport"],
             exclude: ["FailCases"],  // hostile inputs, read by path from FailCasesTests
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SystemCallsTests",
+            dependencies: ["SystemCalls", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

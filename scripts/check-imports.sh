@@ -11,6 +11,7 @@ cd "$root"
 # never Foundation: Foundation loads ICU (megabytes of RSS, tens of milliseconds of start-up).
 declare -A allow=(
     [Proto]=""
+    [SystemCalls]="Glibc"
     [ProtoGen]="Foundation Glibc"
     [protocat]="Proto Foundation Glibc"
     [H2Transport]="CNghttp2 Logging Glibc Synchronization Dispatch"

@@ -19,6 +19,9 @@ import Testing
         ("BpfmanServer", "internal import Foundation", "BpfmanServer may not import Foundation"),
         ("BpfmanEngine", "internal import Foundation", "BpfmanEngine may not import Foundation"),
         ("BpfmanEngine", "import Logging", "bare 'import Logging'"),
+        // The system-call layer sits under every module: Glibc only, nothing of ours, no logging.
+        ("SystemCalls", "internal import Logging", "SystemCalls may not import Logging"),
+        ("SystemCalls", "internal import H2Transport", "SystemCalls may not import H2Transport"),
     ])
     func aForbiddenImportFailsTheCheck(module: String, line: String, message: String) throws {
         let fm = FileManager.default
