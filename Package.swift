@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "SystemCalls", swiftSettings: swiftSettings),
 
         // gRPC over HTTP/2 on libnghttp2. Knows nothing of bpfman.
-        .target(name: "H2Transport", dependencies: ["CNghttp2", logging], swiftSettings: swiftSettings),
+        .target(name: "H2Transport", dependencies: ["SystemCalls", "CNghttp2", logging], swiftSettings: swiftSettings),
         // A one-method echo server on H2Transport for Interop/bench.
         .executableTarget(
             name: "h2-echo-server",
@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "BpfmanServer",
             dependencies: [
-                "Proto", "H2Transport", "BpfmanEngine", "BpfmanImages", logging,
+                "Proto", "H2Transport", "BpfmanEngine", "BpfmanImages", "SystemCalls", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -151,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "H2TransportTests",
-            dependencies: ["H2Transport", "CNghttp2", "TestSupport", logging],
+            dependencies: ["H2Transport", "SystemCalls", "CNghttp2", "TestSupport", logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

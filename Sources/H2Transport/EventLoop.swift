@@ -1,6 +1,7 @@
 internal import CNghttp2
 internal import Logging
 internal import Synchronization
+internal import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
@@ -323,8 +324,12 @@ final class EventLoop: @unchecked Sendable {
                     cnghttp2_accept_nonblocking(listener.rawFD)
                 }
             } catch {
-                if error.errno == ECONNABORTED { continue }
-                if (error.errno == EMFILE || error.errno == ENFILE) && shedPendingConnection(listener) { continue }
+                if error.errno == .connectionAborted { continue }
+                if (error.errno == .tooManyOpenFiles || error.errno == .tooManyOpenFilesInSystem)
+                    && shedPendingConnection(listener)
+                {
+                    continue
+                }
                 logger.warning("accept failed", metadata: ["error": "\(error)"])
                 return
             }

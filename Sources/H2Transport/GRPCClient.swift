@@ -1,4 +1,5 @@
 internal import CNghttp2
+package import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
@@ -9,7 +10,8 @@ internal import CNghttp2
 /// One connection per client; every call is one HTTP/2 stream. The client session is nghttp2's, fed
 /// through `mem_send`/`mem_recv` exactly like the server's. Not for concurrent use.
 package final class GRPCUnaryClient {
-    private let fd: CInt
+    private let socket: OwnedFD
+    private var fd: CInt { socket.rawValue }
     private var session: OpaquePointer?
     // The call in progress (the callbacks write here).
     fileprivate var body: [UInt8] = []
@@ -26,15 +28,18 @@ package final class GRPCUnaryClient {
     /// - Throws: `SystemCallError` naming `socket` or `connect` (e.g. ENOENT when no daemon listens there).
     package init(unixPath path: String, sendTimeout: Duration? = nil) throws(SystemCallError) {
         guard path.utf8.count <= ListenerFactory.maxUnixPathLength else {
-            throw SystemCallError(function: "connect", errno: ENAMETOOLONG, detail: path)
+            throw SystemCallError(function: "connect", errno: .nameTooLong, detail: path)
         }
-        fd = try syscall("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }!
+        let raw = try syscall("socket") {
+            Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }!
+        socket = OwnedFD(taking: raw)
         if let sendTimeout {
             var value = timeval(
                 tv_sec: Int(sendTimeout.components.seconds),
                 tv_usec: Int(sendTimeout.components.attoseconds / 1_000_000_000_000)
             )
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(raw, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
         }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -42,27 +47,22 @@ package final class GRPCUnaryClient {
             raw.copyBytes(from: path.utf8)
             raw[path.utf8.count] = 0
         }
-        let rc = withUnsafePointer(to: &address) { pointer in
+        // A connect interrupted by a signal goes on in the background; it is not started again (connect(2)).
+        let connected = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                connect(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        if rc != 0 {
-            let code = errno
-            close(fd)
-            throw SystemCallError(function: "connect", errno: code, detail: path)
-        }
+        if connected != 0 { throw SystemCallError(function: "connect", errno: .current, detail: path) }
         ignoreSIGPIPEOnce()
         session = makeClientSession(owner: self)
         if session == nil {
-            close(fd)
-            throw SystemCallError(function: "nghttp2_session_client_new", errno: ENOMEM, detail: "")
+            throw SystemCallError(function: "nghttp2_session_client_new", errno: .outOfMemory)
         }
     }
 
     deinit {
         nghttp2_session_del(session)
-        close(fd)
     }
 
     /// Calls `path` (e.g. `/bpfman.v1.Bpfman/Get`) with one serialized request.
@@ -100,25 +100,27 @@ package final class GRPCUnaryClient {
         }
         var provider = cnghttp2_data_provider(readRequestData)
         let stream = block.withNV { nva, count in nghttp2_submit_request(session, nil, nva, count, &provider, nil) }
-        guard stream > 0 else { throw SystemCallError(function: "nghttp2_submit_request", errno: EINVAL, detail: "") }
+        guard stream > 0 else { throw SystemCallError(function: "nghttp2_submit_request", errno: .invalidArgument) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         // The server's deadline plus a margin for its DEADLINE_EXCEEDED to arrive before ours.
         let deadline = timeout.map { ContinuousClock.now + $0 + .milliseconds(500) }
         while closedStream != stream {
             try flush()
             if let deadline { try waitReadable(until: deadline) }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemCallError(function: "read", errno: errno, detail: "")
-            }
+            let n = try buffer.withUnsafeMutableBytes { buffer in
+                valueOrErrno("read") { read(fd, buffer.baseAddress, buffer.count) }
+            }.get()
             if n == 0 {
-                throw SystemCallError(function: "read", errno: ECONNRESET, detail: "the daemon closed the connection")
+                throw SystemCallError(
+                    function: "read",
+                    errno: .connectionReset,
+                    detail: "the daemon closed the connection"
+                )
             }
             let consumed = buffer.withUnsafeBytes {
                 nghttp2_session_mem_recv(session, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
             }
-            if consumed < 0 { throw SystemCallError(function: "nghttp2_session_mem_recv", errno: EPROTO, detail: "") }
+            if consumed < 0 { throw SystemCallError(function: "nghttp2_session_mem_recv", errno: .protocolError) }
         }
         return finish()
     }
@@ -128,13 +130,12 @@ package final class GRPCUnaryClient {
         while true {
             let left = deadline - .now
             guard left > .zero else {
-                throw SystemCallError(function: "poll", errno: ETIMEDOUT, detail: "no answer before the deadline")
+                throw SystemCallError(function: "poll", errno: .timedOut, detail: "no answer before the deadline")
             }
             let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let n = poll(&entry, 1, CInt(clamping: max(1, milliseconds)))
-            if n > 0 { return }
-            if n < 0 && errno != EINTR { throw SystemCallError(function: "poll", errno: errno, detail: "") }
+            // An interrupted poll is retried with the time left.
+            if try syscall("poll", { poll(&entry, 1, CInt(clamping: max(1, milliseconds))) })! > 0 { return }
         }
     }
 
@@ -142,16 +143,11 @@ package final class GRPCUnaryClient {
         while true {
             var data: UnsafePointer<UInt8>?
             let length = nghttp2_session_mem_send(session, &data)
-            if length < 0 { throw SystemCallError(function: "nghttp2_session_mem_send", errno: EPROTO, detail: "") }
+            if length < 0 { throw SystemCallError(function: "nghttp2_session_mem_send", errno: .protocolError) }
             if length == 0 { return }
             var offset = 0
             while offset < length {
-                let n = write(fd, data! + offset, length - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw SystemCallError(function: "write", errno: errno, detail: "")
-                }
-                offset += n
+                offset += try syscall("write") { write(fd, data! + offset, length - offset) }!
             }
         }
     }

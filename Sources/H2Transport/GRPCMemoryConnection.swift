@@ -1,6 +1,7 @@
 internal import CNghttp2
 package import Logging
 internal import Synchronization
+internal import SystemCalls
 
 /// One server connection without a socket: the server's real nghttp2 session, gRPC layer and router, driven on
 /// the caller's thread. The bytes a client would write go in through `receive(_:)`; what the server would send

@@ -1,5 +1,6 @@
 package import Logging
 internal import Synchronization
+package import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc

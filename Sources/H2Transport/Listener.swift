@@ -1,4 +1,5 @@
 internal import CNghttp2
+internal import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
@@ -52,13 +53,17 @@ enum ListenerFactory {
 
     private static func unix(path: String, mode: mode_t, group: gid_t?) throws(SystemCallError) -> OwnedFD {
         guard !path.isEmpty, path.utf8.count <= maxUnixPathLength else {
-            throw SystemCallError(function: "bind", errno: ENAMETOOLONG, detail: path)
+            throw SystemCallError(function: "bind", errno: .nameTooLong, detail: path)
         }
         try makeParentDirectories(of: path)
         var info = stat()
         if lstat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw SystemCallError(function: "bind", errno: EEXIST, detail: "\(path) exists and is not a socket")
+                throw SystemCallError(
+                    function: "bind",
+                    errno: .fileExists,
+                    detail: "\(path) exists and is not a socket"
+                )
             }
             try syscall("unlink", detail: path) { Glibc.unlink(path) }
         }
@@ -99,8 +104,8 @@ enum ListenerFactory {
             components = components.dropFirst()
             current += "/" + next
             if mkdir(current, 0o755) != 0 {
-                let err = errno
-                if err != EEXIST { throw SystemCallError(function: "mkdir", errno: err, detail: current) }
+                let error = Errno.current
+                if error != .fileExists { throw SystemCallError(function: "mkdir", errno: error, detail: current) }
             }
         }
     }
@@ -119,7 +124,7 @@ enum ListenerFactory {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw SystemCallError(function: "inet_pton", errno: EINVAL, detail: host)
+            throw SystemCallError(function: "inet_pton", errno: .invalidArgument, detail: host)
         }
         bound = try fd.withRawDescriptor { raw throws(SystemCallError) -> UInt16 in
             var one: CInt = 1
@@ -153,7 +158,7 @@ enum ListenerFactory {
         guard type == Int32(SOCK_STREAM.rawValue), accepting == 1 else {
             throw SystemCallError(
                 function: "adopt",
-                errno: EINVAL,
+                errno: .invalidArgument,
                 detail: "fd \(raw) is not a listening stream socket"
             )
         }
@@ -174,7 +179,7 @@ enum ListenerFactory {
             return .failure(
                 SystemCallError(
                     function: "socket activation",
-                    errno: EINVAL,
+                    errno: .invalidArgument,
                     detail: "LISTEN_PID=\(pidText) LISTEN_FDS=\(fdsText) do not name one fd for this process"
                 )
             )
@@ -186,7 +191,7 @@ enum ListenerFactory {
         var length = socklen_t(MemoryLayout<CInt>.size)
         guard getsockopt(3, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0, domain == AF_UNIX else {
             return .failure(
-                SystemCallError(function: "socket activation", errno: ENOTSOCK, detail: "fd 3 is not AF_UNIX")
+                SystemCallError(function: "socket activation", errno: .notSocket, detail: "fd 3 is not AF_UNIX")
             )
         }
         return .success(3)

@@ -1,5 +1,6 @@
 internal import CNghttp2
 internal import Logging
+internal import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import H2Transport
 import Logging
+import SystemCalls
 import TestSupport
 import Testing
 

@@ -5,6 +5,7 @@ internal import H2Transport
 internal import Logging
 internal import Proto
 internal import Synchronization
+internal import SystemCalls
 
 /// Where a client command's calls go (SPEC §9): the daemon answering on the socket, or, when none answers, the
 /// daemon's own services run in this process on the runtime directory, under the lock a daemon takes.
@@ -126,15 +127,15 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
         do {
             return try GRPCUnaryClient(unixPath: path, sendTimeout: timeout)
         } catch {
-            if error.errno == ENOENT || error.errno == ECONNREFUSED { return nil }
-            if error.errno == EACCES && geteuid() != 0 {
+            if error.errno == .noSuchFileOrDirectory || error.errno == .connectionRefused { return nil }
+            if error.errno == .permissionDenied && geteuid() != 0 {
                 throw ClientError(
                     plain:
                         "cannot reach the bpfman daemon at \(path) (permission denied) and running in-process needs root: start it with 'systemctl start bpfman.socket' or 'bpfman serve', or run as root"
                 )
             }
             throw ClientError(
-                plain: "cannot connect to the bpfman daemon at \(path): \(String(cString: strerror(error.errno)))"
+                plain: "cannot connect to the bpfman daemon at \(path): \(error.errno)"
             )
         }
     }
@@ -151,7 +152,7 @@ final class Backend: @unchecked Sendable {  // used by one command at a time
             do {
                 result = try client.call(path, request.serializedBytes(), timeout: timeout)
             } catch {
-                if error.errno == ETIMEDOUT {
+                if error.errno == .timedOut {
                     throw ClientError(
                         status: GRPCStatus(
                             .deadlineExceeded,
