@@ -87,7 +87,11 @@ let package = Package(
         ),
 
         // The loader engine on libbpf, libxdp and SQLite. Knows nothing of gRPC.
-        .target(name: "BpfmanEngine", dependencies: ["CBPF", "CSQLite", logging], swiftSettings: swiftSettings),
+        .target(
+            name: "BpfmanEngine",
+            dependencies: ["SystemCalls", "CBPF", "CSQLite", logging],
+            swiftSettings: swiftSettings
+        ),
 
         // OCI bytecode images, the daemon's side: references, the cache, pull policies, credentials, one download
         // per reference, and the bpfman-image fetcher process it starts. Knows nothing of gRPC, the codec or the engine.
@@ -156,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BpfmanEngineTests",
-            dependencies: ["BpfmanEngine", "CBPF", "TestSupport"],
+            dependencies: ["BpfmanEngine", "SystemCalls", "CBPF", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -190,7 +194,7 @@ if Context.environment["BPFMAN_FUZZ"] != nil {
         ("layer", ["BpfmanImageFetch", "BpfmanImages"]),
         ("auth", ["BpfmanImageFetch"]),
         ("reference", ["BpfmanImages"]),
-        ("elf", ["BpfmanEngine"]),
+        ("elf", ["BpfmanEngine", "SystemCalls"]),
     ]
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support", swiftSettings: swiftSettings))
     for target in fuzzTargets {

@@ -1,6 +1,7 @@
 internal import CBPF
 internal import Glibc
 internal import Logging
+internal import SystemCalls
 
 extension Engine {
     /// Attaches a managed program (SPEC §3.3) and returns the new link id.
@@ -211,7 +212,7 @@ extension Engine {
     func probeAddress(path: String, fnName: String?, offset: UInt64) throws(EngineError) -> UInt64 {
         guard let fnName else { return offset }
         let fd = try converting(
-            { () throws(SyscallError) in try Syscalls.open(path, O_RDONLY) },
+            { () throws(SystemCallError) in try Syscalls.open(path, O_RDONLY) },
             mapError: { .invalidArgument("uprobe target \"\(path)\" could not be resolved: \($0.errno)") }
         )
         guard let symbol = ELFFile.fileOffset(of: fnName, in: fd) else {

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+internal import SystemCalls
 
 /// The program a CSI volume takes its maps from (SPEC §7.3 step 4).
 package struct CSIMapSource: Sendable, Hashable {

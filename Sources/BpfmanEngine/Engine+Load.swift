@@ -1,6 +1,7 @@
 internal import CBPF
 internal import Glibc
 internal import Logging
+internal import SystemCalls
 
 extension Engine {
     /// Loads the requested programs of one object (SPEC §3.1): one kernel load, every program pinned at
@@ -276,7 +277,7 @@ extension Engine {
     /// Reads the object file whole and checks its ELF header (SPEC §3.1).
     private func readObjectFile(_ path: String) throws(EngineError) -> ObjectImage {
         let image = try converting(
-            { () throws(SyscallError) in try ObjectImage.read(path: path) },
+            { () throws(SystemCallError) in try ObjectImage.read(path: path) },
             mapError: { .invalidArgument("object file \(path): \($0.errno)") }
         )
         if let problem = ELFFile.bpfObjectProblem(header: image.prefix(64)) {

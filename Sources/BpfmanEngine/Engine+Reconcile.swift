@@ -1,5 +1,6 @@
 internal import Glibc
 internal import Logging
+internal import SystemCalls
 
 extension Engine {
     /// Start-up reconciliation (SPEC §6.3): records are made to agree with the kernel and the pins, and every

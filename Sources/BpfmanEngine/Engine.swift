@@ -1,6 +1,7 @@
 internal import CBPF
 internal import Glibc
 package import Logging
+internal import SystemCalls
 
 /// The loader engine: Load, Unload, Attach, Detach, List and Get over libbpf, bpffs pins and the SQLite store.
 ///

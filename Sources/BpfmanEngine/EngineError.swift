@@ -1,3 +1,5 @@
+package import SystemCalls
+
 /// The engine's one error type. `code` mirrors the gRPC status the server maps it to (SPEC §0.3), `message`
 /// is the normative one-sentence text, `errno` the kernel's answer when one caused it.
 package struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {

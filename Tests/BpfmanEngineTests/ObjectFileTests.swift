@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 import TestSupport
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
     }
 
     @Test func missingFileIsATypedError() {
-        #expect(throws: ObjectFileError(path: "/nonexistent/x.o", errno: 2)) {
+        #expect(throws: ObjectFileError(path: "/nonexistent/x.o", errno: .noSuchFileOrDirectory)) {
             try ObjectFile.programs(at: "/nonexistent/x.o")
         }
     }
@@ -39,7 +40,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: empty) }
         #expect(try ObjectImage.read(path: empty).prefix(64).isEmpty)
         #expect(ELFFile.bpfObjectProblem(header: try ObjectImage.read(path: empty).prefix(64)) == "not an ELF file")
-        #expect(throws: SyscallError.self) { _ = try ObjectImage.read(path: "/nonexistent/x.bpf.o") }
+        #expect(throws: SystemCallError.self) { _ = try ObjectImage.read(path: "/nonexistent/x.bpf.o") }
         do {
             _ = try ObjectImage.read(path: "/nonexistent/x.bpf.o")
         } catch {

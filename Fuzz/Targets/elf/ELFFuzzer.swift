@@ -8,6 +8,7 @@ internal import BpfmanEngine
 // the kernel's to check: an address outside every PT_LOAD segment is passed through as it is.)
 internal import FuzzSupport
 internal import Glibc
+internal import SystemCalls
 
 private let path = "/dev/shm/bpfman-fuzz-elf-\(getpid())"
 

@@ -1,3 +1,5 @@
+package import SystemCalls
+
 /// An error from the dispatcher and native XDP/TC attach code.
 ///
 /// `code` says how the Engine should report it (SPEC §0.3): `invalidArgument`, `failedPrecondition` or
@@ -16,9 +18,9 @@ package struct DispatchError: Error, Equatable, Sendable, CustomStringConvertibl
     package var code: Code
     package var message: String
     /// The errno behind an `internal` error, if any.
-    package var errno: Int32?
+    package var errno: Errno?
 
-    package init(_ code: Code, _ message: String, errno: Int32? = nil) {
+    package init(_ code: Code, _ message: String, errno: Errno? = nil) {
         self.code = code
         self.message = message
         self.errno = errno

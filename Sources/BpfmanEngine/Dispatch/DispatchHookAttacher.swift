@@ -1,5 +1,6 @@
 internal import Glibc
 internal import Logging
+internal import SystemCalls
 
 /// The engine's `HookAttacher`: XDP and TC attachments in dispatcher mode (SPEC §4.4-4.8) or native mode
 /// (SPEC §4.9), chosen once at start-up (SPEC §4.3).
@@ -712,7 +713,7 @@ private func mapDispatchError<T>(_ body: () throws(DispatchError) -> T) throws(E
         switch error.code {
         case .invalidArgument: throw .invalidArgument(error.message)
         case .failedPrecondition: throw .failedPrecondition(error.message)
-        case .internal: throw .internal(error.message, errno: error.errno.map { Errno(rawValue: $0) })
+        case .internal: throw .internal(error.message, errno: error.errno)
         }
     }
 }

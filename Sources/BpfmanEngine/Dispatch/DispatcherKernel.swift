@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+internal import SystemCalls
 
 /// Builds, swaps and removes dispatchers in the kernel (SPEC §4.3-4.6). No records: the caller persists
 /// the returned `DispatcherState` and feeds it back in for the next change.
@@ -315,25 +316,15 @@ package struct DispatcherKernel: Sendable {
     }
 
     static func makeDirectory(_ path: String) throws(DispatchError) {
-        if mkdir(path, 0o755) != 0, errno != EEXIST {
-            let error = errno
-            throw DispatchError(.internal, "mkdir \(path): \(String(cString: strerror(error)))", errno: error)
+        if case .failure(let error) = Syscalls.mkdir(path, 0o755), error.errno != .fileExists {
+            throw DispatchError(.internal, "mkdir \(path): \(error.errno)", errno: error.errno)
         }
     }
 
     /// Removes a directory of pins (one level deep) and the directory itself; missing is fine.
     static func removeTree(_ path: String) {
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if name == "." || name == ".." { continue }
-                unlink("\(path)/\(name)")
-            }
-            closedir(dir)
-        }
-        rmdir(path)
+        for name in Syscalls.listDirectory(path) { _ = Syscalls.unlink("\(path)/\(name)") }
+        _ = Syscalls.rmdir(path)
     }
 }
 
@@ -350,9 +341,9 @@ struct ObjectHandle: ~Copyable {
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
         image.copyBytes(from: bytes)
         guard let object = cbpf_object_open_memory(image.baseAddress, bytes.count, name, nil) else {
-            let error = errno
+            let error = Errno.current
             image.deallocate()
-            throw DispatchError(.internal, "open BPF object \(name): \(String(cString: strerror(error)))", errno: error)
+            throw DispatchError(.internal, "open BPF object \(name): \(error)", errno: error)
         }
         self.object = object
         self.image = image

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+internal import SystemCalls
 
 /// XDP link mode from `[interfaces.<if>] xdp_mode` (SPEC §1.8).
 package enum XDPMode: String, Sendable, CaseIterable {
@@ -79,7 +80,11 @@ enum XDPLink {
             }
             if lastError == EBUSY { throw foreignProgram(iface) }
         }
-        throw DispatchError(.internal, "attach xdp \(iface): \(String(cString: strerror(lastError)))", errno: lastError)
+        throw DispatchError(
+            .internal,
+            "attach xdp \(iface): \(Errno(rawValue: lastError))",
+            errno: Errno(rawValue: lastError)
+        )
     }
 
     private static func foreignProgram(_ iface: String) -> DispatchError {
@@ -135,7 +140,7 @@ package enum NativeXDP {
         let link: OwnedFD
         do {
             link = try DispatchBPF.open(pin: linkPin)
-        } catch  where error.errno == ENOENT {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return
         }
         _ = try DispatchBPF.check(bpf_link_detach(link.rawValue), "detach xdp link \(linkPin)")
@@ -195,8 +200,8 @@ enum TCFilters {
         guard result == 0 || result == -EEXIST else {
             throw DispatchError(
                 .internal,
-                "create clsact qdisc on \(iface): \(String(cString: strerror(-result)))",
-                errno: -result
+                "create clsact qdisc on \(iface): \(Errno(rawValue: -result))",
+                errno: Errno(rawValue: -result)
             )
         }
     }
@@ -233,8 +238,8 @@ enum TCFilters {
         guard result == 0 else {
             throw DispatchError(
                 .internal,
-                "attach tc \(iface) \(direction.rawValue): \(String(cString: strerror(-result)))",
-                errno: -result
+                "attach tc \(iface) \(direction.rawValue): \(Errno(rawValue: -result))",
+                errno: Errno(rawValue: -result)
             )
         }
         return TCFilterHandle(ifindex: ifindex, direction: direction, priority: priority, handle: opts.handle)
@@ -254,8 +259,8 @@ enum TCFilters {
         guard result == 0 || result == -ENOENT || result == -ENODEV else {
             throw DispatchError(
                 .internal,
-                "delete tc filter \(filter.priority):\(filter.handle): \(String(cString: strerror(-result)))",
-                errno: -result
+                "delete tc filter \(filter.priority):\(filter.handle): \(Errno(rawValue: -result))",
+                errno: Errno(rawValue: -result)
             )
         }
     }

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+internal import SystemCalls
 
 /// The network namespace an XDP/TC attachment lives in (SPEC §4.16), and a way to run code inside it.
 ///
@@ -16,10 +17,10 @@ package struct NetworkNamespace: Sendable, Equatable {
     package static func current() throws(DispatchError) -> NetworkNamespace {
         var st = stat()
         guard stat("/proc/self/ns/net", &st) == 0 else {
-            let error = errno
+            let error = Errno.current
             throw DispatchError(
                 .internal,
-                "cannot stat /proc/self/ns/net: \(String(cString: strerror(error)))",
+                "cannot stat /proc/self/ns/net: \(error)",
                 errno: error
             )
         }
@@ -37,15 +38,15 @@ package struct NetworkNamespace: Sendable, Equatable {
         }
         guard path.hasPrefix("/") else { throw invalid("the path must be absolute") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw invalid(String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw invalid(Errno.current.description) }
         defer { close(fd) }
         // NS_GET_NSTYPE (_IO(0xb7, 0x3)) answers CLONE_NEWNET for a network namespace file.
         let type = cbpf_ns_type(fd)
         guard cbpf_ns_is_net(type) != 0 else {
-            throw invalid(type < 0 ? String(cString: strerror(errno)) : "it is another kind of namespace")
+            throw invalid(type < 0 ? Errno.current.description : "it is another kind of namespace")
         }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw invalid(String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else { throw invalid(Errno.current.description) }
         return NetworkNamespace(path: path, nsid: UInt64(st.st_ino))
     }
 
@@ -64,7 +65,7 @@ package struct NetworkNamespace: Sendable, Equatable {
             result = Result { () throws(DispatchError) -> T in try body() }
         }
         func failed(_ what: String, _ error: Errno) -> DispatchError {
-            DispatchError(.internal, "\(what) \"\(path)\": \(error)", errno: error.rawValue)
+            DispatchError(.internal, "\(what) \"\(path)\": \(error)", errno: error)
         }
         switch failure {
         case .threadNotStarted(let error)?: throw failed("cannot start a thread for netns", error)

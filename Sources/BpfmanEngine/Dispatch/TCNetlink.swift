@@ -1,4 +1,5 @@
 internal import Glibc
+internal import SystemCalls
 
 /// A qdisc or filter as an rtnetlink dump reports it.
 package struct TCObject: Sendable, Equatable {
@@ -97,8 +98,8 @@ package enum TCNetlink {
                     if code == 0 { return objects }
                     throw DispatchError(
                         .internal,
-                        "netlink dump failed: \(String(cString: strerror(-code)))",
-                        errno: -code
+                        "netlink dump failed: \(Errno(rawValue: -code))",
+                        errno: Errno(rawValue: -code)
                     )
                 }
                 if length >= 36 {
@@ -143,11 +144,11 @@ package enum TCNetlink {
     }
 
     /// Unwraps a funnelled call, turning its failure into `.internal` with the errno.
-    private static func checked<T>(_ result: Result<T, SyscallError>) throws(DispatchError) -> T {
+    private static func checked<T>(_ result: Result<T, SystemCallError>) throws(DispatchError) -> T {
         switch result {
         case .success(let value): return value
         case .failure(let error):
-            throw DispatchError(.internal, "\(error.function): \(error.errno)", errno: error.errno.rawValue)
+            throw DispatchError(.internal, "\(error.function): \(error.errno)", errno: error.errno)
         }
     }
 }

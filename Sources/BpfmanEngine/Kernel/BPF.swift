@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// Kernel attach-type numbers the engine uses (SPEC §4.1). Debian's UAPI headers predate TCX, so these are
 /// spelled out rather than imported.
@@ -59,7 +60,7 @@ package enum BPF {
     package static func programExists(id: UInt32) -> Bool {
         guard id > 0, id <= UInt32(Int32.max) else { return false }
         var next: UInt32 = 0
-        if bpf_prog_get_next_id(id - 1, &next) != 0 { return errno != ENOENT }
+        if bpf_prog_get_next_id(id - 1, &next) != 0 { return Errno.current != .noSuchFileOrDirectory }
         return next == id
     }
 

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// A failed libbpf or bpf(2) call, decoded in this one file (STYLE convention 4).
 ///
@@ -24,31 +25,20 @@ package struct BPFError: Error, Sendable, CustomStringConvertible {
         return .failure(BPFError(function: "\(function)", errno: error))
     }
 
-    /// Runs a libbpf call that returns `-errno` (retrying EINTR) and wraps a returned fd.
+    /// Runs a libbpf call that returns `-errno` (retrying EINTR, SystemCalls' `valueOrNegatedErrno`) and wraps a
+    /// returned fd.
     @inline(never)
     package static func fd(_ function: StaticString, _ body: () -> Int32) throws(BPFError) -> OwnedFD {
-        while true {
-            let result = body()
-            if result >= 0 { return OwnedFD(taking: result) }
-            // libbpf returns -errno; a raw syscall wrapper may return -1 with errno set.
-            let error = result == -1 ? Errno.current : Errno(rawValue: -result)
-            if error == .interrupted { continue }
-            precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
-            throw BPFError(function: "\(function)", errno: error)
+        switch valueOrNegatedErrno(function, body) {
+        case .success(let fd): return OwnedFD(taking: fd)
+        case .failure(let error): throw BPFError(function: "\(function)", errno: error)
         }
     }
 
     /// Runs a libbpf call that returns `-errno` or `0`, retrying EINTR.
     @inline(never)
     package static func call(_ function: StaticString, _ body: () -> Int32) -> Result<Void, BPFError> {
-        while true {
-            let result = body()
-            if result >= 0 { return .success(()) }
-            let error = result == -1 ? Errno.current : Errno(rawValue: -result)
-            if error == .interrupted { continue }
-            precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
-            return .failure(BPFError(function: "\(function)", errno: error))
-        }
+        valueOrNegatedErrno(function, body).map { _ in () }.mapError { BPFError(function: "\(function)", errno: $0) }
     }
 
     /// Decodes a libbpf pointer result (`NULL` + errno).
@@ -59,6 +49,6 @@ package struct BPFError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension SyscallError {
+extension SystemCallError {
     package var asBPFError: BPFError { BPFError(function: function, errno: errno) }
 }

@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// An opened (and possibly loaded) `struct bpf_object`, with one owner that closes it.
 ///
@@ -127,10 +128,10 @@ package struct ObjectImage: ~Copyable {
 
     /// Reads the file at `path` up to the size `fstat` reported (at most 1 GiB).
     /// - Throws: the failing call and its errno (a directory reads as EISDIR).
-    package static func read(path: String) throws(SyscallError) -> ObjectImage {
+    package static func read(path: String) throws(SystemCallError) -> ObjectImage {
         let fd = try Syscalls.open(path, O_RDONLY)
         var status = Glibc.stat()
-        if fstat(fd.rawValue, &status) != 0 { throw SyscallError(function: "fstat", errno: Errno.current) }
+        if fstat(fd.rawValue, &status) != 0 { throw SystemCallError(function: "fstat", errno: Errno.current) }
         let size = max(1, min(Int(status.st_size), 1 << 30))
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         var filled = 0

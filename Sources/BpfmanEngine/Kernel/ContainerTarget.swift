@@ -1,4 +1,5 @@
 internal import Glibc
+package import SystemCalls
 
 /// Opens a uprobe target inside a container's mount namespace through the single-threaded `bpfman-ns`
 /// helper (SPEC §4.14): `setns(CLONE_NEWNS)` is impossible in this multi-threaded process.

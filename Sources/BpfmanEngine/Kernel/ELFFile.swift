@@ -1,4 +1,5 @@
 internal import Glibc
+package import SystemCalls
 
 /// Minimal ELF64 reading for what libbpf does not do for us: checking that a file is a BPF object before
 /// opening it (SPEC §3.1) and resolving uprobe symbols to file offsets (SPEC §4.13).

@@ -1,4 +1,5 @@
 internal import Glibc
+internal import SystemCalls
 
 extension KernelFeatures {
     /// Probes the running kernel; no fd survives.

@@ -1,6 +1,7 @@
 internal import CBPF
 internal import Dispatch
 internal import Glibc
+package import SystemCalls
 
 extension KernelProgramInfo {
     /// Reads a program's information live (SPEC §3.8): `BPF_PROG_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD` and

@@ -13,6 +13,7 @@
 // thread (no Swift concurrency, no Dispatch, no Foundation on the way here); it checks, and says so if not.
 internal import CBPF
 internal import Glibc
+internal import SystemCalls
 
 package enum NamespaceHelper {
     /// The name the daemon gives this mode in argv[0].
@@ -40,7 +41,7 @@ package enum NamespaceHelper {
             )
         }
         guard cbpf_setns(namespace, CBPF_CLONE_NEWNS) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = Errno.current.description
             if let threads = threadCount(), threads > 1 {
                 fail(
                     "cannot enter the mount namespace of pid \(container): \(reason) (this process runs \(threads) threads)"
@@ -51,7 +52,7 @@ package enum NamespaceHelper {
         close(namespace)
         let path = resolve(target, pid: pid)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { fail("cannot open \(path) in the container: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { fail("cannot open \(path) in the container: \(Errno.current.description)") }
         send(path: path, fd: fd, on: socket)
         exit(0)
     }
@@ -160,7 +161,7 @@ package enum NamespaceHelper {
                 }
             }
         }
-        if sent < 0 { fail("sendmsg: \(String(cString: strerror(errno)))") }
+        if sent < 0 { fail("sendmsg: \(Errno.current.description)") }
     }
 
     /// The number of threads of this process (the `Threads:` line of /proc/self/status), or nil.

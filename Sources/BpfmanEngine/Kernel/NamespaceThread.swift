@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// Work inside a network namespace on a dedicated, thread-pinned OS thread (SPEC §1.7, §4.16).
 ///

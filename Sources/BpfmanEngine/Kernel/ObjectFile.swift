@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// A program as declared in an ELF object file, before anything is loaded.
 package struct DeclaredProgram: Sendable, Equatable {
@@ -17,7 +18,7 @@ package enum ObjectFile {
     /// The corresponding C functions are `bpf_object__open_file` and `bpf_object__next_program`.
     package static func programs(at path: String) throws(ObjectFileError) -> [DeclaredProgram] {
         guard let object = cbpf_object_open(path) else {
-            throw ObjectFileError(path: path, errno: errno)
+            throw ObjectFileError(path: path, errno: .current)
         }
         defer { bpf_object__close(object) }
         var result: [DeclaredProgram] = []
@@ -73,9 +74,9 @@ package enum ObjectFile {
 /// libbpf could not open an object file.
 package struct ObjectFileError: Error, Equatable, CustomStringConvertible {
     package var path: String
-    package var errno: Int32
+    package var errno: Errno
 
     package var description: String {
-        "cannot open BPF object \(path): \(String(cString: strerror(errno)))"
+        "cannot open BPF object \(path): \(errno)"
     }
 }

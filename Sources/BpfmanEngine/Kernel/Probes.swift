@@ -1,5 +1,6 @@
 internal import CBPF
 internal import Glibc
+package import SystemCalls
 
 /// Perf-event based attach points: tracepoints and the kprobe/uprobe PMUs (SPEC §4.11-4.13).
 package enum Probes {

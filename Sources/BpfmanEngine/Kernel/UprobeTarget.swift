@@ -1,4 +1,5 @@
 internal import Glibc
+internal import SystemCalls
 
 /// Resolution of a uprobe `target` to a file (SPEC §4.13), in the calling process's mount namespace.
 package enum UprobeTarget {

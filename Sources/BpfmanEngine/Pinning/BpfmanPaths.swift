@@ -1,4 +1,4 @@
-internal import Glibc
+internal import SystemCalls
 
 /// Every path and environment name of the daemon in one place (STYLE convention 10, SPEC §2).
 ///
@@ -15,20 +15,10 @@ package struct BpfmanPaths: Sendable, Hashable {
     /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
     package static let nsHelperEnvironmentKey = "BPFMAN_NS_PATH"
 
-    /// The executable to run as the `bpfman-ns` helper (argv[0] "bpfman-ns"): `$BPFMAN_NS_PATH`, else this
-    /// process's own executable when it is `bpfman` (the daemon or the CLI), else `bpfman` beside it (a test
-    /// runner in the build directory).
+    /// The executable to run as the `bpfman-ns` helper (argv[0] "bpfman-ns"): `$BPFMAN_NS_PATH`, else the `bpfman`
+    /// executable (SystemCalls' `bpfmanExecutable(override:)`).
     package static var nsHelperPath: String {
-        if let path = environment(nsHelperEnvironmentKey), !path.isEmpty { return path }
-        return bpfmanExecutable
-    }
-
-    /// The `bpfman` executable: the running one when it is `bpfman`, else `bpfman` in the running one's directory.
-    package static var bpfmanExecutable: String {
-        guard let executable = executablePath() else { return "/usr/sbin/bpfman" }
-        let parts = executable.split(separator: "/", omittingEmptySubsequences: false)
-        if parts.last == "bpfman" { return executable }
-        return parts.dropLast().joined(separator: "/") + "/bpfman"
+        bpfmanExecutable(override: Syscalls.environment(nsHelperEnvironmentKey))
     }
 
     /// The runtime directory `<rd>`.
@@ -74,15 +64,4 @@ package struct BpfmanPaths: Sendable, Hashable {
     package var csiDirectory: String { root + "/csi" }
     /// `<rd>/tuf`
     package var tufDirectory: String { root + "/tuf" }
-}
-
-private func environment(_ key: String) -> String? {
-    getenv(key).map { String(cString: $0) }
-}
-
-private func executablePath() -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard count > 0 else { return nil }
-    return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

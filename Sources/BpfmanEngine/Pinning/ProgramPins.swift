@@ -1,6 +1,7 @@
 internal import CBPF
 internal import Glibc
 internal import Synchronization
+internal import SystemCalls
 
 /// Whether a managed program is still there, told from its pin without reading the program (SPEC §3.8, §6.4).
 ///

@@ -1,5 +1,6 @@
 import CBPF
 import Foundation
+import SystemCalls
 import TestSupport
 
 @testable import BpfmanEngine
@@ -105,7 +106,7 @@ enum DispatchTestSupport {
         try ns.run { () throws(DispatchError) in
             let ifindex = try NetworkInterface.index(of: iface, netnsLabel: netns)
             let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
-            guard fd >= 0 else { throw DispatchError(.internal, "AF_PACKET socket failed", errno: errno) }
+            guard fd >= 0 else { throw DispatchError(.internal, "AF_PACKET socket failed", errno: .current) }
             defer { close(fd) }
             // struct sockaddr_ll (20 bytes; Glibc's module does not export it): family, protocol, ifindex,
             // hatype, pkttype, halen, addr[8].
@@ -132,7 +133,7 @@ enum DispatchTestSupport {
                         )
                     }
                 }
-                guard sent == frame.count else { throw DispatchError(.internal, "sendto failed", errno: errno) }
+                guard sent == frame.count else { throw DispatchError(.internal, "sendto failed", errno: .current) }
             }
         }
         usleep(50_000)  // let generic XDP / TC run on the receiving side

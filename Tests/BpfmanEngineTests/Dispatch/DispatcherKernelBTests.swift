@@ -1,5 +1,6 @@
 import CBPF
 import Foundation
+import SystemCalls
 import TestSupport
 import Testing
 
@@ -524,7 +525,7 @@ extension KernelTests {
                 let kernel = DispatcherKernel(paths: DispatcherPaths(fsRoot: root))
                 let error = try #require(kernel.probeFreplace())
                 #expect(error.code == .internal)
-                #expect(error.errno == EPERM, "\(error.message)")
+                #expect(error.errno == .notPermitted, "\(error.message)")
                 // The test dispatchers themselves load fine (they are plain XDP / TC programs).
                 try kernel.installTestDispatchers()
                 #expect(FileManager.default.fileExists(atPath: "\(root)/dispatcher-test/xdp"))

@@ -1,6 +1,7 @@
 import CBPF
 import Foundation
 import Glibc
+import SystemCalls
 import TestSupport
 import Testing
 
