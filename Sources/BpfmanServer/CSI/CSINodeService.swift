@@ -3,6 +3,7 @@ internal import H2Transport
 internal import Logging
 internal import Proto
 internal import Synchronization
+internal import SystemCalls
 
 #if canImport(Glibc)
 @preconcurrency internal import Glibc
@@ -71,7 +72,7 @@ package final class CSINodeService: Sendable {
         var log = logger
         log[metadataKey: "volume_id"] = "\(plan.volumeID)"
         log[metadataKey: "target_path"] = "\(plan.targetPath)"
-        let target = CSISyscalls.canonicalPath(plan.targetPath)
+        let target = Syscalls.canonicalPath(plan.targetPath)
 
         // Step 3: a repeat of an earlier publish.
         if let top = MountEntry.mounts(at: target).last {
@@ -81,7 +82,7 @@ package final class CSINodeService: Sendable {
                     "target path \(plan.targetPath) is already mounted with filesystem \(top.filesystemType)"
                 )
             }
-            let entries = Set(CSISyscalls.listDirectory(target)).subtracting(Self.kernelEntries)
+            let entries = Set(Syscalls.listDirectory(target)).subtracting(Self.kernelEntries)
             guard entries == Set(plan.maps), top.isReadOnly == plan.readOnly else {
                 throw GRPCStatus(
                     .alreadyExists,
@@ -125,16 +126,16 @@ package final class CSINodeService: Sendable {
         var mountedVolume = false
         var mountedTarget = false
         do {
-            try Self.internalOnFailure("cannot create \(volume)") { CSISyscalls.mkdir(volume, mode: 0o750) }
-            try Self.internalOnFailure("cannot mount bpffs at \(volume)") { CSISyscalls.mountBPFFS(at: volume) }
+            try Self.internalOnFailure("cannot create \(volume)") { Syscalls.mkdir(volume, 0o750) }
+            try Self.internalOnFailure("cannot mount bpffs at \(volume)") { CSIMounts.mountBPFFS(at: volume) }
             mountedVolume = true
             guard Engine.csiIsBPFFS(volume) else {
                 throw GRPCStatus(.internal, "\(volume) is not a bpffs after mounting one (statfs magic)")
             }
-            try Self.internalOnFailure("cannot set the mode of \(volume)") { CSISyscalls.chmod(volume, mode: 0o750) }
+            try Self.internalOnFailure("cannot set the mode of \(volume)") { Syscalls.chmod(volume, 0o750) }
             if let group = plan.group {
                 try Self.internalOnFailure("cannot set the group of \(volume)") {
-                    CSISyscalls.changeGroup(volume, to: gid_t(group))
+                    Syscalls.changeGroup(volume, to: gid_t(group))
                 }
             }
             for map in plan.maps {
@@ -144,25 +145,25 @@ package final class CSINodeService: Sendable {
                 } catch {
                     throw ErrorMapping.status(for: error)
                 }
-                try Self.internalOnFailure("cannot set the mode of \(pin)") { CSISyscalls.chmod(pin, mode: 0o660) }
+                try Self.internalOnFailure("cannot set the mode of \(pin)") { Syscalls.chmod(pin, 0o660) }
                 if let group = plan.group {
                     try Self.internalOnFailure("cannot set the group of \(pin)") {
-                        CSISyscalls.changeGroup(pin, to: gid_t(group))
+                        Syscalls.changeGroup(pin, to: gid_t(group))
                     }
                 }
             }
-            if !CSISyscalls.isDirectory(plan.targetPath) {
+            if !Syscalls.isDirectory(plan.targetPath) {
                 try Self.internalOnFailure("cannot create target path \(plan.targetPath)") {
-                    CSISyscalls.mkdir(plan.targetPath, mode: 0o755)
+                    Syscalls.mkdir(plan.targetPath, 0o755)
                 }
             }
             try Self.internalOnFailure("cannot bind-mount \(volume) at \(plan.targetPath)") {
-                CSISyscalls.bindMount(volume, onto: plan.targetPath)
+                CSIMounts.bindMount(volume, onto: plan.targetPath)
             }
             mountedTarget = true
             if plan.readOnly {
                 try Self.internalOnFailure("cannot make \(plan.targetPath) read-only") {
-                    CSISyscalls.remountReadOnly(plan.targetPath)
+                    CSIMounts.remountReadOnly(plan.targetPath)
                 }
             }
             let record = CSIVolumeRecord(
@@ -183,7 +184,7 @@ package final class CSINodeService: Sendable {
             // Step 9: undo everything but the target directory (the CO owns it).
             if mountedTarget { unmountAll(plan.targetPath) }
             if mountedVolume { unmountAll(volume) }
-            _ = CSISyscalls.rmdir(volume)
+            _ = Syscalls.rmdir(volume)
             log.info(
                 "publish failed, rolled back",
                 metadata: ["rpc": "NodePublishVolume", "error": "\(error)"]
@@ -203,9 +204,9 @@ package final class CSINodeService: Sendable {
     /// A per-volume directory left by a crashed attempt: unmount whatever is there and remove it.
     private func removeStaleVolumeFilesystem(_ volume: String) throws {
         unmountAll(volume)
-        if CSISyscalls.status(volume) != nil {
+        if Syscalls.status(volume) != nil {
             // An unmounted leftover is an empty directory (pins only ever live inside the bpffs).
-            try Self.internalOnFailure("cannot remove stale \(volume)") { CSISyscalls.rmdir(volume) }
+            try Self.internalOnFailure("cannot remove stale \(volume)") { Syscalls.rmdir(volume) }
         }
     }
 
@@ -220,29 +221,30 @@ package final class CSINodeService: Sendable {
             var log = logger
             log[metadataKey: "volume_id"] = "\(volumeID)"
             log[metadataKey: "target_path"] = "\(targetPath)"
-            let target = CSISyscalls.canonicalPath(targetPath)
+            let target = Syscalls.canonicalPath(targetPath)
             var rounds = 0
             while !MountEntry.mounts(at: target).isEmpty && rounds < 16 {
                 rounds += 1
-                switch CSISyscalls.unmount(target) {
+                switch CSIMounts.unmount(target) {
                 case .success: break
-                case .failure(let error) where error.errno == EINVAL || error.errno == ENOENT: break
-                case .failure(let error) where error.errno == EBUSY:
+                case .failure(let error) where error.errno == .invalidArgument || error.errno == .noSuchFileOrDirectory:
+                    break
+                case .failure(let error) where error.errno == .resourceBusy:
                     try Self.internalOnFailure("cannot unmount \(targetPath)") {
-                        CSISyscalls.unmount(target, detach: true)
+                        CSIMounts.unmount(target, detach: true)
                     }
                 case .failure(let error):
                     throw GRPCStatus(.internal, "cannot unmount \(targetPath): \(error)")
                 }
             }
-            switch CSISyscalls.rmdir(targetPath) {
+            switch Syscalls.rmdir(targetPath) {
             case .success: break
-            case .failure(let error) where error.errno == ENOENT: break
+            case .failure(let error) where error.errno == .noSuchFileOrDirectory: break
             case .failure(let error): throw GRPCStatus(.internal, "cannot remove target path \(targetPath): \(error)")
             }
             let volume = paths.volumeFilesystem(volumeID)
             unmountAll(volume)
-            _ = CSISyscalls.rmdir(volume)
+            _ = Syscalls.rmdir(volume)
             records.remove(volumeID)
             log.info("unpublished volume", metadata: ["rpc": "NodeUnpublishVolume", "rounds": "\(rounds)"])
         }
@@ -261,14 +263,14 @@ package final class CSINodeService: Sendable {
         var kept = 0
         var dropped = 0
         for record in records.all() {
-            let target = CSISyscalls.canonicalPath(record.targetPath)
+            let target = Syscalls.canonicalPath(record.targetPath)
             if MountEntry.mounts(at: target, in: table).last?.filesystemType == "bpf" {
                 kept += 1
                 continue
             }
             let volume = paths.volumeFilesystem(record.volumeID)
             unmountAll(volume)
-            _ = CSISyscalls.rmdir(volume)
+            _ = Syscalls.rmdir(volume)
             records.remove(record.volumeID)
             dropped += 1
             logger.info(
@@ -299,12 +301,12 @@ package final class CSINodeService: Sendable {
 
     /// Unmounts everything stacked at `path` (lazily when busy); best effort.
     private func unmountAll(_ path: String) {
-        let canonical = CSISyscalls.canonicalPath(path)
+        let canonical = Syscalls.canonicalPath(path)
         var rounds = 0
         while !MountEntry.mounts(at: canonical).isEmpty && rounds < 16 {
             rounds += 1
-            if case .failure(let error) = CSISyscalls.unmount(canonical) {
-                if case .failure = CSISyscalls.unmount(canonical, detach: true) {
+            if case .failure(let error) = CSIMounts.unmount(canonical) {
+                if case .failure = CSIMounts.unmount(canonical, detach: true) {
                     logger.warning("cannot unmount", metadata: ["path": "\(path)", "error": "\(error)"])
                     return
                 }
@@ -313,20 +315,20 @@ package final class CSINodeService: Sendable {
     }
 
     private func ensureDirectory(_ path: String, mode: mode_t) throws {
-        if CSISyscalls.isDirectory(path) { return }
-        switch CSISyscalls.mkdir(path, mode: mode) {
+        if Syscalls.isDirectory(path) { return }
+        switch Syscalls.mkdir(path, mode) {
         case .success: return
-        case .failure(let error) where error.errno == EEXIST: return
+        case .failure(let error) where error.errno == .fileExists: return
         case .failure(let error): throw GRPCStatus(.internal, "cannot create \(path): \(error)")
         }
     }
 
     /// Runs a system call wrapper and turns its failure into INTERNAL `<what>: <errno text>`.
     @discardableResult
-    private static func internalOnFailure<T>(_ what: String, _ body: () -> Result<T, CSISystemError>) throws -> T {
+    private static func internalOnFailure<T>(_ what: String, _ body: () -> Result<T, SystemCallError>) throws -> T {
         switch body() {
         case .success(let value): return value
-        case .failure(let error): throw GRPCStatus(.internal, "\(what): \(String(cString: strerror(error.errno)))")
+        case .failure(let error): throw GRPCStatus(.internal, "\(what): \(error.errno)")
         }
     }
 }

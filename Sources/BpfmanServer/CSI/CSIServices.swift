@@ -2,6 +2,7 @@ package import BpfmanEngine
 package import H2Transport
 package import Logging
 internal import Proto
+internal import SystemCalls
 
 /// Where the CSI plugin keeps its state under the runtime directory (SPEC §0.2, §2).
 package struct CSIPaths: Sendable, Hashable {
@@ -83,7 +84,7 @@ package enum CSIServices {
     ) throws(StartupError) -> CSINodeService {
         let paths = CSIPaths(runtimeDirectory: runtimeDirectory)
         try makeDirectories(paths.filesystems, mode: 0o755)
-        let nodeID = configuration.nodeID ?? CSISyscalls.environment("KUBE_NODE_NAME") ?? CSISyscalls.hostName()
+        let nodeID = configuration.nodeID ?? Syscalls.environment("KUBE_NODE_NAME") ?? Syscalls.hostName()
         let node = CSINodeService(
             engine: engine,
             paths: paths,

@@ -1,5 +1,6 @@
 internal import FoundationEssentials
 internal import Glibc
+internal import SystemCalls
 
 /// What was published for one CSI volume, kept so a restarted daemon knows the volumes published before it.
 ///
@@ -32,28 +33,28 @@ package struct CSIVolumeRecords: Sendable {
     private func path(_ volumeID: String) -> String { directory + "/" + volumeID + ".json" }
 
     /// Writes (or replaces) the record of `record.volumeID`.
-    /// - Throws: `CSISystemError` when the file cannot be written.
+    /// - Throws: `SystemCallError` when the file cannot be written.
     func save(_ record: CSIVolumeRecord) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(record))
-        try CSISyscalls.writeFileAtomically(path(record.volumeID), bytes).get()
+        try Syscalls.writeFileAtomically(path(record.volumeID), bytes).get()
     }
 
     /// The record of `volumeID`, or nil when there is none (or it cannot be decoded).
     package func record(_ volumeID: String) -> CSIVolumeRecord? {
-        guard let bytes = CSISyscalls.readFile(path(volumeID)) else { return nil }
+        guard let bytes = Syscalls.readFile(path(volumeID)) else { return nil }
         return try? JSONDecoder().decode(CSIVolumeRecord.self, from: Data(bytes))
     }
 
     /// Every readable record, by volume id.
     package func all() -> [CSIVolumeRecord] {
-        CSISyscalls.listDirectory(directory).filter { $0.hasSuffix(".json") }.sorted()
+        Syscalls.listDirectory(directory).filter { $0.hasSuffix(".json") }.sorted()
             .compactMap { record(String($0.dropLast(5))) }
     }
 
     /// Deletes the record of `volumeID`; a missing record is fine.
     func remove(_ volumeID: String) {
-        _ = CSISyscalls.unlink(path(volumeID))
+        _ = Syscalls.unlink(path(volumeID))
     }
 }
