@@ -97,7 +97,7 @@ let package = Package(
         // per reference, and the bpfman-image fetcher process it starts. Knows nothing of gRPC, the codec or the engine.
         .target(
             name: "BpfmanImages",
-            dependencies: ["CLinux", "CLazyCrypto", logging],
+            dependencies: ["SystemCalls", "CLinux", "CLazyCrypto", logging],
             swiftSettings: swiftSettings
         ),
         // Cosign keyless verification (Sigstore bundles, legacy signatures, Rekor entries, the trust root) on
@@ -112,7 +112,7 @@ let package = Package(
         // starts for each pull. libcurl is opened with dlopen there, so the daemon never maps it.
         .target(
             name: "BpfmanImageFetch",
-            dependencies: ["BpfmanImages", "BpfmanSigstore", "CCurl", "CArchive", "CLinux"],
+            dependencies: ["BpfmanImages", "BpfmanSigstore", "SystemCalls", "CCurl", "CArchive", "CLinux"],
             swiftSettings: swiftSettings
         ),
 

@@ -1,5 +1,6 @@
 package import BpfmanImages
 internal import Glibc
+internal import SystemCalls
 
 /// The work of one `bpfman-image` process: a request in, a reply and the object's bytes out (FetchProtocol.swift).
 package enum Fetcher {
@@ -144,7 +145,7 @@ package enum Fetcher {
         let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((base + "/bpfman-image-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw .transfer("cannot make a scratch directory in \(base): \(String(cString: strerror(errno)))")
+            throw .transfer("cannot make a scratch directory in \(base): \(Errno.current)")
         }
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }

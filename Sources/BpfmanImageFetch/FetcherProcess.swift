@@ -7,6 +7,7 @@ internal import BpfmanImages
 internal import CLinux
 internal import FoundationEssentials
 internal import Glibc
+internal import SystemCalls
 
 package enum FetcherProcess {
     /// The name the daemon gives this mode in argv[0].
@@ -51,22 +52,24 @@ package enum FetcherProcess {
     /// Leaves root for good: no supplementary groups, group and user `nobody`, no way back through exec.
     static func dropPrivileges() -> String? {
         if geteuid() == 0 {
-            guard setgroups(0, nil) == 0 else { return "setgroups: \(String(cString: strerror(errno)))" }
-            guard setgid(unprivileged) == 0 else { return "setgid: \(String(cString: strerror(errno)))" }
-            guard setuid(unprivileged) == 0 else { return "setuid: \(String(cString: strerror(errno)))" }
+            guard setgroups(0, nil) == 0 else { return "setgroups: \(Errno.current)" }
+            guard setgid(unprivileged) == 0 else { return "setgid: \(Errno.current)" }
+            guard setuid(unprivileged) == 0 else { return "setuid: \(Errno.current)" }
             guard setuid(0) != 0 else { return "root could be taken back" }
         }
-        guard clinux_set_no_new_privs() == 0 else { return "no_new_privs: \(String(cString: strerror(errno)))" }
+        guard clinux_set_no_new_privs() == 0 else { return "no_new_privs: \(Errno.current)" }
         return nil
     }
 
     /// All of standard input, at most `limit` bytes (nil when more).
+    /// Standard input and output are inherited, so a closed one (EBADF) is the caller's doing, not a bug of ours:
+    /// these two loops retry EINTR themselves instead of going through the funnel, which traps on EBADF.
     static func readInput(limit: Int) -> [UInt8]? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && Errno.current == .interrupted { continue }
             if n <= 0 { return bytes }
             bytes += chunk[..<n]
             if bytes.count > limit { return nil }
@@ -77,7 +80,7 @@ package enum FetcherProcess {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && Errno.current == .interrupted { continue }
             if n <= 0 { exit(3) }
             offset += n
         }
@@ -97,11 +100,10 @@ package enum FetcherProcess {
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes {
-                pread(fd, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                try? syscall("pread") { pread(fd, buffer.baseAddress! + offset, buffer.count - offset, off_t(offset)) }
             }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
+            guard let n, n > 0 else { return nil }
             offset += n
         }
         return bytes

@@ -2,6 +2,7 @@ internal import BpfmanImages
 internal import CCurl
 internal import Glibc
 internal import Synchronization
+internal import SystemCalls
 
 /// Set when every caller waiting for a pull has gone; the transfer in progress then stops at its next
 /// progress report.
@@ -225,9 +226,8 @@ private final class Transfer {
         case .memory:
             body.append(contentsOf: bytes)
         case .file(let fd):
-            let error = writeAllBytes(fd, bytes)
-            guard error == 0 else {
-                problem = "cannot write the download: \(String(cString: strerror(error)))"
+            if case .failure(let error) = Syscalls.writeAll(fd, bytes) {
+                problem = "cannot write the download: \(error.errno)"
                 return false
             }
         }

@@ -1,6 +1,7 @@
 internal import BpfmanImages
 internal import CArchive
 internal import Glibc
+internal import SystemCalls
 
 /// An OCI image layout directory on this host (`oci:<dir>[:<tag>]`, SPEC §8.2): `index.json` and
 /// `blobs/sha256/<hex>`, read with the same digest and size checks as a registry's blobs.
@@ -14,8 +15,8 @@ struct LayoutSource: ImageSource {
     mutating func rootManifest(limits: ImageLimits) throws(PullFailure) -> FetchedDocument {
         var info = stat()
         guard fstatat(directoryFD, "index.json", &info, 0) == 0 else {
-            if errno == ENOENT { throw PullFailure(kind: .manifestNotFound, reason: "") }
-            throw .transfer("\(directory)/index.json: \(String(cString: strerror(errno)))")
+            if Errno.current == .noSuchFileOrDirectory { throw PullFailure(kind: .manifestNotFound, reason: "") }
+            throw .transfer("\(directory)/index.json: \(Errno.current)")
         }
         guard let bytes = readSmallFile(at: directoryFD, "index.json", limit: limits.document) else {
             throw .transfer("\(directory)/index.json cannot be read or is over \(limits.document) bytes")
@@ -66,26 +67,26 @@ struct LayoutSource: ImageSource {
         var bytes: [UInt8] = []
         try copyBlob(descriptor, limit: limit) { chunk in
             bytes.append(contentsOf: chunk)
-            return 0
+            return .success(())
         }
         return bytes
     }
 
     mutating func blob(_ descriptor: Descriptor, into fd: CInt, limit: Int) throws(PullFailure) {
-        try copyBlob(descriptor, limit: limit) { chunk in writeAllBytes(fd, chunk) }
+        try copyBlob(descriptor, limit: limit) { chunk in Syscalls.writeAll(fd, chunk) }
     }
 
     /// Streams `blobs/sha256/<hex>` through `body`, checking its size and sha256.
     private func copyBlob(
         _ descriptor: Descriptor,
         limit: Int,
-        _ body: (UnsafeRawBufferPointer) -> CInt
+        _ body: (UnsafeRawBufferPointer) -> Result<Void, SystemCallError>
     ) throws(PullFailure) {
         try checkSize(descriptor, limit: limit, what: "blob")
         let name = "blobs/sha256/\(descriptor.digest.dropFirst(7))"
         let path = "\(directory)/\(name)"
         let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .transfer("\(path): \(Errno.current)") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
@@ -96,18 +97,22 @@ struct LayoutSource: ImageSource {
         var length = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw .transfer("\(path): \(String(cString: strerror(errno)))") }
+            let n: Int
+            switch buffer.withUnsafeMutableBytes({ buffer in
+                valueOrErrno("read") { read(fd, buffer.baseAddress!, buffer.count) }
+            }) {
+            case .success(let count): n = count
+            case .failure(let error): throw .transfer("\(path): \(error.errno)")
+            }
             if n == 0 { break }
             length += n
             guard length <= descriptor.size else { break }
-            let error = buffer.withUnsafeBytes { raw in
+            let copied = buffer.withUnsafeBytes { raw in
                 let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
                 hasher.update(chunk)
                 return body(chunk)
             }
-            guard error == 0 else { throw .transfer("cannot copy \(path): \(String(cString: strerror(error)))") }
+            if case .failure(let error) = copied { throw .transfer("cannot copy \(path): \(error.errno)") }
         }
         try checkContent(descriptor, length: length, digest: hasher.finish(), what: "blob")
     }
@@ -130,7 +135,7 @@ func unpackLayoutArchive(fd archiveFD: CInt, name file: String, into directory: 
         throw .transfer("\(file): \(archiveError(archive))")
     }
     guard mkdir(directory + "/blobs", 0o700) == 0, mkdir(directory + "/blobs/sha256", 0o700) == 0 else {
-        throw .transfer("cannot make \(directory)/blobs: \(String(cString: strerror(errno)))")
+        throw .transfer("cannot make \(directory)/blobs: \(Errno.current)")
     }
     var total = 0
     var entry: OpaquePointer?
@@ -154,7 +159,7 @@ func unpackLayoutArchive(fd archiveFD: CInt, name file: String, into directory: 
         total += size
         guard total <= limit else { throw .transfer("\(file) holds more than \(limit) bytes of layout") }
         let fd = open(directory + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .transfer("cannot unpack \(name): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .transfer("cannot unpack \(name): \(Errno.current)") }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var written = 0
@@ -164,8 +169,8 @@ func unpackLayoutArchive(fd archiveFD: CInt, name file: String, into directory: 
             if n == 0 { break }
             written += n
             guard written <= size else { throw .transfer("\(file): entry \(name) is longer than its header says") }
-            let error = buffer.withUnsafeBytes { writeAllBytes(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            guard error == 0 else { throw .transfer("cannot unpack \(name): \(String(cString: strerror(error)))") }
+            let written = buffer.withUnsafeBytes { Syscalls.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            if case .failure(let error) = written { throw .transfer("cannot unpack \(name): \(error.errno)") }
         }
     }
 }

@@ -1,6 +1,7 @@
 internal import BpfmanImages
 internal import BpfmanSigstore
 internal import Glibc
+internal import SystemCalls
 
 /// An image as pulled and checked, not yet in the cache.
 struct PulledImage {
@@ -64,7 +65,7 @@ struct Puller {
         for (index, layer) in layers.enumerated() {
             let path = "\(staging)/layer-\(index)"
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw .transfer("cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw .transfer("cannot write \(path): \(Errno.current)") }
             do {
                 defer { close(fd) }
                 try source.blob(try layer.checked(), into: fd, limit: limits.layer)

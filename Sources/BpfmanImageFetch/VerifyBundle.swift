@@ -1,6 +1,7 @@
 internal import BpfmanImages
 internal import BpfmanSigstore
 internal import Glibc
+internal import SystemCalls
 
 /// `bpfman image verify-bundle --bundle FILE --certificate-identity ID --certificate-oidc-issuer URL
 /// [--trusted-root FILE] FILE_OR_DIGEST`: the verify subcommand of Sigstore's conformance CLI protocol (SPEC §8.5),
@@ -63,7 +64,7 @@ func verifyBundleCommand(_ arguments: [String], environment: [String: String]) -
     // No file and none named: through TUF, as the daemon does, from the daemon's cached metadata when this user
     // may read it (nothing is cached here; the command runs as its caller).
     if rootBytes == nil, options["trusted-root"] == nil, (environment["SIGSTORE_ROOT_FILE"] ?? "").isEmpty,
-        access(rootPath, F_OK) != 0, errno == ENOENT
+        access(rootPath, F_OK) != 0, Errno.current == .noSuchFileOrDirectory
     {
         do throws(PullFailure) {
             let request: TUFRequest

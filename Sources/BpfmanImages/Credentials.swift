@@ -1,6 +1,7 @@
 internal import FoundationEssentials
 internal import Glibc
 internal import Synchronization
+internal import SystemCalls
 
 /// A registry user name and password. Never logged, stored, cached or returned (SPEC §8.4): it has no
 /// Codable conformance and prints as `<redacted>`.
@@ -94,9 +95,10 @@ package func readSmallFile(at directoryFD: CInt, _ name: String, limit: Int) -> 
     var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return nil }
+        let n = bytes.withUnsafeMutableBytes { buffer in
+            try? syscall("read") { read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+        }
+        guard let n, n > 0 else { return nil }
         offset += n
     }
     return bytes

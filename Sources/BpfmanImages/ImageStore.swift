@@ -4,6 +4,7 @@ internal import FoundationEssentials
 internal import Glibc
 package import Logging
 internal import Synchronization
+internal import SystemCalls
 
 /// The pull policies of SPEC §8.3, numbered as on the wire.
 package enum PullPolicy: Int32, Sendable {
@@ -134,23 +135,15 @@ package final class ImageStore: Sendable {
         let namedFile = environment["SIGSTORE_ROOT_FILE"].map { !$0.isEmpty } ?? false
         self.tuf = namedFile ? nil : TUFCache(environment: environment, runtimeDirectory: runtimeDirectory)
         try makeDirectories(directory)
-        for name in listDirectory(directory) where name.hasPrefix(".") {
+        for name in Syscalls.listDirectory(directory) where name.hasPrefix(".") {
             removeTree(directory + "/" + name)
         }
     }
 
-    /// The executable to run as the image fetcher (argv[0] "bpfman-image"): `$BPFMAN_IMAGE_PATH`, else this
-    /// process's own executable when it is `bpfman` (the daemon or the CLI), else `bpfman` beside it (a test
-    /// runner in the build directory).
+    /// The executable to run as the image fetcher (argv[0] "bpfman-image"): `$BPFMAN_IMAGE_PATH`, else the `bpfman`
+    /// executable (SystemCalls' `bpfmanExecutable(override:)`).
     package static func fetcherPath(environment: [String: String]) -> String {
-        if let path = environment["BPFMAN_IMAGE_PATH"], !path.isEmpty { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return "/usr/sbin/bpfman" }
-        let executable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let parts = executable.split(separator: "/", omittingEmptySubsequences: false)
-        if parts.last == "bpfman" { return executable }
-        return parts.dropLast().joined(separator: "/") + "/bpfman"
+        bpfmanExecutable(override: environment["BPFMAN_IMAGE_PATH"])
     }
 
     /// `$SIGSTORE_ROOT_FILE` when set, else `<runtime dir>/tuf/trusted_root.json` (SPEC §8.5). Only the path: the
@@ -268,7 +261,7 @@ package final class ImageStore: Sendable {
             guard caBundleFD! >= 0 else {
                 throw .internal(
                     "failed to pull image \(url): cannot open the CA bundle SSL_CERT_FILE=\(caBundlePath): "
-                        + String(cString: strerror(errno))
+                        + Errno.current.description
                 )
             }
         }
@@ -283,10 +276,10 @@ package final class ImageStore: Sendable {
             let fd = open(trustRootPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             if fd >= 0 {
                 trustRootFD = fd
-            } else if errno == ENOENT, let tuf {
+            } else if Errno.current == .noSuchFileOrDirectory, let tuf {
                 do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
             } else {
-                trustRootProblem = "cannot open \(trustRootPath): \(String(cString: strerror(errno)))"
+                trustRootProblem = "cannot open \(trustRootPath): \(Errno.current)"
             }
         }
         defer { if let trustRootFD { close(trustRootFD) } }
@@ -370,8 +363,8 @@ package final class ImageStore: Sendable {
         // O_NONBLOCK: opening a FIFO must not wait for a writer (the fetcher refuses anything not regular).
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags)
         guard fd >= 0 else {
-            if errno == ENOENT { throw ImageError(.notFound, "image \(url) not found") }
-            throw .internal("failed to pull image \(url): \(path): \(String(cString: strerror(errno)))")
+            if Errno.current == .noSuchFileOrDirectory { throw ImageError(.notFound, "image \(url) not found") }
+            throw .internal("failed to pull image \(url): \(path): \(Errno.current)")
         }
         return fd
     }
@@ -390,11 +383,11 @@ package final class ImageStore: Sendable {
         guard let requestBytes = try? JSONEncoder().encode(request) else { throw failed("cannot encode the request") }
         var input: [CInt] = [-1, -1]
         var output: [CInt] = [-1, -1]
-        guard clinux_pipe_cloexec(&input) == 0 else { throw failed("pipe: \(String(cString: strerror(errno)))") }
+        guard clinux_pipe_cloexec(&input) == 0 else { throw failed("pipe: \(Errno.current)") }
         guard clinux_pipe_cloexec(&output) == 0 else {
             close(input[0])
             close(input[1])
-            throw failed("pipe: \(String(cString: strerror(errno)))")
+            throw failed("pipe: \(Errno.current)")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -435,7 +428,7 @@ package final class ImageStore: Sendable {
         defer { close(output[0]) }
         guard spawned == 0 else {
             close(input[1])
-            throw failed("cannot start the image fetcher \(fetcherPath): \(String(cString: strerror(spawned)))")
+            throw failed("cannot start the image fetcher \(fetcherPath): \(Errno(rawValue: spawned))")
         }
         // The fetcher reads its whole request before it writes; a fetcher gone early makes this write fail (the
         // daemon ignores SIGPIPE), and its exit status tells why.
@@ -446,16 +439,18 @@ package final class ImageStore: Sendable {
         sigaddset(&pipeSignal, SIGPIPE)
         var previousMask = sigset_t()
         pthread_sigmask(SIG_BLOCK, &pipeSignal, &previousMask)
-        if Array(requestBytes).withUnsafeBytes({ writeAllBytes(input[1], $0) }) == EPIPE {
+        if case .failure(let error) = Array(requestBytes).withUnsafeBytes({ Syscalls.writeAll(input[1], $0) }),
+            error.errno == .brokenPipe
+        {
             var noWait = timespec()
             _ = sigtimedwait(&pipeSignal, nil, &noWait)
         }
         pthread_sigmask(SIG_SETMASK, &previousMask, nil)
         close(input[1])
         // The reply line carries at most a TUF update besides small fields (four metadata files of at most 512 KiB and a 1 MiB target, as JSON numbers).
-        let reply = readAll(output[0], limit: (16 << 20) + limits.entry + 1)
+        let reply = Syscalls.readAll(output[0], limit: (16 << 20) + limits.entry + 1) ?? []
         var status: CInt = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = try? syscall("waitpid") { waitpid(pid, &status, 0) }
         guard let newline = reply.firstIndex(of: 0x0a),
             let answer = try? JSONDecoder().decode(FetchReply.self, from: Data(reply[..<newline]))
         else {
@@ -533,7 +528,7 @@ package final class ImageStore: Sendable {
     private func writeEntry(_ path: String, object: [UInt8], metadata: EntryMetadata, url: String) throws(ImageError) {
         func failed(_ step: String) -> ImageError {
             .internal(
-                "failed to pull image \(url): cannot \(step) in the image cache: \(String(cString: strerror(errno)))"
+                "failed to pull image \(url): cannot \(step) in the image cache: \(Errno.current)"
             )
         }
         let temporary = try makeTemporaryDirectory(in: directory, prefix: ".new-")
@@ -546,7 +541,9 @@ package final class ImageStore: Sendable {
             syncPath(temporary)
         else { throw failed("write an entry") }
         if rename(temporary, path) != 0 {
-            guard errno == ENOTEMPTY || errno == EEXIST, clinux_rename_exchange(temporary, path) == 0 else {
+            let error = Errno.current
+            guard error == .directoryNotEmpty || error == .fileExists, clinux_rename_exchange(temporary, path) == 0
+            else {
                 throw failed("install an entry")
             }
             // `temporary` now names the old entry.
@@ -563,8 +560,8 @@ func makeDirectories(_ path: String) throws(ImageError) {
     var prefix = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
         prefix += "/" + component
-        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-            throw .internal("cannot make the image cache \(path): \(String(cString: strerror(errno)))")
+        if case .failure(let error) = Syscalls.mkdir(prefix, 0o755), error.errno != .fileExists {
+            throw .internal("cannot make the image cache \(path): \(error.errno)")
         }
     }
 }
@@ -573,72 +570,32 @@ func makeTemporaryDirectory(in directory: String, prefix: String) throws(ImageEr
     var template = Array((directory + "/" + prefix + "XXXXXX").utf8CString)
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     guard made != nil else {
-        throw .internal("cannot make a directory in the image cache \(directory): \(String(cString: strerror(errno)))")
+        throw .internal("cannot make a directory in the image cache \(directory): \(Errno.current)")
     }
     return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
-package func listDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) {
-            String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
 /// Removes a directory of regular files and directories (what this module writes), or a file.
 package func removeTree(_ path: String) {
-    var info = stat()
-    guard lstat(path, &info) == 0 else { return }
-    if (info.st_mode & S_IFMT) == S_IFDIR {
-        for name in listDirectory(path) { removeTree(path + "/" + name) }
-        rmdir(path)
+    guard let status = Syscalls.status(path) else { return }
+    if (status.st_mode & S_IFMT) == S_IFDIR {
+        for name in Syscalls.listDirectory(path) { removeTree(path + "/" + name) }
+        _ = Syscalls.rmdir(path)
     } else {
-        unlink(path)
+        _ = Syscalls.unlink(path)
     }
 }
 
+/// Writes `bytes` to a new file at `path` and syncs it; false on any failure (errno tells which).
 func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    return bytes.withUnsafeBytes { writeAllBytes(fd, $0) } == 0 && fsync(fd) == 0
+    guard let fd = try? Syscalls.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644) else { return false }
+    guard case .success = bytes.withUnsafeBytes({ Syscalls.writeAll(fd.rawValue, $0) }) else { return false }
+    return fsync(fd.rawValue) == 0
 }
 
 func syncPath(_ path: String) -> Bool {
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    return fsync(fd) == 0
-}
-
-/// Writes all of `bytes` to `fd`; 0, or the errno of the failed write.
-package func writeAllBytes(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CInt {
-    var offset = 0
-    while offset < bytes.count {
-        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { return n < 0 ? errno : EIO }
-        offset += n
-    }
-    return 0
-}
-
-/// Reads `fd` to its end, keeping at most `limit` bytes (the rest is read and dropped).
-func readAll(_ fd: CInt, limit: Int) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return bytes }
-        if bytes.count < limit { bytes += chunk[..<min(n, limit - bytes.count)] }
-    }
+    guard let fd = try? Syscalls.open(path, O_RDONLY | O_DIRECTORY) else { return false }
+    return fsync(fd.rawValue) == 0
 }
 
 /// What tells one version of a file from another without reading it: device, inode, size and change time.

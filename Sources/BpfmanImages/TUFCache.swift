@@ -1,5 +1,6 @@
 internal import FoundationEssentials
 internal import Glibc
+internal import SystemCalls
 
 /// The daemon's side of fetching the Sigstore trust root through TUF (SPEC §8.5), used when neither
 /// `$SIGSTORE_ROOT_FILE` nor `<rd>/tuf/trusted_root.json` is there. The fetcher (as nobody) downloads and verifies;
@@ -81,7 +82,7 @@ package struct TUFCache: Sendable {
             let temporary = directory + "/." + name + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
             guard writeFile(temporary, bytes), rename(temporary, directory + "/" + name) == 0 else {
                 unlink(temporary)
-                throw .internal("cannot write \(directory)/\(name): \(String(cString: strerror(errno)))")
+                throw .internal("cannot write \(directory)/\(name): \(Errno.current)")
             }
         }
     }
