@@ -557,12 +557,8 @@ package final class ImageStore: Sendable {
 // MARK: - Files
 
 func makeDirectories(_ path: String) throws(ImageError) {
-    var prefix = path.hasPrefix("/") ? "" : "."
-    for component in path.split(separator: "/") {
-        prefix += "/" + component
-        if case .failure(let error) = Syscalls.mkdir(prefix, 0o755), error.errno != .fileExists {
-            throw .internal("cannot make the image cache \(path): \(error.errno)")
-        }
+    if case .failure(let error) = Syscalls.makeDirectories(path, 0o755) {
+        throw .internal("cannot make the image cache \(path): \(error.errno)")
     }
 }
 

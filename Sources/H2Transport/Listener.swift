@@ -98,16 +98,9 @@ enum ListenerFactory {
     }
 
     private static func makeParentDirectories(of path: String) throws(SystemCallError) {
-        var components = path.split(separator: "/", omittingEmptySubsequences: true).dropLast()
-        var current = path.hasPrefix("/") ? "" : "."
-        while let next = components.first {
-            components = components.dropFirst()
-            current += "/" + next
-            if mkdir(current, 0o755) != 0 {
-                let error = Errno.current
-                if error != .fileExists { throw SystemCallError(function: "mkdir", errno: error, detail: current) }
-            }
-        }
+        let parent = path.split(separator: "/", omittingEmptySubsequences: true).dropLast().joined(separator: "/")
+        guard !parent.isEmpty else { return }
+        try Syscalls.makeDirectories((path.hasPrefix("/") ? "/" : "") + parent, 0o755).get()
     }
 
     private static func tcp(host: String, port: UInt16, bound: inout UInt16) throws(SystemCallError) -> OwnedFD {

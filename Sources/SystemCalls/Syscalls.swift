@@ -13,6 +13,17 @@ package enum Syscalls {
         valueOrErrno("mkdir", detail: path) { Glibc.mkdir(path, mode) }.map { _ in () }
     }
 
+    /// `mkdir -p`: makes `path` and its missing parents with `mode`; existing ones are fine. A failure names the
+    /// directory that could not be made.
+    package static func makeDirectories(_ path: String, _ mode: mode_t) -> Result<Void, SystemCallError> {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if case .failure(let error) = mkdir(prefix, mode), error.errno != .fileExists { return .failure(error) }
+        }
+        return .success(())
+    }
+
     /// The corresponding C function is `unlink`.
     package static func unlink(_ path: String) -> Result<Void, SystemCallError> {
         valueOrErrno("unlink", detail: path) { Glibc.unlink(path) }.map { _ in () }

@@ -130,6 +130,22 @@ import Testing
         #expect(Syscalls.readFile(directory + "/missing") == nil)
     }
 
+    @Test func makeDirectoriesMakesMissingParentsAndNamesTheOneItCannotMake() throws {
+        let directory = try makeTemporaryDirectory(prefix: "systemcalls")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Syscalls.makeDirectories(directory + "/a/b/c", 0o755).get()
+        #expect(Syscalls.isDirectory(directory + "/a/b/c"))
+        try Syscalls.makeDirectories(directory + "/a/b", 0o755).get()  // existing ones are fine
+
+        try Syscalls.writeFileAtomically(directory + "/file", [1]).get()
+        guard case .failure(let error) = Syscalls.makeDirectories(directory + "/file/x/y", 0o755) else {
+            Issue.record("made a directory under a regular file")
+            return
+        }
+        #expect(error.errno == .notDirectory)
+        #expect(error.detail == directory + "/file/x")
+    }
+
     @Test func theBpfmanExecutableIsTheOverrideElseTheOneBesideTheTestRunner() throws {
         #expect(bpfmanExecutable(override: "/opt/bpfman") == "/opt/bpfman")
         let runner = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")

@@ -1,4 +1,5 @@
 internal import Glibc
+internal import SystemCalls
 
 /// Process-level start-up steps of `bpfman serve` (SPEC §1.3 steps 2 and 3).
 package enum ProcessSetup {
@@ -86,13 +87,13 @@ package struct RuntimeDirectoryLock: ~Copyable {
         try makeDirectories(directory, mode: 0o755)
         let path = directory + "/.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StartupError("cannot open \(path): \(errnoText())") }
+        guard fd >= 0 else { throw StartupError("cannot open \(path): \(Errno.current)") }
         var attempt = 0
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let code = errno
-            guard code == EWOULDBLOCK || code == EINTR else {
+            let code = Errno.current
+            guard code == .wouldBlock || code == .interrupted else {
                 close(fd)
-                throw StartupError("cannot lock \(path): \(String(cString: strerror(code)))")
+                throw StartupError("cannot lock \(path): \(code)")
             }
             attempt += 1
             guard attempt <= retries else {
@@ -111,13 +112,13 @@ package struct RuntimeDirectoryLock: ~Copyable {
         try makeDirectories(directory, mode: 0o755)
         let path = directory + "/.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StartupError("cannot open \(path): \(errnoText())") }
+        guard fd >= 0 else { throw StartupError("cannot open \(path): \(Errno.current)") }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let code = errno
-            if code == EINTR { continue }
+            let code = Errno.current
+            if code == .interrupted { continue }
             close(fd)
-            guard code == EWOULDBLOCK else {
-                throw StartupError("cannot lock \(path): \(String(cString: strerror(code)))")
+            guard code == .wouldBlock else {
+                throw StartupError("cannot lock \(path): \(code)")
             }
             return nil
         }
@@ -138,15 +139,7 @@ package struct StartupError: Error, Equatable, CustomStringConvertible {
 
 /// `mkdir -p` with `mode` for the directories it creates.
 package func makeDirectories(_ path: String, mode: UInt32) throws(StartupError) {
-    var prefix = path.hasPrefix("/") ? "" : "."
-    for component in path.split(separator: "/") {
-        prefix += "/" + component
-        if mkdir(prefix, mode) != 0 && errno != EEXIST {
-            throw StartupError("cannot create directory \(prefix): \(errnoText())")
-        }
+    if case .failure(let error) = Syscalls.makeDirectories(path, mode) {
+        throw StartupError("cannot create directory \(error.detail): \(error.errno)")
     }
-}
-
-func errnoText() -> String {
-    String(cString: strerror(errno))
 }
