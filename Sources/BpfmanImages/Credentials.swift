@@ -87,16 +87,18 @@ package func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
 /// Reads at most `limit` bytes of the regular file `name` (relative to the directory `directoryFD`, or absolute);
 /// nil when it cannot be opened, is not regular, or is larger. A final symbolic link is not followed.
 package func readSmallFile(at directoryFD: CInt, _ name: String, limit: Int) -> [UInt8]? {
-    let fd = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+    let raw = openat(directoryFD, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    guard raw >= 0 else { return nil }
+    let fd = OwnedFD(taking: raw)
     var info = stat()
-    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else { return nil }
+    guard fstat(fd.rawValue, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else {
+        return nil
+    }
     var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeMutableBytes { buffer in
-            try? syscall("read") { read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            try? syscall("read") { read(fd.rawValue, buffer.baseAddress! + offset, buffer.count - offset) }
         }
         guard let n, n > 0 else { return nil }
         offset += n

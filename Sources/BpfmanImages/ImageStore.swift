@@ -246,43 +246,42 @@ package final class ImageStore: Sendable {
     ) throws(ImageError) -> CachedImage {
         let start = ContinuousClock.now
         // oci: and oci-archive: are opened here, as root, and handed to the fetcher, which runs as nobody.
-        var localFD: CInt?
+        var localFD: OwnedFD? = nil
         switch reference {
         case .registry: break
         case .layout(let path, _): localFD = try openLocal(path, flags: O_DIRECTORY, url: url)
         case .archive(let path, _): localFD = try openLocal(path, flags: 0, url: url)
         }
-        defer { if let localFD { close(localFD) } }
         var registryHost = ""
         if case .registry(let registry) = reference { registryHost = registry.host }
-        var caBundleFD: CInt?
+        var caBundleFD: OwnedFD? = nil
         if let caBundlePath {
-            caBundleFD = open(caBundlePath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-            guard caBundleFD! >= 0 else {
+            do throws(SystemCallError) {
+                caBundleFD = try Syscalls.open(caBundlePath, O_RDONLY | O_NONBLOCK)
+            } catch {
                 throw .internal(
                     "failed to pull image \(url): cannot open the CA bundle SSL_CERT_FILE=\(caBundlePath): "
-                        + Errno.current.description
+                        + error.errno.description
                 )
             }
         }
-        defer { if let caBundleFD { close(caBundleFD) } }
         // The trust root is only opened here; a missing one matters only if the fetcher finds a signature.
         // Without the file (and without SIGSTORE_ROOT_FILE), it comes through TUF, fetched by the fetcher when it
         // finds a signature.
-        var trustRootFD: CInt?
+        var trustRootFD: OwnedFD? = nil
         var trustRootProblem: String?
         var tufRequest: TUFRequest?
         if signing.verifyEnabled {
-            let fd = open(trustRootPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-            if fd >= 0 {
-                trustRootFD = fd
-            } else if Errno.current == .noSuchFileOrDirectory, let tuf {
-                do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
-            } else {
-                trustRootProblem = "cannot open \(trustRootPath): \(Errno.current)"
+            do throws(SystemCallError) {
+                trustRootFD = try Syscalls.open(trustRootPath, O_RDONLY | O_NONBLOCK)
+            } catch {
+                if error.errno == .noSuchFileOrDirectory, let tuf {
+                    do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
+                } else {
+                    trustRootProblem = "cannot open \(trustRootPath): \(error.errno)"
+                }
             }
         }
-        defer { if let trustRootFD { close(trustRootFD) } }
         let plainHTTP = plainHTTPRegistries.withLock { $0.contains(registryHost) }
         let request = FetchRequest(
             url: url,
@@ -300,11 +299,12 @@ package final class ImageStore: Sendable {
                     tuf: tufRequest
                 ) : nil
         )
+        // The descriptors are lent: their owners here close them when this function returns.
         let (reply, object) = try runFetcher(
             request,
-            localFD: localFD,
-            caBundleFD: caBundleFD,
-            trustRootFD: trustRootFD,
+            localFD: localFD?.rawValue,
+            caBundleFD: caBundleFD?.rawValue,
+            trustRootFD: trustRootFD?.rawValue,
             url: url
         )
         if !registryHost.isEmpty {
@@ -359,14 +359,14 @@ package final class ImageStore: Sendable {
     }
 
     /// Opens an `oci:` directory or an `oci-archive:` file for the fetcher; a missing one is NOT_FOUND.
-    private func openLocal(_ path: String, flags: CInt, url: String) throws(ImageError) -> CInt {
+    private func openLocal(_ path: String, flags: CInt, url: String) throws(ImageError) -> OwnedFD {
         // O_NONBLOCK: opening a FIFO must not wait for a writer (the fetcher refuses anything not regular).
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags)
-        guard fd >= 0 else {
-            if Errno.current == .noSuchFileOrDirectory { throw ImageError(.notFound, "image \(url) not found") }
-            throw .internal("failed to pull image \(url): \(path): \(Errno.current)")
+        do throws(SystemCallError) {
+            return try Syscalls.open(path, O_RDONLY | O_NONBLOCK | flags)
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { throw ImageError(.notFound, "image \(url) not found") }
+            throw .internal("failed to pull image \(url): \(path): \(error.errno)")
         }
-        return fd
     }
 
     /// Runs one `bpfman-image` process: the request on its standard input, `localFD` as its fd 3, `caBundleFD` as
@@ -381,14 +381,16 @@ package final class ImageStore: Sendable {
     ) throws(ImageError) -> (FetchReply, [UInt8]) {
         func failed(_ reason: String) -> ImageError { .internal("failed to pull image \(url): \(reason)") }
         guard let requestBytes = try? JSONEncoder().encode(request) else { throw failed("cannot encode the request") }
+        // The request goes in on `input`, the reply comes out on `output`; the child's ends are closed here once
+        // it has been started.
         var input: [CInt] = [-1, -1]
         var output: [CInt] = [-1, -1]
         guard clinux_pipe_cloexec(&input) == 0 else { throw failed("pipe: \(Errno.current)") }
-        guard clinux_pipe_cloexec(&output) == 0 else {
-            close(input[0])
-            close(input[1])
-            throw failed("pipe: \(Errno.current)")
-        }
+        let childInput = OwnedFD(taking: input[0])
+        let requestWriter = OwnedFD(taking: input[1])
+        guard clinux_pipe_cloexec(&output) == 0 else { throw failed("pipe: \(Errno.current)") }
+        let replyReader = OwnedFD(taking: output[0])
+        let childOutput = OwnedFD(taking: output[1])
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -423,11 +425,9 @@ package final class ImageStore: Sendable {
         }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, fetcherPath, &actions, &attributes, &argv, &envp)
-        close(input[0])
-        close(output[1])
-        defer { close(output[0]) }
+        _ = consume childInput
+        _ = consume childOutput
         guard spawned == 0 else {
-            close(input[1])
             throw failed("cannot start the image fetcher \(fetcherPath): \(Errno(rawValue: spawned))")
         }
         // The fetcher reads its whole request before it writes; a fetcher gone early makes this write fail (the
@@ -439,16 +439,18 @@ package final class ImageStore: Sendable {
         sigaddset(&pipeSignal, SIGPIPE)
         var previousMask = sigset_t()
         pthread_sigmask(SIG_BLOCK, &pipeSignal, &previousMask)
-        if case .failure(let error) = Array(requestBytes).withUnsafeBytes({ Syscalls.writeAll(input[1], $0) }),
+        if case .failure(let error) = Array(requestBytes).withUnsafeBytes({
+            Syscalls.writeAll(requestWriter.rawValue, $0)
+        }),
             error.errno == .brokenPipe
         {
             var noWait = timespec()
             _ = sigtimedwait(&pipeSignal, nil, &noWait)
         }
         pthread_sigmask(SIG_SETMASK, &previousMask, nil)
-        close(input[1])
+        _ = consume requestWriter  // closed: the fetcher reads to the end of its request
         // The reply line carries at most a TUF update besides small fields (four metadata files of at most 512 KiB and a 1 MiB target, as JSON numbers).
-        let reply = Syscalls.readAll(output[0], limit: (16 << 20) + limits.entry + 1) ?? []
+        let reply = Syscalls.readAll(replyReader.rawValue, limit: (16 << 20) + limits.entry + 1) ?? []
         var status: CInt = 0
         _ = try? syscall("waitpid") { waitpid(pid, &status, 0) }
         guard let newline = reply.firstIndex(of: 0x0a),
