@@ -7,6 +7,7 @@ internal import BpfmanImages
 internal import CArchive
 internal import FoundationEssentials
 internal import Glibc
+internal import SystemCalls
 
 package enum ImageWriter {
     /// Runs `bpfman-image build-image <request JSON>`: prints `<destination>@<digest>` and returns 0, or prints
@@ -79,7 +80,7 @@ package enum ImageWriter {
 
     static func printError(_ line: String) {
         let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { writeAllBytes(2, $0) }
+        _ = bytes.withUnsafeBytes { Syscalls.writeAll(2, $0) }
     }
 
     static let ociIndexType = "application/vnd.oci.image.index.v1+json"
@@ -120,23 +121,16 @@ package enum ImageWriter {
     }
 
     static func readObject(_ path: String) throws(BuildFailure) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BuildFailure(message: "cannot read \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        let fd: OwnedFD
+        do { fd = try Syscalls.open(path, O_RDONLY | O_CLOEXEC) } catch {
+            throw BuildFailure(message: "cannot read \(path): \(error.errno)")
+        }
         var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        guard fstat(fd.rawValue, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw BuildFailure(message: "\(path) is not a regular file")
         }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else {
-                throw BuildFailure(message: "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            bytes += buffer[..<n]
+        guard let bytes = Syscalls.readAll(fd.rawValue) else {
+            throw BuildFailure(message: "cannot read \(path): \(Errno.current)")
         }
         return bytes
     }
@@ -221,8 +215,8 @@ package enum ImageWriter {
         merge: Bool
     ) throws(BuildFailure) {
         for path in [directory, directory + "/blobs", directory + "/blobs/sha256"] {
-            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
-                throw BuildFailure(message: "cannot make \(path): \(String(cString: strerror(errno)))")
+            if case .failure(let error) = Syscalls.mkdir(path, 0o755), error.errno != .fileExists {
+                throw BuildFailure(message: "cannot make \(path): \(error.errno)")
             }
         }
         for (digest, bytes) in blobs.items {
@@ -276,15 +270,8 @@ package enum ImageWriter {
 
     /// Writes `bytes` to a temporary name beside `path` and renames it into place.
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws(BuildFailure) {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw BuildFailure(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        let error = bytes.withUnsafeBytes { writeAllBytes(fd, $0) }
-        close(fd)
-        guard error == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(error != 0 ? error : errno))
-            unlink(temporary)
-            throw BuildFailure(message: "cannot write \(path): \(reason)")
+        if case .failure(let error) = Syscalls.writeFileAtomically(path, bytes, mode: 0o644) {
+            throw BuildFailure(message: "cannot write \(path): \(error.errno)")
         }
     }
 

@@ -46,7 +46,7 @@ package enum ObjectFile {
         programs: [(name: String, kind: ProgramKind?)], maps: [(name: String, type: UInt32)]
     ) {
         guard let object = cbpf_object_open(path) else {
-            throw ObjectFileError(path: path, errno: errno)
+            throw ObjectFileError(path: path, errno: .current)
         }
         defer { bpf_object__close(object) }
         var programs: [(name: String, kind: ProgramKind?)] = []
