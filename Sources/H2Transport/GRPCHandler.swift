@@ -190,6 +190,12 @@ package struct GRPCRouter: Sendable {
     }
 }
 
+extension GRPCStatus {
+    /// The status a client is sent when a handler throws `error` (what `grpcStatus(for:)` answers), for a log
+    /// line that should say what the client got.
+    package static func sent(for error: any Error) -> GRPCStatus { H2Transport.grpcStatus(for: error).status }
+}
+
 /// Turns whatever a handler threw into the status the client sees.
 func grpcStatus(for error: any Error) -> (status: GRPCStatus, isUnexpected: Bool) {
     if let status = error as? GRPCStatus { return (status, false) }

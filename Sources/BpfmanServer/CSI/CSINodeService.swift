@@ -58,52 +58,33 @@ package final class CSINodeService: Sendable {
     // MARK: - Publish
 
     /// NodePublishVolume (SPEC §7.3).
-    /// - Throws: `GRPCStatus` INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION, ALREADY_EXISTS, NOT_FOUND or
-    ///   INTERNAL; after a failure nothing of this call is left mounted or pinned.
-    func publish(_ request: Csi_V1_NodePublishVolumeRequest) async throws -> Csi_V1_NodePublishVolumeResponse {
+    /// - Throws: `CSIError` (INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION, ALREADY_EXISTS, NOT_FOUND or
+    ///   INTERNAL); after a failure nothing of this call is left mounted or pinned.
+    func publish(
+        _ request: Csi_V1_NodePublishVolumeRequest
+    ) async throws(CSIError) -> Csi_V1_NodePublishVolumeResponse {
         let plan = try CSIPublishRequest(validating: request, podsRoot: podsRoot)
-        try await withVolumeLock(plan.volumeID) { () async throws in
+        try await withVolumeLock(plan.volumeID) { () async throws(CSIError) in
             try await publishLocked(plan)
         }
         return Csi_V1_NodePublishVolumeResponse()
     }
 
-    private func publishLocked(_ plan: CSIPublishRequest) async throws {
+    /// What a publish has mounted so far, for the roll-back (SPEC §7.3 step 9).
+    private struct PublishProgress {
+        var mountedVolume = false
+        var mountedTarget = false
+    }
+
+    /// SPEC §7.3 steps 3-9 for a validated request, holding the volume's in-flight mark.
+    private func publishLocked(_ plan: CSIPublishRequest) async throws(CSIError) {
         var log = logger
         log[metadataKey: "volume_id"] = "\(plan.volumeID)"
         log[metadataKey: "target_path"] = "\(plan.targetPath)"
-        let target = Syscalls.canonicalPath(plan.targetPath)
 
         // Step 3: a repeat of an earlier publish.
-        if let top = MountEntry.mounts(at: target).last {
-            guard top.filesystemType == "bpf" else {
-                throw GRPCStatus(
-                    .failedPrecondition,
-                    "target path \(plan.targetPath) is already mounted with filesystem \(top.filesystemType)"
-                )
-            }
-            let entries = Set(Syscalls.listDirectory(target)).subtracting(Self.kernelEntries)
-            guard entries == Set(plan.maps), top.isReadOnly == plan.readOnly else {
-                throw GRPCStatus(
-                    .alreadyExists,
-                    "target path \(plan.targetPath) is already published with different maps or access mode"
-                )
-            }
-            // A crash between the bind mount and the record leaves a published volume without one; write it now.
-            if records.record(plan.volumeID) == nil {
-                let programID = (try? await engine.csiMapSource(programName: plan.programName))?.programID ?? 0
-                try? records.save(
-                    CSIVolumeRecord(
-                        volumeID: plan.volumeID,
-                        targetPath: plan.targetPath,
-                        programName: plan.programName,
-                        programID: programID,
-                        maps: plan.maps,
-                        readOnly: plan.readOnly,
-                        group: plan.group
-                    )
-                )
-            }
+        if let top = MountEntry.mounts(at: Syscalls.canonicalPath(plan.targetPath)).last {
+            try await confirmRepeatedPublish(plan, top: top)
             log.info("volume already published", metadata: ["rpc": "NodePublishVolume"])
             return
         }
@@ -113,78 +94,20 @@ package final class CSINodeService: Sendable {
         do {
             source = try await engine.csiMapSource(programName: plan.programName)
         } catch {
-            throw ErrorMapping.status(for: error)
+            throw .engine(error)
         }
         log[metadataKey: "program_id"] = "\(source.programID)"
 
         // Steps 5-8, rolled back as one.
-        try ensureDirectory(paths.directory, mode: 0o755)
-        try ensureDirectory(paths.filesystems, mode: 0o755)
-        try ensureDirectory(paths.volumeRecords, mode: 0o700)
-        let volume = paths.volumeFilesystem(plan.volumeID)
-        try removeStaleVolumeFilesystem(volume)
-        var mountedVolume = false
-        var mountedTarget = false
-        do {
-            try Self.internalOnFailure("cannot create \(volume)") { Syscalls.mkdir(volume, 0o750) }
-            try Self.internalOnFailure("cannot mount bpffs at \(volume)") { CSIMounts.mountBPFFS(at: volume) }
-            mountedVolume = true
-            guard Engine.csiIsBPFFS(volume) else {
-                throw GRPCStatus(.internal, "\(volume) is not a bpffs after mounting one (statfs magic)")
-            }
-            try Self.internalOnFailure("cannot set the mode of \(volume)") { Syscalls.chmod(volume, 0o750) }
-            if let group = plan.group {
-                try Self.internalOnFailure("cannot set the group of \(volume)") {
-                    Syscalls.changeGroup(volume, to: gid_t(group))
-                }
-            }
-            for map in plan.maps {
-                let pin = volume + "/" + map
-                do {
-                    try Engine.csiRepinMap(map, from: source, to: pin, programName: plan.programName)
-                } catch {
-                    throw ErrorMapping.status(for: error)
-                }
-                try Self.internalOnFailure("cannot set the mode of \(pin)") { Syscalls.chmod(pin, 0o660) }
-                if let group = plan.group {
-                    try Self.internalOnFailure("cannot set the group of \(pin)") {
-                        Syscalls.changeGroup(pin, to: gid_t(group))
-                    }
-                }
-            }
-            if !Syscalls.isDirectory(plan.targetPath) {
-                try Self.internalOnFailure("cannot create target path \(plan.targetPath)") {
-                    Syscalls.mkdir(plan.targetPath, 0o755)
-                }
-            }
-            try Self.internalOnFailure("cannot bind-mount \(volume) at \(plan.targetPath)") {
-                CSIMounts.bindMount(volume, onto: plan.targetPath)
-            }
-            mountedTarget = true
-            if plan.readOnly {
-                try Self.internalOnFailure("cannot make \(plan.targetPath) read-only") {
-                    CSIMounts.remountReadOnly(plan.targetPath)
-                }
-            }
-            let record = CSIVolumeRecord(
-                volumeID: plan.volumeID,
-                targetPath: plan.targetPath,
-                programName: plan.programName,
-                programID: source.programID,
-                maps: plan.maps,
-                readOnly: plan.readOnly,
-                group: plan.group
-            )
-            do {
-                try records.save(record)
-            } catch {
-                throw GRPCStatus(.internal, "cannot record volume \(plan.volumeID): \(error)")
-            }
+        let volume = try prepareVolumeDirectory(plan.volumeID)
+        var progress = PublishProgress()
+        do throws(CSIError) {
+            try mountVolumeFilesystem(volume, group: plan.group, progress: &progress)
+            try pinMaps(plan, from: source, into: volume)
+            try bindTarget(plan, to: volume, progress: &progress)
+            try saveRecord(plan, programID: source.programID)
         } catch {
-            // Step 9: undo everything but the target directory (the CO owns it).
-            if mountedTarget { unmountAll(plan.targetPath) }
-            if mountedVolume { unmountAll(volume) }
-            _ = Syscalls.rmdir(volume)
+            rollBack(plan, volume: volume, progress: progress)
             log.info(
                 "publish failed, rolled back",
                 metadata: ["rpc": "NodePublishVolume", "error": "\(error)"]
@@ -201,23 +124,127 @@ package final class CSINodeService: Sendable {
         )
     }
 
+    /// Step 3: the target is already a mount. Succeeds when it is this volume published the same way (writing the
+    /// record a crash between the bind mount and the record left out).
+    private func confirmRepeatedPublish(_ plan: CSIPublishRequest, top: MountEntry) async throws(CSIError) {
+        guard top.filesystemType == "bpf" else {
+            throw .targetMountedWithOtherFilesystem(targetPath: plan.targetPath, filesystem: top.filesystemType)
+        }
+        let target = Syscalls.canonicalPath(plan.targetPath)
+        let entries = Set(Syscalls.listDirectory(target)).subtracting(Self.kernelEntries)
+        guard entries == Set(plan.maps), top.isReadOnly == plan.readOnly else {
+            throw .targetPublishedDifferently(targetPath: plan.targetPath)
+        }
+        if records.record(plan.volumeID) == nil {
+            let programID = (try? await engine.csiMapSource(programName: plan.programName))?.programID ?? 0
+            try? records.save(CSIVolumeRecord(plan, programID: programID))
+        }
+    }
+
+    /// Step 5's directories: `<rd>/csi`, `<rd>/csi/fs`, `<rd>/csi/volumes`, and no leftover
+    /// `<rd>/csi/fs/<volume_id>` of a crashed attempt. Returns the per-volume directory's path.
+    private func prepareVolumeDirectory(_ volumeID: String) throws(CSIError) -> String {
+        try ensureDirectory(paths.directory, mode: 0o755)
+        try ensureDirectory(paths.filesystems, mode: 0o755)
+        try ensureDirectory(paths.volumeRecords, mode: 0o700)
+        let volume = paths.volumeFilesystem(volumeID)
+        try removeStaleVolumeFilesystem(volume)
+        return volume
+    }
+
+    /// Step 5: a fresh bpffs at `volume`, mode 0750, owned by `group` when the kubelet passed one.
+    private func mountVolumeFilesystem(
+        _ volume: String,
+        group: UInt32?,
+        progress: inout PublishProgress
+    ) throws(CSIError) {
+        try Self.orSystemCallError("cannot create \(volume)") { Syscalls.mkdir(volume, 0o750) }
+        try Self.orSystemCallError("cannot mount bpffs at \(volume)") { CSIMounts.mountBPFFS(at: volume) }
+        progress.mountedVolume = true
+        guard Engine.csiIsBPFFS(volume) else { throw .notBPFFS(path: volume) }
+        try Self.orSystemCallError("cannot set the mode of \(volume)") { Syscalls.chmod(volume, 0o750) }
+        if let group {
+            try Self.orSystemCallError("cannot set the group of \(volume)") {
+                Syscalls.changeGroup(volume, to: gid_t(group))
+            }
+        }
+    }
+
+    /// Step 6: a second pin of each requested map in `volume`, mode 0660, owned by the request's group.
+    private func pinMaps(_ plan: CSIPublishRequest, from source: CSIMapSource, into volume: String) throws(CSIError) {
+        for map in plan.maps {
+            let pin = volume + "/" + map
+            do {
+                try Engine.csiRepinMap(map, from: source, to: pin, programName: plan.programName)
+            } catch {
+                throw .engine(error)
+            }
+            try Self.orSystemCallError("cannot set the mode of \(pin)") { Syscalls.chmod(pin, 0o660) }
+            if let group = plan.group {
+                try Self.orSystemCallError("cannot set the group of \(pin)") {
+                    Syscalls.changeGroup(pin, to: gid_t(group))
+                }
+            }
+        }
+    }
+
+    /// Step 7: `volume` bind-mounted at the target path (made when missing), read-only when asked.
+    private func bindTarget(
+        _ plan: CSIPublishRequest,
+        to volume: String,
+        progress: inout PublishProgress
+    ) throws(CSIError) {
+        if !Syscalls.isDirectory(plan.targetPath) {
+            try Self.orSystemCallError("cannot create target path \(plan.targetPath)") {
+                Syscalls.mkdir(plan.targetPath, 0o755)
+            }
+        }
+        try Self.orSystemCallError("cannot bind-mount \(volume) at \(plan.targetPath)") {
+            CSIMounts.bindMount(volume, onto: plan.targetPath)
+        }
+        progress.mountedTarget = true
+        if plan.readOnly {
+            try Self.orSystemCallError("cannot make \(plan.targetPath) read-only") {
+                CSIMounts.remountReadOnly(plan.targetPath)
+            }
+        }
+    }
+
+    /// Step 8: the volume's record, which unpublish and start-up reconciliation read.
+    private func saveRecord(_ plan: CSIPublishRequest, programID: UInt32) throws(CSIError) {
+        do {
+            try records.save(CSIVolumeRecord(plan, programID: programID))
+        } catch {
+            throw .nodeOperation(what: "cannot record volume \(plan.volumeID)", cause: "\(error)")
+        }
+    }
+
+    /// Step 9: undoes a failed publish in reverse order, all but the target directory (the CO owns it).
+    private func rollBack(_ plan: CSIPublishRequest, volume: String, progress: PublishProgress) {
+        if progress.mountedTarget { unmountAll(plan.targetPath) }
+        if progress.mountedVolume { unmountAll(volume) }
+        _ = Syscalls.rmdir(volume)
+    }
+
     /// A per-volume directory left by a crashed attempt: unmount whatever is there and remove it.
-    private func removeStaleVolumeFilesystem(_ volume: String) throws {
+    private func removeStaleVolumeFilesystem(_ volume: String) throws(CSIError) {
         unmountAll(volume)
         if Syscalls.status(volume) != nil {
             // An unmounted leftover is an empty directory (pins only ever live inside the bpffs).
-            try Self.internalOnFailure("cannot remove stale \(volume)") { Syscalls.rmdir(volume) }
+            try Self.orSystemCallError("cannot remove stale \(volume)") { Syscalls.rmdir(volume) }
         }
     }
 
     // MARK: - Unpublish
 
     /// NodeUnpublishVolume (SPEC §7.4): unmounts and removes the target, then the per-volume bpffs. Idempotent.
-    /// - Throws: `GRPCStatus` INVALID_ARGUMENT, ABORTED, or INTERNAL when the target cannot be unmounted/removed.
-    func unpublish(_ request: Csi_V1_NodeUnpublishVolumeRequest) async throws -> Csi_V1_NodeUnpublishVolumeResponse {
+    /// - Throws: `CSIError` (INVALID_ARGUMENT, ABORTED, or INTERNAL when the target cannot be unmounted/removed).
+    func unpublish(
+        _ request: Csi_V1_NodeUnpublishVolumeRequest
+    ) async throws(CSIError) -> Csi_V1_NodeUnpublishVolumeResponse {
         let volumeID = try CSIPublishRequest.validVolumeID(request.volumeID)
         let targetPath = try CSIPublishRequest.validTargetPath(request.targetPath, podsRoot: podsRoot)
-        try await withVolumeLock(volumeID) { () async throws in
+        try await withVolumeLock(volumeID) { () async throws(CSIError) in
             var log = logger
             log[metadataKey: "volume_id"] = "\(volumeID)"
             log[metadataKey: "target_path"] = "\(targetPath)"
@@ -230,17 +257,18 @@ package final class CSINodeService: Sendable {
                 case .failure(let error) where error.errno == .invalidArgument || error.errno == .noSuchFileOrDirectory:
                     break
                 case .failure(let error) where error.errno == .resourceBusy:
-                    try Self.internalOnFailure("cannot unmount \(targetPath)") {
+                    try Self.orSystemCallError("cannot unmount \(targetPath)") {
                         CSIMounts.unmount(target, detach: true)
                     }
                 case .failure(let error):
-                    throw GRPCStatus(.internal, "cannot unmount \(targetPath): \(error)")
+                    throw .nodeOperation(what: "cannot unmount \(targetPath)", cause: "\(error)")
                 }
             }
             switch Syscalls.rmdir(targetPath) {
             case .success: break
             case .failure(let error) where error.errno == .noSuchFileOrDirectory: break
-            case .failure(let error): throw GRPCStatus(.internal, "cannot remove target path \(targetPath): \(error)")
+            case .failure(let error):
+                throw .nodeOperation(what: "cannot remove target path \(targetPath)", cause: "\(error)")
             }
             let volume = paths.volumeFilesystem(volumeID)
             unmountAll(volume)
@@ -290,11 +318,12 @@ package final class CSINodeService: Sendable {
     }
 
     /// Runs `body` holding the per-volume in-flight mark; ABORTED when another operation holds it.
-    private func withVolumeLock(_ volumeID: String, _ body: () async throws -> Void) async throws {
+    private func withVolumeLock(
+        _ volumeID: String,
+        _ body: () async throws(CSIError) -> Void
+    ) async throws(CSIError) {
         let acquired = busy.withLock { $0.insert(volumeID).inserted }
-        guard acquired else {
-            throw GRPCStatus(.aborted, "an operation is already in progress for volume \"\(volumeID)\"")
-        }
+        guard acquired else { throw .volumeBusy(volumeID: volumeID) }
         defer { _ = busy.withLock { $0.remove(volumeID) } }
         try await body()
     }
@@ -314,21 +343,40 @@ package final class CSINodeService: Sendable {
         }
     }
 
-    private func ensureDirectory(_ path: String, mode: mode_t) throws {
+    private func ensureDirectory(_ path: String, mode: mode_t) throws(CSIError) {
         if Syscalls.isDirectory(path) { return }
         switch Syscalls.mkdir(path, mode) {
         case .success: return
         case .failure(let error) where error.errno == .fileExists: return
-        case .failure(let error): throw GRPCStatus(.internal, "cannot create \(path): \(error)")
+        case .failure(let error): throw .nodeOperation(what: "cannot create \(path)", cause: "\(error)")
         }
     }
 
-    /// Runs a system call wrapper and turns its failure into INTERNAL `<what>: <errno text>`.
+    /// Runs a system call wrapper and turns its failure into `CSIError.systemCall` (INTERNAL
+    /// `<what>: <errno text>`).
     @discardableResult
-    private static func internalOnFailure<T>(_ what: String, _ body: () -> Result<T, SystemCallError>) throws -> T {
+    private static func orSystemCallError<T>(
+        _ what: String,
+        _ body: () -> Result<T, SystemCallError>
+    ) throws(CSIError) -> T {
         switch body() {
         case .success(let value): return value
-        case .failure(let error): throw GRPCStatus(.internal, "\(what): \(error.errno)")
+        case .failure(let error): throw .systemCall(what, errno: error.errno)
         }
+    }
+}
+
+extension CSIVolumeRecord {
+    /// The record of a publish of `plan` whose maps came from program `programID`.
+    init(_ plan: CSIPublishRequest, programID: UInt32) {
+        self.init(
+            volumeID: plan.volumeID,
+            targetPath: plan.targetPath,
+            programName: plan.programName,
+            programID: programID,
+            maps: plan.maps,
+            readOnly: plan.readOnly,
+            group: plan.group
+        )
     }
 }

@@ -1,4 +1,3 @@
-internal import H2Transport
 internal import Proto
 
 /// The `volume_context` keys a bpfman CSI volume is described by (SPEC §7.3).
@@ -29,8 +28,8 @@ struct CSIPublishRequest: Sendable, Equatable {
     /// - Parameters:
     ///   - request: the decoded request.
     ///   - podsRoot: when set, `target_path` must lie below it (the kubelet's pods directory).
-    /// - Throws: `GRPCStatus` INVALID_ARGUMENT.
-    init(validating request: Csi_V1_NodePublishVolumeRequest, podsRoot: String?) throws(GRPCStatus) {
+    /// - Throws: `CSIError.invalidRequest` (INVALID_ARGUMENT).
+    init(validating request: Csi_V1_NodePublishVolumeRequest, podsRoot: String?) throws(CSIError) {
         volumeID = try Self.validVolumeID(request.volumeID)
         targetPath = try Self.validTargetPath(request.targetPath, podsRoot: podsRoot)
         guard request.hasVolumeCapability else { throw Self.invalid("volume_capability is required") }
@@ -85,7 +84,7 @@ struct CSIPublishRequest: Sendable, Equatable {
     }
 
     /// `volume_id`: non-empty, one path element.
-    static func validVolumeID(_ id: String) throws(GRPCStatus) -> String {
+    static func validVolumeID(_ id: String) throws(CSIError) -> String {
         guard !id.isEmpty else { throw invalid("volume_id is required") }
         guard isSinglePathElement(id) else {
             throw invalid("volume_id \"\(id)\" must be a single path element (no \"/\", not \".\" or \"..\")")
@@ -95,7 +94,7 @@ struct CSIPublishRequest: Sendable, Equatable {
 
     /// `target_path`: absolute, not `/`, no `.`/`..` components, below `podsRoot` when one is configured.
     /// Returns it without trailing slashes.
-    static func validTargetPath(_ path: String, podsRoot: String?) throws(GRPCStatus) -> String {
+    static func validTargetPath(_ path: String, podsRoot: String?) throws(CSIError) -> String {
         guard !path.isEmpty else { throw invalid("target_path is required") }
         let components = path.split(separator: "/")
         guard path.hasPrefix("/"), !components.isEmpty else {
@@ -118,8 +117,8 @@ struct CSIPublishRequest: Sendable, Equatable {
         !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.utf8.contains(0)
     }
 
-    static func invalid(_ message: String) -> GRPCStatus {
-        GRPCStatus(.invalidArgument, message)
+    static func invalid(_ message: String) -> CSIError {
+        .invalidRequest(message)
     }
 
     /// `text` without leading and trailing spaces, tabs and newlines.

@@ -96,7 +96,7 @@ package enum CSIServices {
 
         router.register(
             Csi_V1_Identity.Method.getPluginInfo.path,
-            unary { (_: Csi_V1_GetPluginInfoRequest) in
+            unary("GetPluginInfo", logger) { (_: Csi_V1_GetPluginInfoRequest) in
                 var response = Csi_V1_GetPluginInfoResponse()
                 response.name = pluginName
                 response.vendorVersion = version
@@ -105,37 +105,51 @@ package enum CSIServices {
         )
         router.register(
             Csi_V1_Identity.Method.getPluginCapabilities.path,
-            unary { (_: Csi_V1_GetPluginCapabilitiesRequest) in Csi_V1_GetPluginCapabilitiesResponse() }
+            unary("GetPluginCapabilities", logger) { (_: Csi_V1_GetPluginCapabilitiesRequest) in
+                Csi_V1_GetPluginCapabilitiesResponse()
+            }
         )
         router.register(
             Csi_V1_Identity.Method.probe.path,
-            unary { (_: Csi_V1_ProbeRequest) in
+            unary("Probe", logger) { (_: Csi_V1_ProbeRequest) in
                 var response = Csi_V1_ProbeResponse()
                 response.ready.value = true
                 return response
             }
         )
 
-        router.register(Csi_V1_Node.Method.nodeGetInfo.path, unary { node.getInfo($0) })
-        router.register(Csi_V1_Node.Method.nodeGetCapabilities.path, unary { node.getCapabilities($0) })
-        router.register(Csi_V1_Node.Method.nodePublishVolume.path, unary { try await node.publish($0) })
-        router.register(Csi_V1_Node.Method.nodeUnpublishVolume.path, unary { try await node.unpublish($0) })
+        router.register(Csi_V1_Node.Method.nodeGetInfo.path, unary("NodeGetInfo", logger) { node.getInfo($0) })
+        router.register(
+            Csi_V1_Node.Method.nodeGetCapabilities.path,
+            unary("NodeGetCapabilities", logger) { node.getCapabilities($0) }
+        )
+        router.register(
+            Csi_V1_Node.Method.nodePublishVolume.path,
+            unary("NodePublishVolume", logger) { try await node.publish($0) }
+        )
+        router.register(
+            Csi_V1_Node.Method.nodeUnpublishVolume.path,
+            unary("NodeUnpublishVolume", logger) { try await node.unpublish($0) }
+        )
         for method in [Csi_V1_Node.Method.nodeStageVolume, .nodeUnstageVolume, .nodeGetVolumeStats, .nodeExpandVolume] {
             router.register(
                 method.path,
-                .unary { _, _ in
-                    throw GRPCStatus(.unimplemented, "\(method.fullName) is not implemented by \(pluginName)")
+                RPCLog.unary(method.rawValue, logger: logger) { _, _ in
+                    throw CSIError.unimplemented(method: method.fullName, plugin: pluginName)
                 }
             )
         }
         return node
     }
 
-    /// A unary handler over decoded messages; an undecodable request is INVALID_ARGUMENT.
+    /// A unary handler over decoded messages, logging one line per call (`RPCLog`); an undecodable request is
+    /// INVALID_ARGUMENT.
     private static func unary<Request: ProtoMessage, Response: ProtoMessage>(
+        _ name: String,
+        _ logger: Logger,
         _ handler: @escaping @Sendable (Request) async throws -> Response
     ) -> GRPCMethod {
-        .unary { _, bytes in
+        RPCLog.unary(name, logger: logger) { _, bytes in
             try await handler(try decode(Request.self, bytes)).serializedBytes()
         }
     }

@@ -47,36 +47,13 @@ package struct ServiceContext: Sendable {
     }
 
     /// A unary method that logs one debug line per call (SPEC §1.10), and one info line when a mutating
-    /// call fails (successful mutations are logged by the engine with their ids).
+    /// call fails (successful mutations are logged by the engine with their ids). See `RPCLog`.
     func unary(
         _ name: String,
         mutating: Bool = false,
         _ body: @escaping @Sendable (GRPCServerContext, [UInt8]) async throws -> [UInt8]
     ) -> GRPCMethod {
-        let logger = logger
-        return .unary { context, bytes in
-            let start = ContinuousClock.now
-            do {
-                let reply = try await body(context, bytes)
-                logger.debug(
-                    "rpc",
-                    metadata: ["rpc": "\(name)", "status": "OK", "elapsed": "\(ContinuousClock.now - start)"]
-                )
-                return reply
-            } catch {
-                let status = (error as? any GRPCStatusConvertible)?.grpcStatus ?? GRPCStatus(.unknown, "\(error)")
-                let metadata: Logger.Metadata = [
-                    "rpc": "\(name)", "status": "\(status.code)", "message": "\(status.message)",
-                    "elapsed": "\(ContinuousClock.now - start)",
-                ]
-                if mutating {
-                    logger.info("rpc failed", metadata: metadata)
-                } else {
-                    logger.debug("rpc", metadata: metadata)
-                }
-                throw error
-            }
-        }
+        RPCLog.unary(name, mutating: mutating, logger: logger, body)
     }
 
     /// Runs a mutation under the writer lock (SPEC §1.7).

@@ -48,7 +48,7 @@ import Testing
             _ = try CSIPublishRequest(validating: request, podsRoot: podsRoot)
             return nil
         } catch {
-            return error
+            return error.grpcStatus
         }
     }
 

@@ -46,4 +46,32 @@ import Testing
         #expect(status.code == expected)
         #expect(status.message == "image x not found")
     }
+
+    /// SPEC §7.3, §7.4: each CSI failure reaches the kubelet with its code and message.
+    @Test(arguments: [
+        (CSIError.invalidRequest("volume_id is required"), GRPCStatus.Code.invalidArgument, "volume_id is required"),
+        (.volumeBusy(volumeID: "v"), .aborted, "an operation is already in progress for volume \"v\""),
+        (
+            .targetMountedWithOtherFilesystem(targetPath: "/t", filesystem: "tmpfs"), .failedPrecondition,
+            "target path /t is already mounted with filesystem tmpfs"
+        ),
+        (
+            .targetPublishedDifferently(targetPath: "/t"), .alreadyExists,
+            "target path /t is already published with different maps or access mode"
+        ),
+        (.engine(.notFound("program \"p\" not found")), .notFound, "program \"p\" not found"),
+        (.notBPFFS(path: "/v"), .internal, "/v is not a bpffs after mounting one (statfs magic)"),
+        (
+            .nodeOperation(what: "cannot create /v", cause: "Permission denied"), .internal,
+            "cannot create /v: Permission denied"
+        ),
+        (
+            .unimplemented(method: "csi.v1.Node.NodeStageVolume", plugin: "csi.bpfman.io"), .unimplemented,
+            "csi.v1.Node.NodeStageVolume is not implemented by csi.bpfman.io"
+        ),
+    ])
+    func csiErrorsMapToTheirStatus(_ error: CSIError, _ code: GRPCStatus.Code, _ message: String) {
+        #expect(error.grpcStatus.code == code)
+        #expect(error.grpcStatus.message == message)
+    }
 }
