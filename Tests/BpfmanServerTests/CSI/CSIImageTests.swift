@@ -8,8 +8,8 @@ extension CSIKernelTests {
     /// kubelet publishes its maps into a pod exactly as for a program loaded from a file.
     @Suite(
         .enabled(
-            if: CSITools.available && CSIDaemonProcess.executable != nil && RegistryTools.canRunRegistry,
-            "\(CSITools.missing); \(CSIDaemonProcess.missing); \(RegistryTools.cannotRunRegistry)"
+            if: InteropTools.csiAvailable && CSIDaemonProcess.executable != nil && RegistryTools.canRunRegistry,
+            "\(InteropTools.csiMissing); \(CSIDaemonProcess.missing); \(RegistryTools.cannotRunRegistry)"
         )
     )
     struct CSIImageTests {
@@ -46,8 +46,8 @@ extension CSIKernelTests {
                 try await daemon.waitUntilServing()
                 func kubelet(_ arguments: [String]) async throws -> [String: Any] {
                     let result = try await spawn(
-                        CSITools.python!,
-                        [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs] + arguments
+                        InteropTools.python!,
+                        [Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs] + arguments
                     )
                     let log = (try? String(contentsOfFile: directory + "/daemon.log", encoding: .utf8)) ?? ""
                     try #require(result.status == 0, "kubelet.py \(arguments) failed:\n\(result.output)\n\(log)")

