@@ -21,7 +21,7 @@ package actor Engine {
     let logger: Logger
     let hooks: (any HookAttacher)?
     /// What the kernel supports, probed at start-up (SPEC §4.3); the only kernel state kept across calls.
-    package nonisolated let kernelFeatures: KernelFeatures
+    package nonisolated let kernelFeatures: ProbedKernelFeatures
     /// Load's verifier-log buffers, reused from one Load to the next.
     let verifierLogs = VerifierLogBuffers()
     /// `_testOnlyCrashAt`: the named step at which the process SIGKILLs itself (crash-safety tests).
@@ -46,7 +46,7 @@ package actor Engine {
         self.logger = logger
         self.hooks = hookAttacher
         self.crashStep = getenv(Engine.crashStepEnvironmentKey).map { String(cString: $0) }
-        self.kernelFeatures = KernelFeatures.probe()
+        self.kernelFeatures = ProbedKernelFeatures.probe()
         LibbpfLog.install(logger)
         try Engine.prepareDirectories(paths)
         do {

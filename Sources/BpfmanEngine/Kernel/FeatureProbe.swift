@@ -1,9 +1,9 @@
 internal import Glibc
 internal import SystemCalls
 
-extension KernelFeatures {
+extension ProbedKernelFeatures {
     /// Probes the running kernel; no fd survives.
-    package static func probe() -> KernelFeatures {
+    package static func probe() -> ProbedKernelFeatures {
         let lsm = Syscalls.readText("/sys/kernel/security/lsm") ?? ""
         var tcx = false
         let loopback = if_nametoindex("lo")
@@ -13,11 +13,11 @@ extension KernelFeatures {
         } else if loopback != 0 {
             tcx = true
         }
-        return KernelFeatures(
+        return ProbedKernelFeatures(
             btf: Syscalls.exists("/sys/kernel/btf/vmlinux"),
             tcx: tcx,
             kprobe: Syscalls.exists("/sys/bus/event_source/devices/kprobe/type"),
-            lsm: lsm.split(separator: ",").contains("bpf")
+            lsm: lsm.split(whereSeparator: { $0 == "," || $0.isWhitespace }).contains("bpf")
         )
     }
 }

@@ -94,7 +94,7 @@ package struct ServiceStack: Sendable {
             csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "",
             idleTimeoutSeconds: UInt32(clamping: idleSeconds),
             socketActivated: socketActivated,
-            kernelFeatures: KernelFacts.features(freplace: freplace)
+            kernelFeatures: engine.kernelFeatures.reported(freplace: freplace)
         )
         let makeImages = { @Sendable () -> Result<ImageStore, ImageError> in
             let made = Result { () throws(ImageError) -> ImageStore in

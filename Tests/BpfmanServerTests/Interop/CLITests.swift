@@ -1,3 +1,4 @@
+import BpfmanEngine
 import Foundation
 import TestSupport
 import Testing
@@ -106,6 +107,16 @@ extension DaemonKernelTests {
                     status.output.contains(
                         "Kind  Interface  Netns  Direction  Revision  Dispatcher Program ID  Members"
                     )
+                )
+                // kernel_features (SPEC §3.9) are the engine's start-up probe (TCX by BPF_PROG_QUERY, not by the kernel
+                // version), plus the dispatcher's freplace probe.
+                let statusJSON = try await Self.bpfman(daemon, ["status", "-o", "json"])
+                let statusObject = try #require(try Self.json(statusJSON.output) as? [String: Any])
+                var features = try #require(statusObject["kernel_features"] as? [String: Bool], "\(statusJSON.output)")
+                #expect(features.removeValue(forKey: "freplace") != nil, "\(statusJSON.output)")
+                #expect(
+                    features == ProbedKernelFeatures.probe().reported(freplace: false).filter { $0.key != "freplace" },
+                    "\(statusJSON.output)"
                 )
 
                 let detach = try await Self.bpfman(daemon, ["detach", "\(link)"])

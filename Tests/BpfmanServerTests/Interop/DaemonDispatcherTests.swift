@@ -1,3 +1,4 @@
+import BpfmanEngine
 import Foundation
 import TestSupport
 import Testing
@@ -57,7 +58,12 @@ extension DaemonKernelTests {
                 let parsed = try #require(try CLI.json(json.output) as? [String: Any], "\(json.output)")
                 let dispatchers = try #require(parsed["dispatchers"] as? [[String: Any]])
                 #expect(dispatchers.count == 1 && dispatchers.first?["revision"] as? Int == 3, "\(json.output)")
-                #expect((parsed["kernel_features"] as? [String: Bool])?["freplace"] == true)
+                let features = try #require(parsed["kernel_features"] as? [String: Bool], "\(json.output)")
+                #expect(features["freplace"] == true)
+                // Everything else is the engine's start-up probe (TCX probed with BPF_PROG_QUERY, not guessed
+                // from the kernel version).
+                let probed = ProbedKernelFeatures.probe()
+                #expect(features == probed.reported(freplace: true), "\(json.output)")
             }
         }
     }
