@@ -1,4 +1,5 @@
 internal import ArgumentParser
+internal import BpfmanEngine
 internal import Dispatch
 internal import FoundationEssentials
 internal import Glibc
@@ -7,10 +8,11 @@ internal import Logging
 internal import Proto
 internal import Synchronization
 
-/// Default locations, as upstream bpfman names them (SPEC §0.2).
+/// Default locations, as upstream bpfman names them (SPEC §0.2): `bpfman serve`'s flag defaults, which the CLI
+/// and the daemon's options share. The runtime directory is the engine's (`BpfmanPaths`), defined there.
 package enum ServeDefaults {
     package static let socketPath = "/run/bpfman-sock/bpfman.sock"
-    package static let runtimeDirectory = "/run/bpfman"
+    package static let runtimeDirectory = BpfmanPaths.defaultRuntimeDirectory
     package static let imageCacheDirectory = "/var/cache/bpfman"
     package static let configPath = "/etc/bpfman/bpfman.toml"
 }

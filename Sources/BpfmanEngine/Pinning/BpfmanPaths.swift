@@ -1,15 +1,13 @@
 internal import SystemCalls
 
-/// Every path and environment name of the daemon in one place (STYLE convention 10, SPEC §2).
+/// Every path and environment name of the engine in one place (STYLE convention 10, SPEC §2); the CSI plugin's
+/// are `CSIPaths`, the server's other defaults `ServeDefaults`.
 ///
 /// `init(root:)` relocates the runtime directory so tests run under a temp dir with a private bpffs.
 package struct BpfmanPaths: Sendable, Hashable {
-    /// Upstream's runtime directory.
+    /// Upstream's runtime directory, `bpfman serve --runtime-dir`'s default (the one definition: `ServeDefaults`
+    /// names it too).
     package static let defaultRuntimeDirectory = "/run/bpfman"
-    /// Upstream's main socket.
-    package static let defaultSocketPath = "/run/bpfman-sock/bpfman.sock"
-    /// The bpffs statfs magic.
-    package static let bpffsMagic: Int = 0xcafe_4a11
     /// Mode of map pins.
     package static let mapPinMode: UInt32 = 0o660
     /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
@@ -30,8 +28,6 @@ package struct BpfmanPaths: Sendable, Hashable {
         self.root = root
     }
 
-    /// `<rd>/.lock`
-    package var lockFile: String { root + "/.lock" }
     /// `<rd>/db`
     package var databaseDirectory: String { root + "/db" }
     /// `<rd>/db/store.db`
@@ -54,14 +50,6 @@ package struct BpfmanPaths: Sendable, Hashable {
     package func linkPin(_ id: UInt32) -> String { linksDirectory + "/\(id)" }
     /// `<rd>/fs/xdp`
     package var xdpDirectory: String { bpffs + "/xdp" }
-    /// `<rd>/fs/tc-ingress`
-    package var tcIngressDirectory: String { bpffs + "/tc-ingress" }
-    /// `<rd>/fs/tc-egress`
-    package var tcEgressDirectory: String { bpffs + "/tc-egress" }
-    /// `<rd>/fs/dispatcher-test`
-    package var dispatcherTestDirectory: String { bpffs + "/dispatcher-test" }
-    /// `<rd>/csi`
-    package var csiDirectory: String { root + "/csi" }
     /// `<rd>/tuf`
     package var tufDirectory: String { root + "/tuf" }
 }

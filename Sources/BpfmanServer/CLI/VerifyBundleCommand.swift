@@ -32,7 +32,7 @@ extension BpfmanCommand.ImageCommand {
 
         func run() throws {
             let environment = ProcessInfo.processInfo.environment
-            let runtime = runtimeDirectory ?? environment["BPFMAN_RUNTIME_DIR"] ?? "/run/bpfman"
+            let runtime = runtimeDirectory ?? environment["BPFMAN_RUNTIME_DIR"] ?? ServeDefaults.runtimeDirectory
             let fetcher = ImageStore.fetcherPath(environment: environment)
             // Without --trusted-root the verifier looks for the trust material as the daemon does (SPEC §8.5),
             // fetching it through TUF when there is no file.

@@ -20,7 +20,7 @@ package struct DaemonOptions: Sendable {
     package init(
         socketPath: String,
         runtimeDirectory: String,
-        imageCacheDirectory: String = "/var/cache/bpfman",
+        imageCacheDirectory: String = ServeDefaults.imageCacheDirectory,
         csiSupport: Bool = false,
         timeout: UInt64? = nil,
         allowSocketActivation: Bool = true
