@@ -209,192 +209,247 @@ extension KernelTests {
             }
         }
 
-        @Test func attachValidation() async throws {
-            let veth = try VethPair()
-            defer { veth.remove() }
+        /// The program an attach refusal is tried on.
+        enum AttachTarget: String, Sendable {
+            case tracepoint, uprobe, tcx, xdp, tc
+
+            var fixture: (object: String, program: String, type: BpfmanProgramType) {
+                switch self {
+                case .tracepoint: ("tracepoint_counter", "count_kill", .tracepoint)
+                case .uprobe: ("uprobe_counter", "count_call", .uprobe)
+                case .tcx: ("tcx_counter", "tcx_count", .tcx)
+                case .xdp: ("xdp_counter", "xdp_count_pass", .xdp)
+                case .tc: ("tc_counter", "tc_count_ok", .tc)
+                }
+            }
+        }
+
+        /// One attach the engine refuses: the program kind, the spec, and the error (its message may name the
+        /// program's id and the test-made netns).
+        struct AttachRefusal: Sendable, CustomTestStringConvertible {
+            var target: AttachTarget
+            var spec: @Sendable (_ netns: String) -> AttachSpec
+            var code: EngineError.Code
+            var message: @Sendable (_ id: UInt32, _ netns: String) -> String
+            /// The spec names the veth pair's second netns (`VethPair.netnsB`).
+            var needsVeth = false
+            var testDescription: String
+
+            init(
+                _ target: AttachTarget,
+                _ description: String,
+                _ spec: @escaping @Sendable (_ netns: String) -> AttachSpec,
+                _ code: EngineError.Code,
+                needsVeth: Bool = false,
+                _ message: @escaping @Sendable (_ id: UInt32, _ netns: String) -> String
+            ) {
+                self.target = target
+                self.spec = spec
+                self.code = code
+                self.message = message
+                self.needsVeth = needsVeth
+                self.testDescription = "\(target.rawValue): \(description)"
+            }
+        }
+
+        static let attachRefusals: [AttachRefusal] = [
+            // SPEC §10 scenario 10: a program attached as another kind.
+            AttachRefusal(.uprobe, "as kprobe", { _ in .kprobe(KprobeAttach(fnName: "x")) }, .failedPrecondition) {
+                id,
+                _ in "program \(id) is a uprobe program; the kprobe attach accepts kprobe or kretprobe"
+            },
+            AttachRefusal(
+                .tracepoint,
+                "as tcx",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition
+            ) { id, _ in "program \(id) is a tracepoint program; the tcx attach accepts tcx" },
+            AttachRefusal(
+                .uprobe,
+                "as tracepoint",
+                { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")) },
+                .failedPrecondition
+            ) { id, _ in "program \(id) is a uprobe program; the tracepoint attach accepts tracepoint" },
+            AttachRefusal(.tc, "as xdp", { _ in .xdp(XDPAttach(priority: 1, iface: "lo")) }, .failedPrecondition) {
+                id,
+                _ in "program \(id) is a tc program; the xdp attach accepts xdp"
+            },
+            AttachRefusal(
+                .xdp,
+                "as tc",
+                { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition
+            ) { id, _ in "program \(id) is a xdp program; the tc attach accepts tc" },
+            AttachRefusal(
+                .tc,
+                "as tcx",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition
+            ) { id, _ in "program \(id) is a tc program; the tcx attach accepts tcx" },
+            AttachRefusal(
+                .tcx,
+                "as tc",
+                { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition
+            ) { id, _ in "program \(id) is a tcx program; the tc attach accepts tc" },
+            // Tracepoint names.
+            AttachRefusal(
+                .tracepoint,
+                "no group",
+                { _ in .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")) },
+                .invalidArgument
+            ) { _, _ in "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)" },
+            AttachRefusal(
+                .tracepoint,
+                "space in name",
+                { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")) },
+                .invalidArgument
+            ) { _, _ in
+                "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
+            },
+            AttachRefusal(
+                .tracepoint,
+                "unknown tracepoint",
+                { _ in .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")) },
+                .notFound
+            ) { _, _ in "tracepoint \"nogroup/noevent\" not found" },
+            // Uprobe targets.
+            AttachRefusal(.uprobe, "empty target", { _ in .uprobe(UprobeAttach(target: "")) }, .invalidArgument) {
+                _,
+                _ in "target is required for uprobe attachment"
+            },
+            AttachRefusal(
+                .uprobe,
+                "negative pid",
+                { _ in .uprobe(UprobeAttach(target: "libc", pid: -1)) },
+                .invalidArgument
+            ) { _, _ in "pid must be non-negative, got -1" },
+            AttachRefusal(
+                .uprobe,
+                "negative container pid",
+                { _ in .uprobe(UprobeAttach(target: "libc", containerPid: -2)) },
+                .invalidArgument
+            ) { _, _ in "container_pid must be non-negative, got -2" },
+            AttachRefusal(
+                .uprobe,
+                "missing file",
+                { _ in .uprobe(UprobeAttach(target: "/nonexistent/bin")) },
+                .invalidArgument
+            ) { _, _ in "uprobe target \"/nonexistent/bin\" could not be resolved: no such file" },
+            AttachRefusal(
+                .uprobe,
+                "unknown library",
+                { _ in .uprobe(UprobeAttach(target: "libnosuchlibrary")) },
+                .invalidArgument
+            ) { _, _ in
+                "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache"
+            },
+            AttachRefusal(
+                .uprobe,
+                "unknown symbol",
+                { _ in .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")) },
+                .invalidArgument
+            ) { _, _ in "symbol \"no_such_symbol_here\" not found in /bin/true" },
+            AttachRefusal(
+                .uprobe,
+                "container without mount namespace",
+                { _ in .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)) },
+                .invalidArgument
+            ) { _, _ in
+                "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)"
+            },
+            // TCX interfaces, priorities, directions and namespaces.
+            AttachRefusal(
+                .tcx,
+                "empty iface",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")) },
+                .invalidArgument
+            ) { _, _ in "iface is required" },
+            AttachRefusal(
+                .tcx,
+                "slash in iface",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")) },
+                .invalidArgument
+            ) { _, _ in "invalid interface name \"a/b\"" },
+            AttachRefusal(
+                .tcx,
+                "negative priority",
+                { _ in .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")) },
+                .invalidArgument
+            ) { _, _ in "priority must be non-negative, got -1" },
+            AttachRefusal(
+                .tcx,
+                "unknown direction",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")) },
+                .invalidArgument
+            ) { _, _ in "invalid TC direction \"sideways\": must be 'ingress' or 'egress'" },
+            AttachRefusal(
+                .tcx,
+                "missing netns",
+                { _ in
+                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none"))
+                },
+                .invalidArgument
+            ) { _, _ in "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory" },
+            AttachRefusal(
+                .tcx,
+                "netns not a namespace",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")) },
+                .invalidArgument
+            ) { _, _ in "netns \"/etc/hostname\" is not a network namespace: Invalid argument" },
+            AttachRefusal(
+                .tcx,
+                "iface missing in netns",
+                { netns in .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: netns)) },
+                .invalidArgument,
+                needsVeth: true
+            ) { _, netns in "interface \"engv0\" not found in netns \"\(netns)\"" },
+            AttachRefusal(
+                .tcx,
+                "iface missing in host",
+                { _ in .tcx(TCXAttach(priority: 1, iface: "nope0", direction: "ingress")) },
+                .invalidArgument
+            ) { _, _ in "interface \"nope0\" not found in netns \"host\"" },
+        ]
+
+        /// Each refusal has its code and message and leaves no link record and no link pin behind (SPEC §3.3).
+        @Test(arguments: attachRefusals)
+        func attachValidation(_ refusal: AttachRefusal) async throws {
+            let veth = refusal.needsVeth ? try VethPair() : nil
+            defer { veth?.remove() }
+            let netns = veth?.netnsB ?? ""
+            try await withTestEngine("aerr") { h in
+                let fixture = refusal.target.fixture
+                let id = try await h.load(fixture: fixture.object, fixture.program, fixture.type)
+                let error = await engineError {
+                    _ = try await h.engine.attach(programID: id, spec: refusal.spec(netns))
+                }
+                #expect(error?.code == refusal.code)
+                #expect(error?.message == refusal.message(id, netns))
+                let links = try? await h.engine.links()
+                #expect(links?.isEmpty == true, "no link record")
+                #expect(!filesUnder(h.paths.bpffs).contains { $0.hasPrefix("links/") }, "no link pin")
+                try await h.engine.unload(id: id)
+            }
+        }
+
+        /// A failed attach leaves no link behind and the next attach works.
+        @Test func anAttachAfterARefusalWorks() async throws {
             try await withTestEngine("aerr") { h in
                 let tp = try await h.load(fixture: "tracepoint_counter", "count_kill", .tracepoint)
-                let up = try await h.load(fixture: "uprobe_counter", "count_call", .uprobe)
-                let tcx = try await h.load(fixture: "tcx_counter", "tcx_count", .tcx)
-                let xdp = try await h.load(fixture: "xdp_counter", "xdp_count_pass", .xdp)
-                let tc = try await h.load(fixture: "tc_counter", "tc_count_ok", .tc)
-                // Each refusal leaves no link record and no link pin behind (SPEC §3.3), checked after each.
-                func check(
-                    _ id: UInt32,
-                    _ spec: AttachSpec,
-                    _ code: EngineError.Code,
-                    _ message: String,
-                    sourceLocation: SourceLocation = #_sourceLocation
-                ) async {
-                    let error = await engineError { _ = try await h.engine.attach(programID: id, spec: spec) }
-                    #expect(error?.code == code, sourceLocation: sourceLocation)
-                    #expect(error?.message == message, sourceLocation: sourceLocation)
-                    let links = try? await h.engine.links()
-                    #expect(links?.isEmpty == true, "no link record", sourceLocation: sourceLocation)
-                    #expect(
-                        !filesUnder(h.paths.bpffs).contains { $0.hasPrefix("links/") },
-                        "no link pin",
-                        sourceLocation: sourceLocation
+                let refused = await engineError {
+                    _ = try await h.engine.attach(
+                        programID: tp,
+                        spec: .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent"))
                     )
                 }
-                await check(
-                    up,
-                    .kprobe(KprobeAttach(fnName: "x")),
-                    .failedPrecondition,
-                    "program \(up) is a uprobe program; the kprobe attach accepts kprobe or kretprobe"
-                )
-                await check(
-                    tp,
-                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")),
-                    .failedPrecondition,
-                    "program \(tp) is a tracepoint program; the tcx attach accepts tcx"
-                )
-                // The rest of SPEC §10 scenario 10's pairs.
-                await check(
-                    up,
-                    .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")),
-                    .failedPrecondition,
-                    "program \(up) is a uprobe program; the tracepoint attach accepts tracepoint"
-                )
-                await check(
-                    tc,
-                    .xdp(XDPAttach(priority: 1, iface: "lo")),
-                    .failedPrecondition,
-                    "program \(tc) is a tc program; the xdp attach accepts xdp"
-                )
-                await check(
-                    xdp,
-                    .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")),
-                    .failedPrecondition,
-                    "program \(xdp) is a xdp program; the tc attach accepts tc"
-                )
-                await check(
-                    tc,
-                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")),
-                    .failedPrecondition,
-                    "program \(tc) is a tc program; the tcx attach accepts tcx"
-                )
-                await check(
-                    tcx,
-                    .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")),
-                    .failedPrecondition,
-                    "program \(tcx) is a tcx program; the tc attach accepts tc"
-                )
-                await check(
-                    tp,
-                    .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")),
-                    .invalidArgument,
-                    "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
-                )
-                await check(
-                    tp,
-                    .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")),
-                    .invalidArgument,
-                    "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
-                )
-                await check(
-                    tp,
-                    .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")),
-                    .notFound,
-                    "tracepoint \"nogroup/noevent\" not found"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "")),
-                    .invalidArgument,
-                    "target is required for uprobe attachment"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "libc", pid: -1)),
-                    .invalidArgument,
-                    "pid must be non-negative, got -1"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "libc", containerPid: -2)),
-                    .invalidArgument,
-                    "container_pid must be non-negative, got -2"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "/nonexistent/bin")),
-                    .invalidArgument,
-                    "uprobe target \"/nonexistent/bin\" could not be resolved: no such file"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "libnosuchlibrary")),
-                    .invalidArgument,
-                    "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")),
-                    .invalidArgument,
-                    "symbol \"no_such_symbol_here\" not found in /bin/true"
-                )
-                await check(
-                    up,
-                    .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)),
-                    .invalidArgument,
-                    "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")),
-                    .invalidArgument,
-                    "iface is required"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")),
-                    .invalidArgument,
-                    "invalid interface name \"a/b\""
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")),
-                    .invalidArgument,
-                    "priority must be non-negative, got -1"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")),
-                    .invalidArgument,
-                    "invalid TC direction \"sideways\": must be 'ingress' or 'egress'"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none")),
-                    .invalidArgument,
-                    "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")),
-                    .invalidArgument,
-                    "netns \"/etc/hostname\" is not a network namespace: Invalid argument"
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: veth.netnsB)),
-                    .invalidArgument,
-                    "interface \"engv0\" not found in netns \"\(veth.netnsB)\""
-                )
-                await check(
-                    tcx,
-                    .tcx(TCXAttach(priority: 1, iface: "nope0", direction: "ingress")),
-                    .invalidArgument,
-                    "interface \"nope0\" not found in netns \"host\""
-                )
-                // A failed attach leaves no link behind and the next attach works.
+                #expect(refused?.code == .notFound)
                 let link = try await h.engine.attach(
                     programID: tp,
                     spec: .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill"))
                 )
                 try await h.engine.detach(linkID: link)
-                for id in [tp, up, tcx, xdp, tc] { try await h.engine.unload(id: id) }
+                try await h.engine.unload(id: tp)
             }
         }
     }
