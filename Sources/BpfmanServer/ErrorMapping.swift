@@ -42,6 +42,11 @@ package enum ErrorMapping {
         "cancelled while waiting for the bpfman writer lock"
     )
 
+    /// `grpc.health.v1.Health/Check` for a service the server does not report.
+    package static func unknownHealthService(_ service: String) -> GRPCStatus {
+        GRPCStatus(.notFound, "unknown service \(service)")
+    }
+
     /// A request message that does not decode.
     package static func undecodable(_ type: String, _ error: any Error) -> GRPCStatus {
         GRPCStatus(.invalidArgument, "cannot decode \(type): \(error)")

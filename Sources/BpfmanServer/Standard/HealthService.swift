@@ -64,7 +64,7 @@ package final class HealthService: Sendable {
             .unary { [self] _, bytes in
                 let request = try decode(Grpc_Health_V1_HealthCheckRequest.self, bytes)
                 guard let status = status(of: request.service) else {
-                    throw GRPCStatus(.notFound, "unknown service \(request.service)")
+                    throw ErrorMapping.unknownHealthService(request.service)
                 }
                 return Self.proto(status).serializedBytes()
             }
