@@ -141,7 +141,7 @@ let package = Package(
         ),
 
         // Tests. TestSupport holds helpers and the eBPF fixture sources shared by every suite.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: [logging], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "ProtoTests",
             dependencies: ["Proto", "TestSupport"],

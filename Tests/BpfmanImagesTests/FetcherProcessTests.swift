@@ -45,7 +45,7 @@ struct FetcherProcessTests {
                 signing: SigningPolicy(),
                 environment: [:],
                 userAgent: "bpfman-images-tests",
-                logger: workspace.log.makeLogger(),
+                logger: workspace.log.makeLogger(label: "bpfman.images.test"),
                 fetcher: fetcher,
                 objectCheck: bpfObjectCheck
             )

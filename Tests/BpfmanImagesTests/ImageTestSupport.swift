@@ -45,37 +45,6 @@ enum Objects {
     }
 }
 
-/// Log records, kept so a test can look for what must never be logged.
-final class LogRecorder: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var all: [String] { lines.withLock { $0 } }
-
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-    func makeLogger() -> Logger {
-        Logger(label: "bpfman.images.test") { label in RecordingLogHandler(recorder: self) }
-    }
-}
-
-private struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        recorder.append(
-            "\(event.level) \(event.message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"
-        )
-    }
-}
-
 /// A temporary directory for one test: the image cache, layouts and archives live under it.
 struct Workspace {
     let root: String
@@ -110,7 +79,7 @@ struct Workspace {
             runtimeDirectory: runtimeDirectory,
             limits: limits,
             userAgent: "bpfman-images-tests",
-            logger: log.makeLogger(),
+            logger: log.makeLogger(label: "bpfman.images.test"),
             objectCheck: bpfObjectCheck
         )
     }

@@ -2,6 +2,7 @@ import Foundation
 import H2Transport
 import Logging
 import Proto
+import TestSupport
 import Testing
 
 @testable import BpfmanServer
@@ -16,8 +17,8 @@ extension CSIKernelTests {
 
         @Test(arguments: Failure.allCases)
         func theLoggedStatusIsTheSentStatus(_ failure: Failure) async throws {
-            let sink = CapturedLog()
-            try await withCSIPlugin("log", logger: sink.logger) { h in
+            let sink = LogRecorder()
+            try await withCSIPlugin("log", logger: sink.makeLogger(label: "bpfman")) { h in
                 let target = try h.podTarget("vol-log")
                 var path = Csi_V1_Node.Method.nodePublishVolume.path
                 var rpc = "NodePublishVolume"

@@ -1,7 +1,7 @@
 import Foundation
 import H2Transport
 import Logging
-import Synchronization
+import TestSupport
 import Testing
 
 @testable import BpfmanServer
@@ -11,8 +11,8 @@ import Testing
     /// A handler that stops because its call was cancelled: the client is sent CANCELLED over a real socket, and
     /// the failed-mutation line says CANCELLED with the same message (it used to say UNKNOWN).
     @Test func aCancelledCallLogsTheStatusItWasSent() async throws {
-        let sink = CapturedLog()
-        let logger = sink.logger
+        let sink = LogRecorder()
+        let logger = sink.makeLogger(label: "bpfman")
         var router = GRPCRouter()
         router.register(
             "/test.Log/Cancelled",
@@ -43,8 +43,8 @@ import Testing
     /// Anything else a handler throws is UNKNOWN both on the wire and in the log.
     @Test func anUnexpectedErrorLogsUnknownAsSent() async throws {
         struct Surprise: Error {}
-        let sink = CapturedLog()
-        let logger = sink.logger
+        let sink = LogRecorder()
+        let logger = sink.makeLogger(label: "bpfman")
         var router = GRPCRouter()
         router.register("/test.Log/Surprise", RPCLog.unary("Surprise", logger: logger) { _, _ in throw Surprise() })
         let result = await router.callInProcess("/test.Log/Surprise", [], deadline: nil)
@@ -59,42 +59,9 @@ import Testing
     }
 }
 
-/// The `rpc` lines `sink` captured for method `rpc`.
-func loggedRPCLines(_ sink: CapturedLog, rpc: String) -> [CapturedLog.Record] {
-    sink.records.filter { $0.metadata["rpc"] == "\(rpc)" }
-}
-
-/// Log records kept in memory with their metadata as given (no text or JSON rendering in between).
-final class CapturedLog: Sendable {
-    struct Record: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: Logger.Metadata
-    }
-
-    private let storage = Mutex<[Record]>([])
-    var records: [Record] { storage.withLock { $0 } }
-
-    /// A logger at debug level writing here.
-    var logger: Logger {
-        Logger(label: "bpfman") { _ in Handler(log: self) }
-    }
-
-    private struct Handler: LogHandler {
-        let log: CapturedLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .debug
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            log.storage.withLock {
-                $0.append(Record(level: event.level, message: "\(event.message)", metadata: merged))
-            }
-        }
-    }
+/// The `rpc` lines `log` recorded for method `rpc`.
+func loggedRPCLines(_ log: LogRecorder, rpc: String) -> [LogRecorder.Record] {
+    log.records.filter { $0.metadata["rpc"] == "\(rpc)" }
 }
 
 /// One unary call with the blocking client, on a thread of its own (not one of the cooperative pool's, which the
