@@ -224,13 +224,13 @@ extension KernelTests {
             }
         }
 
-        /// One attach the engine refuses: the program kind, the spec, and the error (its message may name the
-        /// program's id and the test-made netns).
+        /// One attach the engine refuses: the program kind, the spec, and the error.
         struct AttachRefusal: Sendable, CustomTestStringConvertible {
             var target: AttachTarget
             var spec: @Sendable (_ netns: String) -> AttachSpec
             var code: EngineError.Code
-            var message: @Sendable (_ id: UInt32, _ netns: String) -> String
+            /// `{id}` stands for the program's id, `{netns}` for the veth pair's netns.
+            var message: String
             /// The spec names the veth pair's second netns (`VethPair.netnsB`).
             var needsVeth = false
             var testDescription: String
@@ -238,10 +238,10 @@ extension KernelTests {
             init(
                 _ target: AttachTarget,
                 _ description: String,
-                _ spec: @escaping @Sendable (_ netns: String) -> AttachSpec,
+                spec: @escaping @Sendable (_ netns: String) -> AttachSpec,
                 _ code: EngineError.Code,
                 needsVeth: Bool = false,
-                _ message: @escaping @Sendable (_ id: UInt32, _ netns: String) -> String
+                _ message: String
             ) {
                 self.target = target
                 self.spec = spec
@@ -254,162 +254,187 @@ extension KernelTests {
 
         static let attachRefusals: [AttachRefusal] = [
             // SPEC §10 scenario 10: a program attached as another kind.
-            AttachRefusal(.uprobe, "as kprobe", { _ in .kprobe(KprobeAttach(fnName: "x")) }, .failedPrecondition) {
-                id,
-                _ in "program \(id) is a uprobe program; the kprobe attach accepts kprobe or kretprobe"
-            },
+            AttachRefusal(
+                .uprobe,
+                "as kprobe",
+                spec: { _ in .kprobe(KprobeAttach(fnName: "x")) },
+                .failedPrecondition,
+                "program {id} is a uprobe program; the kprobe attach accepts kprobe or kretprobe"
+            ),
             AttachRefusal(
                 .tracepoint,
                 "as tcx",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
-                .failedPrecondition
-            ) { id, _ in "program \(id) is a tracepoint program; the tcx attach accepts tcx" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition,
+                "program {id} is a tracepoint program; the tcx attach accepts tcx"
+            ),
             AttachRefusal(
                 .uprobe,
                 "as tracepoint",
-                { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")) },
-                .failedPrecondition
-            ) { id, _ in "program \(id) is a uprobe program; the tracepoint attach accepts tracepoint" },
-            AttachRefusal(.tc, "as xdp", { _ in .xdp(XDPAttach(priority: 1, iface: "lo")) }, .failedPrecondition) {
-                id,
-                _ in "program \(id) is a tc program; the xdp attach accepts xdp"
-            },
+                spec: { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/sys_enter_kill")) },
+                .failedPrecondition,
+                "program {id} is a uprobe program; the tracepoint attach accepts tracepoint"
+            ),
+            AttachRefusal(
+                .tc,
+                "as xdp",
+                spec: { _ in .xdp(XDPAttach(priority: 1, iface: "lo")) },
+                .failedPrecondition,
+                "program {id} is a tc program; the xdp attach accepts xdp"
+            ),
             AttachRefusal(
                 .xdp,
                 "as tc",
-                { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
-                .failedPrecondition
-            ) { id, _ in "program \(id) is a xdp program; the tc attach accepts tc" },
+                spec: { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition,
+                "program {id} is a xdp program; the tc attach accepts tc"
+            ),
             AttachRefusal(
                 .tc,
                 "as tcx",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
-                .failedPrecondition
-            ) { id, _ in "program \(id) is a tc program; the tcx attach accepts tcx" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition,
+                "program {id} is a tc program; the tcx attach accepts tcx"
+            ),
             AttachRefusal(
                 .tcx,
                 "as tc",
-                { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
-                .failedPrecondition
-            ) { id, _ in "program \(id) is a tcx program; the tc attach accepts tc" },
+                spec: { _ in .tc(TCAttach(priority: 1, iface: "lo", direction: "ingress")) },
+                .failedPrecondition,
+                "program {id} is a tcx program; the tc attach accepts tc"
+            ),
             // Tracepoint names.
             AttachRefusal(
                 .tracepoint,
                 "no group",
-                { _ in .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")) },
-                .invalidArgument
-            ) { _, _ in "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)" },
+                spec: { _ in .tracepoint(TracepointAttach(tracepoint: "sys_enter_kill")) },
+                .invalidArgument,
+                "invalid tracepoint \"sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
+            ),
             AttachRefusal(
                 .tracepoint,
                 "space in name",
-                { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")) },
-                .invalidArgument
-            ) { _, _ in
+                spec: { _ in .tracepoint(TracepointAttach(tracepoint: "syscalls/ sys_enter_kill")) },
+                .invalidArgument,
                 "invalid tracepoint \"syscalls/ sys_enter_kill\": expected group/name (e.g. sched/sched_switch)"
-            },
+            ),
             AttachRefusal(
                 .tracepoint,
                 "unknown tracepoint",
-                { _ in .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")) },
-                .notFound
-            ) { _, _ in "tracepoint \"nogroup/noevent\" not found" },
+                spec: { _ in .tracepoint(TracepointAttach(tracepoint: "nogroup/noevent")) },
+                .notFound,
+                "tracepoint \"nogroup/noevent\" not found"
+            ),
             // Uprobe targets.
-            AttachRefusal(.uprobe, "empty target", { _ in .uprobe(UprobeAttach(target: "")) }, .invalidArgument) {
-                _,
-                _ in "target is required for uprobe attachment"
-            },
+            AttachRefusal(
+                .uprobe,
+                "empty target",
+                spec: { _ in .uprobe(UprobeAttach(target: "")) },
+                .invalidArgument,
+                "target is required for uprobe attachment"
+            ),
             AttachRefusal(
                 .uprobe,
                 "negative pid",
-                { _ in .uprobe(UprobeAttach(target: "libc", pid: -1)) },
-                .invalidArgument
-            ) { _, _ in "pid must be non-negative, got -1" },
+                spec: { _ in .uprobe(UprobeAttach(target: "libc", pid: -1)) },
+                .invalidArgument,
+                "pid must be non-negative, got -1"
+            ),
             AttachRefusal(
                 .uprobe,
                 "negative container pid",
-                { _ in .uprobe(UprobeAttach(target: "libc", containerPid: -2)) },
-                .invalidArgument
-            ) { _, _ in "container_pid must be non-negative, got -2" },
+                spec: { _ in .uprobe(UprobeAttach(target: "libc", containerPid: -2)) },
+                .invalidArgument,
+                "container_pid must be non-negative, got -2"
+            ),
             AttachRefusal(
                 .uprobe,
                 "missing file",
-                { _ in .uprobe(UprobeAttach(target: "/nonexistent/bin")) },
-                .invalidArgument
-            ) { _, _ in "uprobe target \"/nonexistent/bin\" could not be resolved: no such file" },
+                spec: { _ in .uprobe(UprobeAttach(target: "/nonexistent/bin")) },
+                .invalidArgument,
+                "uprobe target \"/nonexistent/bin\" could not be resolved: no such file"
+            ),
             AttachRefusal(
                 .uprobe,
                 "unknown library",
-                { _ in .uprobe(UprobeAttach(target: "libnosuchlibrary")) },
-                .invalidArgument
-            ) { _, _ in
+                spec: { _ in .uprobe(UprobeAttach(target: "libnosuchlibrary")) },
+                .invalidArgument,
                 "uprobe target \"libnosuchlibrary\" could not be resolved: no entry for libnosuchlibrary.so in /etc/ld.so.cache"
-            },
+            ),
             AttachRefusal(
                 .uprobe,
                 "unknown symbol",
-                { _ in .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")) },
-                .invalidArgument
-            ) { _, _ in "symbol \"no_such_symbol_here\" not found in /bin/true" },
+                spec: { _ in .uprobe(UprobeAttach(fnName: "no_such_symbol_here", target: "/bin/true")) },
+                .invalidArgument,
+                "symbol \"no_such_symbol_here\" not found in /bin/true"
+            ),
             AttachRefusal(
                 .uprobe,
                 "container without mount namespace",
-                { _ in .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)) },
-                .invalidArgument
-            ) { _, _ in
+                spec: { _ in .uprobe(UprobeAttach(target: "libc", containerPid: 999_999_999)) },
+                .invalidArgument,
                 "container pid 999999999 has no mount namespace (tried /proc/999999999/ns/mnt and /host/proc/999999999/ns/mnt)"
-            },
+            ),
             // TCX interfaces, priorities, directions and namespaces.
             AttachRefusal(
                 .tcx,
                 "empty iface",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")) },
-                .invalidArgument
-            ) { _, _ in "iface is required" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "", direction: "ingress")) },
+                .invalidArgument,
+                "iface is required"
+            ),
             AttachRefusal(
                 .tcx,
                 "slash in iface",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")) },
-                .invalidArgument
-            ) { _, _ in "invalid interface name \"a/b\"" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "a/b", direction: "ingress")) },
+                .invalidArgument,
+                "invalid interface name \"a/b\""
+            ),
             AttachRefusal(
                 .tcx,
                 "negative priority",
-                { _ in .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")) },
-                .invalidArgument
-            ) { _, _ in "priority must be non-negative, got -1" },
+                spec: { _ in .tcx(TCXAttach(priority: -1, iface: "lo", direction: "ingress")) },
+                .invalidArgument,
+                "priority must be non-negative, got -1"
+            ),
             AttachRefusal(
                 .tcx,
                 "unknown direction",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")) },
-                .invalidArgument
-            ) { _, _ in "invalid TC direction \"sideways\": must be 'ingress' or 'egress'" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "sideways")) },
+                .invalidArgument,
+                "invalid TC direction \"sideways\": must be 'ingress' or 'egress'"
+            ),
             AttachRefusal(
                 .tcx,
                 "missing netns",
-                { _ in
+                spec: { _ in
                     .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/var/run/netns/eng-none"))
                 },
-                .invalidArgument
-            ) { _, _ in "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory" },
+                .invalidArgument,
+                "netns \"/var/run/netns/eng-none\" is not a network namespace: No such file or directory"
+            ),
             AttachRefusal(
                 .tcx,
                 "netns not a namespace",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")) },
-                .invalidArgument
-            ) { _, _ in "netns \"/etc/hostname\" is not a network namespace: Invalid argument" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "lo", direction: "ingress", netns: "/etc/hostname")) },
+                .invalidArgument,
+                "netns \"/etc/hostname\" is not a network namespace: Invalid argument"
+            ),
             AttachRefusal(
                 .tcx,
                 "iface missing in netns",
-                { netns in .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: netns)) },
+                spec: { netns in .tcx(TCXAttach(priority: 1, iface: "engv0", direction: "ingress", netns: netns)) },
                 .invalidArgument,
-                needsVeth: true
-            ) { _, netns in "interface \"engv0\" not found in netns \"\(netns)\"" },
+                needsVeth: true,
+                "interface \"engv0\" not found in netns \"{netns}\""
+            ),
             AttachRefusal(
                 .tcx,
                 "iface missing in host",
-                { _ in .tcx(TCXAttach(priority: 1, iface: "nope0", direction: "ingress")) },
-                .invalidArgument
-            ) { _, _ in "interface \"nope0\" not found in netns \"host\"" },
+                spec: { _ in .tcx(TCXAttach(priority: 1, iface: "nope0", direction: "ingress")) },
+                .invalidArgument,
+                "interface \"nope0\" not found in netns \"host\""
+            ),
         ]
 
         /// Each refusal has its code and message and leaves no link record and no link pin behind (SPEC §3.3).
@@ -425,7 +450,9 @@ extension KernelTests {
                     _ = try await h.engine.attach(programID: id, spec: refusal.spec(netns))
                 }
                 #expect(error?.code == refusal.code)
-                #expect(error?.message == refusal.message(id, netns))
+                let message = refusal.message.replacingOccurrences(of: "{id}", with: "\(id)")
+                    .replacingOccurrences(of: "{netns}", with: netns)
+                #expect(error?.message == message)
                 let links = try? await h.engine.links()
                 #expect(links?.isEmpty == true, "no link record")
                 #expect(!filesUnder(h.paths.bpffs).contains { $0.hasPrefix("links/") }, "no link pin")
