@@ -110,7 +110,7 @@ package final class CSINodeService: Sendable {
             rollBack(plan, volume: volume, progress: progress)
             log.info(
                 "publish failed, rolled back",
-                metadata: ["rpc": "NodePublishVolume", "error": "\(error)"]
+                metadata: ["rpc": "NodePublishVolume", "error": "\(ErrorMapping.status(for: error))"]
             )
             throw error
         }
