@@ -2,18 +2,16 @@ internal import CBPF
 internal import Glibc
 internal import SystemCalls
 
-/// The bpf(2)/libbpf calls dispatch code needs, each decoding libbpf's `-errno` convention in one place
-/// (STYLE convention 4): a negative result becomes `DispatchError` `.internal` naming the C function and
-/// the subject; EBADF/EFAULT are our bugs and trap; the calls on fds and pins retry EINTR (the SystemCalls
-/// funnel). Fds come back as `OwnedFD`; Dispatch hands none out, since pins keep kernel objects alive between
-/// requests (SPEC §6.5).
+/// The bpf(2)/libbpf calls dispatch code needs. A single result is decoded by the engine's decoder
+/// (`BPFError.errno(of:)`, STYLE convention 4), the calls on fds and pins by the SystemCalls funnel, which
+/// retries EINTR: a negative result becomes `DispatchError` `.internal` naming the C function and the subject;
+/// EBADF/EFAULT are our bugs and trap. Fds come back as `OwnedFD`; Dispatch hands none out, since pins keep
+/// kernel objects alive between requests (SPEC §6.5).
 enum DispatchBPF {
     /// Turns a libbpf `int` result (`-errno`, or -1 with errno) into a value or an error.
     @inline(never)
     static func check(_ result: Int32, _ what: @autoclosure () -> String) throws(DispatchError) -> Int32 {
-        if result >= 0 { return result }
-        let error = result == -1 ? Errno.current : Errno(rawValue: -result)
-        precondition(error != .badFileDescriptor && error != .badAddress, "\(what()): \(error) is a dispatch bug")
+        guard let error = BPFError.errno(of: result, what()) else { return result }
         throw DispatchError(.internal, "\(what()): \(error)", errno: error)
     }
 

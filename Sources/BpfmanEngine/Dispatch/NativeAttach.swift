@@ -72,7 +72,7 @@ enum XDPLink {
                     usedMode = candidate
                     return OwnedFD(taking: result)
                 }
-                lastError = result == -1 ? errno : -result
+                lastError = BPFError.errno(of: result, "attach xdp \(iface)")?.rawValue ?? 0
                 if lastError == EEXIST { throw foreignProgram(iface) }
                 guard lastError == EBUSY, attempt < 5 else { break }
                 usleep(delayMicroseconds)
@@ -197,13 +197,7 @@ enum TCFilters {
         var hook = bpf_tc_hook()
         fill(&hook, ifindex: ifindex, direction: .ingress)
         let result = bpf_tc_hook_create(&hook)
-        guard result == 0 || result == -EEXIST else {
-            throw DispatchError(
-                .internal,
-                "create clsact qdisc on \(iface): \(Errno(rawValue: -result))",
-                errno: Errno(rawValue: -result)
-            )
-        }
+        if result != -EEXIST { _ = try DispatchBPF.check(result, "create clsact qdisc on \(iface)") }
     }
 
     /// Adds a cls_bpf direct-action filter for `programFD` at netlink `priority`, protocol ETH_P_ALL, with a
@@ -234,14 +228,7 @@ enum TCFilters {
         opts.sz = MemoryLayout<bpf_tc_opts>.size
         opts.prog_fd = programFD
         opts.priority = UInt32(priority)
-        let result = bpf_tc_attach(&hook, &opts)
-        guard result == 0 else {
-            throw DispatchError(
-                .internal,
-                "attach tc \(iface) \(direction.rawValue): \(Errno(rawValue: -result))",
-                errno: Errno(rawValue: -result)
-            )
-        }
+        _ = try DispatchBPF.check(bpf_tc_attach(&hook, &opts), "attach tc \(iface) \(direction.rawValue)")
         return TCFilterHandle(ifindex: ifindex, direction: direction, priority: priority, handle: opts.handle)
     }
 
@@ -256,12 +243,8 @@ enum TCFilters {
         opts.priority = UInt32(filter.priority)
         opts.handle = filter.handle
         let result = bpf_tc_detach(&hook, &opts)
-        guard result == 0 || result == -ENOENT || result == -ENODEV else {
-            throw DispatchError(
-                .internal,
-                "delete tc filter \(filter.priority):\(filter.handle): \(Errno(rawValue: -result))",
-                errno: Errno(rawValue: -result)
-            )
+        if result != -ENOENT, result != -ENODEV {
+            _ = try DispatchBPF.check(result, "delete tc filter \(filter.priority):\(filter.handle)")
         }
     }
 

@@ -33,8 +33,13 @@ package enum BPF {
 
     /// Pins `fd` at `path` in bpffs. The corresponding C function is `bpf_obj_pin`.
     package static func pin(_ fd: borrowing OwnedFD, at path: String) -> Result<Void, BPFError> {
-        let raw = fd.rawValue
-        return BPFError.call("bpf_obj_pin") { bpf_obj_pin(raw, path) }
+        pin(rawFD: fd.rawValue, at: path)
+    }
+
+    /// Pins a borrowed fd (one libbpf owns, such as `bpf_program__fd`'s) at `path` in bpffs.
+    /// The corresponding C function is `bpf_obj_pin`.
+    package static func pin(rawFD: CInt, at path: String) -> Result<Void, BPFError> {
+        BPFError.call("bpf_obj_pin") { bpf_obj_pin(rawFD, path) }
     }
 
     /// The corresponding C function is `bpf_prog_get_fd_by_id`.

@@ -16,12 +16,21 @@ package struct BPFError: Error, Sendable, CustomStringConvertible {
 
     package var description: String { "\(function): \(errno)" }
 
-    /// Decodes a libbpf `int` result.
+    /// The errno of a failed libbpf or bpf(2) `int` result, nil on success: the engine's one decoder of a single
+    /// result (`-errno`, or -1 with errno set; calls retried on EINTR go through SystemCalls'
+    /// `valueOrNegatedErrno`). EBADF and EFAULT trap.
     @inline(never)
+    package static func errno(of result: Int32, _ function: @autoclosure () -> String) -> Errno? {
+        if result >= 0 { return nil }
+        // libbpf returns -errno; the raw syscall and some wrappers return -1 with errno set.
+        let error = result == -1 ? Errno.current : Errno(rawValue: -result)
+        precondition(error != .badFileDescriptor && error != .badAddress, "\(function()): \(error) is an engine bug")
+        return error
+    }
+
+    /// Decodes a libbpf `int` result.
     package static func check(_ function: StaticString, _ result: Int32) -> Result<Int32, BPFError> {
-        if result >= 0 { return .success(result) }
-        let error = Errno(rawValue: -result)
-        precondition(error != .badFileDescriptor && error != .badAddress, "\(function): \(error) is an engine bug")
+        guard let error = errno(of: result, "\(function)") else { return .success(result) }
         return .failure(BPFError(function: "\(function)", errno: error))
     }
 
@@ -36,7 +45,6 @@ package struct BPFError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Runs a libbpf call that returns `-errno` or `0`, retrying EINTR.
-    @inline(never)
     package static func call(_ function: StaticString, _ body: () -> Int32) -> Result<Void, BPFError> {
         valueOrNegatedErrno(function, body).map { _ in () }.mapError { BPFError(function: "\(function)", errno: $0) }
     }
