@@ -7,57 +7,130 @@ extension Engine {
     /// Loads the requested programs of one object (SPEC §3.1): one kernel load, every program pinned at
     /// `fs/prog_<id>`, maps pinned per owner, one transaction of records. All or nothing.
     ///
+    /// `request` has passed the input checks of SPEC §3.1 (see `LoadRequest`); the checks here are the ones
+    /// that need the store, the object file or the kernel, in the table's order.
+    ///
     /// - Returns: one entry per requested program, in request order, with `info` and `kernelInfo` set.
     /// - Throws: `EngineError` with the §3.1 code and message of the first failing check.
     package func load(_ request: LoadRequest) throws(EngineError) -> [ProgramDetails] {
-        let validated = try validate(request)
         dropStaleRecords()
         let mapOwner = try checkMapOwner(request.mapOwnerID ?? 0)
         let objectPath = try objectPath(of: request)
-        let image = try readObjectFile(objectPath)
-        let pinRoot = paths.sharedMapsDirectory
-        let object: BPFObject
-        do { object = try BPFObject.open(image: image, path: objectPath, pinRoot: pinRoot) } catch {
-            throw .invalidArgument("object file \(objectPath) is not a BPF object: \(error.errno)")
+        let object = try openObject(at: objectPath)
+        let chosen = try choosePrograms(request.programs, of: object)
+        try applyGlobalData(request.globalData, to: object)
+        // Map sharing: reuse the owner's pinned maps (SPEC §5.2).
+        if let mapOwner { try reuseOwnerMaps(of: object, owner: mapOwner) }
+        // Which PIN_BY_NAME pins the kernel load creates, to remove them again on failure.
+        let sharedBefore = sharedMapPins(of: object)
+        let loadModes = try loadIntoKernel(object, chosen)
+        // Pin programs and maps, then commit. Anything created is removed again on failure.
+        var created = CreatedPins(sharedMaps: sharedMapPins(of: object).subtracting(sharedBefore))
+        let loaded: [LoadedProgram]
+        do throws(EngineError) {
+            loaded = try pin(chosen, of: object, request: request, mapOwner: mapOwner, loadModes, &created)
+            crashPoint("load.beforeCommit")
+            try commit(loaded.map(\.record))
+        } catch {
+            remove(created)
+            throw error
         }
-        // Programs by name; unrequested ones are not loaded.
+        // The object's program and map fds close here, once the records are committed (SPEC §6.2). The raw
+        // program handles in `chosen` point into it, so its end is stated rather than left to the scope.
+        _ = consume object
+        crashPoint("load.afterCommit")
+        logger.info("loaded programs", metadata: ["program_ids": "\(loaded.map(\.record.id))"])
+        return try loaded.map { program throws(EngineError) in try details(of: program) }
+    }
+
+    /// A requested program found in the object, with the kind its section and requested type make.
+    private struct ChosenProgram {
+        var name: String
+        var kind: ProgramKind
+        /// The object's `struct bpf_program *`; valid while the object is.
+        var handle: OpaquePointer
+        var target: LoadTarget?
+    }
+
+    /// A program loaded and pinned, with the record to commit and the kernel info read right after the load.
+    private struct LoadedProgram {
+        var record: ProgramRecord
+        var kernelInfo: KernelProgramInfo
+    }
+
+    /// What a Load created in bpffs, removed again when it fails: program and map pins in reverse order of
+    /// creation, then the map-set directories, then the PIN_BY_NAME pins the kernel load made.
+    private struct CreatedPins {
+        var pins: [String] = []
+        var directories: [String] = []
+        var sharedMaps: Set<String>
+    }
+
+    private func remove(_ created: CreatedPins) {
+        for pin in created.pins.reversed() { removePin(pin) }
+        for directory in created.directories { removeDirectory(directory) }
+        for name in created.sharedMaps { removePin(paths.sharedMapsDirectory + "/" + name) }
+    }
+
+    /// Opens the object file at `path` with libbpf (read whole, ELF header checked first).
+    private func openObject(at path: String) throws(EngineError) -> BPFObject {
+        let image = try readObjectFile(path)
+        do {
+            return try BPFObject.open(image: image, path: path, pinRoot: paths.sharedMapsDirectory)
+        } catch {
+            throw .invalidArgument("object file \(path) is not a BPF object: \(error.errno)")
+        }
+    }
+
+    /// The requested programs by name, in request order, each with its kind (SPEC §3.1, §4.2). The object's
+    /// other programs are not loaded.
+    private func choosePrograms(
+        _ requested: [ProgramLoadInfo],
+        of object: borrowing BPFObject
+    ) throws(EngineError) -> [ChosenProgram] {
         let declared = object.programs
-        let missing = validated.map(\.info.name).filter { name in !declared.contains { $0.name == name } }
-        guard missing.isEmpty else {
+        let found = requested.compactMap { info in declared.first { $0.name == info.name }.map { (info, $0) } }
+        guard found.count == requested.count else {
+            let missing = requested.map(\.name).filter { name in !declared.contains { $0.name == name } }
             throw .invalidArgument(
                 "program(s) not found in object file: [\(missing.joined(separator: ", "))]; available programs: "
                     + "[\(declared.map(\.name).joined(separator: ", "))]"
             )
         }
-        var chosen: [(name: String, kind: ProgramKind, handle: OpaquePointer, target: LoadTarget?)] = []
-        for item in validated {
-            let program = declared.first { $0.name == item.info.name }!
-            guard let kind = Engine.kind(section: program.section, requested: item.type) else {
+        var chosen: [ChosenProgram] = []
+        for (info, program) in found {
+            guard let kind = Engine.kind(section: program.section, requested: info.type) else {
                 throw .invalidArgument(
-                    Engine.sectionMismatchMessage(
-                        program: item.info.name,
-                        section: program.section,
-                        requested: item.type
-                    )
+                    Engine.sectionMismatchMessage(program: info.name, section: program.section, requested: info.type)
                 )
             }
-            chosen.append((item.info.name, kind, program.handle, item.info.target))
+            chosen.append(ChosenProgram(name: info.name, kind: kind, handle: program.handle, target: info.target))
         }
         for program in declared where !chosen.contains(where: { $0.name == program.name }) {
             bpf_program__set_autoload(program.handle, false)
         }
-        try applyGlobalData(request.globalData, to: object)
-        // Map sharing: reuse the owner's pinned maps (SPEC §5.2).
-        if let mapOwner {
-            try reuseOwnerMaps(of: object, owner: mapOwner)
-        }
-        // Kernel types and load-time targets (SPEC §4.1, §4.15).
-        var loadMode: [String: LoadMode] = [:]
+        return chosen
+    }
+
+    /// The names of the pins in the shared maps directory when the object pins maps by name, else none.
+    private func sharedMapPins(of object: borrowing BPFObject) -> Set<String> {
+        guard object.maps.contains(where: { $0.pinPath != nil }) else { return [] }
+        return Set(Syscalls.listDirectory(paths.sharedMapsDirectory))
+    }
+
+    /// Sets each program's kernel type and load-time target (SPEC §4.1, §4.15), then loads the object; a
+    /// verifier rejection is reported with the failing program's log.
+    /// - Returns: each program's load mode, by name.
+    private func loadIntoKernel(
+        _ object: borrowing BPFObject,
+        _ chosen: [ChosenProgram]
+    ) throws(EngineError) -> [String: LoadMode] {
+        var loadModes: [String: LoadMode] = [:]
         // Fds libbpf needs until the load (EXT targets); closed when this call returns.
         var heldUntilLoad: [CInt] = []
         defer { for fd in heldUntilLoad { _ = Glibc.close(fd) } }
         for program in chosen {
-            loadMode[program.name] = try configure(
+            loadModes[program.name] = try configure(
                 program.handle,
                 kind: program.kind,
                 target: program.target,
@@ -70,9 +143,6 @@ extension Engine {
             logs[index].initialize(to: 0)
             bpf_program__set_log_buf(program.handle, logs[index], VerifierLogBuffers.size)
         }
-        // Which PIN_BY_NAME pins this load creates (to remove them again on failure).
-        let usesSharedPins = object.maps.contains { $0.pinPath != nil }
-        let sharedBefore = usesSharedPins ? Set(Syscalls.listDirectory(paths.sharedMapsDirectory)) : []
         if case .failure(let error) = object.load() {
             let failed = chosen.indices.first { logs[$0][0] != 0 } ?? 0
             var message = "failed to load program \(chosen[failed].name): \(error.errno)"
@@ -85,170 +155,123 @@ extension Engine {
             }
             throw .internal(message, errno: error.errno)
         }
+        return loadModes
+    }
 
-        // Pin programs and maps, then commit. Anything created is removed again on failure.
-        var createdPins: [String] = []
-        var createdDirectories: [String] = []
-        let sharedCreated =
-            usesSharedPins ? Set(Syscalls.listDirectory(paths.sharedMapsDirectory)).subtracting(sharedBefore) : []
-        func rollback() {
-            for pin in createdPins.reversed() { removePin(pin) }
-            for directory in createdDirectories { removeDirectory(directory) }
-            for name in sharedCreated { removePin(paths.sharedMapsDirectory + "/" + name) }
-        }
+    /// Pins every loaded program at `fs/prog_<id>` and, without a map owner, its maps in a map set of its own;
+    /// returns the records to commit. Each path is added to `created` as it is made.
+    private func pin(
+        _ chosen: [ChosenProgram],
+        of object: borrowing BPFObject,
+        request: LoadRequest,
+        mapOwner: UInt32?,
+        _ loadModes: [String: LoadMode],
+        _ created: inout CreatedPins
+    ) throws(EngineError) -> [LoadedProgram] {
         let publicMaps = object.maps.filter { !$0.isInternal }
         let sharedNames = publicMaps.compactMap { map -> String? in
             guard let pin = map.pinPath, pin.hasPrefix(paths.sharedMapsDirectory + "/") else { return nil }
             return String(pin.dropFirst(paths.sharedMapsDirectory.count + 1))
         }
-        var records: [ProgramRecord] = []
-        var kernelInfos: [KernelProgramInfo] = []
+        let storedLocation: BytecodeLocation =
+            switch request.bytecode {
+            case .file(let path): .file(path)
+            case .image(let image): .image(image.withoutCredentials)
+            }
         let clock = LoadTimeClock()
-        do throws(EngineError) {
-            for program in chosen {
-                let fd = bpf_program__fd(program.handle)
-                // The program's kernel facts, read once here and recorded (SPEC §3.8): Get and List answer from them.
-                guard let (id, facts) = KernelProgramFacts.readWithID(rawFD: fd, clock: clock) else {
-                    throw .internal("failed to read the id for program \(program.name): \(Errno.current)")
-                }
-                kernelInfos.append(
-                    KernelProgramInfo(id: id, facts: facts, reportedType: program.kind.reportedKernelType, clock: clock)
-                )
-                let pin = paths.programPin(id)
-                if bpf_obj_pin(fd, pin) != 0 {
-                    let error = Errno.current
-                    throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
-                }
-                createdPins.append(pin)
-                // The liveness check of Get and List compares this inode with the pin's (`ProgramPins`).
-                guard let pinInode = ProgramPins.inode(at: pin) else {
-                    let error = Errno.current
-                    throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
-                }
-                if mapOwner == nil {
-                    let directory = paths.mapSetDirectory(id)
-                    if case .failure(let error) = Syscalls.mkdir(directory, 0o755) {
-                        throw .internal("failed to create map directory for program \(program.name): \(error.errno)")
-                    }
-                    createdDirectories.append(directory)
-                    for map in publicMaps {
-                        let mapPin = paths.mapPin(owner: id, map: map.name)
-                        if bpf_obj_pin(map.fd, mapPin) != 0 {
-                            let error = Errno.current
-                            throw .internal("failed to pin map \(map.name) for program \(program.name): \(error)")
-                        }
-                        _ = Syscalls.chmod(mapPin, mode_t(BpfmanPaths.mapPinMode))
-                    }
-                }
-                let storedLocation: BytecodeLocation =
-                    switch request.bytecode! {
-                    case .file(let path): .file(path)
-                    case .image(let image): .image(image.withoutCredentials)
-                    }
-                records.append(
-                    ProgramRecord(
-                        id: id,
-                        name: program.name,
-                        kind: program.kind,
-                        loadMode: loadMode[program.name] ?? .native,
-                        location: storedLocation,
-                        metadata: request.metadata,
-                        globalData: request.globalData,
-                        mapOwnerID: mapOwner,
-                        mapSetID: mapOwner ?? id,
-                        attachTarget: program.target?.targetName,
-                        sharedMaps: sharedNames,
-                        kernelFacts: facts,
-                        pinInode: pinInode
-                    )
-                )
+        var loaded: [LoadedProgram] = []
+        for program in chosen {
+            let fd = bpf_program__fd(program.handle)
+            // The program's kernel facts, read once here and recorded (SPEC §3.8): Get and List answer from them.
+            guard let (id, facts) = KernelProgramFacts.readWithID(rawFD: fd, clock: clock) else {
+                throw .internal("failed to read the id for program \(program.name): \(Errno.current)")
             }
-            crashPoint("load.beforeCommit")
-            try db { () throws(SQLiteError) in
-                try store.transaction { () throws(SQLiteError) in
-                    for record in records where record.mapOwnerID == nil {
-                        try store.insertMapSet(id: record.id, pinDirectory: paths.mapSetDirectory(record.id))
-                    }
-                    for record in records { try store.insertProgram(record) }
-                }
+            let pin = paths.programPin(id)
+            if case .failure(let error) = BPF.pin(rawFD: fd, at: pin) {
+                throw .internal("failed to pin program for program \(program.name): \(error.errno)", errno: error.errno)
             }
-        } catch {
-            rollback()
-            throw error
+            created.pins.append(pin)
+            // The liveness check of Get and List compares this inode with the pin's (`ProgramPins`).
+            guard let pinInode = ProgramPins.inode(at: pin) else {
+                let error = Errno.current
+                throw .internal("failed to pin program for program \(program.name): \(error)", errno: error)
+            }
+            if mapOwner == nil {
+                try pinMapSet(publicMaps, owner: id, program: program.name, &created)
+            }
+            let record = ProgramRecord(
+                id: id,
+                name: program.name,
+                kind: program.kind,
+                loadMode: loadModes[program.name] ?? .native,
+                location: storedLocation,
+                metadata: request.metadata,
+                globalData: request.globalData,
+                mapOwnerID: mapOwner,
+                mapSetID: mapOwner ?? id,
+                attachTarget: program.target?.targetName,
+                sharedMaps: sharedNames,
+                kernelFacts: facts,
+                pinInode: pinInode
+            )
+            let kernelInfo = KernelProgramInfo(
+                id: id,
+                facts: facts,
+                reportedType: program.kind.reportedKernelType,
+                clock: clock
+            )
+            loaded.append(LoadedProgram(record: record, kernelInfo: kernelInfo))
         }
-        // The object's program and map fds close here, once the records are committed (SPEC §6.2). The raw
-        // program handles in `chosen` point into it, so its end is stated rather than left to the scope.
-        _ = consume object
-        crashPoint("load.afterCommit")
-        logger.info("loaded programs", metadata: ["program_ids": "\(records.map(\.id))"])
-        // Responses in request order, with the kernel info read right after the load.
-        var results: [ProgramDetails] = []
-        for (index, record) in records.enumerated() {
-            let kernel = kernelInfos[index]
-            // A fresh owner is the only member of its own set and has no links yet.
-            let info =
-                record.mapOwnerID == nil
-                ? ProgramInfo(
-                    record: record,
-                    links: [],
-                    mapPinPath: paths.mapSetDirectory(record.id),
-                    mapUsedBy: ["\(record.id)"]
-                )
-                : try programInfo(record)
-            results.append(ProgramDetails(info: info, kernelInfo: kernel))
-        }
-        return results
+        return loaded
     }
 
-    /// The checks of SPEC §3.1 that need no file or kernel, in table order.
-    private func validate(
-        _ request: LoadRequest
-    ) throws(EngineError) -> [(
-        info: ProgramLoadInfo, type: BpfmanProgramType
-    )] {
-        guard let bytecode = request.bytecode else { throw .invalidArgument("bytecode location is required") }
-        switch bytecode {
-        case .file(let path):
-            guard path.hasPrefix("/") else {
-                throw .invalidArgument("bytecode file path must be absolute, got \"\(path)\"")
+    /// Pins `maps` in the map-set directory of program `owner` (SPEC §5.1), made here.
+    private func pinMapSet(
+        _ maps: [BPFMapHandle],
+        owner: UInt32,
+        program: String,
+        _ created: inout CreatedPins
+    ) throws(EngineError) {
+        let directory = paths.mapSetDirectory(owner)
+        if case .failure(let error) = Syscalls.mkdir(directory, 0o755) {
+            throw .internal("failed to create map directory for program \(program): \(error.errno)", errno: error.errno)
+        }
+        created.directories.append(directory)
+        for map in maps {
+            let mapPin = paths.mapPin(owner: owner, map: map.name)
+            if case .failure(let error) = BPF.pin(rawFD: map.fd, at: mapPin) {
+                throw .internal("failed to pin map \(map.name) for program \(program): \(error.errno)", errno: error.errno)
             }
-        case .image(let image):
-            guard !image.url.isEmpty else { throw .invalidArgument("image url is required") }
-            guard (0...2).contains(image.pullPolicy) else {
-                throw .invalidArgument("invalid pull policy: unknown pull policy: \(image.pullPolicy)")
+            _ = Syscalls.chmod(mapPin, mode_t(BpfmanPaths.mapPinMode))
+        }
+    }
+
+    /// Writes the map sets and program records in one transaction.
+    private func commit(_ records: [ProgramRecord]) throws(EngineError) {
+        try db { () throws(SQLiteError) in
+            try store.transaction { () throws(SQLiteError) in
+                for record in records where record.mapOwnerID == nil {
+                    try store.insertMapSet(id: record.id, pinDirectory: paths.mapSetDirectory(record.id))
+                }
+                for record in records { try store.insertProgram(record) }
             }
         }
-        guard !request.programs.isEmpty else { throw .invalidArgument("at least one program info is required") }
-        var seen: Set<String> = []
-        var result: [(ProgramLoadInfo, BpfmanProgramType)] = []
-        for (index, info) in request.programs.enumerated() {
-            guard !info.name.isEmpty else { throw .invalidArgument("program name is required (info[\(index)])") }
-            guard seen.insert(info.name).inserted else {
-                throw .invalidArgument("program \(info.name) is listed more than once")
-            }
-            guard let type = BpfmanProgramType(rawValue: info.programType) else {
-                throw .invalidArgument(
-                    "invalid program type for \(info.name): unknown program type: \(info.programType)"
-                )
-            }
-            switch (type, info.target) {
-            case (.fentry, .fentry(let name)?) where !name.isEmpty, (.fexit, .fexit(let name)?) where !name.isEmpty,
-                (.lsm, .lsm(let name)?) where !name.isEmpty:
-                break
-            case (.fentry, nil), (.fentry, .fentry?), (.fexit, nil), (.fexit, .fexit?):
-                throw .invalidArgument("fn_name is required for \(type.name) program \(info.name)")
-            case (.lsm, nil), (.lsm, .lsm?):
-                throw .invalidArgument("hook_name is required for lsm program \(info.name)")
-            case (_, nil):
-                break
-            case (_, let target?):
-                throw .invalidArgument(
-                    "program \(info.name): \(target.variantName) does not apply to a \(type.name) program"
-                )
-            }
-            result.append((info, type))
-        }
-        return result
+    }
+
+    /// The response entry of a committed program.
+    private func details(of program: LoadedProgram) throws(EngineError) -> ProgramDetails {
+        let record = program.record
+        // A fresh owner is the only member of its own set and has no links yet.
+        let info =
+            record.mapOwnerID == nil
+            ? ProgramInfo(
+                record: record,
+                links: [],
+                mapPinPath: paths.mapSetDirectory(record.id),
+                mapUsedBy: ["\(record.id)"]
+            )
+            : try programInfo(record)
+        return ProgramDetails(info: info, kernelInfo: program.kernelInfo)
     }
 
     /// The owner id when `id` is a live map-set owner; nil for 0.
@@ -264,7 +287,7 @@ extension Engine {
     /// The object file to open: the file's path, or the one the server resolved an image to. Requested names are
     /// checked against the object either way; an image's labels only inform (SPEC §8.1).
     private func objectPath(of request: LoadRequest) throws(EngineError) -> String {
-        switch request.bytecode! {
+        switch request.bytecode {
         case .file(let path): return path
         case .image(let image):
             guard let path = request.imageObjectPath else {
@@ -406,12 +429,12 @@ extension Engine {
                     { () throws(BPFError) in try BPF.objectGet(testPin) },
                     mapError: { .internal("cannot open the test dispatcher \(testPin): \($0.errno)") }
                 )
-                bpf_program__set_type(program, BPF_PROG_TYPE_EXT)
-                // The kernel refuses EXT programs that carry an expected attach type (EINVAL), and libbpf gives
-                // `xdp` sections BPF_XDP: clear it.
-                bpf_program__set_expected_attach_type(program, bpf_attach_type(rawValue: 0))
-                let rc = bpf_program__set_attach_target(program, dispatcher.rawValue, "compat_test")
-                if rc != 0 { throw .internal("cannot target the test dispatcher: \(Errno(rawValue: -rc))") }
+                try converting(
+                    { () throws(DispatchError) in
+                        try DispatcherMemberLoading.prepareExtension(program: program, targetFD: dispatcher.rawValue)
+                    },
+                    mapError: { .internal("cannot target the test dispatcher: \($0.message)", errno: $0.errno) }
+                )
                 // libbpf passes attach_prog_fd to the kernel at load: keep it open until then.
                 held.append(dispatcher.take())
                 return .ext
@@ -432,15 +455,17 @@ extension Engine {
                 }
             bpf_program__set_type(program, type)
             bpf_program__set_expected_attach_type(program, attach)
-            if let target {
-                let rc = bpf_program__set_attach_target(program, 0, target.targetName)
-                if rc != 0 {
-                    throw .internal(
-                        "failed to load program \(String(cString: bpf_program__name(program))): "
-                            + "\(target.targetName): \(Errno(rawValue: -rc))",
-                        errno: Errno(rawValue: -rc)
-                    )
-                }
+            if let target,
+                case .failure(let error) = BPFError.check(
+                    "bpf_program__set_attach_target",
+                    bpf_program__set_attach_target(program, 0, target.targetName)
+                )
+            {
+                throw .internal(
+                    "failed to load program \(String(cString: bpf_program__name(program))): "
+                        + "\(target.targetName): \(error.errno)",
+                    errno: error.errno
+                )
             }
         }
         return .native

@@ -21,8 +21,8 @@ package protocol HookAttacher: AnyObject {
     /// How XDP and TC programs are loaded: `.ext` (dispatcher mode) or `.native`.
     var loadMode: LoadMode { get }
 
-    /// In `.ext` mode, the pinned test dispatcher program whose `compat_test` function XDP (`.xdp`) or TC
-    /// (`.tc`) programs target at load (`<rd>/fs/dispatcher-test/{xdp,tc}`); nil in native mode.
+    /// In `.ext` mode, the pinned test dispatcher program XDP (`.xdp`) or TC (`.tc`) programs target at load
+    /// (`<rd>/fs/dispatcher-test/{xdp,tc}`; see `DispatcherMemberLoading`); nil in native mode.
     func testDispatcherPin(for kind: ProgramKind) -> String?
 
     /// Attaches `program` (kind `.xdp` or `.tc`) as link `linkID` according to `spec` (`.xdp` or `.tc`).

@@ -19,7 +19,7 @@ import Testing
             name: "prog_\(id)",
             kind: .uprobe,
             loadMode: .native,
-            location: .image(BytecodeImage(url: "quay.io/x:1", pullPolicy: 2)),
+            location: .image(BytecodeImage(url: "quay.io/x:1", pullPolicy: .never)),
             metadata: ["app": "a", "k": "v"],
             globalData: ["g": [0xde, 0xad]],
             mapOwnerID: owner,

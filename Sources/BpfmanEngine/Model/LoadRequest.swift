@@ -8,12 +8,24 @@ package enum BytecodeLocation: Sendable, Hashable, Codable {
 
 /// An OCI bytecode image reference (`bpfman.v1.BytecodeImage`).
 package struct BytecodeImage: Sendable, Hashable, Codable {
+    /// `bpfman.v1.BytecodeImage.image_pull_policy`, numbered as on the wire (SPEC §3.7).
+    package enum PullPolicy: Int32, Sendable, Hashable, Codable, CaseIterable {
+        case always = 0
+        case ifNotPresent = 1
+        case never = 2
+    }
+
     package var url: String
-    package var pullPolicy: Int32
+    package var pullPolicy: PullPolicy
     package var username: String?
     package var password: String?
 
-    package init(url: String, pullPolicy: Int32 = 1, username: String? = nil, password: String? = nil) {
+    package init(
+        url: String,
+        pullPolicy: PullPolicy = .ifNotPresent,
+        username: String? = nil,
+        password: String? = nil
+    ) {
         self.url = url
         self.pullPolicy = pullPolicy
         self.username = username
@@ -53,25 +65,26 @@ package enum LoadTarget: Sendable, Hashable, Codable {
 package struct ProgramLoadInfo: Sendable, Hashable {
     /// The function name in the object.
     package var name: String
-    /// The wire value of `BpfmanProgramType`; anything outside 0...8 is rejected with INVALID_ARGUMENT.
-    package var programType: Int32
+    package var type: BpfmanProgramType
+    /// Set for fentry and fexit (the kernel function) and lsm (the hook), nil for every other type.
     package var target: LoadTarget?
 
-    package init(name: String, programType: Int32, target: LoadTarget? = nil) {
-        self.name = name
-        self.programType = programType
-        self.target = target
-    }
-
     package init(name: String, type: BpfmanProgramType, target: LoadTarget? = nil) {
-        self.init(name: name, programType: type.rawValue, target: target)
+        self.name = name
+        self.type = type
+        self.target = target
     }
 }
 
-/// A Load (`bpfman.v1.LoadRequest`): one object, several programs, shared maps and global data.
+/// A Load (`bpfman.v1.LoadRequest`) that passed SPEC §3.1's input checks: one object, several programs, shared
+/// maps and global data.
+///
+/// The checks are made once, by the server's conversion from the wire (`LoadRequest(validating:)` in
+/// BpfmanServer); what the types cannot say is the caller's promise: an absolute file path or a non-empty
+/// image url, at least one program, non-empty unique names, and `target` set exactly for fentry, fexit and
+/// lsm. The engine loads what it is given and does not check these again.
 package struct LoadRequest: Sendable, Hashable {
-    /// `nil` when the request's `bytecode` (or its oneof) is unset.
-    package var bytecode: BytecodeLocation?
+    package var bytecode: BytecodeLocation
     package var programs: [ProgramLoadInfo]
     /// Global variable name → the bytes that overwrite its initial value (SPEC §5.4).
     package var globalData: [String: [UInt8]]
@@ -83,7 +96,7 @@ package struct LoadRequest: Sendable, Hashable {
     package var imageObjectPath: String?
 
     package init(
-        bytecode: BytecodeLocation?,
+        bytecode: BytecodeLocation,
         programs: [ProgramLoadInfo],
         globalData: [String: [UInt8]] = [:],
         metadata: [String: String] = [:],

@@ -109,7 +109,7 @@ package final class ProgramStore {
         let (locationKind, location, policy): (String, String, Int32) =
             switch p.location {
             case .file(let path): ("file", path, 0)
-            case .image(let image): ("image", image.url, image.pullPolicy)
+            case .image(let image): ("image", image.url, image.pullPolicy.rawValue)
             }
         try cached(
             """
@@ -200,7 +200,14 @@ package final class ProgramStore {
             let id = statement.uint32(0)
             let location: BytecodeLocation =
                 statement.text(4) == "image"
-                ? .image(BytecodeImage(url: statement.text(5), pullPolicy: Int32(statement.int64(6))))
+                ? .image(
+                    BytecodeImage(
+                        url: statement.text(5),
+                        // Written from a valid policy by `insertProgram`; an unknown number reads as the default.
+                        pullPolicy: BytecodeImage.PullPolicy(rawValue: Int32(truncatingIfNeeded: statement.int64(6)))
+                            ?? .ifNotPresent
+                    )
+                )
                 : .file(statement.text(5))
             index[id] = records.count
             records.append(

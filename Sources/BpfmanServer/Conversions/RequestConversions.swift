@@ -8,7 +8,8 @@ package import Proto
 // interfaces, tracefs, ...) come after these in the tables and are the engine's.
 
 extension LoadRequest {
-    /// Validates and converts a Load request (SPEC §3.1, rows up to `map_owner_id`).
+    /// Validates and converts a Load request (SPEC §3.1, rows up to `map_owner_id`): the only place these
+    /// checks are made; the engine's `load` relies on them (see `LoadRequest`).
     /// - Throws: `EngineError.invalidArgument` with the message of the first failing check.
     package init(validating proto: Bpfman_V1_LoadRequest) throws(EngineError) {
         guard proto.hasBytecode, let location = proto.bytecode.location else {
@@ -83,12 +84,12 @@ extension BytecodeImage {
     /// Validates an image reference (`url` required, pull policy 0...2; SPEC §3.1, §3.7).
     package init(validating proto: Bpfman_V1_BytecodeImage) throws(EngineError) {
         guard !proto.url.isEmpty else { throw .invalidArgument("image url is required") }
-        guard (0...2).contains(proto.imagePullPolicy) else {
+        guard let pullPolicy = BytecodeImage.PullPolicy(rawValue: proto.imagePullPolicy) else {
             throw .invalidArgument("invalid pull policy: unknown pull policy: \(proto.imagePullPolicy)")
         }
         self.init(
             url: proto.url,
-            pullPolicy: proto.imagePullPolicy,
+            pullPolicy: pullPolicy,
             username: proto.hasUsername ? proto.username : nil,
             password: proto.hasPassword ? proto.password : nil
         )

@@ -12,7 +12,7 @@ extension Bpfman_V1_BytecodeLocation {
         case .image(let image):
             var proto = Bpfman_V1_BytecodeImage()
             proto.url = image.url
-            proto.imagePullPolicy = image.pullPolicy
+            proto.imagePullPolicy = image.pullPolicy.rawValue
             // Credentials are never echoed: reported images carry them as "" (SPEC §3.8).
             proto.username = ""
             proto.password = ""

@@ -28,7 +28,7 @@ package struct BpfmanService: Sendable {
             M.load.path,
             c.unary("Load", mutating: true) { call, bytes in
                 var validated = try LoadRequest(validating: try decode(Bpfman_V1_LoadRequest.self, bytes))
-                if case .image(let image)? = validated.bytecode {
+                if case .image(let image) = validated.bytecode {
                     validated.imageObjectPath = try await c.resolve(image).objectPath
                 }
                 let request = validated

@@ -35,9 +35,12 @@ package struct ServiceContext: Sendable {
     /// and never under it (SPEC §1.7): a slow registry holds up this call only.
     func resolve(_ image: BytecodeImage) async throws(ImageError) -> CachedImage {
         let store = try images().get()
-        guard let policy = PullPolicy(rawValue: image.pullPolicy) else {
-            throw ImageError(.invalidArgument, "invalid pull policy: unknown pull policy: \(image.pullPolicy)")
-        }
+        let policy: PullPolicy =
+            switch image.pullPolicy {
+            case .always: .always
+            case .ifNotPresent: .ifNotPresent
+            case .never: .never
+            }
         return try await store.resolve(
             url: image.url,
             policy: policy,

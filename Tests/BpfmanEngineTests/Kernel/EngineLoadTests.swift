@@ -269,7 +269,7 @@ extension KernelTests {
             try await withTestEngine("image") { h in
                 let image = BytecodeImage(
                     url: "quay.io/bpfman-bytecode/tracepoint:latest",
-                    pullPolicy: 1,
+                    pullPolicy: .ifNotPresent,
                     username: "user",
                     password: "secret"
                 )
@@ -282,7 +282,7 @@ extension KernelTests {
                 )
                 let id = loaded[0].kernelInfo.id
                 let expected = BytecodeLocation.image(
-                    BytecodeImage(url: image.url, pullPolicy: 1, username: "", password: "")
+                    BytecodeImage(url: image.url, pullPolicy: .ifNotPresent, username: "", password: "")
                 )
                 #expect(loaded[0].info?.bytecode == expected)
                 #expect(try await h.engine.get(id: id).info?.bytecode == expected, "credentials are never stored")

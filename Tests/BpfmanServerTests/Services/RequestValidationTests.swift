@@ -141,7 +141,7 @@ import Testing
         #expect(converted.programs.map(\.name) == ["tp_a", "f", "l"])
         #expect(converted.programs[1].target == .fentry(functionName: "do_unlinkat"))
         #expect(converted.programs[2].target == .lsm(hookName: "file_open"))
-        #expect(converted.programs[0].programType == 2)
+        #expect(converted.programs[0].type == .tracepoint)
     }
 
     @Test func imageCredentialsAreKeptForThePullOnly() throws {
@@ -151,7 +151,7 @@ import Testing
         let converted = try LoadRequest(validating: Self.load(image: image, [Self.tp]))
         #expect(
             converted.bytecode
-                == .image(BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: 2, username: "u", password: "p"))
+                == .image(BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: .never, username: "u", password: "p"))
         )
     }
 
