@@ -101,12 +101,9 @@ extension Engine {
         if link.kind == .tcx, let hook = tcxHook(of: link) { try? recomputeTCXPositions(hook) }
     }
 
-    /// Polls every 5 ms, at most 2 s, until kernel link `id` no longer exists.
+    /// Waits (blocking, inside the detach) until kernel link `id` no longer exists (`KernelRelease`).
     func waitUntilLinkGone(_ id: UInt32) {
-        for _ in 0..<400 {
-            if !BPF.linkExists(id: id) { return }
-            usleep(5000)
-        }
+        if KernelRelease.waitBlocking(until: { !BPF.linkExists(id: id) }) { return }
         logger.warning("kernel link still present after detach", metadata: ["kernel_link_id": "\(id)"])
     }
 

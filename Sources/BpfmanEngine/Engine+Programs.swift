@@ -28,6 +28,12 @@ extension Engine {
         logger.info("unloaded program", metadata: ["program_id": "\(id)"])
     }
 
+    /// Returns once kernel program `id` is gone (at most 2 s; `KernelRelease`), without holding the actor:
+    /// the kernel frees an unpinned program a moment after Unload dropped its last reference.
+    package nonisolated func waitUntilProgramGone(_ id: UInt32) async {
+        _ = await KernelRelease.wait(until: { !BPF.programExists(id: id) })
+    }
+
     /// The record of a managed program that is alive in the kernel.
     /// - Throws: the NOT_FOUND / INVALID_ARGUMENT shapes shared by Unload, Attach and Get.
     func managedProgram(_ id: UInt32) throws(EngineError) -> ProgramRecord {

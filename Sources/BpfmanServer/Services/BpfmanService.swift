@@ -11,16 +11,6 @@ package struct BpfmanService: Sendable {
         self.context = context
     }
 
-    /// The kernel frees an unpinned program a moment after its last reference goes (RCU). A client that
-    /// calls Get right after Unload must see NOT_FOUND, not the dying program as an unmanaged one, so
-    /// Unload returns once the id is gone (polling every 5 ms, at most 2 s; SPEC §3.2, §3.6).
-    static func waitUntilGone(_ id: UInt32, _ engine: Engine) async {
-        let end = ContinuousClock.now + .seconds(2)
-        while ContinuousClock.now < end, (try? await engine.get(id: id)) != nil {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-    }
-
     package func register(on router: inout GRPCRouter) {
         typealias M = Bpfman_V1_Bpfman.Method
         let c = context
@@ -44,7 +34,9 @@ package struct BpfmanService: Sendable {
                 let id = try IDValidation.programID(try decode(Bpfman_V1_UnloadRequest.self, bytes).id)
                 try await c.mutate(call) { engine throws(EngineError) in
                     try await engine.unload(id: id)
-                    await Self.waitUntilGone(id, engine)
+                    // A client that calls Get right after Unload must see NOT_FOUND, not the dying program as
+                    // an unmanaged one (SPEC §3.2, §3.6).
+                    await engine.waitUntilProgramGone(id)
                 }
                 return Bpfman_V1_UnloadResponse().serializedBytes()
             }
