@@ -48,7 +48,7 @@ package struct DispatcherKernel: Sendable {
             let link = try Self.freplaceLink(
                 extensionFD: bpf_program__fd(program),
                 dispatcherFD: dispatcher.programFD,
-                btfID: try dispatcher.functionBTFID("compat_test")
+                btfID: try dispatcher.functionBTFID(DispatcherMemberLoading.loadTargetFunction)
             )
             _ = link
             return nil
@@ -123,6 +123,7 @@ package struct DispatcherKernel: Sendable {
         }
     }
 
+    /// Steps 2-4 of SPEC §4.6 for `revision`, top-down; `build` removes the revision's directory on failure.
     private func buildRevision(
         hook: DispatcherHook,
         iface: String,
@@ -132,32 +133,9 @@ package struct DispatcherKernel: Sendable {
         revision: UInt32,
         xdpMode: XDPMode
     ) throws(DispatchError) -> DispatcherState {
-        let family = hook.kind.family
-        let directory = paths.revisionDirectory(hook, revision: revision)
-        Self.removeTree(directory)  // leftovers of an interrupted attempt
-        try Self.makeDirectory(paths.kindDirectory(hook.kind))
-        try Self.makeDirectory(directory)
-
-        let dispatcher = try LoadedDispatcher(
-            objects: objects,
-            family: family,
-            config: DispatcherConfig(family: family, members: members)
-        )
-        try DispatchBPF.pin(dispatcher.programFD, at: paths.dispatcherProgram(hook, revision: revision))
+        let dispatcher = try loadDispatcher(hook: hook, members: members, revision: revision)
         let dispatcherID = try DispatchBPF.programID(dispatcher.programFD)
-
-        var linkIDs: [UInt32] = []
-        for (position, member) in members.enumerated() {
-            let program = try DispatchBPF.open(pin: programPin(member.programID))
-            let link = try Self.freplaceLink(
-                extensionFD: program.rawValue,
-                dispatcherFD: dispatcher.programFD,
-                btfID: try dispatcher.functionBTFID("prog\(position)")
-            )
-            try DispatchBPF.pin(link.rawValue, at: paths.memberLink(hook, revision: revision, position: position))
-            linkIDs.append(try DispatchBPF.linkInfo(link.rawValue).id)
-        }
-
+        let linkIDs = try linkMembers(members, into: dispatcher, hook: hook, revision: revision)
         var state = DispatcherState(
             hook: hook,
             iface: iface,
@@ -169,61 +147,125 @@ package struct DispatcherKernel: Sendable {
             members: members,
             memberKernelLinkIDs: linkIDs
         )
-        let newProgram = dispatcher.programFD
         switch hook.kind {
         case .xdp:
-            let linkPin = paths.xdpLink(hook)
-            if let previous, previous.xdpMode != nil, access(linkPin, F_OK) == 0 {
-                let link = try DispatchBPF.open(pin: linkPin)
-                _ = try DispatchBPF.check(bpf_link_update(link.rawValue, newProgram, nil), "update xdp link \(linkPin)")
-                state.xdpMode = previous.xdpMode
-            } else {
-                state.xdpMode = try netns.run { () throws(DispatchError) -> XDPMode in
-                    var used = xdpMode
-                    let link = try XDPLink.create(
-                        programFD: newProgram,
-                        ifindex: hook.ifindex,
-                        iface: iface,
-                        mode: xdpMode,
-                        usedMode: &used
-                    )
-                    try DispatchBPF.pin(link.rawValue, at: linkPin)
-                    return used
-                }
-            }
+            state.xdpMode = try swapInXDP(dispatcher.programFD, state: state, previous: previous, xdpMode: xdpMode)
             if let libxdpDirectory {
                 pinForLibxdp(state: state, directory: libxdpDirectory)
             }
         case .tcIngress, .tcEgress:
-            let direction: TCDirection = hook.kind == .tcIngress ? .ingress : .egress
-            let added = try netns.run { () throws(DispatchError) -> TCFilterHandle in
-                try TCFilters.ensureClsact(ifindex: hook.ifindex, iface: iface)
-                return try TCFilters.add(
-                    programFD: newProgram,
-                    ifindex: hook.ifindex,
-                    iface: iface,
-                    direction: direction,
-                    priority: DispatcherState.tcFilterPriority
-                )
-            }
-            state.tcHandle = added.handle
-            if let previous, let oldHandle = previous.tcHandle {
-                let old = TCFilterHandle(
-                    ifindex: hook.ifindex,
-                    direction: direction,
-                    priority: DispatcherState.tcFilterPriority,
-                    handle: oldHandle
-                )
-                do {
-                    try netns.run { () throws(DispatchError) in try TCFilters.delete(old) }
-                } catch {
-                    // Roll the swap back: the old filter stays, the new one goes.
-                    try? netns.run { () throws(DispatchError) in try TCFilters.delete(added) }
-                    throw error
-                }
-            }
+            state.tcHandle = try swapInTC(dispatcher.programFD, state: state, previous: previous)
         }
         return state
+    }
+
+    /// Step 2: a fresh revision directory holding the new dispatcher, configured for `members` and pinned.
+    private func loadDispatcher(
+        hook: DispatcherHook,
+        members: [DispatcherMember],
+        revision: UInt32
+    ) throws(DispatchError) -> LoadedDispatcher {
+        let family = hook.kind.family
+        let directory = paths.revisionDirectory(hook, revision: revision)
+        Self.removeTree(directory)  // leftovers of an interrupted attempt
+        try Self.makeDirectory(paths.kindDirectory(hook.kind))
+        try Self.makeDirectory(directory)
+        let dispatcher = try LoadedDispatcher(
+            objects: objects,
+            family: family,
+            config: DispatcherConfig(family: family, members: members)
+        )
+        try DispatchBPF.pin(dispatcher.programFD, at: paths.dispatcherProgram(hook, revision: revision))
+        return dispatcher
+    }
+
+    /// Step 3: links every member's pinned EXT program (`<fs>/prog_<id>`) into its slot and pins the links.
+    /// - Returns: the kernel link ids, in slot order.
+    private func linkMembers(
+        _ members: [DispatcherMember],
+        into dispatcher: borrowing LoadedDispatcher,
+        hook: DispatcherHook,
+        revision: UInt32
+    ) throws(DispatchError) -> [UInt32] {
+        var linkIDs: [UInt32] = []
+        for (position, member) in members.enumerated() {
+            let program = try DispatchBPF.open(pin: programPin(member.programID))
+            let link = try Self.freplaceLink(
+                extensionFD: program.rawValue,
+                dispatcherFD: dispatcher.programFD,
+                btfID: try dispatcher.functionBTFID("prog\(position)")
+            )
+            try DispatchBPF.pin(link.rawValue, at: paths.memberLink(hook, revision: revision, position: position))
+            linkIDs.append(try DispatchBPF.linkInfo(link.rawValue).id)
+        }
+        return linkIDs
+    }
+
+    /// Step 4 for XDP: `BPF_LINK_UPDATE` the interface link to `newProgram`, or create and pin it.
+    /// - Returns: the XDP mode the interface link uses.
+    private func swapInXDP(
+        _ newProgram: Int32,
+        state: DispatcherState,
+        previous: DispatcherState?,
+        xdpMode: XDPMode
+    ) throws(DispatchError) -> XDPMode {
+        let hook = state.hook
+        let linkPin = paths.xdpLink(hook)
+        if let previous, let previousMode = previous.xdpMode, access(linkPin, F_OK) == 0 {
+            let link = try DispatchBPF.open(pin: linkPin)
+            _ = try DispatchBPF.check(bpf_link_update(link.rawValue, newProgram, nil), "update xdp link \(linkPin)")
+            return previousMode
+        }
+        return try state.netns.run { () throws(DispatchError) -> XDPMode in
+            var used = xdpMode
+            let link = try XDPLink.create(
+                programFD: newProgram,
+                ifindex: hook.ifindex,
+                iface: state.iface,
+                mode: xdpMode,
+                usedMode: &used
+            )
+            try DispatchBPF.pin(link.rawValue, at: linkPin)
+            return used
+        }
+    }
+
+    /// Step 4 for TC: adds the new prio-50 filter, then deletes the previous one by exact handle; when that
+    /// fails the swap is rolled back (the old filter stays, the new one goes).
+    /// - Returns: the new filter's handle.
+    private func swapInTC(
+        _ newProgram: Int32,
+        state: DispatcherState,
+        previous: DispatcherState?
+    ) throws(DispatchError) -> UInt32 {
+        let hook = state.hook
+        let netns = state.netns
+        let direction: TCDirection = hook.kind == .tcIngress ? .ingress : .egress
+        let added = try netns.run { () throws(DispatchError) -> TCFilterHandle in
+            try TCFilters.ensureClsact(ifindex: hook.ifindex, iface: state.iface)
+            return try TCFilters.add(
+                programFD: newProgram,
+                ifindex: hook.ifindex,
+                iface: state.iface,
+                direction: direction,
+                priority: DispatcherState.tcFilterPriority
+            )
+        }
+        if let previous, let oldHandle = previous.tcHandle {
+            let old = TCFilterHandle(
+                ifindex: hook.ifindex,
+                direction: direction,
+                priority: DispatcherState.tcFilterPriority,
+                handle: oldHandle
+            )
+            do {
+                try netns.run { () throws(DispatchError) in try TCFilters.delete(old) }
+            } catch {
+                try? netns.run { () throws(DispatchError) in try TCFilters.delete(added) }
+                throw error
+            }
+        }
+        return added.handle
     }
 
     /// Removes the pins of `state`'s revision (step 5 of SPEC §4.6, after the caller committed the next
