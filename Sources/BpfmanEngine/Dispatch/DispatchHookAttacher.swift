@@ -88,6 +88,32 @@ package final class DispatchHookAttacher: HookAttacher {
         )
     }
 
+    /// The attacher of a daemon's start-up (SPEC §1.3, §4.3), from the configuration's spellings:
+    /// `attachMode` is `[engine] attach_mode` (`auto`, `dispatcher`, `native`), `xdpModes` the
+    /// `[interfaces.<if>] xdp_mode` values (`skb`, `drv`, `hw`); other spellings read as the defaults.
+    /// Its `status` says what was chosen and why.
+    /// - Throws: `.internal` when `attachMode` is `dispatcher` and the kernel refuses freplace.
+    package static func forDaemon(
+        paths: BpfmanPaths,
+        attachMode: String,
+        xdpModes: [String: String]
+    ) throws(EngineError) -> DispatchHookAttacher {
+        try make(
+            paths: paths,
+            setting: ModeSetting(rawValue: attachMode) ?? .auto,
+            xdpModes: xdpModes.compactMapValues { XDPMode(rawValue: $0) }
+        )
+    }
+
+    /// The attach mode chosen at start-up, as `Inspect.Status` and the start-up log report it.
+    package var status: AttachModeStatus {
+        AttachModeStatus(
+            mode: loadMode == .ext ? "dispatcher" : "native",
+            reason: modeReason,
+            freplace: freplaceSupported
+        )
+    }
+
     package func testDispatcherPin(for kind: ProgramKind) -> String? {
         guard loadMode == .ext else { return nil }
         switch kind {

@@ -20,11 +20,6 @@ extension Engine {
 
     /// The attach mode chosen at start-up, or nil when the engine has no dispatch hook attacher.
     package var attachModeStatus: AttachModeStatus? {
-        guard let attacher = hooks as? DispatchHookAttacher else { return nil }
-        return AttachModeStatus(
-            mode: attacher.loadMode == .ext ? "dispatcher" : "native",
-            reason: attacher.modeReason,
-            freplace: attacher.freplaceSupported
-        )
+        (hooks as? DispatchHookAttacher)?.status
     }
 }

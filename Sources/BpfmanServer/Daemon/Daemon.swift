@@ -64,38 +64,49 @@ package struct ServiceStack: Sendable {
         // libbpf's diagnostics go to the log from here on, the freplace probe's included (before this, libbpf
         // printed them to stderr itself).
         LibbpfLog.install(logger)
-        // XDP/TC: the dispatch attacher probes freplace and picks dispatcher or native mode (§4.3). The
-        // dispatcher objects are built into the executable (`DispatcherObjects.embedded`, SPEC §1.10).
-        let setting = DispatchHookAttacher.ModeSetting(rawValue: config.attachMode.rawValue) ?? .auto
-        var modes: [String: XDPMode] = [:]
-        for (iface, mode) in config.interfaceXDPModes { modes[iface] = XDPMode(rawValue: mode.rawValue) }
-        let attacher: DispatchHookAttacher
-        do {
-            attacher = try DispatchHookAttacher.make(paths: paths, setting: setting, xdpModes: modes)
-        } catch {
-            throw StartupError(error.message)
-        }
-        let attachMode = attacher.loadMode == .ext ? "dispatcher" : "native"
-        let reason = attacher.modeReason
-        let freplace = attacher.freplaceSupported ?? false
+        // XDP/TC: Dispatch probes freplace and picks dispatcher or native mode (§4.3). The dispatcher objects
+        // are built into the executable (`DispatcherObjects.embedded`, SPEC §1.10).
+        let attachMode: AttachModeStatus
         let engine: Engine
         do {
+            let attacher = try DispatchHookAttacher.forDaemon(
+                paths: paths,
+                attachMode: config.attachMode.rawValue,
+                xdpModes: config.interfaceXDPModes.mapValues(\.rawValue)
+            )
+            attachMode = attacher.status
             engine = try await Engine(paths: paths, logger: logger, hookAttacher: attacher)
         } catch {
             throw StartupError(error.message)
         }
         let facts = DaemonFacts(
             version: BpfmanVersion.string,
-            attachMode: attachMode,
-            attachModeReason: reason,
+            attachMode: attachMode.mode,
+            attachModeReason: attachMode.reason,
             runtimeDirectory: options.runtimeDirectory,
             socketPath: options.socketPath,
             csiEnabled: options.csiSupport,
             csiSocketPath: options.csiSupport ? CSIPaths(runtimeDirectory: options.runtimeDirectory).socket : "",
             idleTimeoutSeconds: UInt32(clamping: idleSeconds),
             socketActivated: socketActivated,
-            kernelFeatures: engine.kernelFeatures.reported(freplace: freplace)
+            kernelFeatures: engine.kernelFeatures.reported(freplace: attachMode.freplace ?? false)
         )
+        let images = imageStore(options: options, config: config, logger: logger, lazy: lazyImages)
+        let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
+        var router = GRPCRouter()
+        BpfmanService(context: context).register(on: &router)
+        InspectService(context: context).register(on: &router)
+        return ServiceStack(engine: engine, router: router, facts: facts)
+    }
+
+    /// The image cache, opened now or, when `lazy`, on its first use; a failure to open it is logged once and
+    /// answered to every image request.
+    private static func imageStore(
+        options: DaemonOptions,
+        config: DaemonConfig,
+        logger: Logger,
+        lazy: Bool
+    ) -> @Sendable () -> Result<ImageStore, ImageError> {
         let makeImages = { @Sendable () -> Result<ImageStore, ImageError> in
             let made = Result { () throws(ImageError) -> ImageStore in
                 try ImageStore(
@@ -113,26 +124,19 @@ package struct ServiceStack: Sendable {
             }
             return made
         }
-        let images: @Sendable () -> Result<ImageStore, ImageError>
-        if lazyImages {
-            let slot = Mutex<Result<ImageStore, ImageError>?>(nil)
-            images = {
-                slot.withLock { made in
-                    if let made { return made }
-                    let result = makeImages()
-                    made = result
-                    return result
-                }
-            }
-        } else {
+        guard lazy else {
             let made = makeImages()
-            images = { made }
+            return { made }
         }
-        let context = ServiceContext(engine: engine, images: images, logger: logger, facts: facts)
-        var router = GRPCRouter()
-        BpfmanService(context: context).register(on: &router)
-        InspectService(context: context).register(on: &router)
-        return ServiceStack(engine: engine, router: router, facts: facts)
+        let slot = Mutex<Result<ImageStore, ImageError>?>(nil)
+        return {
+            slot.withLock { made in
+                if let made { return made }
+                let result = makeImages()
+                made = result
+                return result
+            }
+        }
     }
 }
 
@@ -182,15 +186,7 @@ package final class Daemon: Sendable {
         config: DaemonConfig = DaemonConfig(),
         logger: Logger
     ) async throws(StartupError) -> Daemon {
-        // Socket activation (§1.4): LISTEN_PID/LISTEN_FDS name fd 3, else bind the path.
-        var activatedFD: CInt?
-        if options.allowSocketActivation, let activation = GRPCServer.socketActivatedFD() {
-            switch activation {
-            case .success(let fd): activatedFD = fd
-            case .failure(let error):
-                logger.warning("ignoring socket activation: \(error); binding \(options.socketPath)")
-            }
-        }
+        let activatedFD = socketActivation(options, logger: logger)
         let idleSeconds = options.idleTimeout(socketActivated: activatedFD != nil)
         let stack = try await ServiceStack.make(
             options: options,
@@ -209,39 +205,17 @@ package final class Daemon: Sendable {
         health.register(on: &router)
         ReflectionService(services: router.serviceNames + ReflectionService.serviceNames).register(on: &router)
 
-        let idle = Mutex<IdleTimer?>(nil)
-        // In-flight RPCs per socket (main, CSI); the idle timer sees their sum (SPEC §1.6: both sockets).
-        let inFlight = Mutex<(main: Int, csi: Int)>((0, 0))
-        var configuration = GRPCServer.Configuration()
-        configuration.onInFlightChange = { count in
-            let total = inFlight.withLock {
-                $0.main = count
-                return $0.main + $0.csi
-            }
-            idle.withLock { $0 }?.inFlightChanged(total)
-        }
-        var csiConfiguration = configuration
-        csiConfiguration.onInFlightChange = { count in
-            let total = inFlight.withLock {
-                $0.csi = count
-                return $0.main + $0.csi
-            }
-            idle.withLock { $0 }?.inFlightChanged(total)
-        }
-        let server: GRPCServer
-        do {
-            server = try GRPCServer(router: router, configuration: configuration, logger: logger)
-            // Ready before the first connection is accepted: an activated socket may already hold one.
-            health.setAll(.serving)
-            if let activatedFD {
-                try server.bind(.adopted(fd: activatedFD))
-            } else {
-                try server.bind(.unix(path: options.socketPath, mode: 0o660))
-            }
-        } catch {
-            await engine.close()
-            throw StartupError("cannot listen on \(options.socketPath): \(error)")
-        }
+        let idle = IdleTimerSlot()
+        let (configuration, csiConfiguration) = serverConfigurations(idle: idle)
+        let server = try await listen(
+            router: router,
+            configuration: configuration,
+            activatedFD: activatedFD,
+            options: options,
+            health: health,
+            engine: engine,
+            logger: logger
+        )
         var csi: CSIEndpoint?
         if options.csiSupport {
             do {
@@ -267,13 +241,7 @@ package final class Daemon: Sendable {
             logger: logger,
             requests: AsyncStream<String>.makeStream()
         )
-        if idleSeconds > 0 {
-            let timer = IdleTimer(timeout: .seconds(idleSeconds)) { [weak daemon] in
-                daemon?.requestShutdown("idle for \(idleSeconds) s")
-            }
-            idle.withLock { $0 = timer }
-            daemon.idleTimer.withLock { $0 = timer }
-        }
+        daemon.armIdleTimer(seconds: idleSeconds, shared: idle)
         csi?.health.setAll(.serving)
         logger.info(
             "serving",
@@ -283,6 +251,80 @@ package final class Daemon: Sendable {
             ]
         )
         return daemon
+    }
+
+    /// Socket activation (§1.4): the fd systemd passed (LISTEN_PID/LISTEN_FDS name fd 3), else nil to bind
+    /// the socket path.
+    private static func socketActivation(_ options: DaemonOptions, logger: Logger) -> CInt? {
+        guard options.allowSocketActivation, let activation = GRPCServer.socketActivatedFD() else { return nil }
+        switch activation {
+        case .success(let fd): return fd
+        case .failure(let error):
+            logger.warning("ignoring socket activation: \(error); binding \(options.socketPath)")
+            return nil
+        }
+    }
+
+    /// The main and CSI sockets' server settings: each reports its in-flight RPCs, and the idle timer (once
+    /// armed in `idle`) sees their sum (SPEC §1.6: both sockets).
+    private static func serverConfigurations(
+        idle: IdleTimerSlot
+    ) -> (main: GRPCServer.Configuration, csi: GRPCServer.Configuration) {
+        let inFlight = Mutex<(main: Int, csi: Int)>((0, 0))
+        var main = GRPCServer.Configuration()
+        main.onInFlightChange = { count in
+            let total = inFlight.withLock {
+                $0.main = count
+                return $0.main + $0.csi
+            }
+            idle.timer.withLock { $0 }?.inFlightChanged(total)
+        }
+        var csi = main
+        csi.onInFlightChange = { count in
+            let total = inFlight.withLock {
+                $0.csi = count
+                return $0.main + $0.csi
+            }
+            idle.timer.withLock { $0 }?.inFlightChanged(total)
+        }
+        return (main, csi)
+    }
+
+    /// The gRPC server on the activated fd or the socket path, reporting SERVING; on failure the engine is
+    /// closed again.
+    private static func listen(
+        router: GRPCRouter,
+        configuration: GRPCServer.Configuration,
+        activatedFD: CInt?,
+        options: DaemonOptions,
+        health: HealthService,
+        engine: Engine,
+        logger: Logger
+    ) async throws(StartupError) -> GRPCServer {
+        do {
+            let server = try GRPCServer(router: router, configuration: configuration, logger: logger)
+            // Ready before the first connection is accepted: an activated socket may already hold one.
+            health.setAll(.serving)
+            if let activatedFD {
+                try server.bind(.adopted(fd: activatedFD))
+            } else {
+                try server.bind(.unix(path: options.socketPath, mode: 0o660))
+            }
+            return server
+        } catch {
+            await engine.close()
+            throw StartupError("cannot listen on \(options.socketPath): \(error)")
+        }
+    }
+
+    /// Starts the idle timer when `seconds` > 0 (SPEC §0.2); `shared` hands it to the in-flight counters.
+    private func armIdleTimer(seconds: UInt64, shared: IdleTimerSlot) {
+        guard seconds > 0 else { return }
+        let timer = IdleTimer(timeout: .seconds(seconds)) { [weak self] in
+            self?.requestShutdown("idle for \(seconds) s")
+        }
+        shared.timer.withLock { $0 = timer }
+        idleTimer.withLock { $0 = timer }
     }
 
     /// Asks the daemon to shut down (signal, idle timer, test). Only the first request counts.
@@ -315,4 +357,10 @@ package final class Daemon: Sendable {
         requestContinuation.finish()
         idleTimer.withLock { $0 = nil }
     }
+}
+
+/// The daemon's idle timer once armed, shared with the in-flight counters of the main and CSI sockets, which
+/// are set up before the timer exists.
+private final class IdleTimerSlot: Sendable {
+    let timer = Mutex<IdleTimer?>(nil)
 }
