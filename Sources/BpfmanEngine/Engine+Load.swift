@@ -240,7 +240,10 @@ extension Engine {
         for map in maps {
             let mapPin = paths.mapPin(owner: owner, map: map.name)
             if case .failure(let error) = BPF.pin(rawFD: map.fd, at: mapPin) {
-                throw .internal("failed to pin map \(map.name) for program \(program): \(error.errno)", errno: error.errno)
+                throw .internal(
+                    "failed to pin map \(map.name) for program \(program): \(error.errno)",
+                    errno: error.errno
+                )
             }
             _ = Syscalls.chmod(mapPin, mode_t(BpfmanPaths.mapPinMode))
         }

@@ -151,7 +151,9 @@ import Testing
         let converted = try LoadRequest(validating: Self.load(image: image, [Self.tp]))
         #expect(
             converted.bytecode
-                == .image(BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: .never, username: "u", password: "p"))
+                == .image(
+                    BytecodeImage(url: "quay.io/bpfman/xdp:latest", pullPolicy: .never, username: "u", password: "p")
+                )
         )
     }
 
