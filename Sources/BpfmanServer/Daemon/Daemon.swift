@@ -216,22 +216,14 @@ package final class Daemon: Sendable {
             engine: engine,
             logger: logger
         )
-        var csi: CSIEndpoint?
-        if options.csiSupport {
-            do {
-                csi = try CSIEndpoint.start(
-                    engine: engine,
-                    runtimeDirectory: options.runtimeDirectory,
-                    configuration: CSIConfiguration(podsRoot: config.csiPodsRoot),
-                    serverConfiguration: csiConfiguration,
-                    logger: logger
-                )
-            } catch {
-                await server.shutdown(gracePeriod: .zero)
-                await engine.close()
-                throw error
-            }
-        }
+        let csi = try await startCSI(
+            options: options,
+            config: config,
+            configuration: csiConfiguration,
+            server: server,
+            engine: engine,
+            logger: logger
+        )
         let daemon = Daemon(
             engine: engine,
             server: server,
@@ -314,6 +306,31 @@ package final class Daemon: Sendable {
         } catch {
             await engine.close()
             throw StartupError("cannot listen on \(options.socketPath): \(error)")
+        }
+    }
+
+    /// The CSI socket with `--csi-support`, else nil; on failure the server and the engine are closed again.
+    private static func startCSI(
+        options: DaemonOptions,
+        config: DaemonConfig,
+        configuration: GRPCServer.Configuration,
+        server: GRPCServer,
+        engine: Engine,
+        logger: Logger
+    ) async throws(StartupError) -> CSIEndpoint? {
+        guard options.csiSupport else { return nil }
+        do {
+            return try CSIEndpoint.start(
+                engine: engine,
+                runtimeDirectory: options.runtimeDirectory,
+                configuration: CSIConfiguration(podsRoot: config.csiPodsRoot),
+                serverConfiguration: configuration,
+                logger: logger
+            )
+        } catch {
+            await server.shutdown(gracePeriod: .zero)
+            await engine.close()
+            throw error
         }
     }
 
