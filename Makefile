@@ -83,7 +83,7 @@ unit: build
 ## the lane's timeout).
 kernel-b: setup
 	bash scripts/run-kernel-b.sh KernelB --skip StressKernelB
-	KERNEL_B_NO_BUILD=1 bash scripts/run-kernel-b.sh StressKernelB
+	KERNEL_B_NO_BUILD=1 KERNEL_B_TIMEOUT=1200 bash scripts/run-kernel-b.sh StressKernelB
 
 ## Fuzzing (Fuzz/README.md): every libFuzzer target (built with -sanitize=fuzzer,address into .build-fuzz, release)
 ## for FUZZ_SECONDS each from its committed seeds, then the daemon load test. Non-zero exit on any crash, leak,
