@@ -21,7 +21,10 @@ extension DaemonKernelTests.CLITrees {
                 )
                 #expect(load.status == 0, "\(programs): \(load.stderr)")
                 let loaded = try DaemonKernelTests.CLIWithoutDaemon.json(load.stdout)["programs"] as? [[String: Any]]
-                return try #require((loaded?.first?["kernel_info"] as? [String: Any])?["id"] as? Int)
+                return try #require(
+                    DaemonKernelTests.CLIWithoutDaemon.dig(loaded?.first, "record", "program_id") as? Int,
+                    "\(load.stdout)"
+                )
             }
             func linkID(_ run: Run) throws -> Int {
                 let first = try #require(Self.lines(run.stdout).first, "\(run.stdout)\(run.stderr)")

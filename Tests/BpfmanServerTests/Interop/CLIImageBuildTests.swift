@@ -188,7 +188,11 @@ extension DaemonKernelTests {
                         try CLIWithoutDaemon.json(load.stdout)["programs"] as? [[String: Any]],
                         "\(load.stdout)"
                     )
-                    let id = try #require((programs.first?["kernel_info"] as? [String: Any])?["id"] as? Int)
+                    let id = try #require(CLIWithoutDaemon.dig(programs.first, "record", "program_id") as? Int)
+                    #expect(
+                        CLIWithoutDaemon.dig(programs.first, "record", "load", "image_source", "url") as? String == url,
+                        "\(load.stdout)"
+                    )
                     let shown = try TestSupport.run("bpftool", ["-j", "prog", "show", "id", "\(id)"])
                     #expect(
                         shown.status == 0 && shown.output.contains("\"name\":\"count_kill\""),

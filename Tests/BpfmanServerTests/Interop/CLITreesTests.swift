@@ -74,8 +74,8 @@ extension DaemonKernelTests {
                     "\(load.stdout)"
                 )
                 #expect(loaded.count == 1)
-                let id = try #require((loaded.first?["kernel_info"] as? [String: Any])?["id"] as? Int)
-                let metadata = (loaded.first?["info"] as? [String: Any])?["metadata"] as? [String: String]
+                let id = try #require(CLIWithoutDaemon.dig(loaded.first, "record", "program_id") as? Int)
+                let metadata = CLIWithoutDaemon.dig(loaded.first, "record", "meta", "metadata") as? [String: String]
                 #expect(metadata == ["bpfman.io/application": "demo", "owner": "go"])
 
                 let list = try await Self.bpfman(place, ["program", "list"])
@@ -127,14 +127,24 @@ extension DaemonKernelTests {
                     try CLIWithoutDaemon.json(linksJSON.stdout)["links"] as? [[String: Any]],
                     "\(linksJSON.stdout)"
                 )
-                #expect(envelope.map { $0["link_id"] as? Int } == [link])
+                #expect(envelope.map { $0["id"] as? Int } == [link])
 
                 let get = try await Self.bpfman(place, ["program", "get", "\(id)"])
                 #expect(get.stdout.hasPrefix("Program ID: \(id)\n  Spec:\n"), "\(get.stdout)")
                 #expect(get.stdout.contains("    Name:           count_kill\n"), "\(get.stdout)")
-                #expect(get.stdout.contains("    Links:           \(link)\n"), "\(get.stdout)")
+                #expect(
+                    get.stdout.contains(
+                        "    Links:\n      \(link):\n        Attach: \(DaemonKernelTests.tracepoint)\n"
+                            + "        Kind:   tracepoint\n"
+                    ),
+                    "\(get.stdout)"
+                )
                 let getLink = try await Self.bpfman(place, ["link", "get", "\(link)", "-o", "json"])
-                #expect(try CLIWithoutDaemon.json(getLink.stdout)["program_id"] as? Int == id, "\(getLink.stdout)")
+                #expect(
+                    CLIWithoutDaemon.dig(try CLIWithoutDaemon.json(getLink.stdout), "record", "program_id") as? Int
+                        == id,
+                    "\(getLink.stdout)"
+                )
 
                 // XDP with its positional interface, in a test namespace; the dispatcher list is empty in native
                 // mode, which this kernel uses.
@@ -144,8 +154,11 @@ extension DaemonKernelTests {
                         ["program", "load", "file", xdpObject, "--programs", "xdp:xdp_count_pass", "-o", "json"]
                     )
                     let xdpID = try #require(
-                        ((try CLIWithoutDaemon.json(xdp.stdout)["programs"] as? [[String: Any]])?.first?["kernel_info"]
-                            as? [String: Any])?["id"] as? Int,
+                        CLIWithoutDaemon.dig(
+                            (try CLIWithoutDaemon.json(xdp.stdout)["programs"] as? [Any])?.first,
+                            "record",
+                            "program_id"
+                        ) as? Int,
                         "\(xdp.stdout)\(xdp.stderr)"
                     )
                     let attached = try await Self.bpfman(
@@ -153,7 +166,26 @@ extension DaemonKernelTests {
                         ["link", "attach", "xdp", "\(xdpID)", iface, "-p", "10", "-n", netns, "-o", "json"]
                     )
                     #expect(attached.status == 0, "\(attached.stderr)")
-                    let xdpLink = try #require(try CLIWithoutDaemon.json(attached.stdout)["link_id"] as? Int)
+                    let xdpJSON = try CLIWithoutDaemon.json(attached.stdout)
+                    let xdpLink = try #require(CLIWithoutDaemon.dig(xdpJSON, "record", "id") as? Int)
+                    // The details as upstream's XDPDetails carry them; the interface index as ip reports it.
+                    let ifindex = try #require(
+                        Int(
+                            try TestSupport.run(
+                                "ip",
+                                ["-n", (netns as NSString).lastPathComponent, "-o", "link", "show", iface]
+                            )
+                            .output.split(separator: ":").first ?? ""
+                        )
+                    )
+                    let details = try #require(
+                        CLIWithoutDaemon.dig(xdpJSON, "record", "details") as? [String: Any],
+                        "\(attached.stdout)"
+                    )
+                    #expect(details["interface"] as? String == iface && details["ifindex"] as? Int == ifindex)
+                    #expect(details["priority"] as? Int == 10 && details["position"] as? Int == 0)
+                    #expect(details["netns"] as? String == netns && details["nsid"] is Int, "\(details)")
+                    #expect(CLIWithoutDaemon.dig(xdpJSON, "record", "kind") as? String == "xdp")
                     let listed = try await Self.bpfman(place, ["link", "list", "--kind", "xdp"])
                     let xdpRow = try #require(Self.lines(listed.stdout).last, "\(listed.stdout)")
                     #expect(xdpRow.hasSuffix("  \(iface) pos-0 netns=\(netns)"), "\(listed.stdout)")

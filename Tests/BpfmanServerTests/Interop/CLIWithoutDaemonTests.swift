@@ -72,6 +72,11 @@ extension DaemonKernelTests {
             try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
         }
 
+        /// The value at `path` (object keys) inside parsed JSON, nil when any step is missing.
+        static func dig(_ value: Any?, _ path: String...) -> Any? {
+            path.reduce(value) { current, key in (current as? [String: Any])?[key] }
+        }
+
         static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
         /// Load and attach without a daemon, a daemon started afterwards serves what they made (same ids, records,

@@ -46,10 +46,13 @@ func goTable(_ header: [String], _ rows: [[String]]) -> String? {
 enum DetailRow {
     case field(String, String)
     case section(String, [DetailRow])
+    /// A bare line standing for a section with nothing to show (`(not collected)`).
+    case note(String)
 
     var label: String {
         switch self {
         case .field(let label, _), .section(let label, _): label
+        case .note: ""
         }
     }
 }
@@ -73,6 +76,8 @@ func renderDetail(_ rows: [DetailRow], depth: Int = 1) -> [String] {
         case .section(let label, let children):
             lines.append(indent + label + ":")
             lines += renderDetail(children, depth: depth + 1)
+        case .note(let text):
+            lines.append(indent + text)
         }
     }
     return lines
@@ -89,11 +94,13 @@ func byLabel(_ rows: [DetailRow]) -> [DetailRow] {
     rows.sorted { $0.label < $1.label }
 }
 
-/// `program get` / `program load` text: `Program ID: N`, then Spec and Status.
+/// `program get` / `program load` text as upstream prints it: `Program ID: N`, then Spec, Status (with one
+/// sub-section per link, and the map ids) and Stats, fields ordered by label.
 func goProgramText(
     info: Bpfman_V1_ProgramInfo?,
     kernel: Bpfman_V1_KernelProgramInfo,
-    details: Bpfman_Ext_V1_ProgramDetails?
+    details: Bpfman_Ext_V1_ProgramDetails?,
+    links: [Bpfman_Ext_V1_LinkInfo] = []
 ) -> String {
     var spec: [DetailRow] = []
     if let info {
@@ -124,23 +131,49 @@ func goProgramText(
         spec.append(.field("Name", kernel.name))
     }
     spec.append(.field("GPL Compatible", "\(kernel.gplCompatible)"))
-    spec.append(.field("Type", details.map { $0.kind } ?? kernelTypeName(kernel.programType)))
+    spec.append(.field("Type", details.map { $0.kind } ?? goKernelTypeName(kernel.programType)))
     var status: [DetailRow] = [
         .field("Instructions", "\(kernel.verifiedInsns)"),
-        .field("Kernel Type", kernelTypeName(details.map { $0.kernelType } ?? kernel.programType)),
-        .field("Loaded At", kernel.loadedAt),
+        .field("Kernel Type", goKernelTypeName(details.map { $0.kernelType } ?? kernel.programType)),
+        .field("Loaded At", goTimestamp(kernel.loadedAt)),
         .field("Size JITted", "\(kernel.bytesJited) bytes"),
         .field("Size Translated", "\(kernel.bytesXlated) bytes"),
         .field("Tag", kernel.tag),
     ]
     if kernel.btfID != 0 { status.append(.field("BTF ID", "\(kernel.btfID)")) }
     if kernel.bytesMemlock != 0 { status.append(.field("Memory", "\(kernel.bytesMemlock) bytes")) }
-    if let info, !info.mapUsedBy.isEmpty {
-        status.append(.field("Maps Used By", info.mapUsedBy.joined(separator: " ")))
+    if let info {
+        if !info.mapUsedBy.isEmpty { status.append(.field("Maps Used By", info.mapUsedBy.joined(separator: " "))) }
+        if let pin = goProgramPin(info, id: kernel.id) {
+            status.append(.field("Map Dir", info.mapPinPath))
+            status.append(.field("Prog Pin", pin))
+        }
     }
     status = byLabel(status)
-    let links = info?.links ?? []
-    status.append(.field("Links", links.isEmpty ? "None" : links.map(String.init).joined(separator: " ")))
+    let byID = Dictionary(links.map { ($0.linkID, $0) }, uniquingKeysWith: { first, _ in first })
+    let ids = info?.links ?? []
+    if ids.isEmpty {
+        status.append(.field("Links", "None"))
+    } else {
+        status.append(
+            .section(
+                "Links",
+                ids.map { id in
+                    guard let link = byID[id] else { return .section("\(id)", [.note("(not found)")]) }
+                    var rows: [DetailRow] = [
+                        .field("Attach", goAttachDetails(link, target: details?.attachTarget)),
+                        .field("Kind", goLinkKind(link, program: details)),
+                    ]
+                    if !link.pinPath.isEmpty {
+                        rows.append(
+                            .field("Pin", link.pinPath + (pathPresent(link.pinPath) == false ? " (missing)" : ""))
+                        )
+                    }
+                    return .section("\(id)", rows)
+                }
+            )
+        )
+    }
     status.append(
         .field(
             "Maps",
@@ -149,20 +182,40 @@ func goProgramText(
     )
     return
         (["Program ID: \(kernel.id)"]
-        + renderDetail([.section("Spec", byLabel(spec)), .section("Status", status)])).joined(separator: "\n")
+        + renderDetail([
+            .section("Spec", byLabel(spec)), .section("Status", status),
+            .section("Stats", [.note("(not collected)")]),
+        ])).joined(separator: "\n")
 }
 
-/// `link get` / `link attach` text: `Link ID: N`, then Spec and Status.
-func goLinkText(_ link: Bpfman_Ext_V1_LinkInfo) -> String {
+/// A link's attach point as the Links rows of `program get` show it (upstream's `eth0 (ifindex=2, pos=0)`,
+/// `eth0/ingress (...)`, `group/name`, `target:fn`, the function or hook).
+func goAttachDetails(_ link: Bpfman_Ext_V1_LinkInfo, target: String?) -> String {
+    let ifindex = link.hasIfindex ? "\(link.ifindex)" : "?"
+    switch link.attach.info {
+    case .xdpAttachInfo(let a)?: return "\(a.iface) (ifindex=\(ifindex), pos=\(a.position))"
+    case .tcAttachInfo(let a)?: return "\(a.iface)/\(a.direction) (ifindex=\(ifindex), pos=\(a.position))"
+    case .tcxAttachInfo(let a)?: return "\(a.iface)/\(a.direction) (ifindex=\(ifindex), pos=\(a.position))"
+    case .tracepointAttachInfo(let a)?: return a.tracepoint
+    case .kprobeAttachInfo(let a)?: return a.fnName
+    case .uprobeAttachInfo(let a)?: return a.target + ":" + (a.hasFnName ? a.fnName : "")
+    case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?, nil: return target ?? ""
+    }
+}
+
+/// `link get` / `link attach` text as upstream prints it: `Link ID: N`, then Spec (the kind's fields among the
+/// common ones, ordered by label) and Status (whether the pin is there, when this process may look).
+func goLinkText(_ link: Bpfman_Ext_V1_LinkInfo, program: Bpfman_Ext_V1_ProgramDetails?) -> String {
     var spec: [DetailRow] = [
         .field("BPF Function", link.programName),
         .field("Kernel Link ID", link.hasKernelLinkID ? "\(link.kernelLinkID)" : "None"),
         .field("Metadata", metadataText(link.metadata)),
         .field("Pin Path", link.pinPath.isEmpty ? "None" : link.pinPath),
         .field("Program ID", "\(link.programID)"),
-        .field("Type", link.kind),
+        .field("Type", goLinkKind(link, program: program)),
     ]
     func netns(_ has: Bool, _ value: String) -> String { has && !value.isEmpty ? value : "None" }
+    let target = program?.attachTarget ?? ""
     switch link.attach.info {
     case .xdpAttachInfo(let a)?:
         spec += [
@@ -185,18 +238,30 @@ func goLinkText(_ link: Bpfman_Ext_V1_LinkInfo) -> String {
     case .tracepointAttachInfo(let a)?:
         spec.append(.field("Tracepoint", a.tracepoint))
     case .kprobeAttachInfo(let a)?:
+        spec.append(.field("Attach Type", goLinkKind(link, program: program)))
         spec.append(.field("Target Function", a.fnName))
         if a.offset != 0 { spec.append(.field("Target Offset", "\(a.offset)")) }
     case .uprobeAttachInfo(let a)?:
+        spec.append(.field("Attach Type", goLinkKind(link, program: program)))
         if a.hasPid, a.pid != 0 { spec.append(.field("PID", "\(a.pid)")) }
         spec.append(.field("Target", a.target))
         spec.append(.field("Target Function", a.hasFnName ? a.fnName : ""))
         if a.offset != 0 { spec.append(.field("Target Offset", "\(a.offset)")) }
         if a.hasContainerPid { spec.append(.field("Container PID", "\(a.containerPid)")) }
-    case .fentryAttachInfo?, .fexitAttachInfo?, .lsmAttachInfo?, nil:
+    case .fentryAttachInfo?, .fexitAttachInfo?:
+        spec.append(.field("Target Function", target))
+    case .lsmAttachInfo?:
+        spec.append(.field("LSM Hook", target))
+    case nil:
         break
     }
-    return (["Link ID: \(link.linkID)"] + renderDetail([.section("Spec", byLabel(spec))])).joined(separator: "\n")
+    var status: [DetailRow] = []
+    if !link.pinPath.isEmpty, let present = pathPresent(link.pinPath) {
+        status.append(.field("Pin Present", "\(present)"))
+    }
+    var sections: [DetailRow] = [.section("Spec", byLabel(spec))]
+    if !status.isEmpty { sections.append(.section("Status", status)) }
+    return (["Link ID: \(link.linkID)"] + renderDetail(sections)).joined(separator: "\n")
 }
 
 /// The ATTACHMENT column of `link list` (upstream's summary; `netns=<path>` when not the host's).

@@ -9,14 +9,25 @@ struct GoAttachOptions: ParsableArguments {
 
     /// Attaches and prints the link as `link get` does.
     func attach(_ programID: UInt32, _ info: Bpfman_V1_AttachInfo.OneOf_Info) async throws {
-        let link = try await options.connect().attach(programID, info)
-        switch options.output {
-        case .json: printJSON(json(link))
-        case .text: emit(goLinkText(link))
-        }
+        let backend = try await options.connect()
+        let link = try await backend.attach(programID, info)
+        try await printGoLink(link, backend, options.output)
     }
 
     func parsedMetadata() throws -> [String: String] { try keyValues(metadata, option: "-m/--metadata") }
+}
+
+/// Prints a link as `link get` does (its program's details name return probes and fentry/fexit/lsm targets).
+private func printGoLink(
+    _ link: Bpfman_Ext_V1_LinkInfo,
+    _ backend: Backend,
+    _ output: GoOutputFormat
+) async throws {
+    let program = (try? await backend.details([link.programID]))?[link.programID]
+    switch output {
+    case .json: printJSON(goLinkJSON(link, program: program))
+    case .text: emit(goLinkText(link, program: program))
+    }
 }
 
 extension BpfmanCommand {
@@ -276,11 +287,8 @@ extension BpfmanCommand {
             @OptionGroup var options: GoClientOptions
 
             func run() async throws {
-                let link = try await options.connect().link(id)
-                switch options.output {
-                case .json: printJSON(json(link))
-                case .text: emit(goLinkText(link))
-                }
+                let backend = try await options.connect()
+                try await printGoLink(try await backend.link(id), backend, options.output)
             }
         }
 
@@ -330,10 +338,15 @@ extension BpfmanCommand {
                     for l in links { emit("\(l.linkID)") }
                     return
                 }
+                let details = (try? await backend.details([])) ?? [:]
                 switch options.output {
-                case .json: printJSON(jsonObject([("links", jsonArray(links.map { json($0) }))]))
+                case .json:
+                    printJSON(
+                        jsonObject([
+                            ("links", jsonArray(links.map { goLinkRecordJSON($0, program: details[$0.programID]) }))
+                        ])
+                    )
                 case .text:
-                    let details = (try? await backend.details([])) ?? [:]
                     let withApplication = links.contains { !applicationName($0.programMetadata).isEmpty }
                     var header = ["LINK ID", "KERNEL LINK ID", "KIND", "PROGRAM ID"]
                     if withApplication { header.append("APPLICATION") }

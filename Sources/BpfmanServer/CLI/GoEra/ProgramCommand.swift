@@ -47,15 +47,35 @@ private func goLoad(_ request: Bpfman_V1_LoadRequest, _ options: GoClientOptions
     let response = try await backend.call(Bpfman_V1_Bpfman.Method.load.path, request, Bpfman_V1_LoadResponse.self)
     let programs = response.programs.sorted { $0.kernelInfo.id < $1.kernelInfo.id }
     let details = (try? await backend.details(programs.map(\.kernelInfo.id))) ?? [:]
+    let views = programs.map { ProgramView($0, details) }
     switch options.output {
     case .json:
-        printJSON(jsonObject([("programs", jsonArray(programs.map { ProgramView($0, details).json }))]))
+        printJSON(jsonObject([("programs", jsonArray(views.map { $0.goJSON(links: []) }))]))
     case .text:
-        emit(
-            programs.map { p in
-                goProgramText(info: p.hasInfo ? p.info : nil, kernel: p.kernelInfo, details: details[p.kernelInfo.id])
-            }.joined(separator: "\n\n")
-        )
+        emit(views.map { $0.goText(links: []) }.joined(separator: "\n\n"))
+    }
+}
+
+extension ProgramView {
+    /// `bpfman.Program` JSON (SPEC §9.4).
+    func goJSON(links: [Bpfman_Ext_V1_LinkInfo]) -> String {
+        goProgramJSON(info: info, kernel: kernel, details: details, links: links)
+    }
+
+    /// `program get` text (SPEC §9.4).
+    func goText(links: [Bpfman_Ext_V1_LinkInfo]) -> String {
+        goProgramText(info: info, kernel: kernel, details: details, links: links)
+    }
+}
+
+extension Backend {
+    /// The program's links as `link get` shows them; a link gone meanwhile is left out.
+    func links(of view: ProgramView) async -> [Bpfman_Ext_V1_LinkInfo] {
+        var found: [Bpfman_Ext_V1_LinkInfo] = []
+        for id in view.info?.links ?? [] {
+            if let link = try? await link(id) { found.append(link) }
+        }
+        return found
     }
 }
 
@@ -151,10 +171,12 @@ extension BpfmanCommand {
             @OptionGroup var options: GoClientOptions
 
             func run() async throws {
-                let view = try await options.connect().program(id)
+                let backend = try await options.connect()
+                let view = try await backend.program(id)
+                let links = await backend.links(of: view)
                 switch options.output {
-                case .json: printJSON(view.json)
-                case .text: emit(goProgramText(info: view.info, kernel: view.kernel, details: view.details))
+                case .json: printJSON(view.goJSON(links: links))
+                case .text: emit(view.goText(links: links))
                 }
             }
         }
@@ -215,7 +237,16 @@ extension BpfmanCommand {
                 let details = try await backend.details([])
                 switch options.output {
                 case .json:
-                    printJSON(jsonObject([("programs", jsonArray(results.map { ProgramView($0, details).json }))]))
+                    printJSON(
+                        jsonObject([
+                            (
+                                "programs",
+                                jsonArray(
+                                    results.map { goProgramListEntryJSON($0, details: details[$0.kernelInfo.id]) }
+                                )
+                            )
+                        ])
+                    )
                 case .text:
                     let withApplication = results.contains { $0.hasInfo && !applicationName($0.info.metadata).isEmpty }
                     let header =
