@@ -6,9 +6,9 @@ extension DaemonKernelTests.CLITrees {
     /// The Go-era detail views and JSON objects as upstream's Go CLI prints them (SPEC §9.4), with and without a
     /// daemon: `program get` (Spec, Status with one sub-section per link, Stats), `link get` (Spec, Status),
     /// `bpfman.Program` / `bpfman.Link` / `ProgramListEntry` / `LinkRecord` JSON, checked against the kernel
-    /// (bpftool) and the pins on disk.
+    /// (bpftool) and the pins on disk; and `program list -l/--selector` with upstream's label-selector syntax.
     @Test(arguments: [false, true])
-    func goEraViews(daemon: Bool) async throws {
+    func goEraViewsAndSelector(daemon: Bool) async throws {
         typealias C = DaemonKernelTests.CLIWithoutDaemon
         let object = try DaemonKernelTests.tracepointObject
         try await Self.withPlace(daemon: daemon) { place in
@@ -154,7 +154,31 @@ extension DaemonKernelTests.CLITrees {
                 "\(linkRecord)"
             )
 
-            let unload = try await Self.bpfman(place, ["program", "unload", "\(id)"])
+            // -l/--selector: upstream's label selectors over the programs' metadata.
+            let (other, _) = try await load(["-m", "owner=rust"])
+            let cases: [(String, [Int])] = [
+                ("owner=go", [id]), ("owner==go", [id]), ("owner!=go", [other]), ("owner in (go, rust)", [id, other]),
+                ("owner notin (go)", [other]), ("!owner", []), ("owner", [id, other]), ("tier", [id]),
+                ("!tier", [other]), ("tier>4", [id]), ("tier<5", []), ("owner=go,tier=5", [id]),
+                ("bpfman.io/application=demo", [id]), ("owner=go,owner=rust", []),
+            ]
+            for (selector, expected) in cases {
+                let run = try await Self.bpfman(place, ["program", "list", "-q", "-l", selector])
+                #expect(run.status == 0, "\(selector): \(run.stderr)")
+                #expect(Self.lines(run.stdout).compactMap { Int($0) }.sorted() == expected.sorted(), "\(selector)")
+            }
+            let long = try await Self.bpfman(
+                place,
+                ["program", "list", "-q", "--selector", "owner=rust", "-m", "owner=rust"]
+            )
+            #expect(long.stdout == "\(other)\n", "\(long.stdout)\(long.stderr)")
+            for bad in ["owner in go", "owner=a=b", "a b=c", "(owner)"] {
+                let run = try await Self.bpfman(place, ["program", "list", "-l", bad])
+                #expect(run.status == 1, "\(bad): \(run.stdout)")
+                #expect(run.stderr.hasPrefix("bpfman: error: invalid label selector: "), "\(bad): \(run.stderr)")
+            }
+
+            let unload = try await Self.bpfman(place, ["program", "unload", "\(id)", "\(other)"])
             #expect(unload.status == 0, "\(unload.stderr)")
             #expect(!C.exists("\(fs)/links/\(link)") && !C.exists("\(fs)/prog_\(id)"))
         }

@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import FoundationEssentials
+internal import H2Transport
 internal import Proto
 
 /// The Go-era `--programs`, `-g`, `-a`, `-m`, `--map-owner-id` of `program load file|image` (repeatable options
@@ -200,6 +201,14 @@ extension BpfmanCommand {
             )
             var metadata: [String] = []
             @Flag(name: [.short, .customLong("all")], help: "Include programs bpfman does not manage.") var all = false
+            @Option(
+                name: [.customShort("l"), .customLong("selector")],
+                help: ArgumentHelp(
+                    "Only programs whose metadata matches this label selector (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; comma-separated, all must hold).",
+                    valueName: "selector"
+                )
+            )
+            var selector: String?
             @OptionGroup var options: GoClientOptions
 
             func validate() throws {
@@ -207,6 +216,14 @@ extension BpfmanCommand {
             }
 
             func run() async throws {
+                let labels: LabelSelector?
+                do {
+                    labels = try selector.map { text throws(LabelSelector.ParseError) in
+                        try LabelSelector(parsing: text)
+                    }
+                } catch {
+                    throw ClientError(plain: "invalid label selector: \(error)", code: .invalidArgument)
+                }
                 let wanted = try listItems(types + programTypes).map {
                     name in
                     guard let number = programTypeNumber(name) else {
@@ -229,6 +246,7 @@ extension BpfmanCommand {
                         && (application == nil || (r.hasInfo && applicationName(r.info.metadata) == application))
                         && (!attached || (r.hasInfo && !r.info.links.isEmpty))
                         && (!unattached || !r.hasInfo || r.info.links.isEmpty)
+                        && (labels?.matches(r.hasInfo ? r.info.metadata : [:]) ?? true)
                 }
                 if quiet {
                     for r in results { emit("\(r.kernelInfo.id)") }
