@@ -1,6 +1,6 @@
 internal import FoundationEssentials
-internal import Glibc
 internal import Proto
+internal import SystemCalls
 
 // The JSON of the Go-era `program get|load|list` and `link get|attach|list` (SPEC §9.4): the objects upstream's Go
 // CLI marshals (`bpfman.Program` = {record, status}, `bpfman.Link` = {record, status}, `ProgramListEntry`,
@@ -46,11 +46,12 @@ func goProgramPin(_ info: Bpfman_V1_ProgramInfo, id: UInt32) -> String? {
     bpffsDirectory(info.mapPinPath).map { "\($0)/prog_\(id)" }
 }
 
-/// Whether `path` exists (lstat); nil when that cannot be told (no permission to look).
+/// Whether `path` exists; nil when that cannot be told (no permission to look).
 func pathPresent(_ path: String) -> Bool? {
-    var st = stat()
-    if lstat(path, &st) == 0 { return true }
-    return errno == ENOENT || errno == ENOTDIR ? false : nil
+    switch Syscalls.stat(path) {
+    case .success: true
+    case .failure(let error): error.errno == .noSuchFileOrDirectory ? false : nil
+    }
 }
 
 private let pullPolicyNames = ["Always", "IfNotPresent", "Never"]
