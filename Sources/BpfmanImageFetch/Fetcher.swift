@@ -50,8 +50,17 @@ package enum Fetcher {
             readTrustRoot: readTrustRoot
         )
         var usedPlainHTTP = false
+        // `image inspect` reads the manifests and configs only (no layer, nothing for the cache).
+        var inspection: ImageInspection?
+        func take(_ source: inout some ImageSource) throws(PullFailure) -> PulledImage? {
+            guard request.inspectOnly != true else {
+                inspection = try puller.inspect(from: &source, reference: reference.normalized)
+                return nil
+            }
+            return try puller.pull(from: &source)
+        }
         do throws(PullFailure) {
-            let pulled: PulledImage
+            let pulled: PulledImage?
             switch reference {
             case .registry(let registry):
                 let session = try HTTPSession(
@@ -67,11 +76,11 @@ package enum Fetcher {
                     plainHTTP: request.plainHTTP
                 )
                 defer { usedPlainHTTP = source.usesPlainHTTP }
-                pulled = try puller.pull(from: &source)
+                pulled = try take(&source)
             case .layout(let directory, let tag):
                 guard let localFD else { throw PullFailure.transfer("the daemon did not open \(directory)") }
                 var source = LayoutSource(directoryFD: localFD, directory: directory, tag: tag)
-                pulled = try puller.pull(from: &source)
+                pulled = try take(&source)
             case .archive(let file, let tag):
                 guard let localFD else { throw PullFailure.transfer("the daemon did not open \(file)") }
                 let unpacked = staging + "/layout"
@@ -81,7 +90,17 @@ package enum Fetcher {
                 guard directoryFD >= 0 else { throw PullFailure.transfer("cannot open \(unpacked)") }
                 defer { close(directoryFD) }
                 var source = LayoutSource(directoryFD: directoryFD, directory: file, tag: tag)
-                pulled = try puller.pull(from: &source)
+                pulled = try take(&source)
+            }
+            guard let pulled else {
+                let reply = FetchReply(
+                    failure: nil,
+                    digest: inspection?.digest ?? "",
+                    tokens: tokens.grants(registry: registryHost, credentials: credentials),
+                    plainHTTP: usedPlainHTTP,
+                    inspection: inspection
+                )
+                return (reply, [])
             }
             let reply = FetchReply(
                 failure: nil,

@@ -87,3 +87,92 @@ struct Puller {
         )
     }
 }
+
+extension Puller {
+    /// Describes the image (`image inspect`): the root's digest and media type, and for each manifest (the root,
+    /// or every manifest of an index) its platform, config labels and layer descriptors. Reads documents and
+    /// configs only, each within `limits.document`; no layer is downloaded.
+    func inspect(from source: inout some ImageSource, reference: String) throws(PullFailure) -> ImageInspection {
+        let root = try source.rootManifest(limits: limits)
+        let document = try ManifestDocument(bytes: root.bytes, contentType: root.contentType)
+        var inspection = ImageInspection(
+            reference: reference,
+            digest: root.digest,
+            mediaType: mediaType(root.contentType)
+        )
+        switch document {
+        case .manifest(let config, let layers):
+            if inspection.mediaType.isEmpty { inspection.mediaType = MediaType.ociManifest }
+            let (programs, maps) = try labels(config, from: &source)
+            inspection.programs = programs
+            inspection.maps = maps
+            inspection.layers = try summaries(layers)
+        case .index(let manifests):
+            if inspection.mediaType.isEmpty { inspection.mediaType = MediaType.ociIndex }
+            // As many manifests as a pull would accept layers: each costs a document and a config download.
+            guard manifests.count <= limits.layers else {
+                throw .content(
+                    .invalidArgument("image \(url) lists \(manifests.count) manifests, more than \(limits.layers)")
+                )
+            }
+            inspection.manifests = try manifests.map { (entry: Descriptor) throws(PullFailure) in
+                let checked = try entry.checked()
+                let fetched = try source.manifest(checked, limits: limits)
+                guard
+                    case .manifest(let config, let layers) = try ManifestDocument(
+                        bytes: fetched.bytes,
+                        contentType: fetched.contentType
+                    )
+                else { throw .transfer("an index names another index") }
+                let (programs, maps) = try labels(config, from: &source)
+                return ImageInspection.ManifestSummary(
+                    digest: checked.digest,
+                    mediaType: checked.mediaType ?? fallback(mediaType(fetched.contentType), MediaType.ociManifest),
+                    size: checked.size,
+                    platform: checked.platform.map { p in
+                        [p.os, p.architecture, p.variant].compactMap { $0 }.joined(separator: "/")
+                    },
+                    programs: programs,
+                    maps: maps,
+                    layers: try summaries(layers)
+                )
+            }
+        }
+        return inspection
+    }
+
+    private func fallback(_ value: String, _ otherwise: String) -> String { value.isEmpty ? otherwise : value }
+
+    /// A Content-Type header's media type: parameters and surrounding white space (a header's CR LF) dropped.
+    private func mediaType(_ contentType: String?) -> String {
+        let type = contentType?.split(separator: ";", maxSplits: 1).first ?? ""
+        return String(type.filter { !$0.isWhitespace && !$0.isNewline })
+    }
+
+    private func labels(
+        _ config: Descriptor,
+        from source: inout some ImageSource
+    ) throws(PullFailure) -> ([String: String]?, [String: String]?) {
+        let bytes = try source.blob(try config.checked(), limit: limits.document)
+        let labels = try ImageLabels(configBytes: bytes)
+        do {
+            return (try labels.programs(url: url), try labels.maps(url: url))
+        } catch {
+            throw .content(error)
+        }
+    }
+
+    private func summaries(_ layers: [Descriptor]) throws(PullFailure) -> [ImageInspection.DescriptorSummary] {
+        guard layers.count <= limits.layers else {
+            throw .content(.invalidArgument("image \(url) has \(layers.count) layers, more than \(limits.layers)"))
+        }
+        return try layers.map { (layer: Descriptor) throws(PullFailure) in
+            let checked = try layer.checked()
+            return ImageInspection.DescriptorSummary(
+                digest: checked.digest,
+                mediaType: checked.mediaType ?? "",
+                size: checked.size
+            )
+        }
+    }
+}

@@ -19,6 +19,8 @@ package struct FetchRequest: Codable, Sendable {
     package var userAgent: String
     /// Signature verification (SPEC §8.5), or nil when `verify_enabled = false`.
     package var signing: SignatureCheck?
+    /// Read the manifests and configs only and describe the image (`image inspect`); no layer is downloaded.
+    package var inspectOnly: Bool?
 
     package init(
         url: String,
@@ -27,8 +29,10 @@ package struct FetchRequest: Codable, Sendable {
         plainHTTP: Bool,
         limits: ImageLimits,
         userAgent: String,
-        signing: SignatureCheck? = nil
+        signing: SignatureCheck? = nil,
+        inspectOnly: Bool = false
     ) {
+        self.inspectOnly = inspectOnly ? true : nil
         self.url = url
         self.username = credentials?.username
         self.password = credentials?.password
@@ -170,6 +174,8 @@ package struct FetchReply: Codable, Sendable {
     package var signature: SignatureReport?
     /// The TUF metadata and trust root fetched for this pull (SignatureCheck.tuf), whatever the signature's verdict.
     package var tuf: TUFUpdate?
+    /// What an `inspectOnly` request found.
+    package var inspection: ImageInspection?
 
     package init(
         failure: FetchFailure?,
@@ -180,9 +186,11 @@ package struct FetchReply: Codable, Sendable {
         tokens: [TokenGrant] = [],
         plainHTTP: Bool = false,
         signature: SignatureReport? = nil,
-        tuf: TUFUpdate? = nil
+        tuf: TUFUpdate? = nil,
+        inspection: ImageInspection? = nil
     ) {
         self.tuf = tuf
+        self.inspection = inspection
         self.failure = failure
         self.digest = digest
         self.programs = programs
@@ -252,4 +260,77 @@ package struct ImageLimits: Codable, Sendable {
     package var expanded = 256 << 20
 
     package init() {}
+}
+
+/// An image as `image inspect` describes it, read from its manifests and configs without downloading a layer:
+/// the fields of upstream's `ImageInspection` (SPEC §9.4). An index has `manifests`; a single manifest has
+/// `programs`, `maps` (from its `io.ebpf.*` labels) and `layers`.
+package struct ImageInspection: Codable, Sendable, Equatable {
+    package var reference: String
+    package var digest: String
+    package var mediaType: String
+    package var programs: [String: String]?
+    package var maps: [String: String]?
+    package var layers: [DescriptorSummary]?
+    package var manifests: [ManifestSummary]?
+
+    /// One manifest of an index, with the platform it is for and what its config and layers say.
+    package struct ManifestSummary: Codable, Sendable, Equatable {
+        package var digest: String
+        package var mediaType: String
+        package var size: Int
+        /// `os/architecture[/variant]`, nil when the index entry names no platform.
+        package var platform: String?
+        package var programs: [String: String]?
+        package var maps: [String: String]?
+        package var layers: [DescriptorSummary]
+
+        package init(
+            digest: String,
+            mediaType: String,
+            size: Int,
+            platform: String?,
+            programs: [String: String]?,
+            maps: [String: String]?,
+            layers: [DescriptorSummary]
+        ) {
+            self.digest = digest
+            self.mediaType = mediaType
+            self.size = size
+            self.platform = platform
+            self.programs = programs
+            self.maps = maps
+            self.layers = layers
+        }
+    }
+
+    package struct DescriptorSummary: Codable, Sendable, Equatable {
+        package var digest: String
+        package var mediaType: String
+        package var size: Int
+
+        package init(digest: String, mediaType: String, size: Int) {
+            self.digest = digest
+            self.mediaType = mediaType
+            self.size = size
+        }
+    }
+
+    package init(
+        reference: String,
+        digest: String,
+        mediaType: String,
+        programs: [String: String]? = nil,
+        maps: [String: String]? = nil,
+        layers: [DescriptorSummary]? = nil,
+        manifests: [ManifestSummary]? = nil
+    ) {
+        self.reference = reference
+        self.digest = digest
+        self.mediaType = mediaType
+        self.programs = programs
+        self.maps = maps
+        self.layers = layers
+        self.manifests = manifests
+    }
 }

@@ -245,87 +245,7 @@ package final class ImageStore: Sendable {
         entry: String
     ) throws(ImageError) -> CachedImage {
         let start = ContinuousClock.now
-        // oci: and oci-archive: are opened here, as root, and handed to the fetcher, which runs as nobody.
-        var localFD: OwnedFD? = nil
-        switch reference {
-        case .registry: break
-        case .layout(let path, _): localFD = try openLocal(path, flags: O_DIRECTORY, url: url)
-        case .archive(let path, _): localFD = try openLocal(path, flags: 0, url: url)
-        }
-        var registryHost = ""
-        if case .registry(let registry) = reference { registryHost = registry.host }
-        var caBundleFD: OwnedFD? = nil
-        if let caBundlePath {
-            do throws(SystemCallError) {
-                caBundleFD = try Syscalls.open(caBundlePath, O_RDONLY | O_NONBLOCK)
-            } catch {
-                throw .internal(
-                    "failed to pull image \(url): cannot open the CA bundle SSL_CERT_FILE=\(caBundlePath): "
-                        + error.errno.description
-                )
-            }
-        }
-        // The trust root is only opened here; a missing one matters only if the fetcher finds a signature.
-        // Without the file (and without SIGSTORE_ROOT_FILE), it comes through TUF, fetched by the fetcher when it
-        // finds a signature.
-        var trustRootFD: OwnedFD? = nil
-        var trustRootProblem: String?
-        var tufRequest: TUFRequest?
-        if signing.verifyEnabled {
-            do throws(SystemCallError) {
-                trustRootFD = try Syscalls.open(trustRootPath, O_RDONLY | O_NONBLOCK)
-            } catch {
-                if error.errno == .noSuchFileOrDirectory, let tuf {
-                    do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
-                } else {
-                    trustRootProblem = "cannot open \(trustRootPath): \(error.errno)"
-                }
-            }
-        }
-        let plainHTTP = plainHTTPRegistries.withLock { $0.contains(registryHost) }
-        let request = FetchRequest(
-            url: url,
-            credentials: credentials,
-            tokens: tokens.grants(registry: registryHost, credentials: credentials),
-            plainHTTP: plainHTTP,
-            limits: limits,
-            userAgent: userAgent,
-            signing: signing.verifyEnabled
-                ? SignatureCheck(
-                    allowUnsigned: signing.allowUnsigned,
-                    trustedIdentities: signing.trustedIdentities,
-                    trustRootPath: tufRequest.map { "\($0.repository)/targets/trusted_root.json" } ?? trustRootPath,
-                    trustRootProblem: trustRootProblem,
-                    tuf: tufRequest
-                ) : nil
-        )
-        // The descriptors are lent: their owners here close them when this function returns.
-        let (reply, object) = try runFetcher(
-            request,
-            localFD: localFD?.rawValue,
-            caBundleFD: caBundleFD?.rawValue,
-            trustRootFD: trustRootFD?.rawValue,
-            url: url
-        )
-        if !registryHost.isEmpty {
-            tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
-            if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
-        }
-        if let update = reply.tuf, let tuf, tufRequest != nil {
-            if let reason = update.unreachable {
-                logger.warning(
-                    "TUF repository unreachable; using the cached sigstore trust root, whose timestamp is still fresh",
-                    metadata: ["repository": "\(tuf.repository)", "reason": "\(reason)"]
-                )
-            } else {
-                do { try tufLock.withLock { _ throws(ImageError) in try tuf.store(update) } } catch {
-                    throw .internal(
-                        "cannot verify signature of \(url): sigstore trust root unavailable: \(error.message)"
-                    )
-                }
-                logger.info("sigstore trust root fetched through TUF", metadata: ["repository": "\(tuf.repository)"])
-            }
-        }
+        let (reply, object) = try fetch(url: url, reference: reference, credentials: credentials, inspectOnly: false)
         if let failure = reply.failure { throw failure.imageError(url: url) }
         if let problem = objectCheck(object) {
             throw .invalidArgument("image \(url) does not hold a BPF object for this machine: \(problem)")
@@ -356,6 +276,141 @@ package final class ImageStore: Sendable {
             maps: reply.maps,
             verifiedDigest: verifiedDigest
         )
+    }
+
+    /// Runs the fetcher for `url` (SPEC §8): opens what it needs, keeps the tokens and the plain-HTTP finding it
+    /// reports and the TUF metadata it fetched. With `inspectOnly` it reads manifests and configs only and the
+    /// signing policy is not applied (`image inspect`). Blocking.
+    private func fetch(
+        url: String,
+        reference: ImageReference,
+        credentials: RegistryCredentials?,
+        inspectOnly: Bool
+    ) throws(ImageError) -> (FetchReply, [UInt8]) {
+        // oci: and oci-archive: are opened here, as root, and handed to the fetcher, which runs as nobody.
+        var localFD: OwnedFD? = nil
+        switch reference {
+        case .registry: break
+        case .layout(let path, _): localFD = try openLocal(path, flags: O_DIRECTORY, url: url)
+        case .archive(let path, _): localFD = try openLocal(path, flags: 0, url: url)
+        }
+        var registryHost = ""
+        if case .registry(let registry) = reference { registryHost = registry.host }
+        var caBundleFD: OwnedFD? = nil
+        if let caBundlePath {
+            do throws(SystemCallError) {
+                caBundleFD = try Syscalls.open(caBundlePath, O_RDONLY | O_NONBLOCK)
+            } catch {
+                throw .internal(
+                    "failed to pull image \(url): cannot open the CA bundle SSL_CERT_FILE=\(caBundlePath): "
+                        + error.errno.description
+                )
+            }
+        }
+        // The trust root is only opened here; a missing one matters only if the fetcher finds a signature.
+        // Without the file (and without SIGSTORE_ROOT_FILE), it comes through TUF, fetched by the fetcher when it
+        // finds a signature.
+        var trustRootFD: OwnedFD? = nil
+        var trustRootProblem: String?
+        var tufRequest: TUFRequest?
+        if signing.verifyEnabled && !inspectOnly {
+            do throws(SystemCallError) {
+                trustRootFD = try Syscalls.open(trustRootPath, O_RDONLY | O_NONBLOCK)
+            } catch {
+                if error.errno == .noSuchFileOrDirectory, let tuf {
+                    do { tufRequest = try tuf.request() } catch { trustRootProblem = error.message }
+                } else {
+                    trustRootProblem = "cannot open \(trustRootPath): \(error.errno)"
+                }
+            }
+        }
+        let plainHTTP = plainHTTPRegistries.withLock { $0.contains(registryHost) }
+        let request = FetchRequest(
+            url: url,
+            credentials: credentials,
+            tokens: tokens.grants(registry: registryHost, credentials: credentials),
+            plainHTTP: plainHTTP,
+            limits: limits,
+            userAgent: userAgent,
+            signing: signing.verifyEnabled && !inspectOnly
+                ? SignatureCheck(
+                    allowUnsigned: signing.allowUnsigned,
+                    trustedIdentities: signing.trustedIdentities,
+                    trustRootPath: tufRequest.map { "\($0.repository)/targets/trusted_root.json" } ?? trustRootPath,
+                    trustRootProblem: trustRootProblem,
+                    tuf: tufRequest
+                ) : nil,
+            inspectOnly: inspectOnly
+        )
+        // The descriptors are lent: their owners here close them when this function returns.
+        let (reply, object) = try runFetcher(
+            request,
+            localFD: localFD?.rawValue,
+            caBundleFD: caBundleFD?.rawValue,
+            trustRootFD: trustRootFD?.rawValue,
+            url: url
+        )
+        if !registryHost.isEmpty {
+            tokens.replace(registry: registryHost, credentials: credentials, with: reply.tokens)
+            if reply.plainHTTP { plainHTTPRegistries.withLock { _ = $0.insert(registryHost) } }
+        }
+        if let update = reply.tuf, let tuf, tufRequest != nil {
+            if let reason = update.unreachable {
+                logger.warning(
+                    "TUF repository unreachable; using the cached sigstore trust root, whose timestamp is still fresh",
+                    metadata: ["repository": "\(tuf.repository)", "reason": "\(reason)"]
+                )
+            } else {
+                do { try tufLock.withLock { _ throws(ImageError) in try tuf.store(update) } } catch {
+                    throw .internal(
+                        "cannot verify signature of \(url): sigstore trust root unavailable: \(error.message)"
+                    )
+                }
+                logger.info("sigstore trust root fetched through TUF", metadata: ["repository": "\(tuf.repository)"])
+            }
+        }
+        return (reply, object)
+    }
+
+    /// The image `url` as `image inspect` shows it, read from its manifests and configs; nothing is cached.
+    /// - Throws: `ImageError` with SPEC §8's code and message.
+    package func inspect(
+        url: String,
+        username: String? = nil,
+        password: String? = nil
+    ) async throws(ImageError)
+        -> ImageInspection
+    {
+        guard !url.isEmpty else { throw .invalidArgument("image url is required") }
+        let reference = try ImageReference(parsing: url)
+        let credentials: RegistryCredentials? =
+            if let given = RegistryCredentials(username: username, password: password) {
+                given
+            } else if case .registry(let registry) = reference {
+                authFiles.credentials(for: registry.registry)
+            } else {
+                nil
+            }
+        let result: Result<ImageInspection, ImageError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    returning: Result { () throws(ImageError) -> ImageInspection in
+                        let (reply, _) = try self.fetch(
+                            url: url,
+                            reference: reference,
+                            credentials: credentials,
+                            inspectOnly: true
+                        )
+                        if let failure = reply.failure { throw failure.imageError(url: url) }
+                        guard let inspection = reply.inspection else {
+                            throw .internal("failed to inspect image \(url): the fetcher described nothing")
+                        }
+                        return inspection
+                    }
+                )
+            }
+        }
+        return try result.get()
     }
 
     /// Opens an `oci:` directory or an `oci-archive:` file for the fetcher; a missing one is NOT_FOUND.

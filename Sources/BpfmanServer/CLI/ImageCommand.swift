@@ -43,19 +43,18 @@ extension BpfmanCommand {
         /// the image cache directly (pulling when the policy says so); no daemon or runtime directory involved.
         struct Inspect: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Show a bytecode image's reference, digest and program and map labels.",
+                abstract: "Describe a bytecode image from its manifests and config labels, as indented JSON.",
                 discussion: """
+                    Prints the reference, the digest and media type of what it names, and for an image its program
+                    and map labels and layers, for an index each platform's manifest with its labels and layers.
+                    Only manifests and configs are read: no layer is downloaded and nothing is cached.
+
                     Example:
                       bpfman image inspect quay.io/bpfman-bytecode/xdp_pass:latest
                     """
             )
             @Argument(help: "The image reference (registry, oci:<dir>[:tag] or oci-archive:<file>[:tag]).")
             var image: String
-            @Option(
-                name: [.short, .customLong("pull-policy")],
-                help: "Always, IfNotPresent or Never, any case (default IfNotPresent)."
-            )
-            var pullPolicy: String = "IfNotPresent"
             @Option(name: .customLong("registry-auth"), help: "BASE64(user:password) (default $BPFMAN_REGISTRY_AUTH).")
             var registryAuth: String?
             @OptionGroup var connection: ConnectionOptions
@@ -63,32 +62,62 @@ extension BpfmanCommand {
             func run() async throws {
                 let request = try bytecodeImage(
                     image,
-                    pullPolicy,
+                    "IfNotPresent",
                     registryAuth ?? ProcessInfo.processInfo.environment["BPFMAN_REGISTRY_AUTH"]
                 )
-                let policy = PullPolicy(rawValue: request.imagePullPolicy) ?? .ifNotPresent
                 let config = try imageConfig(connection)
                 do {
                     let store = try imageStore(connection, signing: config.signingPolicy)
-                    let cached = try await store.resolve(
+                    let inspection = try await store.inspect(
                         url: request.url,
-                        policy: policy,
                         username: request.username.isEmpty ? nil : request.username,
                         password: request.password.isEmpty ? nil : request.password
                     )
-                    printJSON(
-                        jsonObject([
-                            ("reference", jsonString(cached.reference)), ("digest", jsonString(cached.digest)),
-                            ("programs", cached.programs.map(BytecodeImagePlan.labelJSON)),
-                            ("maps", cached.maps.map(BytecodeImagePlan.labelJSON)),
-                        ])
-                    )
+                    printJSON(inspectionJSON(inspection))
                 } catch {
                     throw ClientError(status: error.grpcStatus)
                 }
             }
         }
     }
+}
+
+/// Upstream's `ImageInspection` JSON: `reference`, `digest`, `media_type`, then `programs`, `maps`, `layers` of an
+/// image or `manifests` of an index (each with `platform`), empty members left out as Go's `omitempty` does.
+private func inspectionJSON(_ inspection: ImageInspection) -> String {
+    func labels(_ map: [String: String]?) -> String? {
+        guard let map, !map.isEmpty else { return nil }
+        return BytecodeImagePlan.labelJSON(map)
+    }
+    func descriptors(_ layers: [ImageInspection.DescriptorSummary]?) -> String? {
+        guard let layers, !layers.isEmpty else { return nil }
+        return jsonArray(
+            layers.map {
+                jsonObject([
+                    ("digest", jsonString($0.digest)), ("media_type", jsonString($0.mediaType)), ("size", "\($0.size)"),
+                ])
+            }
+        )
+    }
+    let manifests = inspection.manifests.flatMap { list -> String? in
+        list.isEmpty
+            ? nil
+            : jsonArray(
+                list.map { m in
+                    jsonObject([
+                        ("digest", jsonString(m.digest)), ("media_type", jsonString(m.mediaType)),
+                        ("size", "\(m.size)"),
+                        ("platform", m.platform.map(jsonString)), ("programs", labels(m.programs)),
+                        ("maps", labels(m.maps)), ("layers", descriptors(m.layers)),
+                    ])
+                }
+            )
+    }
+    return jsonObject([
+        ("reference", jsonString(inspection.reference)), ("digest", jsonString(inspection.digest)),
+        ("media_type", jsonString(inspection.mediaType)), ("programs", labels(inspection.programs)),
+        ("maps", labels(inspection.maps)), ("layers", descriptors(inspection.layers)), ("manifests", manifests),
+    ])
 }
 
 /// The daemon's configuration (`--config`, `$BPFMAN_CONFIG`, else the default file) for image commands.

@@ -198,12 +198,6 @@ extension DaemonKernelTests {
                         shown.status == 0 && shown.output.contains("\"name\":\"count_kill\""),
                         "\(shown.output)"
                     )
-                    let inspect = try await Self.bpfman(place, ["image", "inspect", url])
-                    let labels = try CLIWithoutDaemon.json(inspect.stdout)
-                    #expect(
-                        labels["programs"] as? [String: String] == ["count_kill": "tracepoint"],
-                        "\(inspect.stdout)"
-                    )
                     let unload = try await Self.bpfman(place, ["program", "unload", "\(id)"])
                     #expect(unload.status == 0, "\(unload.stderr)")
                 }
@@ -303,6 +297,93 @@ extension DaemonKernelTests {
         }
 
         /// A test registry and a place without a daemon, for `body`.
+        /// `image inspect` against a real registry, as upstream prints it: an image's media type, labels and
+        /// layers, an index's per-platform manifests with theirs, every digest and size the registry's own
+        /// documents give; only manifests and configs are read, so nothing lands in the image cache (a `-p never`
+        /// load after it still finds nothing).
+        @Test(.enabled(if: RegistryTools.canRunRegistry, "\(RegistryTools.cannotRunRegistry)"))
+        func inspectReadsTheRegistryWithoutCaching() async throws {
+            let object = try DaemonKernelTests.tracepointObject
+            try await Self.withRegistryAndPlace { registry, place in
+                let (layout, _) = try await Self.buildLayout(place, object)
+                let single = try await registry.push(layout: layout, tag: "tp", repository: "single")
+                let multiLayout = place.directory + "/multi"
+                let multi = try await Self.bpfman(
+                    place,
+                    ["image", "build", "oci:\(multiLayout):m", "linux/amd64=\(object)", "linux/arm64=\(object)"]
+                )
+                #expect(multi.status == 0, "\(multi.stderr)")
+                let index = try await registry.push(layout: multiLayout, tag: "m", repository: "multi")
+
+                func manifest(_ repository: String, _ reference: String) async throws -> [String: Any] {
+                    try CLIWithoutDaemon.json(
+                        String(
+                            decoding: try await registry.rawManifest(repository: repository, reference: reference),
+                            as: UTF8.self
+                        )
+                    )
+                }
+                func layers(_ document: [String: Any]) -> [[String: AnyHashable]] {
+                    (document["layers"] as? [[String: Any]] ?? []).map {
+                        [
+                            "digest": $0["digest"] as? String, "media_type": $0["mediaType"] as? String,
+                            "size": $0["size"] as? Int,
+                        ]
+                    }
+                }
+                func described(_ value: Any?) -> [[String: AnyHashable]] {
+                    (value as? [[String: Any]] ?? []).map {
+                        [
+                            "digest": $0["digest"] as? String, "media_type": $0["media_type"] as? String,
+                            "size": $0["size"] as? Int,
+                        ]
+                    }
+                }
+
+                let one = try await Self.bpfman(place, ["image", "inspect", "\(registry.host)/single:latest"])
+                #expect(one.status == 0, "\(one.stderr)")
+                let image = try CLIWithoutDaemon.json(one.stdout)
+                #expect(image["reference"] as? String == "\(registry.host)/single:latest", "\(one.stdout)")
+                #expect(image["digest"] as? String == single)
+                #expect(image["media_type"] as? String == "application/vnd.oci.image.manifest.v1+json")
+                #expect(image["programs"] as? [String: String] == ["count_kill": "tracepoint"])
+                #expect(image["maps"] as? [String: String] == ["counter": "array"])
+                let served = try await manifest("single", single)
+                #expect(described(image["layers"]) == layers(served) && !layers(served).isEmpty, "\(one.stdout)")
+                #expect(image["manifests"] == nil)
+
+                let all = try await Self.bpfman(place, ["image", "inspect", "\(registry.host)/multi:latest"])
+                #expect(all.status == 0, "\(all.stderr)")
+                let described2 = try CLIWithoutDaemon.json(all.stdout)
+                #expect(described2["digest"] as? String == index)
+                #expect(described2["media_type"] as? String == "application/vnd.oci.image.index.v1+json")
+                #expect(described2["programs"] == nil && described2["layers"] == nil, "\(all.stdout)")
+                let entries = try #require(described2["manifests"] as? [[String: Any]], "\(all.stdout)")
+                let servedIndex = try await manifest("multi", index)
+                let children = try #require(servedIndex["manifests"] as? [[String: Any]])
+                #expect(entries.map { $0["digest"] as? String } == children.map { $0["digest"] as? String })
+                #expect(entries.map { $0["size"] as? Int } == children.map { $0["size"] as? Int })
+                #expect(entries.map { $0["platform"] as? String } == ["linux/amd64", "linux/arm64"])
+                for entry in entries {
+                    #expect(entry["programs"] as? [String: String] == ["count_kill": "tracepoint"])
+                    let child = try await manifest("multi", try #require(entry["digest"] as? String))
+                    #expect(described(entry["layers"]) == layers(child), "\(entry)")
+                }
+
+                // Nothing was cached: a load that may not pull finds nothing.
+                let never = try await Self.bpfman(
+                    place,
+                    [
+                        "program", "load", "image", "\(registry.host)/single:latest", "--programs",
+                        "tracepoint:count_kill", "-p", "never",
+                    ]
+                )
+                #expect(never.status == 1 && never.stderr.contains("not in cache"), "\(never.stderr)")
+                let missing = try await Self.bpfman(place, ["image", "inspect", "\(registry.host)/nothing:latest"])
+                #expect(missing.status == 1 && missing.stderr.hasPrefix("bpfman: error: "), "\(missing.stderr)")
+            }
+        }
+
         static func withRegistryAndPlace(_ body: (TestRegistry, TestDaemon) async throws -> Void) async throws {
             try await withTestRegistry { registry in
                 try await CLIWithoutDaemon.withPlace { place in try await body(registry, place) }

@@ -313,8 +313,8 @@ extension DaemonKernelTests {
             }
         }
 
-        /// Images without a daemon: `image inspect` reads the image into the cache and prints its labels; a Go-era
-        /// `program load image` in-process loads from it, as a daemon would.
+        /// Images without a daemon: `image inspect` reads the image's manifest and config and prints its labels
+        /// (caching nothing); a Go-era `program load image` in-process pulls and loads it, as a daemon would.
         @Test func imagesWithoutADaemon() async throws {
             let layout = try DaemonKernelTests.Images.tracepointLayout()
             defer { try? FileManager.default.removeItem(atPath: layout.directory) }
@@ -333,13 +333,19 @@ extension DaemonKernelTests {
                 #expect(described["maps"] as? [String: String] == ["counter": "array"])
                 #expect(!Self.exists(place.runtimeDirectory), "inspect needs no runtime directory")
 
-                let load = try await Self.bpfman(
+                // Inspecting cached nothing: a load that may not pull finds nothing; one that may, loads.
+                let never = try await Self.bpfman(
                     place,
                     ["program", "load", "image", reference, "--programs", "tracepoint:count_kill", "-p", "never"]
                 )
+                #expect(never.status == 1 && never.stderr.contains("not in cache"), "\(never.stderr)")
+                let load = try await Self.bpfman(
+                    place,
+                    ["program", "load", "image", reference, "--programs", "tracepoint:count_kill"]
+                )
                 #expect(load.status == 0, "\(load.stderr)")
                 #expect(load.stdout.contains("    Image URL:      \(reference)\n"), "\(load.stdout)")
-                #expect(load.stdout.contains("    Pull Policy:    Never\n"), "\(load.stdout)")
+                #expect(load.stdout.contains("    Pull Policy:    IfNotPresent\n"), "\(load.stdout)")
                 let missing = try await Self.bpfman(place, ["image", "inspect", "oci:\(layout.directory):nope"])
                 #expect(missing.status == 1)
                 #expect(missing.stderr.hasPrefix("bpfman: error: "), "\(missing.stderr)")
