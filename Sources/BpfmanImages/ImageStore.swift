@@ -185,14 +185,7 @@ package final class ImageStore: Sendable {
                 }
             }
         }
-        let credentials: RegistryCredentials? =
-            if let given = RegistryCredentials(username: username, password: password) {
-                given
-            } else if case .registry(let registry) = reference {
-                authFiles.credentials(for: registry.registry)
-            } else {
-                nil
-            }
+        let credentials = credentials(for: reference, username: username, password: password)
         // One download per reference and credentials; later callers wait for the first one's.
         let key = reference.normalized + "\u{0}" + (credentials?.fingerprint ?? "")
         let task: Task<CachedImage, any Error> = inFlight.withLock { running in
@@ -216,6 +209,17 @@ package final class ImageStore: Sendable {
         } catch {
             throw .internal("failed to pull image \(url): \(error)")
         }
+    }
+
+    /// The credentials given, else those of the auth files for the reference's registry.
+    private func credentials(
+        for reference: ImageReference,
+        username: String?,
+        password: String?
+    ) -> RegistryCredentials? {
+        if let given = RegistryCredentials(username: username, password: password) { return given }
+        if case .registry(let registry) = reference { return authFiles.credentials(for: registry.registry) }
+        return nil
     }
 
     /// Runs `pull` on a Dispatch thread and waits for it.
@@ -383,14 +387,7 @@ package final class ImageStore: Sendable {
     {
         guard !url.isEmpty else { throw .invalidArgument("image url is required") }
         let reference = try ImageReference(parsing: url)
-        let credentials: RegistryCredentials? =
-            if let given = RegistryCredentials(username: username, password: password) {
-                given
-            } else if case .registry(let registry) = reference {
-                authFiles.credentials(for: registry.registry)
-            } else {
-                nil
-            }
+        let credentials = credentials(for: reference, username: username, password: password)
         let result: Result<ImageInspection, ImageError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(
