@@ -73,12 +73,14 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
         directory = String(cString: made)
     }
 
-    /// Starts the daemon and waits until its socket accepts connections.
-    func start(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// Starts the daemon and waits until its socket accepts connections. `launcher` runs it through a command
+    /// that execs it (`prlimit --nofile=64:64`), so the pid stays the daemon's.
+    func start(extraArguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: DaemonTools.bpfman!)
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? DaemonTools.bpfman!)
         process.arguments =
-            [
+            (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [DaemonTools.bpfman!])
+            + [
                 "serve", "--runtime-dir", runtimeDirectory, "--socket-path", socketPath, "--config",
                 directory + "/bpfman.toml",
             ]
@@ -201,10 +203,14 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
 
 /// Starts a daemon, runs `body`, then tears everything down (also when `body` throws). The daemon's log goes with
 /// its directory, so its end is printed first when `body` threw or the daemon exited on its own.
-func withDaemon<R>(extraArguments: [String] = [], _ body: (TestDaemon) async throws -> R) async throws -> R {
+func withDaemon<R>(
+    extraArguments: [String] = [],
+    launcher: [String] = [],
+    _ body: (TestDaemon) async throws -> R
+) async throws -> R {
     let daemon = try TestDaemon()
     defer { daemon.destroy() }
-    try daemon.start(extraArguments: extraArguments)
+    try daemon.start(extraArguments: extraArguments, launcher: launcher)
     do {
         let result = try await body(daemon)
         if let status = daemon.exitedByItself {
