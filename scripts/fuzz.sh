@@ -7,6 +7,11 @@
 #                                         prints one line per target: runs, edges, peak RSS, result
 #   scripts/fuzz.sh replay [NAME..]       run each target once over its committed seeds and crash inputs
 #   scripts/fuzz.sh merge NAME DIR..      minimize DIRs into Fuzz/corpus/NAME (what to commit)
+#   scripts/fuzz.sh long RUNS MINUTES [NAME..]
+#                                         the long run: each target until it has RUNS executions or MINUTES are
+#                                         up, FUZZ_JOBS (2) at a time, slowest first (Fuzz/long_run.py); state and
+#                                         logs in .build-fuzz/long (FUZZ_LONG_STATE=DIR/state.json puts them
+#                                         elsewhere), `long report` prints the table again
 #
 # Exits non-zero when a target crashes, leaks, times out or exceeds its memory limit; the input is kept as
 # .build-fuzz/artifacts/NAME/crash-* (commit it under Fuzz/corpus/NAME and add a regression test, Fuzz/README.md).
@@ -104,10 +109,29 @@ merge() {
     "$BIN/fuzz-$name" -merge=1 "Fuzz/corpus/$name" "$@" -max_len=65536
 }
 
+long() {
+    local nice=()
+    [[ ${FUZZ_NICE:-0} == 1 ]] && nice=(--nice)
+    if [[ ${1:-} == report ]]; then
+        shift
+        local names=("$@")
+        [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
+        python3 Fuzz/long_run.py --report --state "${FUZZ_LONG_STATE:-$SCRATCH/long/state.json}" "${names[@]}"
+        return
+    fi
+    local runs=${1:?runs} minutes=${2:?minutes}
+    shift 2
+    local names=("$@")
+    [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
+    python3 Fuzz/long_run.py --runs "$runs" --minutes "$minutes" --jobs "${FUZZ_JOBS:-2}" "${nice[@]}" \
+        --bin "$BIN" --scratch "$SCRATCH" --state "${FUZZ_LONG_STATE:-$SCRATCH/long/state.json}" "${names[@]}"
+}
+
 case ${1:-} in
 build) shift; build "$@" ;;
 run) shift; run "$@" ;;
 replay) shift; replay "$@" ;;
 merge) shift; merge "$@" ;;
-*) sed -n '2,14p' "$0"; exit 2 ;;
+long) shift; long "$@" ;;
+*) sed -n '2,18p' "$0"; exit 2 ;;
 esac
