@@ -195,6 +195,7 @@ if Context.environment["BPFMAN_FUZZ"] != nil {
         ("auth", ["BpfmanImageFetch"]),
         ("reference", ["BpfmanImages"]),
         ("elf", ["BpfmanEngine", "SystemCalls"]),
+        ("signature", ["BpfmanImageFetch", "BpfmanImages", "BpfmanSigstore"]),
     ]
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support", swiftSettings: swiftSettings))
     for target in fuzzTargets {

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(h2 proto json config csi manifest layer auth reference elf)
+TARGETS=(h2 proto json config csi manifest layer auth reference elf signature)
 SCRATCH=.build-fuzz
 # release; FUZZ_CONFIG=debug builds in about half the time (for debugging a target).
 CONFIG=${FUZZ_CONFIG:-release}
