@@ -124,20 +124,34 @@ final class TestDaemon: @unchecked Sendable {  // mutated only by the test that 
     }
 
     static func canConnect(_ path: String) -> Bool {
+        guard let fd = connectedSocket(path) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A socket connected to `path`, or nil. With `sendTimeout`, a connect waits at most that many seconds while
+    /// the listen backlog is full (SO_SNDTIMEO), as a blocking client would.
+    static func connectedSocket(_ path: String, sendTimeout: Int? = nil) -> CInt? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
+        if let sendTimeout {
+            var timeout = timeval(tv_sec: sendTimeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: path.utf8)
             raw[path.utf8.count] = 0
         }
-        return withUnsafePointer(to: &address) {
+        let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
             }
         }
+        if connected { return fd }
+        close(fd)
+        return nil
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

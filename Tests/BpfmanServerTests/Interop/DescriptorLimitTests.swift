@@ -100,29 +100,10 @@ private func tally(_ outcomes: [FirstRead]) -> (served: Int, hungUp: Int, waitin
     )
 }
 
-/// Up to `count` connected sockets. A connect waits while the listen backlog is full, at most 5 s
-/// (SO_SNDTIMEO), as a blocking client would; one that fails is not counted.
+/// Up to `count` connected sockets; a connect waits at most 5 s while the listen backlog is full, and one that fails
+/// is not counted.
 private func connectMany(_ path: String, count: Int) -> [CInt] {
-    var fds: [CInt] = []
-    for _ in 0..<count {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { break }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
-        if connected { fds.append(fd) } else { close(fd) }
-    }
-    return fds
+    (0..<count).compactMap { _ in TestDaemon.connectedSocket(path, sendTimeout: 5) }
 }
 
 private func firstRead(_ fd: CInt) -> FirstRead {
