@@ -9,9 +9,10 @@
 #   scripts/fuzz.sh merge NAME DIR..      minimize DIRs into Fuzz/corpus/NAME (what to commit)
 #   scripts/fuzz.sh long RUNS MINUTES [NAME..]
 #                                         the long run: each target until it has RUNS executions or MINUTES are
-#                                         up, FUZZ_JOBS (2) at a time, slowest first (Fuzz/long_run.py); state and
-#                                         logs in .build-fuzz/long (FUZZ_LONG_STATE=DIR/state.json puts them
-#                                         elsewhere), `long report` prints the table again
+#                                         up, FUZZ_JOBS (2) at a time in chunks of FUZZ_CHUNK seconds (600), slowest
+#                                         first (Fuzz/long_run.py); state and logs in .build-fuzz/long
+#                                         (FUZZ_LONG_STATE=DIR/state.json puts them elsewhere); `long report`
+#                                         prints the table again
 #
 # Exits non-zero when a target crashes, leaks, times out or exceeds its memory limit; the input is kept as
 # .build-fuzz/artifacts/NAME/crash-* (commit it under Fuzz/corpus/NAME and add a regression test, Fuzz/README.md).
@@ -123,7 +124,7 @@ long() {
     shift 2
     local names=("$@")
     [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
-    python3 Fuzz/long_run.py --runs "$runs" --minutes "$minutes" --jobs "${FUZZ_JOBS:-2}" "${nice[@]}" \
+    python3 Fuzz/long_run.py --runs "$runs" --minutes "$minutes" --jobs "${FUZZ_JOBS:-2}" --chunk "${FUZZ_CHUNK:-600}" "${nice[@]}" \
         --bin "$BIN" --scratch "$SCRATCH" --state "${FUZZ_LONG_STATE:-$SCRATCH/long/state.json}" "${names[@]}"
 }
 
@@ -133,5 +134,5 @@ run) shift; run "$@" ;;
 replay) shift; replay "$@" ;;
 merge) shift; merge "$@" ;;
 long) shift; long "$@" ;;
-*) sed -n '2,18p' "$0"; exit 2 ;;
+*) sed -n '2,19p' "$0"; exit 2 ;;
 esac
