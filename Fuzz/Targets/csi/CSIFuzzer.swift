@@ -30,7 +30,9 @@ private func checkTarget(_ path: String, root: String?) {
     if let root { require(path.hasPrefix(root + "/"), "target \"\(path)\" is outside \(root)") }
 }
 
-private func rejected(_ status: GRPCStatus) {
+/// What the kubelet is sent for a refusal: the status ErrorMapping makes of it.
+private func rejected(_ error: CSIError) {
+    let status = ErrorMapping.status(for: error)
     require(status.code == .invalidArgument, "rejected with \(status.code), not INVALID_ARGUMENT")
     require(!status.message.isEmpty, "rejected without a message")
 }
@@ -49,8 +51,8 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         return 0
     }
     guard let request = try? Csi_V1_NodePublishVolumeRequest(serializedBytes: bytes) else { return 0 }
-    let first = Result { () throws(GRPCStatus) in try CSIPublishRequest(validating: request, podsRoot: root) }
-    let second = Result { () throws(GRPCStatus) in try CSIPublishRequest(validating: request, podsRoot: root) }
+    let first = Result { () throws(CSIError) in try CSIPublishRequest(validating: request, podsRoot: root) }
+    let second = Result { () throws(CSIError) in try CSIPublishRequest(validating: request, podsRoot: root) }
     switch (first, second) {
     case (.success(let plan), .success(let again)):
         require(plan == again, "validation is not deterministic")
@@ -64,7 +66,7 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         for map in plan.maps { checkElement(map, "map") }
         require(plan.readOnly == request.readonly, "readonly changed")
     case (.failure(let error), .failure(let again)):
-        require(error == again, "validation is not deterministic")
+        require(ErrorMapping.status(for: error) == ErrorMapping.status(for: again), "validation is not deterministic")
         rejected(error)
     default:
         fail("validation is not deterministic")
