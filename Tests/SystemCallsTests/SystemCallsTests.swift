@@ -154,6 +154,36 @@ import Testing
         #expect(bpfmanExecutable(override: "") == beside)
     }
 
+    /// A descriptor sent with a message over a socket pair arrives as a new descriptor for the same open file
+    /// (same device and inode), close-on-exec, with the message's bytes; a message without one arrives without.
+    @Test func aDescriptorSentOverASocketArrivesForTheSameFile() throws {
+        var pair: [CInt] = [-1, -1]
+        try #require(socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+        let sender = OwnedFD(taking: pair[0])
+        let receiver = OwnedFD(taking: pair[1])
+        let file = try Syscalls.open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
+        try Syscalls.sendDescriptor(file.rawValue, with: Array("/proc/self/exe".utf8), on: sender.rawValue).get()
+        var message = try Syscalls.receiveDescriptor(on: receiver.rawValue, limit: 4096)
+        #expect(String(decoding: message.bytes, as: UTF8.self) == "/proc/self/exe")
+        guard let received = message.descriptor.take() else {
+            Issue.record("the message arrived without its descriptor")
+            return
+        }
+        #expect(received.rawValue != file.rawValue)
+        var ours = stat()
+        var theirs = stat()
+        #expect(fstat(file.rawValue, &ours) == 0 && fstat(received.rawValue, &theirs) == 0)
+        #expect(ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
+        #expect(fcntl(received.rawValue, F_GETFD) & FD_CLOEXEC != 0)
+
+        try [UInt8(ascii: "x")].withUnsafeBytes { Syscalls.writeAll(sender.rawValue, $0) }.get()
+        var plain = try Syscalls.receiveDescriptor(on: receiver.rawValue, limit: 16)
+        #expect(plain.bytes == [UInt8(ascii: "x")])
+        let none: Bool
+        if plain.descriptor.take() != nil { none = false } else { none = true }
+        #expect(none, "a message sent without a descriptor arrived with one")
+    }
+
     // MARK: - Helpers
 
     private static func drop(_ fd: consuming OwnedFD) {}

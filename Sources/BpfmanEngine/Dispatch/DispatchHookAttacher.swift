@@ -394,7 +394,7 @@ package final class DispatchHookAttacher: HookAttacher {
         // Orphans: revision directories and `_link` pins without a record (SPEC §6.3 step 5).
         for kind in DispatcherHook.Kind.allCases {
             let directory = kernel.paths.kindDirectory(kind)
-            for entry in Self.entries(of: directory) where !keep.contains(entry) {
+            for entry in Syscalls.listDirectory(directory) where !keep.contains(entry) {
                 guard DispatcherPaths.parse(entry: entry, kind: kind) != nil else { continue }
                 let path = "\(directory)/\(entry)"
                 if entry.hasSuffix("_link") { DispatchBPF.remove(path) } else { DispatcherKernel.removeTree(path) }
@@ -409,7 +409,7 @@ package final class DispatchHookAttacher: HookAttacher {
     /// recorded member, and the interface's XDP link / TC filter runs the recorded dispatcher.
     private func isConsistent(_ state: DispatcherState) -> Bool {
         let expected = Set(["dispatcher"] + state.members.indices.map { "link_\($0)" })
-        guard Set(Self.entries(of: state.pinDirectory(kernel.paths))) == expected, !state.members.isEmpty else {
+        guard Set(Syscalls.listDirectory(state.pinDirectory(kernel.paths))) == expected, !state.members.isEmpty else {
             return false
         }
         switch state.hook.kind {
@@ -671,19 +671,6 @@ package final class DispatchHookAttacher: HookAttacher {
         default: path = nil
         }
         return NetworkNamespace(path: path?.isEmpty == true ? nil : path, nsid: link.nsid ?? 0)
-    }
-
-    private static func entries(of directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }
 

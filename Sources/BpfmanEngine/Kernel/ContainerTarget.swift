@@ -63,34 +63,16 @@ package enum ContainerTarget {
             waitpid(child, &status, 0)
             throw failure("the helper did not answer within 10 s")
         }
-        var pathBuffer = [UInt8](repeating: 0, count: 4096)
-        // struct cmsghdr { size_t len; int level; int type; } + one int, padded: CMSG_SPACE(4) = 24.
-        var control = [UInt8](repeating: 0, count: 24)
-        let received = pathBuffer.withUnsafeMutableBytes { data in
-            control.withUnsafeMutableBytes { controlBytes in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlBytes.baseAddress
-                    message.msg_controllen = controlBytes.count
-                    return recvmsg(ours.rawValue, &message, Int32(MSG_CMSG_CLOEXEC))
-                }
-            }
-        }
+        var message = try? Syscalls.receiveDescriptor(on: ours.rawValue, limit: 4096)
         var status: Int32 = 0
         waitpid(child, &status, 0)
-        let level = control.withUnsafeBytes { $0.load(fromByteOffset: 8, as: Int32.self) }
-        let type = control.withUnsafeBytes { $0.load(fromByteOffset: 12, as: Int32.self) }
-        guard received > 0, level == SOL_SOCKET, type == Int32(SCM_RIGHTS) else {
+        guard let fd = message?.descriptor.take() else {
             let stderrText = Syscalls.readAll(errorRead.rawValue).map { String(decoding: $0, as: UTF8.self) } ?? ""
             var reason = stderrText.trimmingWhitespace()
             if reason.isEmpty { reason = "the helper exited with status \(status)" }
             throw failure(reason)
         }
-        let fd = control.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) }
-        let path = String(decoding: pathBuffer.prefix(received).prefix { $0 != 0 }, as: UTF8.self)
-        return Opened(path: path, fd: OwnedFD(taking: fd))
+        let path = String(decoding: (message?.bytes ?? []).prefix { $0 != 0 }, as: UTF8.self)
+        return Opened(path: path, fd: fd)
     }
 }

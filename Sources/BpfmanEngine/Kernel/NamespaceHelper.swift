@@ -139,29 +139,9 @@ package enum NamespaceHelper {
     }
 
     static func send(path: String, fd: Int32, on socket: Int32) {
-        var data = Array(path.utf8)
-        // struct cmsghdr { size_t len; int level; int type; } + one int: CMSG_LEN(4) = 20, CMSG_SPACE(4) = 24.
-        var control = [UInt8](repeating: 0, count: 24)
-        control.withUnsafeMutableBytes { bytes in
-            bytes.storeBytes(of: 20, toByteOffset: 0, as: Int.self)
-            bytes.storeBytes(of: SOL_SOCKET, toByteOffset: 8, as: Int32.self)
-            bytes.storeBytes(of: Int32(SCM_RIGHTS), toByteOffset: 12, as: Int32.self)
-            bytes.storeBytes(of: fd, toByteOffset: 16, as: Int32.self)
+        if case .failure(let error) = Syscalls.sendDescriptor(fd, with: Array(path.utf8), on: socket) {
+            fail("sendmsg: \(error.errno.description)")
         }
-        let sent = data.withUnsafeMutableBytes { dataBytes in
-            control.withUnsafeMutableBytes { controlBytes in
-                var vector = iovec(iov_base: dataBytes.baseAddress, iov_len: dataBytes.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    message.msg_control = controlBytes.baseAddress
-                    message.msg_controllen = controlBytes.count
-                    return sendmsg(socket, &message, 0)
-                }
-            }
-        }
-        if sent < 0 { fail("sendmsg: \(Errno.current.description)") }
     }
 
     /// The number of threads of this process (the `Threads:` line of /proc/self/status), or nil.
