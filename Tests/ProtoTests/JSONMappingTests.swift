@@ -70,6 +70,26 @@ import Testing
         #expect(b.globalData == ["a": [0xFF, 0xEF], "b": [0xFF, 0xEF]])
     }
 
+    /// Found by `fuzz-proto` (input committed as Fuzz/corpus/proto/crash-float-max-through-json): the largest
+    /// floats print as ±3.4028235e+38, which read as doubles lie just above `Float.greatestFiniteMagnitude`, and
+    /// our own JSON was refused as "out of range for float". Every finite float must read back as itself.
+    @Test(arguments: [
+        Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude, Float.leastNonzeroMagnitude,
+        -Float.leastNormalMagnitude, 0.1, 16_777_217,
+    ])
+    func finiteFloatsReadBackFromTheirJSON(_ value: Float) throws {
+        var wrapped = Google_Protobuf_FloatValue()
+        wrapped.value = value
+        let back = try Google_Protobuf_FloatValue(jsonString: wrapped.jsonString())
+        #expect(back.value == value, "\(wrapped.jsonString())")
+    }
+
+    @Test func aNumberBeyondTheLargestFloatIsRefused() {
+        #expect(throws: ProtoJSONError.invalidValue(field: "value", reason: "out of range for float")) {
+            try Google_Protobuf_FloatValue(jsonString: "3.5e38")
+        }
+    }
+
     struct Bad: Sendable, CustomTestStringConvertible {
         var json: String
         var error: ProtoJSONError

@@ -511,10 +511,13 @@ extension ProtoJSONValue {
     package func float(_ field: String) throws(ProtoJSONError) -> Float {
         let d = try double(field)
         if d.isNaN || d.isInfinite { return Float(d) }
-        guard abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+        // Read as a float from the text itself: the shortest text of the largest float (3.4028235e+38) is above
+        // it as a double, and rounding through the double could also land one ulp off. Out of range is a value
+        // that rounds to infinity.
+        guard let f = Float(try numberText(field)), f.isFinite else {
             throw .invalidValue(field: field, reason: "out of range for float")
         }
-        return Float(d)
+        return f
     }
 
     package func bool(_ field: String) throws(ProtoJSONError) -> Bool {
