@@ -210,19 +210,21 @@ indirect enum JSONValue: Decodable, Equatable {
     case null
 
     init(from decoder: any Decoder) throws {
+        // JSON's types do not overlap, so the order only decides how many failed attempts (each a thrown error
+        // with its coding path) a value costs: metadata is mostly strings and objects, so those come first.
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
+        } else if let value = try? container.decode([String: JSONValue].self) {
+            self = .object(value)
         } else if let value = try? container.decode([JSONValue].self) {
             self = .array(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
         } else {
-            self = .object(try container.decode([String: JSONValue].self))
+            self = .bool(try container.decode(Bool.self))
         }
     }
 
@@ -270,14 +272,13 @@ indirect enum JSONValue: Decodable, Equatable {
             out.append(0x5d)
         case .object(let fields):
             out.append(0x7b)
-            let keys = fields.keys.sorted {
-                Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.unicodeScalars.map(\.value))
-            }
-            for (index, key) in keys.enumerated() {
+            // Keys in code point order; UTF-8's byte order is that order, without decoding a scalar.
+            let sorted = fields.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (index, (key, value)) in sorted.enumerated() {
                 if index > 0 { out.append(0x2c) }
                 quoted(key)
                 out.append(0x3a)
-                fields[key]!.write(into: &out)
+                value.write(into: &out)
             }
             out.append(0x7d)
         }

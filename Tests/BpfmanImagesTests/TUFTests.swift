@@ -327,3 +327,17 @@ func embeddedSigstoreRootSignatureVerifiesOverCanonicalJSON() throws {
         #expect(error.reason == "tampered: 0 valid signature(s), the threshold is 3")
     }
 }
+
+/// TUF's canonical JSON of what a metadata file holds: every JSON kind decoded, keys written in code point order
+/// (U+FFFD before U+10000, where UTF-16's order would put them the other way round), and a number that is no
+/// integer refused, whichever kind of value it sits in.
+@Test func canonicalJSONKeepsEveryKindAndSortsKeysByCodePoint() throws {
+    let text = #"{"z":[1,-2,true,false,null],"a":{"\#u{10000}":"x","\#u{FFFD}":"y","é":"q\"\\","Z":{}},"":""}"#
+    let value = try decodeJSON(JSONValue.self, Array(text.utf8))
+    let expected = #"{"":"","a":{"Z":{},"é":"q\"\\","\#u{FFFD}":"y","\#u{10000}":"x"},"z":[1,-2,true,false,null]}"#
+    #expect(String(decoding: value.canonical, as: UTF8.self) == expected)
+    #expect(try decodeJSON(JSONValue.self, value.canonical) == value)
+    for refused in [#"{"a":1.5}"#, #"[[1.5]]"#, #"{"a":[{"b":2.5}]}"#, "1.5"] {
+        #expect(throws: (any Error).self, "\(refused)") { try decodeJSON(JSONValue.self, Array(refused.utf8)) }
+    }
+}
