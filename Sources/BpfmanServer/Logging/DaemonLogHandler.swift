@@ -60,10 +60,15 @@ package struct DaemonLogHandler: LogHandler {
         var line = "{\"timestamp\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\""
         line += ",\"target\":\(jsonString(label)),\"message\":\(jsonString(message))"
         for key in metadata.keys.sorted() {
-            line += ",\(jsonString(key)):\(jsonString("\(metadata[key]!)"))"
+            // A metadata key named like one of the line's own fields would make the object's keys ambiguous.
+            let name = Self.lineFields.contains(key) ? "metadata." + key : key
+            line += ",\(jsonString(name)):\(jsonString("\(metadata[key]!)"))"
         }
         return line + "}"
     }
+
+    /// The keys every JSON line has before its metadata.
+    private static let lineFields: Set<String> = ["timestamp", "level", "target", "message"]
 
     /// UTC wall-clock time with milliseconds, RFC 3339.
     private static func timestamp() -> String {

@@ -23,7 +23,7 @@ enum RPCLog {
             } catch {
                 let status = ErrorMapping.status(for: error)
                 let metadata: Logger.Metadata = [
-                    "rpc": "\(name)", "status": "\(status.code)", "message": "\(status.message)",
+                    "rpc": "\(name)", "status": "\(status.code)", "status_message": "\(status.message)",
                     "elapsed": "\(ContinuousClock.now - start)",
                 ]
                 if mutating {

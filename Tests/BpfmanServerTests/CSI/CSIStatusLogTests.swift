@@ -49,7 +49,7 @@ extension CSIKernelTests {
                 let lines = loggedRPCLines(sink, rpc: rpc).filter { $0.message == "rpc" }
                 #expect(lines.count == 1, "\(sink.records)")
                 #expect(lines.first?.metadata["status"] == "\(sent.code)", "\(lines)")
-                #expect(lines.first?.metadata["message"] == "\(sent.message)", "\(lines)")
+                #expect(lines.first?.metadata["status_message"] == "\(sent.message)", "\(lines)")
             }
         }
     }

@@ -31,6 +31,20 @@ import Testing
         )
     }
 
+    /// A failed RPC's line carries the status message as metadata; no metadata key may repeat one of the line's
+    /// own keys, or a log shipper reading the object keeps one of the two at random.
+    @Test func jsonLinesNeverRepeatAKeyWhenMetadataIsNamedLikeALineField() throws {
+        let sink = LogSink.capturing()
+        let logger = Logger(label: "bpfman") { DaemonLogHandler(label: $0, level: .debug, format: .json, sink: sink) }
+        logger.info("rpc failed", metadata: ["message": "program 7 not found", "level": "x", "rpc": "Get"])
+        let line = try #require(sink.lines.first)
+        #expect(line.ranges(of: "\"message\":").count == 1, "\(line)")
+        #expect(line.ranges(of: "\"level\":").count == 1, "\(line)")
+        #expect(line.contains("\"message\":\"rpc failed\""), "\(line)")
+        #expect(line.contains("\"metadata.level\":\"x\""), "\(line)")
+        #expect(line.hasSuffix("\"metadata.message\":\"program 7 not found\",\"rpc\":\"Get\"}\n"), "\(line)")
+    }
+
     @Test func configuredLevelsMapOntoSwiftLog() {
         #expect(DaemonConfig.LogLevel.warn.loggerLevel == .warning)
         #expect(DaemonConfig.LogLevel.trace.loggerLevel == .trace)

@@ -36,7 +36,7 @@ import Testing
         let lines = loggedRPCLines(sink, rpc: "Cancelled")
         #expect(lines.count == 1, "\(sink.records)")
         #expect(lines.first?.metadata["status"] == "\(sent.code)", "\(lines)")
-        #expect(lines.first?.metadata["message"] == "\(sent.message)", "\(lines)")
+        #expect(lines.first?.metadata["status_message"] == "\(sent.message)", "\(lines)")
         #expect(lines.first?.level == .info, "a failed mutation logs at info: \(lines)")
     }
 
@@ -55,7 +55,7 @@ import Testing
         #expect(sent.code == .unknown)
         let lines = loggedRPCLines(sink, rpc: "Surprise")
         #expect(lines.first?.metadata["status"] == "UNKNOWN", "\(lines)")
-        #expect(lines.first?.metadata["message"] == "\(sent.message)", "\(lines)")
+        #expect(lines.first?.metadata["status_message"] == "\(sent.message)", "\(lines)")
     }
 }
 
