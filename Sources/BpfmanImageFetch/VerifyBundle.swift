@@ -48,7 +48,7 @@ func verifyBundleCommand(_ arguments: [String], environment: [String: String]) -
         return usage("--certificate-oidc-issuer is required")
     }
     guard operands.count == 1 else { return usage("one FILE_OR_DIGEST is required") }
-    let runtimeDirectory = options["runtime-dir"] ?? "/run/bpfman"
+    let runtimeDirectory = options["runtime-dir"] ?? defaultBpfmanRuntimeDirectory
     let rootPath =
         options["trusted-root"]
         ?? ImageStore.trustRootPath(environment: environment, runtimeDirectory: runtimeDirectory)

@@ -115,7 +115,7 @@ package final class ImageStore: Sendable {
         directory: String,
         signing: SigningPolicy,
         environment: [String: String],
-        runtimeDirectory: String = "/run/bpfman",
+        runtimeDirectory: String = defaultBpfmanRuntimeDirectory,
         limits: ImageLimits = ImageLimits(),
         userAgent: String,
         logger: Logger,

@@ -14,3 +14,7 @@ package func bpfmanExecutable(override: String?) -> String {
     if parts.last == "bpfman" { return executable }
     return parts.dropLast().joined(separator: "/") + "/bpfman"
 }
+
+/// Upstream's runtime directory, `bpfman serve --runtime-dir`'s default: the one definition, here because the
+/// engine (`BpfmanPaths`) and the image modules, which cannot see each other, both need it.
+package let defaultBpfmanRuntimeDirectory = "/run/bpfman"

@@ -5,9 +5,9 @@ internal import SystemCalls
 ///
 /// `init(root:)` relocates the runtime directory so tests run under a temp dir with a private bpffs.
 package struct BpfmanPaths: Sendable, Hashable {
-    /// Upstream's runtime directory, `bpfman serve --runtime-dir`'s default (the one definition: `ServeDefaults`
+    /// Upstream's runtime directory, `bpfman serve --runtime-dir`'s default (SystemCalls defines it; `ServeDefaults`
     /// names it too).
-    package static let defaultRuntimeDirectory = "/run/bpfman"
+    package static let defaultRuntimeDirectory = defaultBpfmanRuntimeDirectory
     /// Mode of map pins.
     package static let mapPinMode: UInt32 = 0o660
     /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
