@@ -8,6 +8,13 @@ the most estimated time left (runs still needed / its rate so far), so the slowe
 target whose binary is not built yet (or was written in the last 30 s: still being linked) is skipped until it is. A target that crashes, leaks, times out or exceeds
 its memory limit is stopped (its input is under .build-fuzz/artifacts/NAME) and the others go on.
 
+When every target still short of its runs is already running and a slot is free, a second process fuzzes the
+target with the most time left from the same corpus directory (libFuzzer picks up what the other one adds when a
+chunk starts), so the last slow target gets both cores.
+
+`--goal NAME=RUNS` sets one target's RUNS, for a run that adds to earlier ones recorded elsewhere (the issue's
+10 million executions per target are summed over a target's runs).
+
 State (runs, CPU seconds, edges, peak RSS per target, every chunk) is kept in STATE (JSON), so a run that is
 stopped and started again goes on counting; `--report` prints the table from it.
 """
@@ -83,9 +90,16 @@ def main():
     parser.add_argument("--state", default=".build-fuzz/long/state.json")
     parser.add_argument("--nice", action="store_true")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--goal", action="append", default=[], metavar="NAME=RUNS")
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
 
+    goals = {name: args.runs for name in args.names}
+    for goal in args.goal:
+        name, _, runs = goal.partition("=")
+        if name not in goals or not runs.isdigit():
+            parser.error(f"--goal {goal}: not NAME=RUNS for a target of this run")
+        goals[name] = int(runs)
     os.makedirs(os.path.dirname(args.state) or ".", exist_ok=True)
     state = load(args.state, args.names)
     if args.report:
@@ -106,25 +120,28 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def pick():
+    def instances(name):
+        return sum(n == name for n, *_ in running.values())
+
+    def pick(second=False):
         best, best_left = None, -1.0
         for name in args.names:
             t = state["targets"][name]
-            if t["failed"] or t["runs"] >= args.runs or any(n == name for n, *_ in running.values()):
+            if t["failed"] or t["runs"] >= goals[name] or instances(name) > (1 if second else 0):
                 continue
             binary = os.path.join(args.bin, f"fuzz-{name}")
             # Not built yet, or (written in the last 30 s) still being linked.
             if not os.access(binary, os.X_OK) or time.time() - os.path.getmtime(binary) < 30:
                 continue
             rate = t["runs"] / t["seconds"] if t["seconds"] > 0 else 0
-            left = (args.runs - t["runs"]) / rate if rate > 0 else float("inf")
+            left = (goals[name] - t["runs"]) / rate if rate > 0 else float("inf")
             if left > best_left:
                 best, best_left = name, left
         return best
 
     while True:
         while not stopping and len(running) < args.jobs and deadline - time.time() > 30:
-            name = pick()
+            name = pick() or pick(second=True)
             if name is None:
                 break
             t = state["targets"][name]
@@ -133,9 +150,12 @@ def main():
             artifacts = os.path.join(args.scratch, "artifacts", name)
             os.makedirs(work, exist_ok=True)
             os.makedirs(artifacts, exist_ok=True)
-            log = os.path.join(logs, f"{name}-{t['chunks'] + 1}.log")
+            number = t["chunks"] + 1
+            while any(log == os.path.join(logs, f"{name}-{number}.log") for _, log, *_ in running.values()):
+                number += 1
+            log = os.path.join(logs, f"{name}-{number}.log")
             command = ([os.path.join(args.bin, f"fuzz-{name}"), work, f"Fuzz/corpus/{name}",
-                        f"-max_total_time={seconds}", f"-runs={args.runs - t['runs']}",
+                        f"-max_total_time={seconds}", f"-runs={goals[name] - t['runs']}",
                         f"-artifact_prefix={artifacts}/"] + FLAGS)
             if args.nice:
                 command = ["nice", "-n", "19"] + command
@@ -147,7 +167,7 @@ def main():
         if not running:
             # Nothing runs: wait for a target still being built, while there is time.
             waiting = [n for n in args.names if not state["targets"][n]["failed"]
-                       and state["targets"][n]["runs"] < args.runs]
+                       and state["targets"][n]["runs"] < goals[n]]
             if waiting and not stopping and deadline - time.time() > 30:
                 time.sleep(15)
                 continue

@@ -7,12 +7,12 @@
 #                                         prints one line per target: runs, edges, peak RSS, result
 #   scripts/fuzz.sh replay [NAME..]       run each target once over its committed seeds and crash inputs
 #   scripts/fuzz.sh merge NAME DIR..      minimize DIRs into Fuzz/corpus/NAME (what to commit)
-#   scripts/fuzz.sh long RUNS MINUTES [NAME..]
-#                                         the long run: each target until it has RUNS executions or MINUTES are
-#                                         up, FUZZ_JOBS (2) at a time in chunks of FUZZ_CHUNK seconds (600), slowest
-#                                         first (Fuzz/long_run.py); state and logs in .build-fuzz/long
-#                                         (FUZZ_LONG_STATE=DIR/state.json puts them elsewhere); `long report`
-#                                         prints the table again
+#   scripts/fuzz.sh long RUNS MINUTES [--goal NAME=RUNS].. [NAME..]
+#                                         the long run: each target until it has RUNS executions (or its --goal)
+#                                         or MINUTES are up, FUZZ_JOBS (2) at a time in chunks of FUZZ_CHUNK
+#                                         seconds (600), slowest first (Fuzz/long_run.py); state and logs in
+#                                         .build-fuzz/long (FUZZ_LONG_STATE=DIR/state.json puts them elsewhere);
+#                                         `long report` prints the table again
 #
 # Exits non-zero when a target crashes, leaks, times out or exceeds its memory limit; the input is kept as
 # .build-fuzz/artifacts/NAME/crash-* (commit it under Fuzz/corpus/NAME and add a regression test, Fuzz/README.md).
@@ -122,10 +122,16 @@ long() {
     fi
     local runs=${1:?runs} minutes=${2:?minutes}
     shift 2
-    local names=("$@")
+    local names=() goals=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        --goal) goals+=(--goal "${2:?--goal NAME=RUNS}"); shift 2 ;;
+        *) names+=("$1"); shift ;;
+        esac
+    done
     [[ ${#names[@]} == 0 ]] && names=("${TARGETS[@]}")
     python3 Fuzz/long_run.py --runs "$runs" --minutes "$minutes" --jobs "${FUZZ_JOBS:-2}" --chunk "${FUZZ_CHUNK:-600}" "${nice[@]}" \
-        --bin "$BIN" --scratch "$SCRATCH" --state "${FUZZ_LONG_STATE:-$SCRATCH/long/state.json}" "${names[@]}"
+        --bin "$BIN" --scratch "$SCRATCH" --state "${FUZZ_LONG_STATE:-$SCRATCH/long/state.json}" "${goals[@]}" "${names[@]}"
 }
 
 case ${1:-} in
