@@ -86,8 +86,9 @@ private struct ELFImage {
         guard !name.contains(0) else { return nil }
         let sectionHeaders = clamped(0x28)
         let sectionSize = u16(0x3a)
-        let sectionCount = u16(0x3c)
         guard sectionSize >= 64 else { return nil }
+        // Headers past the end of the file cannot be read; e_shnum is not trusted to stop before it.
+        let sectionCount = min(u16(0x3c), (bytes.count - sectionHeaders) / sectionSize)
         // SHT_SYMTAB (2), then SHT_DYNSYM (11): the first section of each type only, as libbpf's own lookup reads
         // them. A file has at most one of each; a crafted one with thousands of tables over the same bytes would
         // otherwise cost a scan of the file per table (fuzz-elf: 160 lookups a second on 9 KB inputs).
@@ -113,7 +114,7 @@ private struct ELFImage {
     func fileOffset(ofAddress value: UInt64) -> UInt64? {
         let programHeaders = clamped(0x20)
         let programSize = u16(0x36)
-        let programCount = u16(0x38)
+        let programCount = programSize > 0 ? min(u16(0x38), (bytes.count - programHeaders) / programSize) : 0
         for i in 0..<programCount {
             let header = programHeaders + i * programSize
             guard u32(header) == 1 else { continue }  // PT_LOAD
