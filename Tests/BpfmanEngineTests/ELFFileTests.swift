@@ -83,7 +83,9 @@ import Testing
             put(link, at: header + 0x28, size: 4)
             put(24, at: header + 0x38)
         }
-        for (entry, (name, value)) in [(0x200, (1, 0x10)), (0x218, (8, 0)), (0x240, (8, 0x1234)), (0x260, (8, 0x2000))] {
+        // (entry offset, name offset in STRTAB, st_value)
+        let symbols = [(0x200, 1, 0x10), (0x218, 8, 0), (0x240, 8, 0x1234), (0x260, 8, 0x2000)]
+        for (entry, name, value) in symbols {
             put(UInt64(name), at: entry, size: 4)
             put(UInt64(value), at: entry + 8)
         }
