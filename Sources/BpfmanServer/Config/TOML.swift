@@ -41,6 +41,13 @@ package struct TOMLTable: Equatable, Sendable {
 
     package init() {}
 
+    /// Arrays and inline tables nest at most this deep, and a key (or a table header) has at most `maxKeyParts`
+    /// dotted parts, each a table level: parsing, printing and freeing a value recurse once per level, and a
+    /// configuration file is not trusted to end before the stack does (fuzz-config: 6,700 `[`s overflowed it; a key
+    /// of 20,000 parts took 2 GiB). At most 16 + 32 x 16 levels of tables and arrays in all; bpfman's own keys have 3.
+    package static let maxNestingDepth = 32
+    package static let maxKeyParts = 16
+
     package subscript(key: String) -> TOMLValue? {
         entries.first { $0.key == key }?.value
     }
@@ -88,6 +95,8 @@ private struct TOMLParser {
     private var root = TOMLTable()
     /// The path of the table that key/value lines currently go into (set by the last header).
     private var current: [String] = []
+    /// How many arrays and inline tables enclose the value being parsed.
+    private var depth = 0
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
@@ -231,6 +240,9 @@ private struct TOMLParser {
             }
             skipInlineWhitespace()
             guard peek() == UInt8(ascii: ".") else { return parts }
+            guard parts.count < TOMLTable.maxKeyParts else {
+                throw error("a key of more than \(TOMLTable.maxKeyParts) dotted parts")
+            }
             advance()
         }
     }
@@ -243,6 +255,14 @@ private struct TOMLParser {
 
     private mutating func parseValue() throws(TOMLError) -> TOMLValue {
         guard let byte = peek() else { throw error("expected a value") }
+        let opensLevel = byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{")
+        if opensLevel {
+            guard depth < TOMLTable.maxNestingDepth else {
+                throw error("arrays and inline tables nested deeper than \(TOMLTable.maxNestingDepth)")
+            }
+            depth += 1
+        }
+        defer { if opensLevel { depth -= 1 } }
         switch byte {
         case UInt8(ascii: "\""): return .string(try parseBasicString())
         case UInt8(ascii: "'"): return .string(try parseLiteralString())

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import BpfmanServer
@@ -97,6 +98,52 @@ import Testing
         } catch {
             #expect(error.line == line, "\(error)")
             #expect(error.reason.contains(reason), "\(error)")
+        }
+    }
+
+    /// fuzz-config's stack overflow: 6,700 nested `[` (Fuzz/corpus/config/crash-nested-arrays-overflow-stack) recursed
+    /// until the stack ran out, killing the daemon (or the CLI) that read such a bpfman.toml; a key of 20,000
+    /// dotted parts took 2 GiB. Arrays and inline tables now nest at most 32 deep and keys and headers have at most
+    /// 16 parts; more is a parse error naming the line.
+    @Test func deepNestingAndLongDottedKeysAreRefusedNotAStackOverflow() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../Fuzz/corpus/config/crash-nested-arrays-overflow-stack").standardized.path
+        let crash = try String(contentsOfFile: path, encoding: .isoLatin1)
+        #expect(throws: TOMLError.self) { try TOMLTable.parse(crash) }
+
+        func nested(_ depth: Int, open: String, close: String) -> String {
+            "x = " + String(repeating: open, count: depth) + "1" + String(repeating: close, count: depth)
+        }
+        for (open, close) in [("[", "]"), ("{ a = ", " }")] {
+            let deepest = try TOMLTable.parse(nested(TOMLTable.maxNestingDepth, open: open, close: close))
+            #expect(deepest["x"] != nil)
+            do {
+                _ = try TOMLTable.parse("\n" + nested(TOMLTable.maxNestingDepth + 1, open: open, close: close))
+                Issue.record("parsed \(TOMLTable.maxNestingDepth + 1) levels of \(open)")
+            } catch {
+                #expect(error.line == 2, "\(error)")
+                #expect(error.reason.contains("nested deeper than 32"), "\(error)")
+            }
+        }
+        let parts = TOMLTable.maxKeyParts
+        for (fits, refused) in [
+            (
+                Array(repeating: "a", count: parts).joined(separator: ".") + " = 1",
+                Array(repeating: "a", count: parts + 1).joined(separator: ".") + " = 1"
+            ),
+            (
+                "[" + Array(repeating: "b", count: parts).joined(separator: ".") + "]",
+                "[" + Array(repeating: "b", count: parts + 1).joined(separator: ".") + "]"
+            ),
+        ] {
+            #expect(throws: Never.self) { try TOMLTable.parse(fits) }
+            do {
+                _ = try TOMLTable.parse("\n" + refused)
+                Issue.record("parsed \(refused)")
+            } catch {
+                #expect(error.line == 2, "\(error)")
+                #expect(error.reason == "a key of more than 16 dotted parts", "\(error)")
+            }
         }
     }
 }
