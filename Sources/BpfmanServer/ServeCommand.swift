@@ -7,12 +7,14 @@ internal import H2Transport
 internal import Logging
 internal import Proto
 internal import Synchronization
+internal import SystemCalls
 
 /// Default locations, as upstream bpfman names them (SPEC §0.2): `bpfman serve`'s flag defaults, which the CLI
-/// and the daemon's options share. The runtime directory is the engine's (`BpfmanPaths`), defined there.
+/// and the daemon's options share. The runtime directory is defined once in SystemCalls, for the engine and the
+/// image modules too.
 package enum ServeDefaults {
     package static let socketPath = "/run/bpfman-sock/bpfman.sock"
-    package static let runtimeDirectory = BpfmanPaths.defaultRuntimeDirectory
+    package static let runtimeDirectory = defaultBpfmanRuntimeDirectory
     package static let imageCacheDirectory = "/var/cache/bpfman"
     package static let configPath = "/etc/bpfman/bpfman.toml"
 }

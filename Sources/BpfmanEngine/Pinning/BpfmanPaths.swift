@@ -5,9 +5,6 @@ internal import SystemCalls
 ///
 /// `init(root:)` relocates the runtime directory so tests run under a temp dir with a private bpffs.
 package struct BpfmanPaths: Sendable, Hashable {
-    /// Upstream's runtime directory, `bpfman serve --runtime-dir`'s default (SystemCalls defines it; `ServeDefaults`
-    /// names it too).
-    package static let defaultRuntimeDirectory = defaultBpfmanRuntimeDirectory
     /// Mode of map pins.
     package static let mapPinMode: UInt32 = 0o660
     /// Environment variable naming the `bpfman-ns` helper executable (SPEC §4.14).
@@ -22,7 +19,8 @@ package struct BpfmanPaths: Sendable, Hashable {
     /// The runtime directory `<rd>`.
     package var root: String
 
-    package init(root: String = BpfmanPaths.defaultRuntimeDirectory) {
+    /// `root` defaults to upstream's runtime directory (`defaultBpfmanRuntimeDirectory`, SystemCalls).
+    package init(root: String = defaultBpfmanRuntimeDirectory) {
         var root = root
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
         self.root = root
